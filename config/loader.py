@@ -1,0 +1,125 @@
+"""Load a YAML site file; every error carries the file, the line and the field path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from config.models import SiteConfig
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        field = f" {self.path}:" if self.path else ""
+        return f"{where}:{field} {self.message}"
+
+
+class ConfigError(Exception):
+    """A site file that cannot be used. ``issues`` lists every problem found."""
+
+    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
+        self.issues = tuple(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
+def _loc_path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
+    """1-based line of the deepest YAML node along ``loc`` (pydantic's error location)."""
+    if node is None:
+        return None
+    line: int = node.start_mark.line + 1
+    for part in loc:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == part:
+                    child = value
+                    line = key.start_mark.line + 1
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if 0 <= part < len(node.value):
+                child = node.value[part]
+        if child is None:
+            break  # a tagged-union name or a missing key: stay on the parent
+        node = child
+        line = max(line, node.start_mark.line + 1) if not isinstance(part, str) else line
+    return line
+
+
+def _clean_msg(err: Any) -> str:
+    msg = str(err["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown field (not allowed here)"
+    elif err["type"] == "missing":
+        msg = "required field is missing"
+    # never echo the offending value: it may be a secret
+    return msg
+
+
+def load_site_text(text: str, filename: str = "<site>") -> SiteConfig:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([ConfigIssue(filename, line, "", f"YAML syntax: {problem}")]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [ConfigIssue(filename, 1, "", "the site file must be a YAML mapping (site:, devices:)")]
+        )
+    try:
+        return SiteConfig.model_validate(data)
+    except ValidationError as exc:
+        issues: list[ConfigIssue] = []
+        for err in exc.errors(include_url=False, include_input=False):
+            loc = [p for p in err["loc"] if isinstance(p, int | str)]
+            # drop discriminator tags (e.g. 'sqlite') that are not keys of the file
+            shown = [p for p in loc if not (isinstance(p, str) and p in ("sqlite", "influxdb"))]
+            issues.append(
+                ConfigIssue(filename, _line_of(node, shown), _loc_path(shown), _clean_msg(err))
+            )
+        raise ConfigError(issues) from None
+
+
+def load_site(path: str | Path) -> SiteConfig:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([ConfigIssue(str(p), None, "", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigIssue(str(p), None, "", f"cannot read: {exc}")]) from None
+    return load_site_text(text, str(p)).with_source_dir(p.resolve().parent)
+
+
+def json_schema() -> str:
+    schema = SiteConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "shopfloor site file"
+    return json.dumps(schema, ensure_ascii=False, indent=2)

@@ -1,0 +1,241 @@
+"""The site file: site, devices with their points, calendar, declared figures, storage."""
+
+from __future__ import annotations
+
+import zoneinfo
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from config.base import Frozen, Identifier
+from config.calendar import Calendar
+from config.declared import Declared
+from config.evidence import EvidenceSettings
+from config.gateway import GatewaySettings
+from config.kpi import KpiSettings
+from config.modbus import ModbusAddress, ModbusConnection
+from config.mqtt import MqttAddress, MqttConnection
+from config.opcua import OpcUaAddress, OpcUaConnection
+from config.storage import Runtime, SqliteStorage, Storage
+
+Role = Literal[
+    "state",
+    "count_total",
+    "count_good",
+    "count_scrap",
+    "count_rework",
+    "energy_kwh",
+    "power_kw",
+    "gas_m3",
+    "steam_t",
+    "steam_mj",
+    "water_fresh_m3",
+    "water_reused_m3",
+    "apc_mode",
+    "measurement",
+]
+COUNTER_ROLES = frozenset(
+    {
+        "count_total",
+        "count_good",
+        "count_scrap",
+        "count_rework",
+        "energy_kwh",
+        "gas_m3",
+        "steam_t",
+        "steam_mj",
+        "water_fresh_m3",
+        "water_reused_m3",
+    }
+)
+
+MachineState = Literal["producing", "setup", "idle", "down", "planned_stop", "offline"]
+STATE_CODES: dict[str, int] = {
+    "producing": 0,
+    "setup": 1,
+    "idle": 2,
+    "down": 3,
+    "planned_stop": 4,
+    "offline": 5,
+}
+
+DataType = Literal[
+    "bool",
+    "int16",
+    "uint16",
+    "int32",
+    "uint32",
+    "int64",
+    "uint64",
+    "float32",
+    "float64",
+    "string",
+]
+Control = Literal["none", "nc", "cnc", "plc", "dcs", "robot"]
+Protocol = Literal["modbus", "opcua", "mqtt"]
+
+
+class Deadband(Frozen):
+    kind: Literal["absolute", "percent"] = "absolute"
+    value: float = Field(ge=0)
+    range: float | None = Field(
+        default=None, gt=0, description="span of the value for a percent deadband (EURange)"
+    )
+
+    @model_validator(mode="after")
+    def _percent(self) -> Deadband:
+        if self.kind == "percent" and self.value > 100:
+            raise ValueError("a percent deadband is at most 100")
+        return self
+
+
+class Point(Frozen):
+    id: Identifier
+    name: str | None = None
+    role: Role = "measurement"
+    unit: str | None = None
+    datatype: DataType = "float32"
+    modbus: ModbusAddress | None = None
+    opcua: OpcUaAddress | None = None
+    mqtt: MqttAddress | None = None
+    scale: float = 1.0
+    offset: float = 0.0
+    interval_ms: int | None = Field(default=None, ge=10, description="overrides the device's")
+    deadband: Deadband | None = None
+    heartbeat_s: float | None = Field(default=None, gt=0, description="overrides runtime's")
+    state_map: dict[str, MachineState] | None = Field(
+        default=None, description="raw value (as text, e.g. '3') -> machine state, role state"
+    )
+    counter_bits: int | None = Field(
+        default=None, ge=8, le=64, description="width of a counter that rolls over"
+    )
+
+    @model_validator(mode="after")
+    def _role(self) -> Point:
+        if self.role == "state" and not self.state_map:
+            raise ValueError("a point with role 'state' needs a state_map")
+        if self.state_map and self.role != "state":
+            raise ValueError("state_map is only for role 'state'")
+        if self.counter_bits is not None and self.role not in COUNTER_ROLES:
+            raise ValueError("counter_bits is only for cumulative counter roles")
+        return self
+
+    def address_of(self, protocol: Protocol) -> ModbusAddress | OpcUaAddress | MqttAddress | None:
+        addr: ModbusAddress | OpcUaAddress | MqttAddress | None = getattr(self, protocol)
+        return addr
+
+
+class Device(Frozen):
+    id: Identifier
+    name: str
+    line: str | None = None
+    modbus: ModbusConnection | None = None
+    opcua: OpcUaConnection | None = None
+    mqtt: MqttConnection | None = None
+    key_equipment: bool = False
+    production: bool = Field(
+        default=True, description="a production device (数字化生产设备普及率 denominator)"
+    )
+    control: Control = "none"
+    ideal_cycle_s: float | None = Field(default=None, gt=0, description="ISO 22400 PRU, s/unit")
+    rated_power_kw: float | None = Field(default=None, gt=0)
+    product: str | None = None
+    unit_price_wan: float | None = Field(
+        default=None, ge=0, description="万元 per good unit, for measured output value"
+    )
+    points: tuple[Point, ...] = ()
+
+    @property
+    def protocol(self) -> Protocol:
+        for p in ("modbus", "opcua", "mqtt"):
+            if getattr(self, p) is not None:
+                return p  # type: ignore[return-value]
+        raise AssertionError("validated device without a protocol")
+
+    @model_validator(mode="after")
+    def _protocol(self) -> Device:
+        given = [p for p in ("modbus", "opcua", "mqtt") if getattr(self, p) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one protocol block: modbus, opcua or mqtt")
+        proto = given[0]
+        seen: set[str] = set()
+        for i, point in enumerate(self.points):
+            if point.id in seen:
+                raise ValueError(f"points[{i}]: duplicate point id {point.id!r}")
+            seen.add(point.id)
+            if point.address_of(proto) is None:  # type: ignore[arg-type]
+                raise ValueError(f"points[{i}] ({point.id}): needs a '{proto}' address block")
+            others = [o for o in ("modbus", "opcua", "mqtt") if o != proto and getattr(point, o)]
+            if others:
+                raise ValueError(
+                    f"points[{i}] ({point.id}): '{others[0]}' block on a {proto} device"
+                )
+        return self
+
+    def point(self, point_id: str) -> Point:
+        for p in self.points:
+            if p.id == point_id:
+                return p
+        raise KeyError(point_id)
+
+
+class Site(Frozen):
+    id: Identifier
+    name: str
+    timezone: str = "Asia/Shanghai"
+    currency: str = "CNY"
+    enterprise: str | None = Field(default=None, description="企业名称 on the application")
+    credit_code: str | None = Field(default=None, description="统一社会信用代码")
+    address: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class SiteConfig(Frozen):
+    version: Literal[1] = 1
+    site: Site
+    devices: tuple[Device, ...] = ()
+    calendar: Calendar = Calendar()
+    declared: Declared = Declared()
+    storage: Storage = SqliteStorage()
+    runtime: Runtime = Runtime()
+    kpi: KpiSettings = KpiSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
+    gateway: GatewaySettings = GatewaySettings()
+
+    _source_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    def resolve(self, path: Path) -> Path:
+        """A path of the site file: absolute as given, else relative to the file's folder."""
+        return path if path.is_absolute() else self._source_dir / path
+
+    def with_source_dir(self, folder: Path) -> SiteConfig:
+        self._source_dir = folder
+        return self
+
+    @model_validator(mode="after")
+    def _unique(self) -> SiteConfig:
+        seen: set[str] = set()
+        for i, dev in enumerate(self.devices):
+            if dev.id in seen:
+                raise ValueError(f"devices[{i}]: duplicate device id {dev.id!r}")
+            seen.add(dev.id)
+        for i, dt_ in enumerate(self.calendar.planned_downtime):
+            for d in dt_.devices or ():
+                if d not in seen:
+                    raise ValueError(f"calendar.planned_downtime[{i}]: unknown device {d!r}")
+        return self
+
+    def device(self, device_id: str) -> Device:
+        for d in self.devices:
+            if d.id == device_id:
+                return d
+        raise KeyError(device_id)

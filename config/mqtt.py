@@ -1,0 +1,58 @@
+"""MQTT connection and topic/payload mapping models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from config.base import Frozen, SecretRef
+
+
+class MqttTls(Frozen):
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = Field(default=False, description="skip host-name check (test benches only)")
+
+
+class MqttConnection(Frozen):
+    host: str
+    port: int = Field(default=1883, ge=1, le=65535)
+    client_id: str | None = None
+    clean_session: bool = Field(default=False, description="False keeps a persistent session")
+    qos: Literal[0, 1] = 1
+    keepalive_s: int = Field(default=30, ge=5)
+    username: str | None = None
+    password: SecretRef | None = None
+    tls: MqttTls | None = None
+    max_payload_bytes: int = Field(default=65536, ge=16)
+    topic_device_level: int | None = Field(
+        default=None,
+        ge=0,
+        description="topic level (0-based) that names the device when points use wildcards",
+    )
+
+    @model_validator(mode="after")
+    def _auth(self) -> MqttConnection:
+        if self.password is not None and self.username is None:
+            raise ValueError("a password needs a username")
+        return self
+
+
+class MqttAddress(Frozen):
+    topic: str = Field(min_length=1, description="topic filter; + and # allowed")
+    pointer: str | None = Field(
+        default=None,
+        description="RFC 6901 JSON pointer into the payload; absent = plain numeric payload",
+    )
+    ts_pointer: str | None = Field(default=None, description="JSON pointer of a timestamp field")
+    ts_format: Literal["epoch_s", "epoch_ms", "epoch_ns", "iso8601"] = "epoch_ms"
+
+    @model_validator(mode="after")
+    def _pointers(self) -> MqttAddress:
+        for p in (self.pointer, self.ts_pointer):
+            if p is not None and p != "" and not p.startswith("/"):
+                raise ValueError(f"JSON pointer {p!r} must start with '/'")
+        return self

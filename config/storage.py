@@ -1,0 +1,69 @@
+"""Where samples are stored: the embedded SQLite store (default) or InfluxDB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from config.base import Frozen, SecretRef
+
+
+class SqliteStorage(Frozen):
+    kind: Literal["sqlite"] = "sqlite"
+    path: Path = Field(default=Path("data/shopfloor.db"), description="relative to the site file")
+
+
+class InfluxStorage(Frozen):
+    kind: Literal["influxdb"] = "influxdb"
+    url: str = Field(pattern=r"^https?://")
+    api: Literal["v1", "v2"] = "v1"
+    database: str | None = Field(default=None, description="v1: database (or DBRP mapping)")
+    retention_policy: str | None = None
+    username: str | None = None
+    password: SecretRef | None = None
+    token: SecretRef | None = Field(default=None, description="v2 token, or v1-compat token")
+    org: str | None = None
+    bucket: str | None = None
+    ca_file: Path | None = None
+    verify_tls: bool = True
+    measurement: str = "samples"
+    timeout_s: float = Field(default=10.0, gt=0)
+    outbox_path: Path = Field(default=Path("data/outbox.db"), description="durable local outbox")
+    outbox_max_samples: int = Field(default=5_000_000, ge=1000)
+    outbox_drop: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+    batch_max_samples: int = Field(default=5000, ge=1)
+    replay_backoff_max_s: float = Field(default=30.0, gt=0)
+    local_cache: Path | None = Field(
+        default=None, description="also keep an embedded SQLite copy for the gateway and ledger"
+    )
+
+    @model_validator(mode="after")
+    def _flavour(self) -> InfluxStorage:
+        if self.api == "v1" and not self.database:
+            raise ValueError("the v1 API needs 'database'")
+        if self.api == "v2" and not (self.org and self.bucket and self.token):
+            raise ValueError("the v2 API needs 'org', 'bucket' and 'token'")
+        return self
+
+
+Storage = Annotated[SqliteStorage | InfluxStorage, Field(discriminator="kind")]
+
+
+class Runtime(Frozen):
+    """Edge pipeline tuning."""
+
+    queue_size: int = Field(default=200_000, ge=100)
+    overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
+    batch_max_samples: int = Field(default=5000, ge=1)
+    flush_interval_ms: int = Field(default=200, ge=1)
+    backoff_initial_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    healthy_after_s: float = Field(
+        default=30.0, gt=0, description="a run this long resets the restart backoff"
+    )
+    heartbeat_s: float = Field(
+        default=300.0, gt=0, description="deadbanded points are stored at least this often"
+    )
+    health_interval_s: float = Field(default=5.0, gt=0)

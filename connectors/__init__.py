@@ -1,0 +1,1 @@
+"""Connectors: one folder per protocol behind one small contract (connectors.base)."""

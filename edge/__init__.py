@@ -1,0 +1,1 @@
+"""Runtime on the gateway: supervisor, bounded queue, writer, stores, ledger, CLI."""

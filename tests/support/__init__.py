@@ -1,0 +1,1 @@
+"""Test helpers: free ports, private servers (mosquitto, influxd), leak checks."""
