@@ -58,9 +58,12 @@ def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
                     child = value
                     line = key.start_mark.line + 1
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(node.value):
-                child = node.value[part]
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
         if child is None:
             break  # a tagged-union name or a missing key: stay on the parent
         node = child

@@ -23,7 +23,7 @@ FUNCTION_CODE_TABLE: dict[int, Table] = {1: "coil", 2: "discrete", 3: "holding",
 
 
 class ModbusConnection(Frozen):
-    """How the gateway reaches one Modbus device (one unit id on one TCP endpoint or serial line)."""
+    """How the gateway reaches one Modbus device (a unit id on a TCP endpoint or serial line)."""
 
     transport: Literal["tcp", "rtu"] = "tcp"
     host: str | None = None

@@ -74,6 +74,7 @@ DataType = Literal[
 ]
 Control = Literal["none", "nc", "cnc", "plc", "dcs", "robot"]
 Protocol = Literal["modbus", "opcua", "mqtt"]
+PROTOCOLS: tuple[Protocol, ...] = ("modbus", "opcua", "mqtt")
 
 
 class Deadband(Frozen):
@@ -148,14 +149,14 @@ class Device(Frozen):
 
     @property
     def protocol(self) -> Protocol:
-        for p in ("modbus", "opcua", "mqtt"):
+        for p in PROTOCOLS:
             if getattr(self, p) is not None:
-                return p  # type: ignore[return-value]
+                return p
         raise AssertionError("validated device without a protocol")
 
     @model_validator(mode="after")
     def _protocol(self) -> Device:
-        given = [p for p in ("modbus", "opcua", "mqtt") if getattr(self, p) is not None]
+        given = [p for p in PROTOCOLS if getattr(self, p) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one protocol block: modbus, opcua or mqtt")
         proto = given[0]
@@ -164,9 +165,9 @@ class Device(Frozen):
             if point.id in seen:
                 raise ValueError(f"points[{i}]: duplicate point id {point.id!r}")
             seen.add(point.id)
-            if point.address_of(proto) is None:  # type: ignore[arg-type]
+            if point.address_of(proto) is None:
                 raise ValueError(f"points[{i}] ({point.id}): needs a '{proto}' address block")
-            others = [o for o in ("modbus", "opcua", "mqtt") if o != proto and getattr(point, o)]
+            others = [o for o in PROTOCOLS if o != proto and getattr(point, o)]
             if others:
                 raise ValueError(
                     f"points[{i}] ({point.id}): '{others[0]}' block on a {proto} device"

@@ -26,7 +26,7 @@ class Series(NamedTuple):
             np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64), np.empty(0, dtype=np.uint8)
         )
 
-    def __len__(self) -> int:  # type: ignore[override]
+    def __len__(self) -> int:
         return int(self.ts.shape[0])
 
 

@@ -53,9 +53,7 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     new: set[threading.Thread] = set()
     while time.monotonic() < deadline:
         new = {
-            t
-            for t in _live_threads() - before
-            if not t.name.startswith(_ALLOWED_THREAD_PREFIXES)
+            t for t in _live_threads() - before if not t.name.startswith(_ALLOWED_THREAD_PREFIXES)
         }
         if not new:
             break
