@@ -1,0 +1,165 @@
+"""The bounded sample queue between the connectors and the writer.
+
+:class:`SampleQueue` is the :class:`connectors.base.Sink` every connector pushes into. It is
+bounded (``runtime.queue_size``) with an explicit overflow policy:
+
+- ``drop_oldest``: a new sample evicts the oldest queued one (keeps the freshest data);
+- ``drop_newest``: a new sample is refused while the queue is full (keeps what is queued).
+
+Every dropped sample is counted for its device. All Sink methods are non-blocking and are called
+from the event loop thread. The writer awaits :meth:`SampleQueue.get_batch`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Literal
+
+from connectors.base import Sample
+
+Overflow = Literal["drop_oldest", "drop_newest"]
+
+
+class SampleQueue:
+    """Bounded FIFO of samples with per-device drop counters; implements ``Sink``.
+
+    ``on_link(device, connected)`` and ``on_error(device, kind)`` receive the connectors' link
+    and error reports (the health tracker plugs in there).
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        overflow: Overflow = "drop_oldest",
+        *,
+        on_link: Callable[[str, bool], None] | None = None,
+        on_error: Callable[[str, str], None] | None = None,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError("queue capacity must be at least 1")
+        if overflow not in ("drop_oldest", "drop_newest"):
+            raise ValueError(f"unknown overflow policy {overflow!r}")
+        self.capacity = capacity
+        self.overflow: Overflow = overflow
+        self._items: deque[Sample] = deque()
+        self.drops: dict[str, int] = {}
+        self.accepted = 0
+        self._on_link = on_link
+        self._on_error = on_error
+        self._waiter: asyncio.Future[None] | None = None
+        self._want = 0
+        self._closed = False
+
+    # -- Sink -------------------------------------------------------------------------------
+
+    def put(self, sample: Sample) -> None:
+        items = self._items
+        if len(items) >= self.capacity:
+            if self.overflow == "drop_newest":
+                self._drop(sample.device)
+                return
+            self._drop(items.popleft().device)
+        items.append(sample)
+        self.accepted += 1
+        if self._waiter is not None and len(items) >= self._want:
+            self._wake()
+
+    def put_many(self, samples: Iterable[Sample]) -> None:
+        items = self._items
+        batch = samples if isinstance(samples, list | tuple) else list(samples)
+        n = len(batch)
+        room = self.capacity - len(items)
+        if n <= room:
+            items.extend(batch)
+            self.accepted += n
+        elif self.overflow == "drop_newest":
+            if room > 0:
+                items.extend(batch[:room])
+            self.accepted += max(room, 0)
+            for s in batch[max(room, 0) :]:
+                self._drop(s.device)
+        else:
+            # drop_oldest: the newest `capacity` of (queued + new) survive
+            if n >= self.capacity:
+                for s in items:
+                    self._drop(s.device)
+                items.clear()
+                for s in batch[: n - self.capacity]:
+                    self._drop(s.device)
+                items.extend(batch[n - self.capacity :])
+            else:
+                for _ in range(n - room):
+                    self._drop(items.popleft().device)
+                items.extend(batch)
+            self.accepted += min(n, self.capacity)
+        if self._waiter is not None and len(items) >= self._want:
+            self._wake()
+
+    def link(self, device: str, connected: bool) -> None:
+        if self._on_link is not None:
+            self._on_link(device, connected)
+
+    def error(self, device: str, kind: str) -> None:
+        if self._on_error is not None:
+            self._on_error(device, kind)
+
+    # -- consumer side ----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def dropped(self) -> int:
+        return sum(self.drops.values())
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """No more waiting: a pending or later :meth:`get_batch` returns at once (the
+        remaining samples can still be taken)."""
+        self._closed = True
+        self._wake()
+
+    def get_nowait(self, max_n: int) -> list[Sample]:
+        """Up to ``max_n`` queued samples, oldest first (may be empty)."""
+        items = self._items
+        if len(items) <= max_n:
+            out = list(items)
+            items.clear()
+            return out
+        pop = items.popleft
+        return [pop() for _ in range(max_n)]
+
+    async def get_batch(self, max_n: int, timeout_s: float) -> list[Sample]:
+        """Wait until ``max_n`` samples are queued or ``timeout_s`` passed (or the queue is
+        closed), then return up to ``max_n`` of them, oldest first; empty on a quiet timeout."""
+        if max_n < 1:
+            raise ValueError("max_n must be at least 1")
+        if len(self._items) < max_n and not self._closed and timeout_s > 0:
+            if self._waiter is not None:
+                raise RuntimeError("SampleQueue has a single consumer")
+            loop = asyncio.get_running_loop()
+            self._waiter = loop.create_future()
+            self._want = max_n
+            try:
+                await asyncio.wait_for(self._waiter, timeout_s)
+            except TimeoutError:
+                pass
+            finally:
+                self._waiter = None
+        return self.get_nowait(max_n)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _drop(self, device: str) -> None:
+        drops = self.drops
+        drops[device] = drops.get(device, 0) + 1
+
+    def _wake(self) -> None:
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)

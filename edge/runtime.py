@@ -1,0 +1,168 @@
+"""The collector: connectors -> supervisor -> queue -> writer -> store, plus health.
+
+``await Collector(site).run(stop)`` runs until ``stop`` is set. On stop it cancels the
+connectors, marks their devices disconnected, flushes every queued sample to the store, writes
+the final health records and closes the store. Sequence numbers continue after a restart
+(the writer reads ``store.last_seq``). :func:`install_stop_signals` makes SIGINT/SIGTERM set
+the stop event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterable, Sequence
+
+from config.models import SiteConfig
+from connectors.base import Connector, Sample
+from connectors.registry import build_connectors
+from edge.health import HealthTracker
+from edge.queue import SampleQueue
+from edge.recording import Recorder
+from edge.store.base import Store
+from edge.store.factory import open_store
+from edge.supervisor import Backoff, Supervisor
+from edge.writer import BatchObserver, Writer
+
+log = logging.getLogger("shopfloor.collector")
+
+
+def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:
+    """SIGINT and SIGTERM set ``stop``; returns a function that removes the handlers."""
+    loop = asyncio.get_running_loop()
+    installed: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+
+    def remove() -> None:
+        for sig in installed:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+
+    return remove
+
+
+class Collector:
+    """Everything the edge runs for one site file."""
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        *,
+        store: Store | None = None,
+        connectors: Sequence[Connector] | None = None,
+        observers: Sequence[BatchObserver] = (),
+    ) -> None:
+        self.site = site
+        rt = site.runtime
+        self._store = store
+        self._connectors = connectors
+        self.health = HealthTracker(d.id for d in site.devices)
+        self.queue = SampleQueue(
+            rt.queue_size, rt.overflow, on_link=self.health.link, on_error=self.health.error
+        )
+        self.observers = list(observers)
+        self.writer: Writer | None = None
+        self.supervisor: Supervisor | None = None
+        self.ready = asyncio.Event()
+        self.stopped = False
+
+    def add_observer(self, observer: BatchObserver) -> None:
+        """Plug an observer in before ``run`` (e.g. the evidence ledger)."""
+        self.observers.append(observer)
+
+    async def _health_loop(self, writer: Writer) -> None:
+        while True:
+            await asyncio.sleep(self.site.runtime.health_interval_s)
+            await self._write_health(writer)
+
+    async def _write_health(self, writer: Writer) -> None:
+        self.health.set_drops(self.queue.drops)
+        records = self.health.snapshot()
+        for h in records:
+            h.extra["queue_len"] = len(self.queue)
+        try:
+            await writer.call(writer.store.write_health, records)
+        except Exception as exc:
+            log.error("cannot write health records: %s", exc)
+
+    async def import_history(self, samples: Iterable[Sample]) -> int:
+        """Store historical samples (source ``import:<device>``) while running."""
+        if self.writer is None:
+            raise RuntimeError("the collector is not running")
+        return await self.writer.write_import(samples)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        rt = self.site.runtime
+        store = self._store if self._store is not None else open_store(self.site)
+        connectors = (
+            list(self._connectors) if self._connectors is not None else build_connectors(self.site)
+        )
+        writer = Writer(
+            store,
+            self.queue,
+            recorder=Recorder.for_site(self.site),
+            health=self.health,
+            observers=self.observers,
+            batch_max_samples=rt.batch_max_samples,
+            flush_interval_ms=rt.flush_interval_ms,
+        )
+        self.writer = writer
+        self.supervisor = Supervisor(
+            connectors,
+            self.queue,
+            self.health,
+            Backoff(rt.backoff_initial_s, rt.backoff_max_s, rt.healthy_after_s),
+        )
+        writer_task = asyncio.create_task(writer.run(), name="writer")
+        sup_task = asyncio.create_task(self.supervisor.run(), name="supervisor")
+        health_task = asyncio.create_task(self._health_loop(writer), name="health")
+        stop_task = asyncio.create_task(stop.wait(), name="stop")
+        self.ready.set()
+        try:
+            done, _ = await asyncio.wait(
+                {writer_task, sup_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for t in done:
+                if t is not stop_task and not t.cancelled() and t.exception() is not None:
+                    log.error("%s stopped: %r", t.get_name(), t.exception())
+        finally:
+            await self._shutdown(writer, writer_task, sup_task, health_task, stop_task)
+
+    async def _shutdown(
+        self,
+        writer: Writer,
+        writer_task: asyncio.Task[None],
+        sup_task: asyncio.Task[None],
+        health_task: asyncio.Task[None],
+        stop_task: asyncio.Task[bool],
+    ) -> None:
+        for t in (sup_task, health_task, stop_task):
+            t.cancel()
+        for t in (sup_task, health_task, stop_task):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for dev in self.site.devices:
+            self.health.link(dev.id, False)
+        for c in self.supervisor.connectors if self.supervisor else ():
+            for d in c.devices:
+                self.health.link(d, False)
+        self.queue.close()
+        try:
+            await asyncio.shield(writer_task)
+        except asyncio.CancelledError:
+            # a second cancellation while flushing: finish the flush, then propagate
+            await writer_task
+            raise
+        except Exception as exc:
+            log.error("writer failed while flushing: %r", exc)
+        finally:
+            await self._write_health(writer)
+            await writer.close()
+            self.stopped = True

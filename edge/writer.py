@@ -1,0 +1,202 @@
+"""The batching writer: queue -> change-based recording -> per-device batches -> store.
+
+The writer takes up to ``batch_max_samples`` samples off the queue (or what arrived within
+``flush_interval_ms``), counts them in the device health, filters them through the recording
+rules, splits them per device into ``Batch(source=device, seq=last_seq(device)+1, ...)`` (the
+samples of a batch grouped by point, stable), and stores them with ``store.write_batches`` in the
+writer's own thread: the store is only ever used from that one thread (a single-worker executor
+rather than ``asyncio.to_thread``, whose pool may switch threads). When ``write_batches`` returned,
+the batches are *acknowledged*; then every :class:`BatchObserver` is called with them, in the same
+thread, in order. A failing write is retried with capped backoff and keeps the samples (the queue
+meanwhile absorbs new ones, counting drops if it overflows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from operator import attrgetter
+from typing import Protocol, TypeVar
+
+from connectors.base import Sample
+from edge.health import HealthTracker
+from edge.queue import SampleQueue
+from edge.recording import Recorder
+from edge.store.base import Batch, Store
+
+log = logging.getLogger("shopfloor.writer")
+
+T = TypeVar("T")
+_by_point = attrgetter("point")
+
+IMPORT_PREFIX = "import:"
+
+
+class BatchObserver(Protocol):
+    def stored(self, batches: Sequence[Batch]) -> None:
+        """Called after the store acknowledged ``batches`` (from the writer's thread)."""
+        ...
+
+
+def group_by_device(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
+    groups: dict[str, list[Sample]] = {}
+    for s in samples:
+        g = groups.get(s.device)
+        if g is None:
+            groups[s.device] = [s]
+        else:
+            g.append(s)
+    return groups
+
+
+class Writer:
+    """Owns the store from its own thread; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        queue: SampleQueue,
+        *,
+        recorder: Recorder | None = None,
+        health: HealthTracker | None = None,
+        observers: Sequence[BatchObserver] = (),
+        batch_max_samples: int = 5000,
+        flush_interval_ms: int = 200,
+        retry_initial_s: float = 0.2,
+        retry_max_s: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.recorder = recorder or Recorder({})
+        self.health = health
+        self.observers = list(observers)
+        self.batch_max_samples = batch_max_samples
+        self.flush_s = flush_interval_ms / 1000.0
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="shopfloor-store")
+        self._seq: dict[str, int] = {}
+        self.acked_batches = 0
+        self.acked_samples = 0
+        self.received = 0
+        self.write_failures = 0
+        self.observer_errors = 0
+        self._closed = False
+
+    # -- the store thread ---------------------------------------------------------------------
+
+    async def call(self, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn(*args)`` in the store's thread."""
+        loop = asyncio.get_running_loop()
+        ctx = contextvars.copy_context()
+        return await loop.run_in_executor(self._executor, functools.partial(ctx.run, fn, *args))
+
+    def _persist(self, groups: Sequence[tuple[str, list[Sample]]]) -> list[Batch]:
+        """(In the store thread) number, write and announce one batch per group."""
+        batches: list[Batch] = []
+        for source, samples in groups:
+            seq = self._seq.get(source)
+            if seq is None:
+                seq = self.store.last_seq(source)
+            batches.append(Batch(source, seq + 1, tuple(samples)))
+        try:
+            self.store.write_batches(batches)
+        except BaseException:
+            # re-read sequence numbers from the store before the retry
+            self._seq.clear()
+            raise
+        for b in batches:
+            self._seq[b.source] = b.seq
+        self.acked_batches += len(batches)
+        self.acked_samples += sum(len(b.samples) for b in batches)
+        for obs in self.observers:
+            try:
+                obs.stored(batches)
+            except Exception:
+                self.observer_errors += 1
+                log.exception("batch observer %r failed", obs)
+        return batches
+
+    async def persist(
+        self, groups: Sequence[tuple[str, list[Sample]]], *, give_up_s: float | None = None
+    ) -> list[Batch]:
+        """Write the groups, retrying a failing store with capped backoff (forever, or until
+        ``give_up_s`` when given: then the error propagates)."""
+        delay = self.retry_initial_s
+        waited = 0.0
+        while True:
+            try:
+                return await self.call(self._persist, groups)
+            except Exception as exc:
+                self.write_failures += 1
+                kind = f"store:{type(exc).__name__}"
+                if self.health is not None:
+                    for source, _ in groups:
+                        self.health.error(source, kind)
+                if give_up_s is not None and waited >= give_up_s:
+                    raise
+                log.error("store write failed (%s), retrying in %.1fs: %s", kind, delay, exc)
+                await asyncio.sleep(delay)
+                waited += delay
+                delay = min(delay * 2, self.retry_max_s)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def prepare(self, items: list[Sample]) -> list[tuple[str, list[Sample]]]:
+        """Count, filter and split samples taken off the queue into (device, samples)."""
+        self.received += len(items)
+        out: list[tuple[str, list[Sample]]] = []
+        for device, samples in group_by_device(items).items():
+            if self.health is not None:
+                self.health.observe(device, samples)
+            kept = self.recorder.filter(samples) if self.recorder.active else samples
+            if kept:
+                kept.sort(key=_by_point)
+                out.append((device, kept))
+        return out
+
+    async def run(self) -> None:
+        """Write until the queue is closed and empty."""
+        q = self.queue
+        while True:
+            items = await q.get_batch(self.batch_max_samples, self.flush_s)
+            if items:
+                groups = self.prepare(items)
+                if groups:
+                    await self.persist(groups, give_up_s=30.0 if q.closed else None)
+            elif q.closed:
+                return
+
+    async def write_import(self, samples: Iterable[Sample], *, batch_size: int = 50_000) -> int:
+        """Store historical samples as batches with source ``import:<device>`` (no recording
+        filter, not counted in health). Returns the number of batches written."""
+        n = 0
+        pending: dict[str, list[Sample]] = {}
+        for s in samples:
+            g = pending.setdefault(s.device, [])
+            g.append(s)
+            if len(g) >= batch_size:
+                g.sort(key=_by_point)
+                await self.persist([(IMPORT_PREFIX + s.device, g)])
+                pending[s.device] = []
+                n += 1
+        for device, g in pending.items():
+            if g:
+                g.sort(key=_by_point)
+                await self.persist([(IMPORT_PREFIX + device, g)])
+                n += 1
+        return n
+
+    async def close(self) -> None:
+        """Close the store in its thread and stop the thread (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self.call(self.store.close)
+        finally:
+            self._executor.shutdown(wait=True)
