@@ -33,12 +33,39 @@ class MqttConnection(Frozen):
         ge=0,
         description="topic level (0-based) that names the device when points use wildcards",
     )
+    connect_timeout_s: float = Field(default=10.0, gt=0, description="first connection")
+    reconnect_delay_s: float = Field(default=1.0, gt=0, description="first retry after a loss")
+    reconnect_max_delay_s: float = Field(default=30.0, gt=0, description="cap of the backoff")
+    reconnect_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="link down this long -> ConnectorError (the supervisor restarts the connector)",
+    )
 
     @model_validator(mode="after")
     def _auth(self) -> MqttConnection:
         if self.password is not None and self.username is None:
             raise ValueError("a password needs a username")
+        if self.reconnect_max_delay_s < self.reconnect_delay_s:
+            raise ValueError("reconnect_max_delay_s must be >= reconnect_delay_s")
+        if self.tls is not None and (self.tls.cert_file is None) != (self.tls.key_file is None):
+            raise ValueError("tls: give both cert_file and key_file for a client certificate")
         return self
+
+
+def topic_filter_problem(topic: str) -> str | None:
+    """Why ``topic`` is not a valid MQTT topic filter (None when it is)."""
+    if "\x00" in topic:
+        return "a topic filter may not contain NUL"
+    if len(topic.encode("utf-8")) > 65535:
+        return "a topic filter is at most 65535 bytes"
+    levels = topic.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            return "'#' must be a whole level and the last one"
+        if "+" in level and level != "+":
+            return "'+' must be a whole level"
+    return None
 
 
 class MqttAddress(Frozen):
@@ -52,6 +79,9 @@ class MqttAddress(Frozen):
 
     @model_validator(mode="after")
     def _pointers(self) -> MqttAddress:
+        problem = topic_filter_problem(self.topic)
+        if problem is not None:
+            raise ValueError(f"topic {self.topic!r}: {problem}")
         for p in (self.pointer, self.ts_pointer):
             if p is not None and p != "" and not p.startswith("/"):
                 raise ValueError(f"JSON pointer {p!r} must start with '/'")

@@ -1,0 +1,403 @@
+"""MQTT connector: one broker connection serving one or more devices of the site file.
+
+paho's network thread only hands each message (topic, payload, receive time) to the event loop:
+it appends to a deque and, when no drain is pending, schedules one with
+``loop.call_soon_threadsafe``. Decoding, routing and every call into the sink happen on the
+event loop. paho reconnects by itself with a capped backoff; with ``clean_session: false`` and
+a fixed client id the broker keeps the subscriptions and queues QoS 1 messages while the
+gateway is away. A link that stays down longer than ``reconnect_timeout_s``, a refused
+connection (bad credentials) or a failed TLS handshake raise :class:`ConnectorError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from config.base import SecretError
+from config.models import Device
+from config.mqtt import MqttConnection
+from connectors.base import ConnectorError, Sample, Sink
+from connectors.mqtt.payload import FieldSpec, compile_spec, decode
+from connectors.mqtt.topics import TopicError, device_from_topic, device_level_ok, matches
+
+log = logging.getLogger(__name__)
+
+INBOX_LIMIT = 200_000  # messages waiting for the loop; beyond this they are dropped and counted
+DRAIN_CHUNK = 5_000  # messages decoded per loop callback before yielding to other tasks
+_ROUTE_CACHE_LIMIT = 10_000
+_REFUSED_AUTH = ("not authorized", "not authorised", "bad user name or password")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Points of one device that come from topics matching ``topic_filter``."""
+
+    topic_filter: str
+    device: str
+    device_level: int | None
+    specs: tuple[FieldSpec, ...]
+    max_bytes: int
+    qos: int
+
+
+def routes_of(device: Device) -> list[Route]:
+    """The routes of an MQTT device (points grouped by topic filter)."""
+    conn = device.mqtt
+    if conn is None:
+        raise TopicError(f"device {device.id!r} has no mqtt block")
+    by_filter: dict[str, list[FieldSpec]] = {}
+    for point in device.points:
+        assert point.mqtt is not None
+        level = conn.topic_device_level
+        if level is not None and not device_level_ok(point.mqtt.topic, level):
+            raise TopicError(
+                f"device {device.id!r} point {point.id!r}: topic_device_level {level} is not a "
+                f"'+' (or under '#') of topic {point.mqtt.topic!r}"
+            )
+        by_filter.setdefault(point.mqtt.topic, []).append(compile_spec(point))
+    return [
+        Route(
+            topic_filter=flt,
+            device=device.id,
+            device_level=conn.topic_device_level,
+            specs=tuple(specs),
+            max_bytes=conn.max_payload_bytes,
+            qos=conn.qos,
+        )
+        for flt, specs in by_filter.items()
+    ]
+
+
+def ssl_context(conn: MqttConnection, resolve: Callable[[Path], Path]) -> ssl.SSLContext:
+    """The client TLS context of ``conn.tls`` (CA, optional client certificate)."""
+    tls = conn.tls
+    assert tls is not None
+    try:
+        ctx = ssl.create_default_context(
+            cafile=None if tls.ca_file is None else str(resolve(tls.ca_file))
+        )
+        if tls.cert_file is not None and tls.key_file is not None:
+            ctx.load_cert_chain(str(resolve(tls.cert_file)), str(resolve(tls.key_file)))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConnectorError(f"MQTT TLS files of {conn.host}:{conn.port}: {exc}") from None
+    if tls.insecure:
+        ctx.check_hostname = False
+    return ctx
+
+
+class MqttConnector:
+    """Reads the devices of one broker connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        conn: MqttConnection,
+        devices: Sequence[Device],
+        *,
+        client_id: str,
+        resolve: Callable[[Path], Path] = lambda p: p,
+    ) -> None:
+        self.conn = conn
+        self.client_id = client_id
+        self.devices: tuple[str, ...] = tuple(d.id for d in devices)
+        self.name = f"mqtt:{conn.host}:{conn.port}/{client_id}"
+        self.routes: tuple[Route, ...] = tuple(r for d in devices for r in routes_of(d))
+        self._resolve = resolve
+        # state shared with paho's thread: only the deque, the flag and the drop counter
+        self._inbox: collections.deque[tuple[str, bytes, int]] = collections.deque()
+        self._scheduled = False
+        self._dropped = 0
+        # state of the event loop
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sink: Sink | None = None
+        self._client: mqtt.Client | None = None
+        self._changed = asyncio.Event()
+        self._connected = False
+        self._ever_connected = False
+        self._down_since: float | None = None
+        self._down_reason = ""
+        self._fatal: ConnectorError | None = None
+        self._route_cache: dict[str, tuple[Route, ...]] = {}
+        self._seen: set[str] = set()
+        self._warned: set[tuple[str, str]] = set()
+        self.messages = 0  # messages decoded (for health pages and benchmarks)
+
+    # ---- subscriptions -------------------------------------------------------------------
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """Distinct topic filters with the highest QoS any route asks for."""
+        qos: dict[str, int] = {}
+        for r in self.routes:
+            qos[r.topic_filter] = max(qos.get(r.topic_filter, 0), r.qos)
+        return sorted(qos.items())
+
+    # ---- paho's thread: hand over only -----------------------------------------------------
+    def _on_message(self, _client: Any, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        received = time.time_ns()
+        if len(self._inbox) >= INBOX_LIMIT:
+            self._dropped += 1
+            return
+        payload = msg.payload
+        self._inbox.append(
+            (msg.topic, payload if isinstance(payload, bytes) else bytes(payload), received)
+        )
+        if not self._scheduled:
+            self._scheduled = True
+            self._call(self._drain)
+
+    def _on_connect(self, _c: Any, _u: Any, flags: mqtt.ConnectFlags, rc: Any, _p: Any) -> None:
+        self._call(self._connected_cb, bool(rc.is_failure), str(rc), bool(flags.session_present))
+
+    def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, rc: Any, _p: Any) -> None:
+        self._call(self._disconnected_cb, str(rc))
+
+    def _on_subscribe(self, _c: Any, _u: Any, _mid: int, codes: list[Any], _p: Any) -> None:
+        failed = [str(c) for c in codes if c.is_failure]
+        if failed:
+            self._call(self._subscribe_refused, failed)
+
+    def _call(self, func: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(func, *args)
+        except RuntimeError:  # the loop closed while paho was still delivering
+            pass
+
+    # ---- the event loop ------------------------------------------------------------------
+    def _connected_cb(self, failed: bool, reason: str, session_present: bool) -> None:
+        if failed:
+            hint = ""
+            if reason.lower() in _REFUSED_AUTH:
+                hint = " (check username and password)"
+            self._fatal = ConnectorError(
+                f"MQTT broker {self.conn.host}:{self.conn.port} refused the connection: "
+                f"{reason}{hint}"
+            )
+            self._changed.set()
+            return
+        client = self._client
+        if client is not None:
+            client.subscribe(self.subscriptions())
+        self._connected = True
+        self._ever_connected = True
+        self._down_since = None
+        log.info(
+            "%s connected (session present: %s)", self.name, "yes" if session_present else "no"
+        )
+        self._set_links(True)
+        self._changed.set()
+
+    def _disconnected_cb(self, reason: str) -> None:
+        if self._connected:
+            log.warning("%s lost its link: %s", self.name, reason)
+        self._connected = False
+        self._down_reason = reason
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        self._set_links(False)
+        self._changed.set()
+
+    def _subscribe_refused(self, codes: list[str]) -> None:
+        log.error("%s: the broker refused a subscription: %s", self.name, ", ".join(codes))
+        if self._sink is not None:
+            for dev in self.devices:
+                self._sink.error(dev, "subscribe_refused")
+
+    def _set_links(self, up: bool) -> None:
+        if self._sink is None:
+            return
+        for dev in (*self.devices, *sorted(self._seen - set(self.devices))):
+            self._sink.link(dev, up)
+
+    def _routes_for(self, topic: str) -> tuple[Route, ...]:
+        found = self._route_cache.get(topic)
+        if found is None:
+            found = tuple(r for r in self.routes if matches(r.topic_filter, topic))
+            if len(self._route_cache) >= _ROUTE_CACHE_LIMIT:
+                self._route_cache.clear()
+            self._route_cache[topic] = found
+        return found
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        sink = self._sink
+        if sink is None:
+            self._inbox.clear()
+            return
+        if self._dropped:
+            dropped, self._dropped = self._dropped, 0
+            for _ in range(dropped):
+                sink.error(self.devices[0], "dropped:inbox_full")
+        samples: list[Sample] = []
+        inbox = self._inbox
+        for _ in range(DRAIN_CHUNK):
+            try:
+                topic, payload, received = inbox.popleft()
+            except IndexError:
+                break
+            self._handle(sink, samples, topic, payload, received)
+        else:
+            if inbox and not self._scheduled:
+                self._scheduled = True
+                asyncio.get_running_loop().call_soon(self._drain)
+        if samples:
+            sink.put_many(samples)
+
+    def _handle(
+        self, sink: Sink, samples: list[Sample], topic: str, payload: bytes, received: int
+    ) -> None:
+        self.messages += 1
+        for route in self._routes_for(topic):
+            device = route.device
+            if route.device_level is not None:
+                named = device_from_topic(topic, route.device_level)
+                if named is None:
+                    self._malformed(sink, device, "device_topic", topic)
+                    continue
+                device = named
+                if device not in self._seen:
+                    self._seen.add(device)
+                    if device not in self.devices:
+                        sink.link(device, True)
+            decoded = decode(payload, route.specs, received, route.max_bytes)
+            for point, ts, value in decoded.values:
+                samples.append(Sample(device, point, ts, value))
+            for _point, reason in decoded.errors:
+                self._malformed(sink, device, reason, topic)
+
+    def _malformed(self, sink: Sink, device: str, reason: str, topic: str) -> None:
+        sink.error(device, f"malformed:{reason}")
+        if (device, reason) not in self._warned:
+            self._warned.add((device, reason))
+            log.warning(
+                "%s: malformed message on %r for %s (%s); skipped, counted as malformed:%s "
+                "(further ones are only counted)",
+                self.name,
+                topic,
+                device,
+                reason,
+                reason,
+            )
+
+    # ---- lifecycle -----------------------------------------------------------------------
+    def _make_client(self) -> mqtt.Client:
+        conn = self.conn
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=conn.clean_session,
+            protocol=mqtt.MQTTv311,
+        )
+        if conn.username is not None:
+            try:
+                password = None if conn.password is None else conn.password.reveal()
+            except SecretError as exc:
+                raise ConnectorError(f"MQTT password of {self.name}: {exc}") from None
+            client.username_pw_set(conn.username, password)
+        if conn.tls is not None:
+            client.tls_set_context(ssl_context(conn, self._resolve))
+            if conn.tls.insecure:
+                client.tls_insecure_set(True)
+        client.reconnect_delay_set(conn.reconnect_delay_s, conn.reconnect_max_delay_s)  # type: ignore[arg-type]
+        client.connect_timeout = conn.connect_timeout_s
+        client.on_message = self._on_message
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    async def run(self, sink: Sink) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._sink = sink
+        self._changed = asyncio.Event()
+        self._connected = self._ever_connected = False
+        self._fatal = None
+        self._down_since = None
+        client = self._make_client()
+        self._client = client
+        conn = self.conn
+        connect = loop.run_in_executor(None, client.connect, conn.host, conn.port, conn.keepalive_s)
+        started = False
+        try:
+            try:
+                await asyncio.shield(connect)
+            except ssl.SSLError as exc:
+                raise ConnectorError(
+                    f"TLS handshake with MQTT broker {conn.host}:{conn.port} failed: {exc}"
+                ) from None
+            except OSError as exc:
+                raise ConnectorError(
+                    f"cannot connect to MQTT broker {conn.host}:{conn.port}: {exc}"
+                ) from None
+            client.loop_start()
+            started = True
+            await self._supervise()
+        finally:
+            await self._shutdown(client, connect, started)
+
+    async def _supervise(self) -> None:
+        conn = self.conn
+        deadline = time.monotonic() + conn.connect_timeout_s
+        while True:
+            if self._fatal is not None:
+                raise self._fatal
+            now = time.monotonic()
+            if not self._ever_connected:
+                wait = deadline - now
+                if wait <= 0:
+                    raise ConnectorError(
+                        f"MQTT broker {conn.host}:{conn.port} did not accept the connection "
+                        f"within {conn.connect_timeout_s:g} s"
+                    )
+            elif not self._connected and self._down_since is not None:
+                wait = self._down_since + conn.reconnect_timeout_s - now
+                if wait <= 0:
+                    raise ConnectorError(
+                        f"MQTT link to {conn.host}:{conn.port} down for "
+                        f"{conn.reconnect_timeout_s:g} s ({self._down_reason})"
+                    )
+            else:
+                wait = 3600.0
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=wait)
+            except TimeoutError:
+                pass
+
+    async def _shutdown(
+        self, client: mqtt.Client, connect: asyncio.Future[Any], started: bool
+    ) -> None:
+        if not connect.done():
+            # the first connect is still running in the executor: let it finish (bounded by
+            # paho's connect timeout) so that its socket can be closed
+            await asyncio.wait([connect], timeout=self.conn.connect_timeout_s + 1)
+        if connect.done() and not connect.cancelled():
+            connect.exception()  # retrieved: already reported (or it succeeded)
+        client.disconnect()
+        if started:
+            await asyncio.to_thread(client.loop_stop)
+        else:
+            sock = client.socket()
+            if sock is not None:
+                sock.close()
+        self._client = None
+        self._set_links(False)
+        self._drain_rest()
+        self._loop = None
+
+    def _drain_rest(self) -> None:
+        """Decode what paho handed over before the thread stopped (nothing is dropped)."""
+        while self._inbox and self._sink is not None:
+            self._drain()

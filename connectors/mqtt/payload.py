@@ -1,0 +1,253 @@
+"""Pure decoding of MQTT payloads into point values.
+
+One message can carry several points (JSON pointers into one document) and a timestamp field.
+A payload without a pointer is a plain number (``23.5``, ``-4``, ``true``). Whatever is wrong is
+reported as a *reason* (one of :data:`REASONS`) and never becomes a value: a reason that spoils
+the whole message (``oversized``, ``not_utf8``, ``not_json``) has no point; a reason of one
+point (``missing_field``, ``wrong_type``, ``bad_timestamp``, ``not_number``) leaves the other
+points of the same message untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import jsonpointer
+
+from config.models import DataType, Point
+
+TsFormat = Literal["epoch_s", "epoch_ms", "epoch_ns", "iso8601"]
+
+REASONS: tuple[str, ...] = (
+    "oversized",
+    "not_utf8",
+    "not_json",
+    "not_number",
+    "missing_field",
+    "wrong_type",
+    "bad_timestamp",
+)
+
+# a timestamp outside these bounds is a unit mistake (seconds sent as ms, ...), not a time
+TS_MIN_NS = 946_684_800 * 1_000_000_000  # 2000-01-01T00:00:00Z
+TS_MAX_NS = 4_102_444_800 * 1_000_000_000  # 2100-01-01T00:00:00Z
+
+_INT_TYPES = frozenset({"int16", "int32", "int64", "uint16", "uint32", "uint64"})
+_UINT_TYPES = frozenset({"uint16", "uint32", "uint64"})
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MISSING = object()
+
+
+class SpecError(ValueError):
+    """A point whose MQTT mapping cannot work (a config problem, found at start)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """How one point is read from a message (compiled from the site file)."""
+
+    point: str
+    pointer: tuple[str, ...] | None  # None: the payload is a plain number
+    ts_pointer: tuple[str, ...] | None
+    ts_format: TsFormat = "epoch_ms"
+    datatype: DataType = "float64"
+    scale: float = 1.0
+    offset: float = 0.0
+
+
+@dataclass(slots=True)
+class Decoded:
+    """What one message gave: ``(point, ts_ns, value)`` and ``(point or None, reason)``."""
+
+    values: list[tuple[str, int, float]] = field(default_factory=list)
+    errors: list[tuple[str | None, str]] = field(default_factory=list)
+
+
+def parse_pointer(text: str) -> tuple[str, ...]:
+    """The reference tokens of an RFC 6901 pointer (``""`` is the whole document)."""
+    try:
+        return tuple(jsonpointer.JsonPointer(text).parts)
+    except jsonpointer.JsonPointerException as exc:
+        raise SpecError(f"JSON pointer {text!r}: {exc}") from None
+
+
+def compile_spec(point: Point) -> FieldSpec:
+    """The :class:`FieldSpec` of an MQTT point of the site file."""
+    addr = point.mqtt
+    if addr is None:
+        raise SpecError(f"point {point.id!r} has no mqtt address")
+    if point.datatype == "string":
+        raise SpecError(f"point {point.id!r}: datatype 'string' cannot be stored as a number")
+    if addr.pointer is None and addr.ts_pointer is not None:
+        raise SpecError(
+            f"point {point.id!r}: ts_pointer needs a JSON payload; give 'pointer' "
+            "('' for a payload that is a bare JSON number)"
+        )
+    return FieldSpec(
+        point=point.id,
+        pointer=None if addr.pointer is None else parse_pointer(addr.pointer),
+        ts_pointer=None if addr.ts_pointer is None else parse_pointer(addr.ts_pointer),
+        ts_format=addr.ts_format,
+        datatype=point.datatype,
+        scale=point.scale,
+        offset=point.offset,
+    )
+
+
+def resolve(doc: Any, parts: tuple[str, ...]) -> Any:
+    """The value at ``parts`` in ``doc``, or :data:`_MISSING`."""
+    node = doc
+    for part in parts:
+        if isinstance(node, dict):
+            if part not in node:
+                return _MISSING
+            node = node[part]
+        elif isinstance(node, list):
+            if not part.isdigit() or (len(part) > 1 and part[0] == "0"):
+                return _MISSING
+            index = int(part)
+            if index >= len(node):
+                return _MISSING
+            node = node[index]
+        else:
+            return _MISSING
+    return node
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def to_value(raw: Any, spec: FieldSpec) -> float | str:
+    """The stored value of ``raw`` (a decoded JSON value), or a reason."""
+    if isinstance(raw, bool):
+        return 1.0 if raw else 0.0
+    if not isinstance(raw, int | float):
+        return "wrong_type"
+    number = float(raw)
+    if not math.isfinite(number):
+        return "wrong_type"
+    kind = spec.datatype
+    if kind == "bool":
+        if number not in (0.0, 1.0):
+            return "wrong_type"
+        return number
+    integral = number.is_integer()
+    if kind in _INT_TYPES and (not integral or (number < 0 and kind in _UINT_TYPES)):
+        return "wrong_type"
+    if spec.scale != 1.0 or spec.offset != 0.0:
+        number = number * spec.scale + spec.offset
+    return number
+
+
+def to_ns(raw: Any, fmt: TsFormat) -> int | None:
+    """Nanoseconds UTC of a timestamp field, or None when it is not a plausible time."""
+    ns: int
+    if fmt == "iso8601":
+        if not isinstance(raw, str):
+            return None
+        try:
+            when = dt.datetime.fromisoformat(raw)
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            return None  # a naive time is ambiguous: the device must say its offset
+        delta = when - _EPOCH
+        ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    else:
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            return None
+        if isinstance(raw, float) and not math.isfinite(raw):
+            return None
+        if fmt == "epoch_s":
+            ns = raw * 1_000_000_000 if isinstance(raw, int) else round(raw * 1e9)
+        elif fmt == "epoch_ms":
+            ns = raw * 1_000_000 if isinstance(raw, int) else round(raw * 1e6)
+        else:
+            ns = int(raw)
+    if not TS_MIN_NS <= ns < TS_MAX_NS:
+        return None
+    return ns
+
+
+def plain_number(text: str) -> float | None:
+    """A plain payload as a number: ``23.5``, ``-4``, ``1e3``, ``true``/``false``."""
+    word = text.strip()
+    if word == "true":
+        return 1.0
+    if word == "false":
+        return 0.0
+    try:
+        number = float(word)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def decode(payload: bytes, specs: Sequence[FieldSpec], received_ns: int, max_bytes: int) -> Decoded:
+    """Decode one message for the points ``specs`` (all subscribed to its topic)."""
+    out = Decoded()
+    if len(payload) > max_bytes:
+        out.errors.append((None, "oversized"))
+        return out
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        out.errors.append((None, "not_utf8"))
+        return out
+    doc: Any = _MISSING
+    if any(s.pointer is not None for s in specs):
+        try:
+            doc = json.loads(text, parse_constant=_reject_constant)
+        except ValueError:
+            doc = _MISSING
+    ts_cache: dict[tuple[tuple[str, ...], str], int | str] = {}
+    json_failed = False
+    for spec in specs:
+        if spec.pointer is None:
+            number = plain_number(text)
+            if number is None:
+                out.errors.append((spec.point, "not_number"))
+                continue
+            value = to_value(number, spec)
+            if isinstance(value, str):
+                out.errors.append((spec.point, value))
+            else:
+                out.values.append((spec.point, received_ns, value))
+            continue
+        if doc is _MISSING:
+            json_failed = True
+            continue
+        ts = received_ns
+        if spec.ts_pointer is not None:
+            key = (spec.ts_pointer, spec.ts_format)
+            cached = ts_cache.get(key)
+            if cached is None:
+                raw_ts = resolve(doc, spec.ts_pointer)
+                if raw_ts is _MISSING:
+                    cached = "missing_field"
+                else:
+                    ns = to_ns(raw_ts, spec.ts_format)
+                    cached = "bad_timestamp" if ns is None else ns
+                ts_cache[key] = cached
+            if isinstance(cached, str):
+                out.errors.append((spec.point, cached))
+                continue
+            ts = cached
+        raw = resolve(doc, spec.pointer)
+        if raw is _MISSING:
+            out.errors.append((spec.point, "missing_field"))
+            continue
+        value = to_value(raw, spec)
+        if isinstance(value, str):
+            out.errors.append((spec.point, value))
+        else:
+            out.values.append((spec.point, ts, value))
+    if json_failed:
+        out.errors.append((None, "not_json"))
+    return out
