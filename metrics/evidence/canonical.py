@@ -1,0 +1,306 @@
+"""Canonical bytes: RFC 8785 JSON, ledger leaf records, and the canonical sample encoding.
+
+JSON
+    Every signed or hashed JSON document is RFC 8785 (JCS) JSON produced by the ``rfc8785``
+    package. Numbers are integers only: a float is written as a decimal string (Python's
+    shortest round-trip ``repr``; ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` for the others),
+    so no reader ever has to agree on binary floating point. :func:`jsonable` converts.
+
+Leaf records
+    One JSON object per ledger leaf, ``{"v": 1, "kind": ..., ...}``. A batch leaf is
+    ``{"v":1,"kind":"batch","source":S,"seq":N,"first_ts":T0,"last_ts":T1,"count":C,
+    "encoding":"sfs1","samples_sha256":HEX}``; special leaves (``config``, ``formula``,
+    ``key_rotation``, ``clock``, ``gap``) carry their own fields plus ``"ts"`` (ns UTC).
+
+Sample encoding ``sfs1`` (little-endian, documented in docs/verification.md)
+    ``b"SFS1"``; u32 number of series S; S times (u16 length + UTF-8 device, u16 length +
+    UTF-8 point), series sorted by (device, point); u32 number of samples N; then the columns
+    in canonical order (stable sort by series index, then timestamp): u32[N] series index,
+    i64[N] ts (ns UTC), f64[N] value (IEEE 754; every NaN written as 0x7FF8000000000000),
+    u8[N] quality (0 good, 1 uncertain, 2 bad); u32 number of non-empty statuses M; M times
+    (u32 sample position, u16 length, UTF-8 status). Nothing may follow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import rfc8785
+
+from metrics.series import Series
+
+SAMPLE_ENCODING = "sfs1"
+_MAGIC = b"SFS1"
+_CANON_NAN = np.frombuffer(struct.pack("<Q", 0x7FF8000000000000), dtype="<f8")[0]
+
+
+class CanonicalError(ValueError):
+    """Bytes that are not in the canonical form they claim (the message says where)."""
+
+
+# --- JSON ----------------------------------------------------------------------------------
+
+
+def decimal(x: float) -> str:
+    """A float as the decimal string used in canonical JSON."""
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    return repr(float(x))
+
+
+def parse_decimal(text: str) -> float:
+    """Inverse of :func:`decimal`."""
+    return float(text)
+
+
+def jsonable(obj: Any) -> Any:
+    """Deep copy of ``obj`` with floats as decimal strings, tuples as lists, keys as str."""
+    if isinstance(obj, bool) or obj is None or isinstance(obj, int | str):
+        return obj
+    if isinstance(obj, float):
+        return decimal(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return decimal(float(obj))
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [jsonable(v) for v in obj]
+    raise TypeError(f"cannot put a {type(obj).__name__} into canonical JSON")
+
+
+def canonical_json(obj: Any) -> bytes:
+    """RFC 8785 bytes of ``obj`` (floats become decimal strings first)."""
+    return rfc8785.dumps(jsonable(obj))
+
+
+def parse_canonical(data: bytes, what: str) -> Any:
+    """Parse JSON that must be byte-for-byte canonical; raise :class:`CanonicalError`."""
+    import json
+
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CanonicalError(f"{what}: not valid JSON ({exc})") from None
+    try:
+        again = rfc8785.dumps(obj)
+    except (rfc8785.CanonicalizationError, TypeError) as exc:
+        raise CanonicalError(f"{what}: not canonical JSON ({exc})") from None
+    if again != data:
+        raise CanonicalError(f"{what}: not in RFC 8785 canonical form (bytes were altered)")
+    return obj
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- leaf records --------------------------------------------------------------------------
+
+
+def batch_record(
+    source: str, seq: int, first_ts: int, last_ts: int, count: int, samples_sha256: str
+) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "kind": "batch",
+        "source": source,
+        "seq": int(seq),
+        "first_ts": int(first_ts),
+        "last_ts": int(last_ts),
+        "count": int(count),
+        "encoding": SAMPLE_ENCODING,
+        "samples_sha256": samples_sha256,
+    }
+
+
+SPECIAL_KINDS = ("config", "formula", "key_rotation", "clock", "gap")
+
+
+def special_record(kind: str, ts: int, fields: Mapping[str, Any]) -> dict[str, Any]:
+    if kind not in SPECIAL_KINDS:
+        raise ValueError(f"unknown special leaf kind {kind!r}; one of {', '.join(SPECIAL_KINDS)}")
+    rec: dict[str, Any] = {"v": 1, "kind": kind, "ts": int(ts)}
+    for k, v in fields.items():
+        if k in rec:
+            raise ValueError(f"field {k!r} is reserved in a leaf record")
+        rec[k] = jsonable(v)
+    return rec
+
+
+def record_bytes(record: Mapping[str, Any]) -> bytes:
+    return canonical_json(record)
+
+
+# --- sample encoding -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecodedSamples:
+    """Columns of one encoded batch; ``series[i]`` is the (device, point) of index ``i``."""
+
+    series: tuple[tuple[str, str], ...]
+    index: npt.NDArray[np.uint32]
+    ts: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+    quality: npt.NDArray[np.uint8]
+    statuses: dict[int, str]
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+    def per_series(self) -> dict[tuple[str, str], Series]:
+        """Samples split by series (each already in time order)."""
+        out: dict[tuple[str, str], Series] = {}
+        if not len(self):
+            return out
+        bounds = np.searchsorted(self.index, np.arange(len(self.series) + 1, dtype=np.uint32))
+        for i, key in enumerate(self.series):
+            lo, hi = int(bounds[i]), int(bounds[i + 1])
+            out[key] = Series(self.ts[lo:hi], self.values[lo:hi], self.quality[lo:hi])
+        return out
+
+
+def _put_str(parts: list[bytes], text: str) -> None:
+    raw = text.encode("utf-8")
+    if len(raw) > 0xFFFF:
+        raise ValueError("a device, point or status longer than 65535 bytes")
+    parts.append(struct.pack("<H", len(raw)))
+    parts.append(raw)
+
+
+def encode_columns(
+    devices: Sequence[str],
+    points: Sequence[str],
+    ts: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float64],
+    quality: npt.NDArray[np.uint8],
+    statuses: Sequence[str] | None = None,
+) -> bytes:
+    """Canonical ``sfs1`` bytes of samples given as columns (any order)."""
+    n = int(ts.shape[0])
+    if not (len(devices) == len(points) == n == values.shape[0] == quality.shape[0]):
+        raise ValueError("sample columns differ in length")
+    keys = sorted(set(zip(devices, points, strict=True)))
+    pos = {k: i for i, k in enumerate(keys)}
+    sidx = np.fromiter((pos[k] for k in zip(devices, points, strict=True)), np.uint32, n)
+    order = np.lexsort((ts, sidx))  # stable: equal (series, ts) keep their arrival order
+    vals = np.ascontiguousarray(values[order], dtype="<f8")
+    nan = np.isnan(vals)
+    if nan.any():
+        vals[nan] = _CANON_NAN
+    parts: list[bytes] = [_MAGIC, struct.pack("<I", len(keys))]
+    for dev, pt in keys:
+        _put_str(parts, dev)
+        _put_str(parts, pt)
+    parts.append(struct.pack("<I", n))
+    parts.append(np.ascontiguousarray(sidx[order], dtype="<u4").tobytes())
+    parts.append(np.ascontiguousarray(ts[order], dtype="<i8").tobytes())
+    parts.append(vals.tobytes())
+    parts.append(np.ascontiguousarray(quality[order], dtype="u1").tobytes())
+    st: list[tuple[int, str]] = []
+    if statuses is not None:
+        inv = np.empty(n, dtype=np.int64)
+        inv[order] = np.arange(n)
+        st = sorted((int(inv[i]), s) for i, s in enumerate(statuses) if s)
+    parts.append(struct.pack("<I", len(st)))
+    for i, s in st:
+        parts.append(struct.pack("<I", i))
+        _put_str(parts, s)
+    return b"".join(parts)
+
+
+def encode_samples(samples: Iterable[Any]) -> bytes:
+    """Canonical ``sfs1`` bytes of ``connectors.base.Sample``-like objects."""
+    items = list(samples)
+    n = len(items)
+    return encode_columns(
+        [s.device for s in items],
+        [s.point for s in items],
+        np.fromiter((s.ts for s in items), np.int64, n),
+        np.fromiter((s.value for s in items), np.float64, n),
+        np.fromiter((int(s.quality) for s in items), np.uint8, n),
+        [s.status for s in items],
+    )
+
+
+class _Reader:
+    def __init__(self, data: bytes, what: str) -> None:
+        self.data = data
+        self.pos = 0
+        self.what = what
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise CanonicalError(f"{self.what}: truncated at byte {self.pos}")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def u16(self) -> int:
+        return int(struct.unpack("<H", self.take(2))[0])
+
+    def u32(self) -> int:
+        return int(struct.unpack("<I", self.take(4))[0])
+
+    def text(self) -> str:
+        raw = self.take(self.u16())
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CanonicalError(f"{self.what}: invalid UTF-8 near byte {self.pos}") from None
+
+
+def decode_samples(data: bytes, what: str = "samples") -> DecodedSamples:
+    """Decode ``sfs1`` bytes, checking that they are canonical (re-encoding gives them back)."""
+    r = _Reader(data, what)
+    if r.take(4) != _MAGIC:
+        raise CanonicalError(f"{what}: not an sfs1 sample encoding (bad magic)")
+    series = tuple((r.text(), r.text()) for _ in range(r.u32()))
+    if list(series) != sorted(set(series)):
+        raise CanonicalError(f"{what}: series are not sorted and unique")
+    n = r.u32()
+    idx = np.frombuffer(r.take(4 * n), dtype="<u4").astype(np.uint32)
+    ts = np.frombuffer(r.take(8 * n), dtype="<i8").astype(np.int64)
+    values = np.frombuffer(r.take(8 * n), dtype="<f8").astype(np.float64)
+    quality = np.frombuffer(r.take(n), dtype="u1").astype(np.uint8)
+    statuses: dict[int, str] = {}
+    last = -1
+    for _ in range(r.u32()):
+        i = r.u32()
+        s = r.text()
+        if i <= last or i >= n or not s:
+            raise CanonicalError(f"{what}: status entries out of order or empty")
+        statuses[i] = s
+        last = i
+    if r.pos != len(data):
+        raise CanonicalError(f"{what}: {len(data) - r.pos} unexpected bytes at the end")
+    if n:
+        if int(idx.max()) >= len(series):
+            raise CanonicalError(f"{what}: series index out of range")
+        step_idx = np.diff(idx.astype(np.int64))
+        step_ts = np.diff(ts)
+        if (step_idx < 0).any() or ((step_idx == 0) & (step_ts < 0)).any():
+            raise CanonicalError(f"{what}: samples are not in canonical (series, ts) order")
+        if (quality > 2).any():
+            raise CanonicalError(f"{what}: quality code above 2")
+        bits = values.view(np.uint64)
+        if (np.isnan(values) & (bits != np.uint64(0x7FF8000000000000))).any():
+            raise CanonicalError(f"{what}: non-canonical NaN")
+        used = np.zeros(len(series), dtype=bool)
+        used[idx] = True
+        if not used.all():
+            raise CanonicalError(f"{what}: a listed series has no sample")
+    elif series:
+        raise CanonicalError(f"{what}: series listed without samples")
+    return DecodedSamples(series, idx, ts, values, quality, statuses)
