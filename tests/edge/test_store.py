@@ -1,0 +1,190 @@
+"""SqliteStore: round trip, ranges, prior, out-of-order chunks, latest, health, batches."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from connectors.base import Quality, Sample
+from edge.store.base import Batch, DeviceHealth
+from edge.store.sqlite import BatchConflict, SqliteStore, StoreError
+
+
+def b(source: str, seq: int, *samples: Sample) -> Batch:
+    return Batch(source, seq, tuple(samples))
+
+
+def S(point: str, ts: int, v: float, q: Quality = Quality.GOOD, st: str = "") -> Sample:
+    return Sample("m1", point, ts, v, q, st)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteStore:
+    st = SqliteStore(tmp_path / "s.db")
+    yield st  # type: ignore[misc]
+    st.close()
+
+
+def test_round_trip_keeps_values_quality_and_status(store: SqliteStore) -> None:
+    batch = b(
+        "m1",
+        1,
+        S("a", 10, 1.5),
+        S("b", 11, 7.0),
+        S("a", 20, math.nan, Quality.BAD, "modbus_exception_2"),
+        S("a", 30, 2.5, Quality.UNCERTAIN),
+    )
+    store.write_batches([batch])
+    ser = store.read("m1", "a", 0, 100)
+    assert ser.ts.tolist() == [10, 20, 30]
+    assert ser.values[0] == 1.5
+    assert math.isnan(ser.values[1])
+    assert ser.values[2] == 2.5
+    assert ser.quality.tolist() == [0, 2, 1]
+    assert ser.ts.dtype == np.int64
+    assert ser.values.dtype == np.float64
+    assert ser.quality.dtype == np.uint8
+    # the stored batch comes back grouped by point, statuses restored
+    back = store.batch("m1", 1)
+    assert back is not None
+    assert [(x.point, x.ts, x.status) for x in back.samples] == [
+        ("a", 10, ""),
+        ("a", 20, "modbus_exception_2"),
+        ("a", 30, ""),
+        ("b", 11, ""),
+    ]
+    assert store.last_seq("m1") == 1
+    assert store.last_seq("other") == 0
+    assert store.series() == [("m1", "a"), ("m1", "b")]
+    assert store.read("m1", "zzz", 0, 100).ts.size == 0
+    assert store.read("nobody", "a", 0, 100).ts.size == 0
+
+
+def test_ranges_are_half_open_and_span_chunks(store: SqliteStore) -> None:
+    for seq in range(1, 11):
+        store.write_batches(
+            [b("m1", seq, *(S("a", seq * 100 + i * 10, seq + i) for i in range(10)))]
+        )
+    full = store.read("m1", "a", 0, 10_000)
+    assert full.ts.tolist() == sorted(full.ts.tolist())
+    assert len(full) == 100
+    part = store.read("m1", "a", 250, 520)
+    assert part.ts.tolist() == [x for x in full.ts.tolist() if 250 <= x < 520]
+    assert store.read("m1", "a", 520, 520).ts.size == 0
+    with_prior = store.read("m1", "a", 250, 520, prior=True)
+    assert with_prior.ts.tolist()[0] == 240
+    assert with_prior.ts.tolist()[1:] == part.ts.tolist()
+    # prior found in an earlier chunk when the range starts in a gap between chunks
+    gap = store.read("m1", "a", 195, 205, prior=True)
+    assert gap.ts.tolist() == [190, 200]
+    # no sample before the first one
+    assert store.read("m1", "a", 0, 105, prior=True).ts.tolist() == [100]
+    # a range after everything yields only the prior
+    after = store.read("m1", "a", 5000, 6000, prior=True)
+    assert after.ts.tolist() == [1090]
+    assert after.values.tolist() == [19.0]
+
+
+def test_out_of_order_and_late_chunks_are_sorted_stably(store: SqliteStore) -> None:
+    store.write_batches([b("m1", 1, S("a", 100, 1.0), S("a", 300, 3.0))])
+    # a late (backfilled) chunk overlapping the first one, itself out of order
+    store.write_batches([b("m1", 2, S("a", 250, 2.5), S("a", 200, 2.0), S("a", 300, 3.1))])
+    ser = store.read("m1", "a", 0, 1000)
+    assert ser.ts.tolist() == [100, 200, 250, 300, 300]
+    assert ser.values.tolist() == [1.0, 2.0, 2.5, 3.0, 3.1]  # equal ts: storage order
+    pri = store.read("m1", "a", 260, 1000, prior=True)
+    assert pri.ts.tolist() == [250, 300, 300]
+    # latest is the newest timestamp, last written on ties
+    assert [(x.ts, x.value) for x in store.latest("m1")] == [(300, 3.1)]
+    # a late old batch does not move latest back
+    store.write_batches([b("m1", 3, S("a", 50, 0.5))])
+    assert [(x.ts, x.value) for x in store.latest()] == [(300, 3.1)]
+
+
+def test_latest_keeps_bad_reading_as_nan(store: SqliteStore) -> None:
+    store.write_batches([b("m1", 1, S("a", 1, 1.0), S("a", 2, math.nan, Quality.BAD, "timeout"))])
+    (lat,) = store.latest("m1")
+    assert math.isnan(lat.value)
+    assert lat.quality == Quality.BAD
+    assert lat.status == "timeout"
+    assert store.latest("nobody") == []
+
+
+def test_duplicate_batch_is_refused_and_nothing_is_written(store: SqliteStore) -> None:
+    store.write_batches([b("m1", 1, S("a", 1, 1.0))])
+    with pytest.raises(BatchConflict, match="m1#1"):
+        store.write_batches([b("m1", 2, S("a", 2, 2.0)), b("m1", 1, S("a", 3, 3.0))])
+    assert store.read("m1", "a", 0, 10).ts.tolist() == [1]
+    assert store.last_seq("m1") == 1
+    with pytest.raises(ValueError, match="no samples"):
+        store.write_batches([b("m1", 2)])
+    # still usable after the failures
+    store.write_batches([b("m1", 2, S("a", 2, 2.0))])
+    assert store.read("m1", "a", 0, 10).ts.tolist() == [1, 2]
+
+
+def test_batches_listing_and_reconstruction(store: SqliteStore) -> None:
+    store.write_batches([b("m1", 1, S("a", 10, 1.0)), b("import:m1", 1, S("a", 1, 0.1))])
+    store.write_batches([b("m1", 2, S("a", 20, 2.0), S("b", 25, 5.0))])
+    recs = store.batch_records("m1")
+    assert [(r[0], r[1], r[2], r[3], r[4]) for r in recs] == [
+        ("m1", 1, 10, 10, 1),
+        ("m1", 2, 20, 25, 2),
+    ]
+    assert [r[1] for r in store.batch_records("m1", 15, 100)] == [2]
+    assert sorted(store.sources()) == ["import:m1", "m1"]
+    got = list(store.batches_for("m1", 0, 100))
+    assert [x.seq for x in got] == [1, 2]
+    assert got[1].samples == (S("a", 20, 2.0), S("b", 25, 5.0))
+    assert store.batch("m1", 99) is None
+
+
+def test_health_round_trip(store: SqliteStore) -> None:
+    h = DeviceHealth(
+        "m1",
+        connected=True,
+        last_good_ts=5,
+        last_sample_ts=6,
+        samples=9,
+        errors={"timeout": 2},
+        restarts=1,
+        drops=3,
+        updated_ts=7,
+        extra={"q": 1},
+    )
+    store.write_health([h])
+    store.write_health([DeviceHealth("m2", updated_ts=8)])
+    assert store.health() == [h, DeviceHealth("m2", updated_ts=8)]
+
+
+def test_readonly_view_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with pytest.raises(StoreError, match="no store"):
+        SqliteStore.open_readonly(path)
+    w = SqliteStore(path)
+    w.write_batches([b("m1", 1, S("a", 1, 1.0))])
+    r = SqliteStore.open_readonly(path)
+    assert r.read("m1", "a", 0, 10).ts.tolist() == [1]
+    w.write_batches([b("m1", 2, S("a", 2, 2.0))])
+    assert r.read("m1", "a", 0, 10).ts.tolist() == [1, 2]  # sees the writer's new commits
+    with pytest.raises(StoreError, match="read-only"):
+        r.write_batches([b("m1", 3, S("a", 3, 3.0))])
+    r.close()
+    w.close()
+    again = SqliteStore(path)
+    assert again.last_seq("m1") == 2
+    again.write_batches([b("m1", 3, S("a", 300, 3.0))])
+    assert again.read("m1", "a", 0, 1000).ts.tolist() == [1, 2, 300]
+    again.close()
+
+
+def test_not_a_store(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(StoreError, match="not a shopfloor store"):
+        SqliteStore(junk)
+    with pytest.raises(ValueError, match="synchronous"):
+        SqliteStore(tmp_path / "x.db", synchronous="OFF")
