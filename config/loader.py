@@ -126,3 +126,36 @@ def json_schema() -> str:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "shopfloor site file"
     return json.dumps(schema, ensure_ascii=False, indent=2)
+
+
+def secret_issues(site: SiteConfig, path: str | Path) -> list[ConfigIssue]:
+    """Every secret reference of ``site`` that cannot be resolved now (unset env var, unreadable
+    file), with the file, line and field path; the values themselves are never shown."""
+    from pydantic import BaseModel
+
+    from config.base import SecretError, SecretRef
+
+    found: list[tuple[list[int | str], str]] = []
+
+    def walk(obj: object, loc: list[int | str]) -> None:
+        if isinstance(obj, SecretRef):
+            try:
+                obj.reveal()
+            except SecretError as exc:
+                found.append((loc, str(exc)))
+        elif isinstance(obj, BaseModel):
+            for name in type(obj).model_fields:
+                walk(getattr(obj, name), [*loc, name])
+        elif isinstance(obj, tuple | list):
+            for i, item in enumerate(obj):
+                walk(item, [*loc, i])
+
+    walk(site, [])
+    if not found:
+        return []
+    p = Path(path)
+    try:
+        node = yaml.compose(p.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        node = None
+    return [ConfigIssue(str(p), _line_of(node, loc), _loc_path(loc), msg) for loc, msg in found]

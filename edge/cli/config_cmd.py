@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from config.loader import ConfigError, json_schema, load_site
+from config.loader import ConfigError, json_schema, load_site, secret_issues
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -17,6 +17,13 @@ def _check(args: argparse.Namespace) -> int:
             print(f"error: {issue}", file=sys.stderr)
         n = len(exc.issues)
         print(f"{args.file}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
+        return 2
+    missing = secret_issues(site, args.file)
+    if missing:
+        for issue in missing:
+            print(f"error: {issue}", file=sys.stderr)
+        n = len(missing)
+        print(f"{args.file}: {n} secret{'s' if n != 1 else ''} not available", file=sys.stderr)
         return 2
     points = sum(len(d.points) for d in site.devices)
     print(

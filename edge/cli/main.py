@@ -15,7 +15,11 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from typing import Any, cast
 
-COMMANDS: tuple[str, ...] = ("edge.cli.config_cmd",)
+COMMANDS: tuple[str, ...] = (
+    "edge.cli.config_cmd",
+    "edge.cli.run",
+    "edge.cli.tail",
+)
 
 Register = Callable[[Any], None]
 
