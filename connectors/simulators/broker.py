@@ -65,9 +65,9 @@ def pick_port(host: str, port: int | None) -> int:
         return int(s.getsockname()[1])
 
 
-async def wait_listening(host: str, port: int, timeout: float) -> bool:
+async def wait_listening(host: str, port: int, within_s: float) -> bool:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within_s
     while loop.time() < deadline:
         try:
             _, writer = await asyncio.open_connection(host, port)
@@ -121,7 +121,8 @@ class MosquittoBroker:
         self._dir = Path(tempfile.mkdtemp(prefix="shopfloor-mosquitto-"))
         conf = self._dir / "mosquitto.conf"
         conf.write_text(mosquitto_config(self.port, self.host, self._dir))
-        self._proc = subprocess.Popen(
+        self._proc = await asyncio.to_thread(
+            subprocess.Popen,
             [self.binary, "-c", str(conf)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

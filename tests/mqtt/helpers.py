@@ -43,13 +43,13 @@ class RecordingSink:
     def of(self, device: str, point: str) -> list[Sample]:
         return [s for s in self.samples if s.device == device and s.point == point]
 
-    async def wait_for(self, cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def wait_for(self, cond: Callable[[], bool], within_s: float = 10.0) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within_s
         while not cond():
             if loop.time() > deadline:
                 raise AssertionError(
-                    f"condition not met in {timeout}s; samples={len(self.samples)} "
+                    f"condition not met in {within_s}s; samples={len(self.samples)} "
                     f"errors={dict(self.errors)} links={self.links[-6:]}"
                 )
             await asyncio.sleep(0.02)
@@ -98,14 +98,10 @@ async def running(connector: Connector, sink: RecordingSink) -> AsyncIterator[as
 
 
 def mqtt_site(devices: list[dict[str, Any]], site_id: str = "t") -> SiteConfig:
-    return SiteConfig.model_validate(
-        {"site": {"id": site_id, "name": "test"}, "devices": devices}
-    )
+    return SiteConfig.model_validate({"site": {"id": site_id, "name": "test"}, "devices": devices})
 
 
-def device(
-    dev_id: str, port: int, points: list[dict[str, Any]], **conn: Any
-) -> dict[str, Any]:
+def device(dev_id: str, port: int, points: list[dict[str, Any]], **conn: Any) -> dict[str, Any]:
     block: dict[str, Any] = {"host": "127.0.0.1", "port": port, "qos": 1}
     block.update(conn)
     return {"id": dev_id, "name": dev_id, "mqtt": block, "points": points}

@@ -29,10 +29,22 @@ async def test_plain_json_several_points_and_payload_timestamp(broker: Mosquitto
                 "qs1",
                 broker.port,
                 [
-                    point("inspected", "f/qs1/insp", "/totals/inspected", ts_pointer="/ts",
-                          datatype="uint32", role="count_total"),
-                    point("passed", "f/qs1/insp", "/totals/passed", ts_pointer="/ts",
-                          datatype="uint32", role="count_good"),
+                    point(
+                        "inspected",
+                        "f/qs1/insp",
+                        "/totals/inspected",
+                        ts_pointer="/ts",
+                        datatype="uint32",
+                        role="count_total",
+                    ),
+                    point(
+                        "passed",
+                        "f/qs1/insp",
+                        "/totals/passed",
+                        ts_pointer="/ts",
+                        datatype="uint32",
+                        role="count_good",
+                    ),
                     point("diameter", "f/qs1/insp", "/measure/d", ts_pointer="/ts", scale=10.0),
                     point("ok", "f/qs1/insp", "/ok", datatype="bool"),
                 ],
@@ -44,8 +56,12 @@ async def test_plain_json_several_points_and_payload_timestamp(broker: Mosquitto
     sink = RecordingSink()
     async with running(conn, sink):
         await sink.wait_for(lambda: sink.up("qs1") is True)
-        doc = {"ts": 1_780_000_000_123, "totals": {"inspected": 7, "passed": 6},
-               "measure": {"d": 2.5}, "ok": True}
+        doc = {
+            "ts": 1_780_000_000_123,
+            "totals": {"inspected": 7, "passed": 6},
+            "measure": {"d": 2.5},
+            "ok": True,
+        }
         with publisher(broker.port) as pub:
             pub("f/qs1/insp", json.dumps(doc), 1)
             pub("f/other/insp", json.dumps(doc), 1)  # not subscribed: ignored
@@ -101,7 +117,8 @@ async def test_wildcards_take_the_device_from_the_topic(broker: Mosquitto) -> No
         ("m8", "power"): -30.0,
     }
     assert sink.errors == {("stations", "malformed:device_topic"): 1}
-    assert ("qsA", True) in sink.links and ("m8", True) in sink.links
+    assert ("qsA", True) in sink.links
+    assert ("m8", True) in sink.links
 
 
 async def test_each_malformed_reason_is_counted_and_skipped(broker: Mosquitto) -> None:
