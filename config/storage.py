@@ -28,12 +28,26 @@ class InfluxStorage(Frozen):
     bucket: str | None = None
     ca_file: Path | None = None
     verify_tls: bool = True
-    measurement: str = "samples"
+    measurement: str = Field(default="samples", pattern=r"^[A-Za-z0-9_.\-]+$")
+    v2_reads: Literal["flux", "influxql"] = Field(
+        default="flux",
+        description="v2 API reads: Flux (2.x) or InfluxQL on /query (3.x; 2.x with DBRP mapping)",
+    )
     timeout_s: float = Field(default=10.0, gt=0)
     outbox_path: Path = Field(default=Path("data/outbox.db"), description="durable local outbox")
     outbox_max_samples: int = Field(default=5_000_000, ge=1000)
     outbox_drop: Literal["drop_oldest", "drop_newest"] = "drop_oldest"
-    batch_max_samples: int = Field(default=5000, ge=1)
+    outbox_synchronous: Literal["full", "normal"] = Field(
+        default="full",
+        description="SQLite synchronous mode of the outbox: full survives power loss, "
+        "normal only a crash of the process",
+    )
+    batch_max_samples: int = Field(
+        default=5000, ge=1, description="most samples sent in one HTTP write"
+    )
+    read_chunk_points: int = Field(
+        default=100_000, ge=1, description="most points fetched per query when reading a range"
+    )
     replay_backoff_max_s: float = Field(default=30.0, gt=0)
     local_cache: Path | None = Field(
         default=None, description="also keep an embedded SQLite copy for the gateway and ledger"
@@ -45,6 +59,10 @@ class InfluxStorage(Frozen):
             raise ValueError("the v1 API needs 'database'")
         if self.api == "v2" and not (self.org and self.bucket and self.token):
             raise ValueError("the v2 API needs 'org', 'bucket' and 'token'")
+        if self.token is not None and (self.username or self.password):
+            raise ValueError("give either 'token' or 'username'/'password', not both")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("'username' and 'password' go together")
         return self
 
 

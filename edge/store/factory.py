@@ -13,4 +13,8 @@ def open_store(site: SiteConfig) -> Store:
         from edge.store.sqlite import SqliteStore
 
         return SqliteStore(site.resolve(storage.path))
+    if storage.kind == "influxdb":
+        from edge.store.influx import open_influx_store
+
+        return open_influx_store(site)
     raise ValueError(f"unknown storage kind {storage.kind!r}: use 'sqlite' or 'influxdb'")

@@ -1,0 +1,422 @@
+"""InfluxStore: the InfluxDB store with a durable local outbox.
+
+``write_batches`` encodes the batches as line protocol and commits them to the SQLite outbox:
+that is the acknowledgement. A sender thread owned by the store forwards the outbox to InfluxDB
+in order (see :mod:`edge.store.influx.sender`). Reads for the KPI engine query InfluxDB by time
+range; ``latest()``, ``last_seq()`` and ``health()`` come from the outbox file, so they work while
+InfluxDB is away.
+
+Health of the InfluxDB path is reported as one extra :class:`DeviceHealth` record with the
+device id ``sink:influxdb`` (``:`` never occurs in a device id): ``connected`` is False while
+InfluxDB does not accept writes, ``samples`` counts samples InfluxDB confirmed, ``drops`` samples
+dropped by the outbox bound, ``errors`` the failures by kind (unavailable, auth, not_found,
+rejected), and ``extra`` holds pending_samples, pending_batches, oldest_pending_age_s,
+replay_rate_sps, quarantined_samples/batches, state, last_error and the rest of
+:meth:`InfluxStore.status`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from config.storage import InfluxStorage
+from connectors.base import Quality, Sample
+from edge.store.base import Batch, DeviceHealth
+from edge.store.influx import influxql, lineproto
+from edge.store.influx.errors import InfluxError
+from edge.store.influx.outbox import Entry, LatestRow, Outbox, Quarantined
+from edge.store.influx.sender import LineWriter, Sender
+from edge.store.influx.v1 import V1Client, tls_verify
+from metrics.series import Series
+
+SINK_HEALTH_ID = "sink:influxdb"
+
+
+class _SeriesSource(Protocol):
+    def read_range(self, device: str, point: str, start: int, end: int, limit: int) -> Series: ...
+
+    def read_prior(self, device: str, point: str, before: int) -> Series: ...
+
+    def close(self) -> None: ...
+
+
+class _InfluxQLSource:
+    def __init__(self, client: V1Client, measurement: str, retention_policy: str | None) -> None:
+        self._client = client
+        self._m = measurement
+        self._rp = retention_policy
+
+    def read_range(self, device: str, point: str, start: int, end: int, limit: int) -> Series:
+        q = influxql.select_range(self._m, device, point, start, end, limit, self._rp)
+        return influxql.series_from_result(self._client.query(q))
+
+    def read_prior(self, device: str, point: str, before: int) -> Series:
+        q = influxql.select_prior(self._m, device, point, before, self._rp)
+        return influxql.series_from_result(self._client.query(q))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class _FluxSource:
+    def __init__(self, client: Any, bucket: str, measurement: str) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._m = measurement
+
+    def read_range(self, device: str, point: str, start: int, end: int, limit: int) -> Series:
+        from edge.store.influx import flux
+
+        q = flux.select_range(self._bucket, self._m, device, point, start, end, limit)
+        result: Series = self._client.flux(q)
+        return result
+
+    def read_prior(self, device: str, point: str, before: int) -> Series:
+        from edge.store.influx import flux
+
+        result: Series = self._client.flux(
+            flux.select_prior(self._bucket, self._m, device, point, before)
+        )
+        return result
+
+    def close(self) -> None:
+        """The client is closed by the store (it is shared with the writer)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutboxStatus:
+    """What the InfluxDB path is doing; also the ``extra`` of the ``sink:influxdb`` record."""
+
+    state: str
+    pending_samples: int
+    pending_batches: int
+    oldest_pending_age_s: float | None
+    replay_rate_sps: float
+    sent_samples: int
+    sent_batches: int
+    dropped_samples: int
+    dropped_batches: int
+    quarantined_samples: int
+    quarantined_batches: int
+    last_error: str
+    last_status: int | None
+    last_success_ns: int | None
+    backoff_s: float
+    errors: dict[str, int]
+    outbox_max_samples: int
+    outbox_drop: str
+
+
+class InfluxStore:
+    """``edge.store.base.Store`` and ``metrics.series.SeriesReader`` on InfluxDB."""
+
+    def __init__(
+        self,
+        cfg: InfluxStorage,
+        *,
+        outbox_path: Path | None = None,
+        ca_file: Path | None = None,
+        local_cache: Path | None = None,
+        start_sender: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self.measurement = lineproto.check_measurement(cfg.measurement)
+        password = cfg.password.reveal() if cfg.password else None
+        token = cfg.token.reveal() if cfg.token else None
+        ca = ca_file if ca_file is not None else cfg.ca_file
+        self._outbox = Outbox(
+            outbox_path or cfg.outbox_path,
+            max_samples=cfg.outbox_max_samples,
+            drop=cfg.outbox_drop,
+            synchronous=cfg.outbox_synchronous,
+        )
+        self._v2: Any = None
+        try:
+            writer: LineWriter
+            if cfg.api == "v1":
+                assert cfg.database is not None
+                verify = tls_verify(cfg.url, ca, cfg.verify_tls)
+                common: dict[str, Any] = {
+                    "database": cfg.database,
+                    "retention_policy": cfg.retention_policy,
+                    "username": cfg.username,
+                    "password": password,
+                    "token": token,
+                    "verify": verify,
+                    "timeout_s": cfg.timeout_s,
+                }
+                writer = V1Client(cfg.url, **common)
+                self._source: _SeriesSource = _InfluxQLSource(
+                    V1Client(cfg.url, **common), self.measurement, cfg.retention_policy
+                )
+            else:
+                from edge.store.influx.v2 import V2Client
+
+                assert cfg.bucket is not None
+                assert cfg.org is not None
+                assert token is not None
+                self._v2 = V2Client(
+                    cfg.url,
+                    token=token,
+                    org=cfg.org,
+                    bucket=cfg.bucket,
+                    verify_tls=cfg.verify_tls,
+                    ca_file=ca,
+                    timeout_s=cfg.timeout_s,
+                )
+                writer = self._v2
+                if cfg.v2_reads == "flux":
+                    self._source = _FluxSource(self._v2, cfg.bucket, self.measurement)
+                else:
+                    self._source = _InfluxQLSource(
+                        V1Client(
+                            cfg.url,
+                            database=cfg.bucket,
+                            retention_policy=cfg.retention_policy,
+                            token=token,
+                            verify=tls_verify(cfg.url, ca, cfg.verify_tls),
+                            timeout_s=cfg.timeout_s,
+                        ),
+                        self.measurement,
+                        cfg.retention_policy,
+                    )
+        except BaseException:
+            self._outbox.close()
+            raise
+        self._writer = writer
+        self._cache: Any = None
+        cache_path = local_cache if local_cache is not None else cfg.local_cache
+        if cache_path is not None:
+            from edge.store.sqlite import SqliteStore
+
+            try:
+                self._cache = SqliteStore(cache_path)
+            except BaseException:
+                self._source.close()
+                writer.close()
+                self._outbox.close()
+                raise
+        self._sender = Sender(
+            self._outbox,
+            writer,
+            max_samples=cfg.batch_max_samples,
+            backoff_max_s=cfg.replay_backoff_max_s,
+        )
+        self._closed = False
+        if start_sender:
+            self._sender.start()
+
+    # ---- Store: writes -----------------------------------------------------------------
+
+    def write_batches(self, batches: Sequence[Batch]) -> None:
+        """Commit the batches to the outbox (the acknowledgement) and wake the sender.
+
+        Every batch is validated and encoded first: a sample that cannot be written (empty or
+        malformed device/point name, non-numeric value, non-int timestamp) raises
+        :class:`lineproto.LineProtocolError` and nothing of the call is stored.
+        """
+        self._check_open()
+        entries: list[Entry] = []
+        seqs: dict[str, int] = {}
+        newest: dict[tuple[str, str], Sample] = {}
+        for b in batches:
+            if not b.source:
+                raise lineproto.LineProtocolError("batch without a source")
+            if not isinstance(b.seq, int) or b.seq < 1:
+                raise lineproto.LineProtocolError(f"batch {b.source}: bad sequence {b.seq!r}")
+            seqs[b.source] = max(seqs.get(b.source, 0), b.seq)
+            if not b.samples:
+                continue
+            lines = lineproto.encode(self.measurement, b.samples)
+            entries.append(Entry(b.source, b.seq, len(b.samples), b.first_ts, b.last_ts, lines))
+            for s in b.samples:
+                key = (s.device, s.point)
+                cur = newest.get(key)
+                if cur is None or s.ts >= cur.ts:
+                    newest[key] = s
+        latest: list[LatestRow] = [
+            (s.device, s.point, s.ts, _sql_float(s.value), int(s.quality), s.status)
+            for s in newest.values()
+        ]
+        if self._cache is not None:
+            self._write_cache([b for b in batches if b.samples])
+        self._outbox.append(entries, seqs, latest)
+        self._sender.wake()
+
+    def _write_cache(self, batches: list[Batch]) -> None:
+        """Also store the batches in the embedded SQLite copy (``local_cache``). A batch the
+        copy already holds (a retried call whose outbox commit failed) is skipped."""
+        from edge.store.sqlite import BatchConflict
+
+        try:
+            self._cache.write_batches(batches)
+        except BatchConflict:
+            for b in batches:
+                try:
+                    self._cache.write_batches([b])
+                except BatchConflict:
+                    continue
+
+    def last_seq(self, source: str) -> int:
+        self._check_open()
+        return self._outbox.last_seq(source)
+
+    def write_health(self, records: Sequence[DeviceHealth]) -> None:
+        self._check_open()
+        self._outbox.write_health((r.device, dataclasses.asdict(r)) for r in records)
+        if self._cache is not None:
+            self._cache.write_health([*records, self.sink_health()])
+
+    # ---- Store: reads ------------------------------------------------------------------
+
+    def health(self) -> list[DeviceHealth]:
+        """The devices' records (as written by the collector) and the ``sink:influxdb`` one."""
+        self._check_open()
+        out = [DeviceHealth(**rec) for _, rec in self._outbox.health()]
+        out.append(self.sink_health())
+        return out
+
+    def sink_health(self) -> DeviceHealth:
+        st = self.status()
+        return DeviceHealth(
+            device=SINK_HEALTH_ID,
+            connected=st.state in ("idle", "sending"),
+            last_good_ts=st.last_success_ns,
+            last_sample_ts=st.last_success_ns,
+            samples=st.sent_samples,
+            errors=dict(st.errors),
+            restarts=0,
+            drops=st.dropped_samples,
+            updated_ts=time.time_ns(),
+            extra=dataclasses.asdict(st),
+        )
+
+    def status(self) -> OutboxStatus:
+        self._check_open()
+        pending_n, pending_b = self._outbox.pending()
+        oldest = self._outbox.oldest_created_ns()
+        counters = self._outbox.counters()
+        sender = self._sender.status()
+        state = sender.state
+        if state == "idle" and pending_n and not self._sender.alive:
+            state = "stopped"
+        return OutboxStatus(
+            state=state,
+            pending_samples=pending_n,
+            pending_batches=pending_b,
+            oldest_pending_age_s=(time.time_ns() - oldest) / 1e9 if oldest is not None else None,
+            replay_rate_sps=round(sender.replay_rate_sps, 1),
+            sent_samples=counters["sent_samples"],
+            sent_batches=counters["sent_batches"],
+            dropped_samples=counters["dropped_samples"],
+            dropped_batches=counters["dropped_batches"],
+            quarantined_samples=counters["quarantined_samples"],
+            quarantined_batches=counters["quarantined_batches"],
+            last_error=sender.last_error,
+            last_status=sender.last_status,
+            last_success_ns=sender.last_success_ns,
+            backoff_s=sender.backoff_s,
+            errors=sender.errors,
+            outbox_max_samples=self.cfg.outbox_max_samples,
+            outbox_drop=self.cfg.outbox_drop,
+        )
+
+    def quarantined(self) -> list[Quarantined]:
+        """Batches InfluxDB refused, with the status and body of its answer."""
+        self._check_open()
+        return self._outbox.quarantined()
+
+    def latest(self, device: str | None = None) -> list[Sample]:
+        self._check_open()
+        return [
+            Sample(d, p, ts, v, Quality(q), st)
+            for d, p, ts, v, q, st in self._outbox.latest(device)
+        ]
+
+    def series(self) -> list[tuple[str, str]]:
+        """Every (device, point) this gateway has written."""
+        return [(d, p) for d, p, *_ in self._outbox.latest()]
+
+    def read(self, device: str, point: str, start: int, end: int, *, prior: bool = False) -> Series:
+        """Samples of one point with ``start <= ts < end`` from InfluxDB, in time order, read in
+        chunks of ``read_chunk_points``; ``prior`` prepends the last sample before ``start``.
+
+        Raises :class:`InfluxError` (with the reason) when InfluxDB cannot answer. Samples still
+        waiting in the outbox are not included: see ``status().pending_samples``.
+        """
+        self._check_open()
+        if end < start:
+            raise ValueError(f"read {device}/{point}: end {end} is before start {start}")
+        lineproto.check_tag_value("device", device)
+        lineproto.check_tag_value("point", point)
+        parts: list[Series] = []
+        if prior:
+            parts.append(self._source.read_prior(device, point, start))
+        chunk = self.cfg.read_chunk_points
+        cursor = start
+        while cursor < end:
+            part = self._source.read_range(device, point, cursor, end, chunk)
+            parts.append(part)
+            if len(part) < chunk:
+                break
+            cursor = int(part.ts[-1]) + 1
+        return influxql.concat(parts)
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def wait_drained(self, timeout: float) -> bool:
+        """Wait until the outbox is empty (True) or ``timeout`` seconds passed (False)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._outbox.pending()[0] == 0:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
+    def close(self, drain_s: float = 2.0) -> None:
+        """Stop the sender (after up to ``drain_s`` seconds of sending what is pending while
+        InfluxDB accepts writes) and close everything. Rows not sent stay in the outbox and are
+        sent by the next run."""
+        if self._closed:
+            return
+        deadline = time.monotonic() + drain_s
+        while (
+            self._sender.alive
+            and self._outbox.pending()[0]
+            and self._sender.status().state in ("idle", "sending")
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.01)
+        self._closed = True
+        self._sender.stop(timeout=self.cfg.timeout_s + 5)
+        try:
+            self._source.close()
+            self._writer.close()
+            if self._cache is not None:
+                self._cache.close()
+        finally:
+            self._outbox.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InfluxError("the InfluxDB store is closed")
+
+    def __enter__(self) -> InfluxStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _sql_float(value: float) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return v
