@@ -46,5 +46,25 @@ class KpiSettings(Frozen):
     network_min_coverage: float = Field(default=0.9, gt=0, le=1)
     defect_rate_includes_rework: bool = True
     apc_rate_basis: Literal["time", "count"] = "time"
+    apc_in_use_min_share: float = Field(
+        default=0.5, gt=0, le=1, description="count basis: a loop is in use above this share"
+    )
     labour_productivity_basis: Literal["value_added", "output_value"] = "value_added"
+    operating_cost_basis: Literal["absolute", "per_output_value"] = "absolute"
+    output_value_source: Literal["auto", "declared", "measured"] = Field(
+        default="auto",
+        description="auto: the declared figure when one covers the period, else good counts x "
+        "unit_price_wan",
+    )
+    quality_devices: tuple[str, ...] | None = Field(
+        default=None,
+        description="devices whose counters give the defect rate (e.g. the final inspection); "
+        "absent = every device with quality counters",
+    )
+    stale_after_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="a value older than this counts as no data (offline); absent = 3 x the "
+        "point's heartbeat",
+    )
     factors: Factors = Factors()

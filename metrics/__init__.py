@@ -1,1 +1,1 @@
-"""Pure domain: KPI catalogue and formulas (numpy), periods, tiers, evidence. Imports only config."""
+"""Pure domain: KPI catalogue and formulas (numpy), periods, tiers, evidence. Imports config."""

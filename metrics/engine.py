@@ -1,0 +1,1102 @@
+"""The KPI engine: recorded series + site file -> the before/after table of the application form.
+
+``compute_period`` computes every KPI of the catalogue for one period (measured ones from the
+``SeriesReader``, declared ones from ``site.declared``); ``compute_table`` puts a baseline and a
+current period side by side in the form's order with the change. Both are deterministic: the same
+reader content and site give the same ``to_dict()``. Only the points the formulas need are read,
+inside the period (``prior=True`` for step signals and counters), so a reader over the batches
+of an evidence bundle gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from config.models import Device, Point, SiteConfig
+from metrics.catalogue import BY_ID, CATALOGUE, Kpi
+from metrics.counters import CounterSteps, counter_steps
+from metrics.declared import DeclaredValue, declared_value
+from metrics.energy import CARRIER_ROLES, Carriers, co2_t, energy_tce, factor_dict
+from metrics.intervals import IntervalSet
+from metrics.oee import FleetOee, MachineOee, Quantities, machine_flags, ratio
+from metrics.periods import NS_PER_S, TimeRange, calendar_years, zone
+from metrics.series import QUALITY_BAD, Series, SeriesReader
+from metrics.tiers import evaluate
+from metrics.timemodel import (
+    PRODUCING,
+    CalendarWindows,
+    MachineTimes,
+    device_windows,
+    level_set,
+    machine_times,
+    presence,
+    state_set,
+    timeline,
+)
+
+ENGINE_VERSION = "1"
+CONTROLLED = frozenset({"nc", "cnc", "plc", "dcs", "robot"})
+QTY_ROLES = ("count_total", "count_good", "count_scrap", "count_rework")
+
+
+# --------------------------------------------------------------------------- result types
+@dataclass(frozen=True)
+class KpiInput:
+    """One input of a KPI value with its provenance and where it comes from."""
+
+    name: str
+    value: float | None
+    unit: str
+    provenance: str  # measured | declared | imported | register
+    source: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "value": _num(self.value),
+            "unit": self.unit,
+            "provenance": self.provenance,
+            "source": self.source,
+            "detail": _clean(self.detail),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> KpiInput:
+        return cls(d["name"], d["value"], d["unit"], d["provenance"], d["source"], d["detail"])
+
+
+@dataclass(frozen=True)
+class KpiValue:
+    value: float | None
+    provenance: str  # measured | declared | imported | mixed | none
+    inputs: tuple[KpiInput, ...] = ()
+    coverage: float | None = None
+    notes: tuple[str, ...] = ()
+    variant: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": _num(self.value),
+            "provenance": self.provenance,
+            "inputs": [i.to_dict() for i in self.inputs],
+            "coverage": _num(self.coverage),
+            "notes": list(self.notes),
+            "variant": self.variant,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> KpiValue:
+        return cls(
+            d["value"],
+            d["provenance"],
+            tuple(KpiInput.from_dict(i) for i in d["inputs"]),
+            d["coverage"],
+            tuple(d["notes"]),
+            d["variant"],
+        )
+
+
+@dataclass(frozen=True)
+class KpiRow:
+    id: str
+    label_zh: str
+    label_en: str
+    unit: str
+    direction: str
+    mandatory: bool
+    provenance: str
+    formula_id: str
+    formula_version: int
+    variant: str | None
+    before: KpiValue
+    after: KpiValue
+    change: float | None
+    change_label: str  # 提升 | 下降 | ""
+
+    @property
+    def form_label(self) -> str:
+        return f"*{self.label_zh}" if self.mandatory else self.label_zh
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "label_zh": self.label_zh,
+            "label_en": self.label_en,
+            "unit": self.unit,
+            "direction": self.direction,
+            "mandatory": self.mandatory,
+            "provenance": self.provenance,
+            "formula_id": self.formula_id,
+            "formula_version": self.formula_version,
+            "variant": self.variant,
+            "before": self.before.to_dict(),
+            "after": self.after.to_dict(),
+            "change": _num(self.change),
+            "change_label": self.change_label,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> KpiRow:
+        return cls(
+            d["id"],
+            d["label_zh"],
+            d["label_en"],
+            d["unit"],
+            d["direction"],
+            d["mandatory"],
+            d["provenance"],
+            d["formula_id"],
+            d["formula_version"],
+            d["variant"],
+            KpiValue.from_dict(d["before"]),
+            KpiValue.from_dict(d["after"]),
+            d["change"],
+            d["change_label"],
+        )
+
+
+@dataclass(frozen=True)
+class KpiTable:
+    site_id: str
+    baseline: TimeRange
+    current: TimeRange
+    baseline_imported: bool
+    current_imported: bool
+    rows: tuple[KpiRow, ...]
+    settings: dict[str, Any]
+    tiers: dict[str, Any]
+    reads: tuple[dict[str, Any], ...]
+    engine_version: str = ENGINE_VERSION
+
+    def row(self, kpi_id: str) -> KpiRow:
+        for r in self.rows:
+            if r.id == kpi_id:
+                return r
+        raise KeyError(kpi_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "engine_version": self.engine_version,
+            "site_id": self.site_id,
+            "baseline": self.baseline.to_dict(),
+            "current": self.current.to_dict(),
+            "baseline_imported": self.baseline_imported,
+            "current_imported": self.current_imported,
+            "rows": [r.to_dict() for r in self.rows],
+            "settings": _clean(self.settings),
+            "tiers": _clean(self.tiers),
+            "reads": [_clean(r) for r in self.reads],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> KpiTable:
+        return cls(
+            site_id=d["site_id"],
+            baseline=TimeRange.from_dict(d["baseline"]),
+            current=TimeRange.from_dict(d["current"]),
+            baseline_imported=d["baseline_imported"],
+            current_imported=d["current_imported"],
+            rows=tuple(KpiRow.from_dict(r) for r in d["rows"]),
+            settings=d["settings"],
+            tiers=d["tiers"],
+            reads=tuple(d["reads"]),
+            engine_version=d["engine_version"],
+        )
+
+
+@dataclass(frozen=True)
+class PeriodResult:
+    """Every KPI of one period plus the per-machine OEE details for the dashboard."""
+
+    period: TimeRange
+    imported: bool
+    devices: tuple[str, ...]
+    kpis: dict[str, KpiValue]
+    machines: tuple[dict[str, Any], ...]  # per machine: times_s, quantities, ratios, flags
+    fleet: dict[str, Any]  # summed fleet figures
+    fleet_mean_oee: float | None
+    device_coverage: dict[str, float | None]
+    counters: dict[str, dict[str, Any]]  # "device/point" -> total, resets, rollovers
+    energy: dict[str, Any]
+    reads: tuple[dict[str, Any], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = _clean(
+            {
+                "period": self.period.to_dict(),
+                "imported": self.imported,
+                "devices": list(self.devices),
+                "kpis": {k: v.to_dict() for k, v in self.kpis.items()},
+                "machines": list(self.machines),
+                "fleet": self.fleet,
+                "fleet_mean_oee": self.fleet_mean_oee,
+                "device_coverage": self.device_coverage,
+                "counters": self.counters,
+                "energy": self.energy,
+                "reads": list(self.reads),
+            }
+        )
+        return out
+
+
+def _num(x: float | None) -> float | None:
+    if x is None:
+        return None
+    f = float(x)
+    return f if math.isfinite(f) else None
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe copy: NaN/inf -> None, tuples -> lists, numpy scalars -> Python."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _clean(obj.item())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return obj
+
+
+# --------------------------------------------------------------------------- reading
+class _Reads:
+    """Reads through the reader and records what was read (for the evidence snapshot)."""
+
+    def __init__(self, reader: SeriesReader, period: TimeRange) -> None:
+        self.reader = reader
+        self.period = period
+        self.log: list[dict[str, Any]] = []
+
+    def read(self, device: str, point: str, *, prior: bool) -> Series:
+        self.log.append(
+            {
+                "device": device,
+                "point": point,
+                "start_ns": self.period.start_ns,
+                "end_ns": self.period.end_ns,
+                "prior": prior,
+            }
+        )
+        return self.reader.read(
+            device, point, self.period.start_ns, self.period.end_ns, prior=prior
+        )
+
+
+def _stale_ns(site: SiteConfig, point: Point) -> int:
+    if site.kpi.stale_after_s is not None:
+        return int(site.kpi.stale_after_s * NS_PER_S)
+    hb = point.heartbeat_s or site.runtime.heartbeat_s
+    return int(3 * hb * NS_PER_S)
+
+
+def _has_good(series: Series, start: int, end: int) -> bool:
+    m = (series.ts >= start) & (series.ts < end) & (series.quality != QUALITY_BAD)
+    return bool(m.any()) and bool(np.isfinite(series.values[m]).any())
+
+
+@dataclass
+class _DeviceData:
+    device: Device
+    windows: CalendarWindows
+    times: MachineTimes | None = None
+    state_tl: Any = None
+    counters: dict[str, tuple[Point, CounterSteps]] = field(default_factory=dict)
+    recorded: bool = False  # good data in the period
+    coverage: float | None = None
+    apc: list[tuple[Point, IntervalSet, IntervalSet]] = field(default_factory=list)
+
+
+def _collect(
+    rd: _Reads, site: SiteConfig, devices: Sequence[Device], period: TimeRange
+) -> list[_DeviceData]:
+    tz = site.site.timezone
+    s, e = period.start_ns, period.end_ns
+    site_win = device_windows(site.calendar, tz, s, e, None)
+    specific = {d for pdt in site.calendar.planned_downtime for d in (pdt.devices or ())}
+    out: list[_DeviceData] = []
+    for dev in devices:
+        win = device_windows(site.calendar, tz, s, e, dev.id) if dev.id in specific else site_win
+        dd = _DeviceData(dev, win)
+        state_points = [p for p in dev.points if p.role == "state"]
+        cover_sets: list[IntervalSet] = []
+        for p in dev.points:
+            if p.role in QTY_ROLES or p.role in CARRIER_ROLES or p.role.startswith("water_"):
+                ser = rd.read(dev.id, p.id, prior=True)
+                dd.counters[p.id] = (p, counter_steps(ser, s, p.counter_bits))
+                dd.recorded |= _has_good(ser, s, e)
+                if not state_points:
+                    cover_sets.append(presence(ser, s, e, _stale_ns(site, p)))
+            elif p.role == "state":
+                if p is not state_points[0]:
+                    continue  # one state signal per machine: the first one
+                ser = rd.read(dev.id, p.id, prior=True)
+                assert p.state_map is not None
+                tl = timeline(ser, dict(p.state_map), s, e, _stale_ns(site, p))
+                dd.state_tl = tl
+                dd.times = machine_times(tl, win, period.duration_ns)
+                dd.recorded |= _has_good(ser, s, e)
+            elif p.role == "apc_mode":
+                ser = rd.read(dev.id, p.id, prior=True)
+                st = _stale_ns(site, p)
+                dd.apc.append((p, level_set(ser, s, e, st), presence(ser, s, e, st)))
+                dd.recorded |= _has_good(ser, s, e)
+                if not state_points:
+                    cover_sets.append(presence(ser, s, e, st))
+            elif not state_points:
+                ser = rd.read(dev.id, p.id, prior=True)
+                dd.recorded |= _has_good(ser, s, e)
+                cover_sets.append(presence(ser, s, e, _stale_ns(site, p)))
+        if dd.times is not None:
+            dd.coverage = ratio(dd.times.covered, dd.times.window)
+        elif cover_sets:
+            merged = cover_sets[0]
+            for cs in cover_sets[1:]:
+                merged = merged.union(cs)
+            inside = int(win.window.measure_in(merged.starts, merged.ends).sum())
+            dd.coverage = ratio(inside, win.window.total)
+        else:
+            dd.coverage = 0.0 if win.window.total > 0 else None
+        out.append(dd)
+    return out
+
+
+# --------------------------------------------------------------------------- measured KPIs
+def _qty(dd: _DeviceData, win_set: IntervalSet, s: int, e: int) -> Quantities | None:
+    by_role: dict[str, tuple[float, float]] = {}
+    for _pid, (p, steps) in dd.counters.items():
+        if p.role not in QTY_ROLES:
+            continue
+        in_win = float(steps.inc[win_set.contains(steps.ts)].sum()) if steps.ts.size else 0.0
+        total = steps.total(s, e)
+        w0, t0 = by_role.get(p.role, (0.0, 0.0))
+        by_role[p.role] = (w0 + in_win, t0 + total)
+    if not by_role:
+        return None
+    zero = (0.0, 0.0)
+    sq = by_role.get("count_scrap", zero)
+    rq = by_role.get("count_rework", zero)
+    has_total = "count_total" in by_role
+    has_good = "count_good" in by_role
+    if has_total:
+        pq = by_role["count_total"]
+    else:
+        g = by_role.get("count_good", zero)
+        pq = (g[0] + sq[0] + rq[0], g[1] + sq[1] + rq[1])
+    gq = by_role["count_good"] if has_good else (pq[0] - sq[0] - rq[0], pq[1] - sq[1] - rq[1])
+    return Quantities(
+        pq=pq[0],
+        gq=gq[0],
+        sq=sq[0],
+        rq=rq[0],
+        pq_period=pq[1],
+        gq_period=gq[1],
+        sq_period=sq[1],
+        rq_period=rq[1],
+        has_good=has_good,
+        has_total=has_total,
+    )
+
+
+def _prov(imported: bool) -> str:
+    return "imported" if imported else "measured"
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None else 100.0 * x
+
+
+def _cnc_rate(data: list[_DeviceData], imported: bool) -> KpiValue:
+    key = [d for d in data if d.device.key_equipment]
+    register = [d for d in key if d.device.control in CONTROLLED]
+    confirmed = [d for d in register if d.recorded]
+    notes = []
+    if len(register) != len(confirmed):
+        missing = [d.device.id for d in register if not d.recorded]
+        notes.append("controlled per register but no recorded data: " + ", ".join(missing))
+    notes.append(f"register alone: {len(register)}/{len(key)}")
+    return KpiValue(
+        _pct(ratio(len(confirmed), len(key))),
+        _prov(imported),
+        (
+            KpiInput(
+                "key devices with controller data recorded",
+                len(confirmed),
+                "台",
+                _prov(imported),
+                ", ".join(d.device.id for d in confirmed),
+            ),
+            KpiInput(
+                "key devices", len(key), "台", "register", ", ".join(d.device.id for d in key)
+            ),
+        ),
+        None,
+        tuple(notes),
+    )
+
+
+def _network_rate(data: list[_DeviceData], site: SiteConfig, imported: bool) -> KpiValue:
+    key = [d for d in data if d.device.key_equipment]
+    th = site.kpi.network_min_coverage
+    net = [d for d in key if d.coverage is not None and d.coverage >= th]
+    detail = {d.device.id: _num(d.coverage) for d in key}
+    notes = [f"networked = good data on >= {th:.0%} of planned busy time"]
+    low = [
+        f"{d.device.id} {d.coverage:.1%}" for d in key if d not in net and d.coverage is not None
+    ]
+    if low:
+        notes.append("below threshold: " + ", ".join(low))
+    covs = [d.coverage for d in key if d.coverage is not None]
+    return KpiValue(
+        _pct(ratio(len(net), len(key))),
+        _prov(imported),
+        (
+            KpiInput(
+                "key devices networked",
+                len(net),
+                "台",
+                _prov(imported),
+                ", ".join(d.device.id for d in net),
+                {"coverage": detail},
+            ),
+            KpiInput(
+                "key devices", len(key), "台", "register", ", ".join(d.device.id for d in key)
+            ),
+        ),
+        min(covs) if covs else None,
+        tuple(notes),
+    )
+
+
+def _digital_rate(data: list[_DeviceData], imported: bool) -> KpiValue:
+    prod = [d for d in data if d.device.production]
+    dig = [d for d in prod if d.device.control != "none" and d.recorded]
+    return KpiValue(
+        _pct(ratio(len(dig), len(prod))),
+        _prov(imported),
+        (
+            KpiInput(
+                "digital production devices with data",
+                len(dig),
+                "台",
+                _prov(imported),
+                ", ".join(d.device.id for d in dig),
+            ),
+            KpiInput(
+                "production devices",
+                len(prod),
+                "台",
+                "register",
+                ", ".join(d.device.id for d in prod),
+            ),
+        ),
+    )
+
+
+def _machines(data: list[_DeviceData], period: TimeRange) -> tuple[list[MachineOee], list[str]]:
+    out: list[MachineOee] = []
+    notes: list[str] = []
+    s, e = period.start_ns, period.end_ns
+    for d in data:
+        if not d.device.key_equipment or d.times is None:
+            continue
+        q = _qty(d, d.windows.window, s, e)
+        if q is None:
+            notes.append(f"{d.device.id}: no production counters, quantities 0")
+            q = Quantities(0, 0, 0, 0, 0, 0, 0, 0, False, False)
+        m = MachineOee(d.device.id, d.device.ideal_cycle_s, d.times, q)
+        out.append(MachineOee(m.device, m.ideal_cycle_s, m.times, m.qty, machine_flags(m)))
+    return out, notes
+
+
+def _oee(fleet: FleetOee, summed: dict[str, Any], imported: bool, notes: list[str]) -> KpiValue:
+    t = summed["times_s"]
+    q = summed["quantities"]
+    p = _prov(imported)
+    src = ", ".join(m.device for m in fleet.machines)
+    mean = fleet.mean_oee()
+    flags = [f for m in fleet.machines for f in m.flags]
+    return KpiValue(
+        _pct(summed["oee"]),
+        p,
+        (
+            KpiInput("availability", summed["availability"], "", p, src),
+            KpiInput("effectiveness", summed["effectiveness"], "", p, src),
+            KpiInput("quality ratio", summed["quality_ratio"], "", p, src),
+            KpiInput("PBT", t["pbt"] / 3600, "h", p, src),
+            KpiInput("APT", t["apt"] / 3600, "h", p, src),
+            KpiInput("PQ", q["pq"], "件", p, src),
+            KpiInput("GQ", q["gq"], "件", p, src),
+            KpiInput("mean of machines' OEE", mean, "", p, src),
+        ),
+        summed["coverage"],
+        (
+            f"fleet OEE on summed times and quantities of {len(fleet.machines)} key machines; "
+            f"mean of machines' OEE {_fmt_frac(mean)}",
+            *notes,
+            *flags,
+        ),
+        "fleet_summed",
+    )
+
+
+def _fmt_frac(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def _production_efficiency(machines: list[MachineOee], imported: bool) -> KpiValue:
+    gq = sum(m.qty.gq_period for m in machines)
+    apt_h = sum(m.times.producing_total for m in machines) / 3.6e12
+    p = _prov(imported)
+    src = ", ".join(m.device for m in machines)
+    return KpiValue(
+        ratio(gq, apt_h),
+        p,
+        (
+            KpiInput("good quantity", gq, "件", p, src),
+            KpiInput("actual producing time", apt_h, "h", p, src),
+        ),
+        None,
+        ("the form's 生产效率提升 is the change between the periods",),
+    )
+
+
+def _defect_rate(
+    data: list[_DeviceData], site: SiteConfig, period: TimeRange, imported: bool
+) -> KpiValue:
+    chosen = site.kpi.quality_devices
+    s, e = period.start_ns, period.end_ns
+    pq = sq = rq = 0.0
+    used: list[str] = []
+    resets: list[str] = []
+    for d in data:
+        if chosen is not None and d.device.id not in chosen:
+            continue
+        q = _qty(d, IntervalSet.of([(s, e)]), s, e)
+        if q is None:
+            continue
+        used.append(d.device.id)
+        pq += q.pq_period
+        sq += q.sq_period
+        rq += q.rq_period
+        for pid, (_p, steps) in d.counters.items():
+            if steps.resets or steps.rollovers:
+                resets.append(
+                    f"{d.device.id}/{pid}: {steps.resets} resets, {steps.rollovers} rollovers"
+                )
+    with_rework = site.kpi.defect_rate_includes_rework
+    value = ratio(sq + rq, pq) if with_rework else ratio(sq, pq)
+    other = ratio(sq, pq) if with_rework else ratio(sq + rq, pq)
+    p = _prov(imported)
+    src = ", ".join(used)
+    notes = [
+        ("scrap + rework" if with_rework else "scrap only")
+        + f"; the other reading ({'scrap only' if with_rework else 'scrap + rework'}): "
+        + _fmt_frac(other),
+        *resets,
+    ]
+    return KpiValue(
+        _pct(value),
+        p,
+        (
+            KpiInput("total produced", pq, "件", p, src),
+            KpiInput("scrap", sq, "件", p, src),
+            KpiInput("rework", rq, "件", p, src),
+        ),
+        None,
+        tuple(notes),
+        "scrap_and_rework" if with_rework else "scrap_only",
+    )
+
+
+def _apc_rate(data: list[_DeviceData], site: SiteConfig, imported: bool) -> KpiValue:
+    basis = site.kpi.apc_rate_basis
+    on_total = run_total = 0
+    loops = 0
+    in_use = 0
+    per_loop: dict[str, float | None] = {}
+    for d in data:
+        for p, on, covered in d.apc:
+            run = state_set(d.state_tl, PRODUCING) if d.state_tl is not None else covered
+            on_run = on.intersect(run).total
+            loops += 1
+            share = ratio(on_run, run.total)
+            per_loop[f"{d.device.id}/{p.id}"] = share
+            if share is not None and share >= site.kpi.apc_in_use_min_share:
+                in_use += 1
+            on_total += on_run
+            run_total += run.total
+    prov = _prov(imported)
+    src = ", ".join(per_loop)
+    time_val = ratio(on_total, run_total)
+    count_val = ratio(in_use, loops)
+    inputs = (
+        KpiInput("time in APC while running", on_total / 3.6e12, "h", prov, src),
+        KpiInput("running time", run_total / 3.6e12, "h", prov, src),
+        KpiInput("loops with APC in use", in_use, "个", prov, src, {"share": per_loop}),
+        KpiInput("loops", loops, "个", "register", src),
+    )
+    value, other = (time_val, count_val) if basis == "time" else (count_val, time_val)
+    other_name = "count" if basis == "time" else "time"
+    return KpiValue(
+        _pct(value),
+        prov,
+        inputs,
+        None,
+        (f"{basis}-based; {other_name}-based: {_fmt_frac(other)}",),
+        basis,
+    )
+
+
+def _water(data: list[_DeviceData], period: TimeRange, imported: bool) -> KpiValue:
+    fresh = reused = 0.0
+    src: list[str] = []
+    for d in data:
+        for pid, (p, steps) in d.counters.items():
+            if p.role == "water_fresh_m3":
+                fresh += steps.total(period.start_ns, period.end_ns)
+                src.append(f"{d.device.id}/{pid}")
+            elif p.role == "water_reused_m3":
+                reused += steps.total(period.start_ns, period.end_ns)
+                src.append(f"{d.device.id}/{pid}")
+    prov = _prov(imported)
+    s = ", ".join(src)
+    return KpiValue(
+        _pct(ratio(reused, reused + fresh)) if src else None,
+        prov if src else "none",
+        (
+            KpiInput("reused water", reused, "m3", prov, s),
+            KpiInput("fresh water intake", fresh, "m3", prov, s),
+        )
+        if src
+        else (),
+        None,
+        () if src else ("no water meters (water_fresh_m3 / water_reused_m3)",),
+    )
+
+
+def _carriers(data: list[_DeviceData], period: TimeRange) -> tuple[Carriers, list[str]]:
+    c = Carriers()
+    src: list[str] = []
+    for d in data:
+        for pid, (p, steps) in d.counters.items():
+            if p.role in CARRIER_ROLES:
+                c = c.add(p.role, steps.total(period.start_ns, period.end_ns))
+                src.append(f"{d.device.id}/{pid}")
+    return c, src
+
+
+# --------------------------------------------------------------------------- declared KPIs
+def _dinput(name: str, dv: DeclaredValue) -> KpiInput:
+    srcs = "; ".join(f"{f['source']} ({f['period']})" for f in dv.figures)
+    return KpiInput(
+        name,
+        dv.value,
+        dv.unit,
+        "declared",
+        srcs,
+        {"method": dv.method, "coverage": dv.coverage, "figures": list(dv.figures)},
+    )
+
+
+class _Declared:
+    def __init__(self, site: SiteConfig, period: TimeRange) -> None:
+        self.site = site
+        self.period = period
+        self.years = calendar_years(period, site.site.timezone)
+
+    def get(self, did: str) -> DeclaredValue | None:
+        return declared_value(self.site.declared.figures, did, self.period, self.site.site.timezone)
+
+    def missing(self, *ids: str) -> KpiValue:
+        return KpiValue(
+            None,
+            "none",
+            (),
+            None,
+            (f"not declared for this period: {', '.join(ids)}",),
+        )
+
+    def ratio_kpi(
+        self,
+        num: str,
+        dens: Sequence[str],
+        *,
+        per_year: bool = False,
+        pct: bool = False,
+        variant: str | None = None,
+    ) -> KpiValue:
+        n = self.get(num)
+        ds = [self.get(d) for d in dens]
+        if n is None or any(d is None for d in ds):
+            ids = [num, *dens]
+            got = [n, *ds]
+            return self.missing(*[i for i, g in zip(ids, got, strict=True) if g is None])
+        dvals = [d for d in ds if d is not None]
+        den = sum(d.value for d in dvals)
+        num_v = n.value / self.years if per_year else n.value
+        v = ratio(num_v, den)
+        notes = list(n.notes) + [x for d in dvals for x in d.notes]
+        if per_year:
+            notes.append(f"{num} per year: period is {self.years:.4f} calendar years")
+        cov = min([n.coverage, *(d.coverage for d in dvals)])
+        return KpiValue(
+            _pct(v) if pct else v,
+            "declared",
+            (_dinput(num, n), *(_dinput(d.id, d) for d in dvals)),
+            cov,
+            tuple(notes),
+            variant,
+        )
+
+    def single(self, did: str) -> KpiValue:
+        dv = self.get(did)
+        if dv is None:
+            return self.missing(did)
+        return KpiValue(dv.value, "declared", (_dinput(did, dv),), dv.coverage, dv.notes)
+
+
+def _output_value(
+    dec: _Declared, data: list[_DeviceData], site: SiteConfig, period: TimeRange, imported: bool
+) -> KpiValue:
+    src_mode = site.kpi.output_value_source
+    declared = dec.get("output_value")
+    priced: list[tuple[str, float, float]] = []
+    for d in data:
+        price = d.device.unit_price_wan
+        if price is None:
+            continue
+        q = _qty(
+            d, IntervalSet.of([(period.start_ns, period.end_ns)]), period.start_ns, period.end_ns
+        )
+        if q is not None:
+            priced.append((d.device.id, q.gq_period, price))
+    measured = sum(g * pr for _, g, pr in priced) if priced else None
+    use_declared = src_mode == "declared" or (src_mode == "auto" and declared is not None)
+    if use_declared:
+        if declared is None:
+            return dec.missing("output_value")
+        notes = [*declared.notes]
+        if measured is not None:
+            notes.append(f"measured good counts x unit price would give {measured:.2f} 万元")
+        return KpiValue(
+            declared.value,
+            "declared",
+            (_dinput("output_value", declared),),
+            declared.coverage,
+            tuple(notes),
+            "declared",
+        )
+    if measured is None:
+        return KpiValue(
+            None,
+            "none",
+            (),
+            None,
+            ("no declared output value and no device with unit_price_wan",),
+            "measured",
+        )
+    p = _prov(imported)
+    inputs = tuple(
+        KpiInput(
+            f"{dev} good x unit price",
+            g * pr,
+            "万元",
+            p,
+            f"{dev} good counters",
+            {"good": g, "unit_price_wan": pr},
+        )
+        for dev, g, pr in priced
+    )
+    return KpiValue(
+        measured,
+        p,
+        inputs,
+        None,
+        ("measured: good counts x unit_price_wan (current prices)",),
+        "measured",
+    )
+
+
+def _per_value(
+    name: str,
+    amount: float,
+    unit: str,
+    parts: list[dict[str, Any]],
+    src: list[str],
+    ov: KpiValue,
+    imported: bool,
+) -> KpiValue:
+    p = _prov(imported)
+    if not src:
+        return KpiValue(None, "none", (), None, (f"no meters for {name}",))
+    inputs = [KpiInput(name, amount, unit, p, ", ".join(src), {"parts": parts})]
+    inputs += [
+        KpiInput(
+            "output value",
+            ov.value,
+            "万元",
+            ov.provenance,
+            "; ".join(i.source for i in ov.inputs) or "-",
+        )
+    ]
+    value = None if ov.value is None else ratio(amount, ov.value)
+    prov = p if ov.provenance == p else "mixed"
+    notes = [f"{i['carrier']}: factor {i['factor']['id']} ({i['factor']['source']})" for i in parts]
+    notes.append(f"output value {ov.variant or ''}: {ov.provenance}")
+    return KpiValue(value, prov, tuple(inputs), ov.coverage, tuple(notes))
+
+
+def _ai_ratio(site: SiteConfig, period: TimeRange) -> tuple[KpiValue, dict[str, Any]]:
+    until = _last_day(period, site.site.timezone)
+    rep = evaluate(site, until)
+    notes = []
+    if any(c.built is None for c in site.declared.scenarios):
+        notes.append("scenarios without a built date count for every period")
+    bad = [c.entry for c in rep.claims if not c.valid]
+    if bad:
+        notes.append("not counted (not a scenario of the 2025 guide): " + "; ".join(bad))
+    return (
+        KpiValue(
+            _pct(rep.ai_ratio),
+            "declared",
+            (
+                KpiInput(
+                    "scenarios applying AI",
+                    rep.scenarios_ai,
+                    "个",
+                    "declared",
+                    "declared.scenarios",
+                ),
+                KpiInput(
+                    "scenarios built", rep.scenarios_valid, "个", "declared", "declared.scenarios"
+                ),
+            ),
+            None,
+            tuple(notes),
+        ),
+        rep.to_dict(),
+    )
+
+
+def _last_day(period: TimeRange, tz: str) -> dt.date:
+    return dt.datetime.fromtimestamp((period.end_ns - 1) / NS_PER_S, zone(tz)).date()
+
+
+# --------------------------------------------------------------------------- entry points
+def _select(site: SiteConfig, devices: Sequence[str] | None) -> list[Device]:
+    if devices is None:
+        return list(site.devices)
+    wanted = set(devices)
+    unknown = wanted - {d.id for d in site.devices}
+    if unknown:
+        raise KeyError(f"unknown device(s): {', '.join(sorted(unknown))}")
+    return [d for d in site.devices if d.id in wanted]
+
+
+def compute_period(
+    reader: SeriesReader,
+    site: SiteConfig,
+    period: TimeRange,
+    *,
+    devices: Sequence[str] | None = None,
+    imported: bool = False,
+) -> PeriodResult:
+    """Every KPI of the catalogue for one period (measured ones over ``devices`` if given)."""
+    rd = _Reads(reader, period)
+    data = _collect(rd, site, _select(site, devices), period)
+    machines, mnotes = _machines(data, period)
+    fleet = FleetOee(tuple(machines))
+    summed = fleet.summed()
+    dec = _Declared(site, period)
+    kpis: dict[str, KpiValue] = {}
+    kpis["cnc_rate"] = _cnc_rate(data, imported)
+    kpis["network_rate"] = _network_rate(data, site, imported)
+    lp_basis = site.kpi.labour_productivity_basis
+    kpis["labour_productivity"] = dec.ratio_kpi(
+        lp_basis, ["headcount"], per_year=True, variant=lp_basis
+    )
+    kpis["production_efficiency"] = _production_efficiency(machines, imported)
+    kpis["resource_utilisation"] = dec.ratio_kpi(
+        "material_in_product", ["material_input"], pct=True
+    )
+    kpis["rd_cycle"] = dec.single("rd_cycle_days")
+    ov = _output_value(dec, data, site, period, imported)
+    if site.kpi.operating_cost_basis == "absolute":
+        oc = dec.single("operating_cost")
+        kpis["operating_cost"] = KpiValue(
+            oc.value, oc.provenance, oc.inputs, oc.coverage, oc.notes, "absolute"
+        )
+    else:
+        oc = dec.single("operating_cost")
+        if oc.value is None or ov.value is None:
+            kpis["operating_cost"] = KpiValue(
+                None, "none", oc.inputs, None, (*oc.notes, "needs output value"), "per_output_value"
+            )
+        else:
+            kpis["operating_cost"] = KpiValue(
+                ratio(oc.value, ov.value),
+                "mixed" if ov.provenance != "declared" else "declared",
+                (*oc.inputs, *ov.inputs),
+                oc.coverage,
+                oc.notes,
+                "per_output_value",
+            )
+    kpis["defect_rate"] = _defect_rate(data, site, period, imported)
+    kpis["sales_per_capita"] = dec.ratio_kpi("sales", ["headcount"], per_year=True)
+    kpis["oee"] = _oee(fleet, summed, imported, mnotes)
+    kpis["inventory_turnover"] = dec.ratio_kpi("cost_of_sales", ["inventory_avg"], per_year=True)
+    kpis["supplier_otd"] = dec.ratio_kpi(
+        "supplier_deliveries_on_time", ["supplier_deliveries_due"], pct=True
+    )
+    kpis["order_otd"] = dec.ratio_kpi("orders_on_time", ["orders_due"], pct=True)
+    kpis["apc_rate"] = _apc_rate(data, site, imported)
+    carriers, esrc = _carriers(data, period)
+    f = site.kpi.factors
+    tce, eparts = energy_tce(carriers, f)
+    tco2, cparts = co2_t(carriers, f)
+    kpis["energy_per_value"] = _per_value("energy", tce, "tce", eparts, esrc, ov, imported)
+    kpis["co2_per_value"] = _per_value("CO2", tco2, "tCO2", cparts, esrc, ov, imported)
+    kpis["solid_waste_util"] = dec.ratio_kpi(
+        "solid_waste_utilised",
+        ["solid_waste_generated", "solid_waste_utilised_from_storage"],
+        pct=True,
+    )
+    kpis["water_reuse"] = _water(data, period, imported)
+    kpis["replication_count"] = dec.single("replication_count")
+    kpis["ai_scenario_ratio"], _tiers = _ai_ratio(site, period)
+    kpis["ai_model_count"] = dec.single("ai_model_count")
+    kpis["output_value"] = ov
+    kpis["digital_equipment_rate"] = _digital_rate(data, imported)
+    counters: dict[str, dict[str, Any]] = {}
+    for d in data:
+        for pid, (p, steps) in d.counters.items():
+            counters[f"{d.device.id}/{pid}"] = {
+                "role": p.role,
+                "total": steps.total(period.start_ns, period.end_ns),
+                "resets": steps.resets,
+                "rollovers": steps.rollovers,
+                "no_prior": steps.no_prior,
+            }
+    energy = {
+        "electricity_kwh": carriers.electricity_kwh,
+        "gas_m3": carriers.gas_m3,
+        "steam_mj": carriers.steam_mj,
+        "steam_t": carriers.steam_t,
+        "tce": tce,
+        "tco2": tco2,
+        "parts": eparts + cparts,
+    }
+    return PeriodResult(
+        period=period,
+        imported=imported,
+        devices=tuple(d.device.id for d in data),
+        kpis=kpis,
+        machines=tuple(m.to_dict() for m in machines),
+        fleet=summed,
+        fleet_mean_oee=fleet.mean_oee(),
+        device_coverage={d.device.id: d.coverage for d in data},
+        counters=counters,
+        energy=energy,
+        reads=tuple(rd.log),
+    )
+
+
+def change_of(kpi: Kpi, before: float | None, after: float | None) -> tuple[float | None, str]:
+    """``(after - before) / before`` and the form's label by the KPI's good direction."""
+    label = "提升" if kpi.direction == "up" else "下降"
+    if before is None or after is None or before == 0:
+        return None, label
+    return (after - before) / before, label
+
+
+def settings_dict(site: SiteConfig) -> dict[str, Any]:
+    k = site.kpi
+    f = k.factors
+    return {
+        "network_min_coverage": k.network_min_coverage,
+        "defect_rate_includes_rework": k.defect_rate_includes_rework,
+        "apc_rate_basis": k.apc_rate_basis,
+        "apc_in_use_min_share": k.apc_in_use_min_share,
+        "labour_productivity_basis": k.labour_productivity_basis,
+        "operating_cost_basis": k.operating_cost_basis,
+        "output_value_source": k.output_value_source,
+        "quality_devices": list(k.quality_devices) if k.quality_devices is not None else None,
+        "stale_after_s": k.stale_after_s,
+        "heartbeat_s": site.runtime.heartbeat_s,
+        "factors": {name: factor_dict(getattr(f, name)) for name in type(f).model_fields},
+    }
+
+
+def compute_table(
+    reader: SeriesReader,
+    site: SiteConfig,
+    baseline: TimeRange,
+    current: TimeRange,
+    *,
+    baseline_imported: bool = False,
+    current_imported: bool = False,
+) -> KpiTable:
+    """The before/after table (建设前 / 建成后) in the form's order."""
+    before = compute_period(reader, site, baseline, imported=baseline_imported)
+    after = compute_period(reader, site, current, imported=current_imported)
+    rows: list[KpiRow] = []
+    for kpi in CATALOGUE:
+        b = before.kpis[kpi.id]
+        a = after.kpis[kpi.id]
+        change, label = change_of(kpi, b.value, a.value)
+        rows.append(
+            KpiRow(
+                id=kpi.id,
+                label_zh=kpi.label_zh,
+                label_en=kpi.label_en,
+                unit=kpi.unit
+                if kpi.id != "operating_cost" or site.kpi.operating_cost_basis == "absolute"
+                else "万元/万元产值",
+                direction=kpi.direction,
+                mandatory=kpi.mandatory,
+                provenance=kpi.provenance,
+                formula_id=kpi.formula_id,
+                formula_version=kpi.formula_version,
+                variant=a.variant or b.variant,
+                before=b,
+                after=a,
+                change=change,
+                change_label=label,
+            )
+        )
+    tz = site.site.timezone
+    tiers = {
+        "baseline": evaluate(site, _last_day(baseline, tz)).to_dict(),
+        "current": evaluate(site, _last_day(current, tz)).to_dict(),
+    }
+    return KpiTable(
+        site_id=site.site.id,
+        baseline=baseline,
+        current=current,
+        baseline_imported=baseline_imported,
+        current_imported=current_imported,
+        rows=tuple(rows),
+        settings=settings_dict(site),
+        tiers=tiers,
+        reads=before.reads + after.reads,
+    )
+
+
+__all__ = [
+    "BY_ID",
+    "KpiInput",
+    "KpiRow",
+    "KpiTable",
+    "KpiValue",
+    "PeriodResult",
+    "compute_period",
+    "compute_table",
+]

@@ -1,0 +1,197 @@
+"""ISO 22400-2 OEE and its companions for one machine, and for a fleet from summed parts.
+
+Formulas (times in seconds, quantities in units; a ratio with a zero denominator is ``None``):
+
+- availability = APT / PBT
+- effectiveness = PRU x PQ / APT (PRU: ideal cycle time per unit); above 1 is flagged, not clipped
+- quality ratio = GQ / PQ
+- OEE = availability x effectiveness x quality ratio
+- setup rate = ASUT / AUPT with AUPT = APT + ASUT; technical efficiency = APT / (APT + ADET)
+- scrap ratio = SQ / PQ; rework ratio = RQ / PQ
+- MTBF = APT / (FE + 1); MTTR = ADET / FE (FE: failure events, i.e. ``down`` episodes; the
+  FE failures split APT into FE + 1 running intervals, as ISO 22400-2 counts them)
+- fleet: the same formulas on summed times and quantities; fleet effectiveness sums PRU x PQ
+  per machine. The plain mean of the machines' OEE is reported beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from metrics.timemodel import MachineTimes
+
+NS = 1e9
+FORMULA_VERSION = 1
+
+
+def ratio(num: float, den: float) -> float | None:
+    return num / den if den > 0 else None
+
+
+@dataclass(frozen=True)
+class Quantities:
+    """Quantities of a machine inside its planned busy window (OEE) and over the period."""
+
+    pq: float  # produced quantity in the window
+    gq: float
+    sq: float
+    rq: float
+    pq_period: float  # over the whole period
+    gq_period: float
+    sq_period: float
+    rq_period: float
+    has_good: bool
+    has_total: bool
+
+
+@dataclass(frozen=True)
+class MachineOee:
+    device: str
+    ideal_cycle_s: float | None
+    times: MachineTimes
+    qty: Quantities
+    flags: tuple[str, ...] = field(default=())
+
+    @property
+    def ideal_time_s(self) -> float | None:
+        """PRU x PQ, the time the produced quantity needs at the ideal rate."""
+        return None if self.ideal_cycle_s is None else self.ideal_cycle_s * self.qty.pq
+
+    def availability(self) -> float | None:
+        return ratio(self.times.apt, self.times.pbt)
+
+    def effectiveness(self) -> float | None:
+        ideal = self.ideal_time_s
+        return None if ideal is None else ratio(ideal, self.times.apt / NS)
+
+    def quality(self) -> float | None:
+        return ratio(self.qty.gq, self.qty.pq)
+
+    def oee(self) -> float | None:
+        return _product(self.availability(), self.effectiveness(), self.quality())
+
+    def to_dict(self) -> dict[str, Any]:
+        return details(
+            self.device,
+            [self.times],
+            self.qty.pq,
+            self.qty.gq,
+            self.qty.sq,
+            self.qty.rq,
+            self.ideal_time_s,
+            self.flags,
+        ) | {"ideal_cycle_s": self.ideal_cycle_s}
+
+
+def _product(*parts: float | None) -> float | None:
+    out = 1.0
+    for p in parts:
+        if p is None:
+            return None
+        out *= p
+    return out
+
+
+def details(
+    name: str,
+    times: Sequence[MachineTimes],
+    pq: float,
+    gq: float,
+    sq: float,
+    rq: float,
+    ideal_time_s: float | None,
+    flags: Sequence[str],
+) -> dict[str, Any]:
+    """Every figure of the time model and its ratios, JSON-safe (seconds, units, fractions)."""
+    t = {
+        k: sum(getattr(m, k) for m in times) / NS
+        for k in (
+            "period",
+            "pot",
+            "planned_downtime",
+            "window",
+            "planned_stop",
+            "pbt",
+            "apt",
+            "asut",
+            "idle",
+            "adet",
+            "offline",
+            "producing_total",
+        )
+    }
+    fe = sum(m.failures for m in times)
+    availability = ratio(t["apt"], t["pbt"])
+    effectiveness = None if ideal_time_s is None else ratio(ideal_time_s, t["apt"])
+    quality = ratio(gq, pq)
+    return {
+        "name": name,
+        "times_s": t,
+        "quantities": {"pq": pq, "gq": gq, "sq": sq, "rq": rq},
+        "availability": availability,
+        "effectiveness": effectiveness,
+        "quality_ratio": quality,
+        "oee": _product(availability, effectiveness, quality),
+        "setup_rate": ratio(t["asut"], t["apt"] + t["asut"]),
+        "technical_efficiency": ratio(t["apt"], t["apt"] + t["adet"]),
+        "scrap_ratio": ratio(sq, pq),
+        "rework_ratio": ratio(rq, pq),
+        "failures": fe,
+        "mtbf_s": t["apt"] / (fe + 1) if t["pbt"] > 0 else None,
+        "mttr_s": ratio(t["adet"], fe),
+        "coverage": ratio(t["window"] - t["offline"], t["window"]),
+        "flags": list(flags),
+    }
+
+
+def machine_flags(m: MachineOee) -> tuple[str, ...]:
+    out: list[str] = []
+    eff = m.effectiveness()
+    if eff is not None and eff > 1:
+        out.append(f"effectiveness {eff:.3f} > 1: check ideal_cycle_s of {m.device}")
+    if m.ideal_cycle_s is None:
+        out.append(f"{m.device}: no ideal_cycle_s, effectiveness and OEE not computable")
+    if m.times.offline > 0 and m.times.window > 0:
+        cov = 1 - m.times.offline / m.times.window
+        out.append(f"{m.device}: data coverage {cov:.1%} of the planned busy window")
+    if m.times.unmapped:
+        out.append(f"{m.device}: {m.times.unmapped} state samples with unmapped raw values")
+    outside = m.times.producing_total - m.times.apt
+    if outside > 0:
+        out.append(f"{m.device}: {outside / 3.6e12:.2f} h producing outside planned busy time")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class FleetOee:
+    machines: tuple[MachineOee, ...]
+
+    def summed(self) -> dict[str, Any]:
+        """Fleet figures from summed times and quantities (machines without PRU excluded from
+        effectiveness and OEE, listed in the flags)."""
+        ms = self.machines
+        with_pru = [m for m in ms if m.ideal_cycle_s is not None]
+        flags = [f for m in ms for f in m.flags]
+        d = details(
+            "fleet",
+            [m.times for m in ms],
+            sum(m.qty.pq for m in ms),
+            sum(m.qty.gq for m in ms),
+            sum(m.qty.sq for m in ms),
+            sum(m.qty.rq for m in ms),
+            None,
+            flags,
+        )
+        if with_pru and len(with_pru) == len(ms):
+            ideal = sum(m.ideal_time_s or 0.0 for m in ms)
+            d["effectiveness"] = ratio(ideal, d["times_s"]["apt"])
+            d["oee"] = _product(d["availability"], d["effectiveness"], d["quality_ratio"])
+        d["machines"] = len(ms)
+        return d
+
+    def mean_oee(self) -> float | None:
+        vals = [m.oee() for m in self.machines]
+        got = [v for v in vals if v is not None]
+        return sum(got) / len(got) if got else None

@@ -1,0 +1,283 @@
+"""ISO 22400-2 time model: calendar -> POT and planned downtime, state series -> machine times.
+
+- POT (planned operation time): the calendar's shifts minus holidays (around the clock when no
+  shift is configured), inside the period.
+- Calendar planned downtime: breaks and one-off planned downtime entries, inside POT.
+- The planned busy window ``W = POT - calendar planned downtime``; PBT = W minus the time the
+  machine reports ``planned_stop``.
+- APT / ASUT / idle / ADET / offline: time in each state inside W. A state sample holds until the
+  next sample, but at most ``stale_ns``: after that the machine is ``offline`` (no data) until the
+  next sample; a bad-quality sample (link down, read error) is ``offline`` too, and so is a raw
+  value the state map does not know. Offline time stays inside PBT and is reported as coverage.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from config.calendar import Calendar
+from config.models import STATE_CODES
+from metrics.intervals import IntervalSet
+from metrics.periods import day_start_ns, local_ns, zone
+from metrics.series import QUALITY_BAD, Series
+
+I64 = npt.NDArray[np.int64]
+I8 = npt.NDArray[np.int8]
+
+PRODUCING = STATE_CODES["producing"]
+SETUP = STATE_CODES["setup"]
+IDLE = STATE_CODES["idle"]
+DOWN = STATE_CODES["down"]
+PLANNED_STOP = STATE_CODES["planned_stop"]
+OFFLINE = STATE_CODES["offline"]
+N_STATES = len(STATE_CODES)
+
+
+@dataclass(frozen=True)
+class CalendarWindows:
+    """The calendar of one device over a period."""
+
+    pot: IntervalSet
+    planned_downtime: IntervalSet  # breaks and planned downtime entries, inside POT
+    window: IntervalSet  # POT - planned_downtime: where PBT can be
+
+    @property
+    def pot_ns(self) -> int:
+        return self.pot.total
+
+    @property
+    def planned_downtime_ns(self) -> int:
+        return self.planned_downtime.total
+
+
+def _daily(
+    start_t: dt.time,
+    end_t: dt.time,
+    weekdays: tuple[int, ...],
+    days: list[dt.date],
+    skip: frozenset[dt.date],
+    tz_name: str,
+) -> list[tuple[int, int]]:
+    tz = zone(tz_name)
+    out: list[tuple[int, int]] = []
+    for day in days:
+        if day.isoweekday() not in weekdays or day in skip:
+            continue
+        end_day = day if end_t > start_t else day + dt.timedelta(days=1)
+        out.append(
+            (
+                local_ns(dt.datetime.combine(day, start_t), tz),
+                local_ns(dt.datetime.combine(end_day, end_t), tz),
+            )
+        )
+    return out
+
+
+def _days(start: int, end: int, tz_name: str) -> list[dt.date]:
+    tz = zone(tz_name)
+    first = dt.datetime.fromtimestamp(start / 1e9, tz).date() - dt.timedelta(days=1)
+    last = dt.datetime.fromtimestamp((end - 1) / 1e9, tz).date()
+    return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def site_windows(calendar: Calendar, tz: str, start: int, end: int) -> CalendarWindows:
+    """The calendar windows shared by every device (without device-specific downtime)."""
+    return device_windows(calendar, tz, start, end, device=None)
+
+
+def device_windows(
+    calendar: Calendar, tz: str, start: int, end: int, device: str | None
+) -> CalendarWindows:
+    days = _days(start, end, tz)
+    holidays = frozenset(calendar.holidays)
+    zi = zone(tz)
+    if calendar.shifts:
+        pot_pairs: list[tuple[int, int]] = []
+        for shift in calendar.shifts:
+            pot_pairs += _daily(shift.start, shift.end, shift.weekdays, days, holidays, tz)
+        pot = IntervalSet.of(pot_pairs)
+    else:
+        pot = IntervalSet.of([(start, end)]).subtract(
+            IntervalSet.of(
+                (day_start_ns(h, zi), day_start_ns(h + dt.timedelta(days=1), zi)) for h in holidays
+            )
+        )
+    pot = pot.clip(start, end)
+    pdt_pairs: list[tuple[int, int]] = []
+    for brk in calendar.breaks:
+        pdt_pairs += _daily(brk.start, brk.end, brk.weekdays, days, frozenset(), tz)
+    for entry in calendar.planned_downtime:
+        if entry.devices is None or (device is not None and device in entry.devices):
+            pdt_pairs.append((local_ns(entry.start, zi), local_ns(entry.end, zi)))
+    pdt = IntervalSet.of(pdt_pairs).clip(start, end).intersect(pot)
+    return CalendarWindows(pot, pdt, pot.subtract(pdt))
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Contiguous segments ``[starts, ends)`` covering the period, each with a state code."""
+
+    starts: I64
+    ends: I64
+    codes: I8
+    unmapped: int  # samples whose raw value the state map does not know (counted offline)
+    bad: int  # bad-quality samples (counted offline)
+    samples: int
+
+
+def state_codes(series: Series, state_map: dict[str, str]) -> tuple[I8, int, int]:
+    """Machine state code of every sample; bad, NaN or unmapped samples are offline."""
+    keys: list[float] = []
+    vals: list[int] = []
+    for raw, state in state_map.items():
+        try:
+            keys.append(float(raw))
+        except ValueError:
+            continue  # a non-numeric key can never match a stored float value
+        vals.append(STATE_CODES[state])
+    order = np.argsort(np.array(keys, dtype=np.float64), kind="stable")
+    k = np.array(keys, dtype=np.float64)[order]
+    m = np.array(vals, dtype=np.int8)[order]
+    v = series.values
+    codes = np.full(v.shape, OFFLINE, dtype=np.int8)
+    bad = (series.quality == QUALITY_BAD) | ~np.isfinite(v)
+    if k.size:
+        idx = np.searchsorted(k, v)
+        idx_c = np.minimum(idx, k.size - 1)
+        hit = (k[idx_c] == v) & ~bad
+        codes[hit] = m[idx_c[hit]]
+        unmapped = int((~hit & ~bad).sum())
+    else:
+        unmapped = int((~bad).sum())
+    return codes, unmapped, int(bad.sum())
+
+
+def timeline(
+    series: Series, state_map: dict[str, str], start: int, end: int, stale_ns: int
+) -> Timeline:
+    """Segments of machine states over ``[start, end)`` (series read with ``prior=True``)."""
+    ts = series.ts
+    if ts.size == 0 or ts[0] >= end:
+        return Timeline(
+            np.array([start], np.int64),
+            np.array([end], np.int64),
+            np.array([OFFLINE], np.int8),
+            0,
+            0,
+            0,
+        )
+    codes, unmapped, bad = state_codes(series, state_map)
+    nxt = np.empty_like(ts)
+    nxt[:-1] = ts[1:]
+    nxt[-1] = max(end, int(ts[-1]))
+    held_end = np.minimum(nxt, ts + stale_ns)
+    # interleave: held segment of sample i, then its offline tail (possibly empty)
+    s = np.empty(2 * ts.size + 1, np.int64)
+    e = np.empty(2 * ts.size + 1, np.int64)
+    c = np.empty(2 * ts.size + 1, np.int8)
+    s[0], e[0], c[0] = start, int(ts[0]), OFFLINE  # before the first sample: no data
+    s[1::2], e[1::2], c[1::2] = ts, held_end, codes
+    s[2::2], e[2::2], c[2::2] = held_end, nxt, OFFLINE
+    s = np.clip(s, start, end)
+    e = np.clip(e, start, end)
+    keep = e > s
+    return Timeline(s[keep], e[keep], c[keep], unmapped, bad, int(ts.size))
+
+
+@dataclass(frozen=True)
+class MachineTimes:
+    """ISO 22400 times of one machine over one period, in ns."""
+
+    period: int
+    pot: int
+    planned_downtime: int  # calendar planned downtime inside POT
+    window: int  # POT - calendar planned downtime
+    planned_stop: int  # planned_stop state inside the window
+    pbt: int
+    apt: int
+    asut: int
+    idle: int
+    adet: int
+    offline: int
+    producing_total: int  # producing anywhere in the period (production efficiency)
+    failures: int  # down episodes with time inside the window
+    unmapped: int
+    bad: int
+    samples: int
+
+    @property
+    def covered(self) -> int:
+        return self.window - self.offline
+
+
+def machine_times(tl: Timeline, win: CalendarWindows, period_ns: int) -> MachineTimes:
+    w = win.window.measure_in(tl.starts, tl.ends)
+    by_code = [int(w[tl.codes == code].sum()) for code in range(N_STATES)]
+    producing = tl.codes == PRODUCING
+    producing_total = int((tl.ends[producing] - tl.starts[producing]).sum())
+    # down episodes: runs of contiguous down segments
+    down = tl.codes == DOWN
+    failures = 0
+    if down.any():
+        idx = np.flatnonzero(down)
+        contiguous = np.zeros(idx.size, dtype=bool)
+        contiguous[1:] = (idx[1:] == idx[:-1] + 1) & (tl.starts[idx[1:]] == tl.ends[idx[:-1]])
+        firsts = np.flatnonzero(~contiguous)
+        per_episode = np.add.reduceat(w[idx], firsts)
+        failures = int((per_episode > 0).sum())
+    window = win.window.total
+    return MachineTimes(
+        period=period_ns,
+        pot=win.pot_ns,
+        planned_downtime=win.planned_downtime_ns,
+        window=window,
+        planned_stop=by_code[PLANNED_STOP],
+        pbt=window - by_code[PLANNED_STOP],
+        apt=by_code[PRODUCING],
+        asut=by_code[SETUP],
+        idle=by_code[IDLE],
+        adet=by_code[DOWN],
+        offline=by_code[OFFLINE],
+        producing_total=producing_total,
+        failures=failures,
+        unmapped=tl.unmapped,
+        bad=tl.bad,
+        samples=tl.samples,
+    )
+
+
+def presence(series: Series, start: int, end: int, stale_ns: int) -> IntervalSet:
+    """Where a point has good data: each good sample covers until the next sample or staleness."""
+    ts = series.ts
+    if ts.size == 0:
+        return IntervalSet.empty()
+    nxt = np.empty_like(ts)
+    nxt[:-1] = ts[1:]
+    nxt[-1] = max(end, int(ts[-1]))
+    good = (series.quality != QUALITY_BAD) & np.isfinite(series.values)
+    s = np.clip(ts[good], start, end)
+    e = np.clip(np.minimum(nxt, ts + stale_ns)[good], start, end)
+    return IntervalSet.from_arrays(s, e)
+
+
+def level_set(series: Series, start: int, end: int, stale_ns: int, on: float = 0.5) -> IntervalSet:
+    """Where a step signal (e.g. ``apc_mode``) is on (> ``on``) with good, fresh data."""
+    ts = series.ts
+    if ts.size == 0:
+        return IntervalSet.empty()
+    nxt = np.empty_like(ts)
+    nxt[:-1] = ts[1:]
+    nxt[-1] = max(end, int(ts[-1]))
+    sel = (series.quality != QUALITY_BAD) & np.isfinite(series.values) & (series.values > on)
+    s = np.clip(ts[sel], start, end)
+    e = np.clip(np.minimum(nxt, ts + stale_ns)[sel], start, end)
+    return IntervalSet.from_arrays(s, e)
+
+
+def state_set(tl: Timeline, code: int) -> IntervalSet:
+    sel = tl.codes == code
+    return IntervalSet.from_arrays(tl.starts[sel], tl.ends[sel])
