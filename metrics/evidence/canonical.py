@@ -8,9 +8,10 @@ JSON
 
 Leaf records
     One JSON object per ledger leaf, ``{"v": 1, "kind": ..., ...}``. A batch leaf is
-    ``{"v":1,"kind":"batch","source":S,"seq":N,"first_ts":T0,"last_ts":T1,"count":C,
-    "encoding":"sfs1","samples_sha256":HEX}``; special leaves (``config``, ``formula``,
-    ``key_rotation``, ``clock``, ``gap``) carry their own fields plus ``"ts"`` (ns UTC).
+    ``{"v":1,"kind":"batch","source":S,"seq":N,"first_ts":"T0","last_ts":"T1","count":C,
+    "encoding":"sfs1","samples_sha256":HEX}`` (timestamps: ns UTC as decimal strings); special
+    leaves (``config``, ``formula``, ``key_rotation``, ``clock``, ``gap``) carry their own
+    fields plus ``"ts"``.
 
 Sample encoding ``sfs1`` (little-endian, documented in docs/verification.md)
     ``b"SFS1"``; u32 number of series S; S times (u16 length + UTF-8 device, u16 length +
@@ -38,6 +39,7 @@ from metrics.series import Series
 
 SAMPLE_ENCODING = "sfs1"
 _MAGIC = b"SFS1"
+_SAFE_INT = 2**53 - 1
 _CANON_NAN = np.frombuffer(struct.pack("<Q", 0x7FF8000000000000), dtype="<f8")[0]
 
 
@@ -64,12 +66,14 @@ def parse_decimal(text: str) -> float:
 
 def jsonable(obj: Any) -> Any:
     """Deep copy of ``obj`` with floats as decimal strings, tuples as lists, keys as str."""
-    if isinstance(obj, bool) or obj is None or isinstance(obj, int | str):
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
         return obj
+    if isinstance(obj, int):
+        return obj if -_SAFE_INT <= obj <= _SAFE_INT else str(obj)
     if isinstance(obj, float):
         return decimal(obj)
     if isinstance(obj, np.integer):
-        return int(obj)
+        return jsonable(int(obj))
     if isinstance(obj, np.floating):
         return decimal(float(obj))
     if isinstance(obj, Mapping):
@@ -116,8 +120,8 @@ def batch_record(
         "kind": "batch",
         "source": source,
         "seq": int(seq),
-        "first_ts": int(first_ts),
-        "last_ts": int(last_ts),
+        "first_ts": str(int(first_ts)),
+        "last_ts": str(int(last_ts)),
         "count": int(count),
         "encoding": SAMPLE_ENCODING,
         "samples_sha256": samples_sha256,
@@ -130,7 +134,7 @@ SPECIAL_KINDS = ("config", "formula", "key_rotation", "clock", "gap")
 def special_record(kind: str, ts: int, fields: Mapping[str, Any]) -> dict[str, Any]:
     if kind not in SPECIAL_KINDS:
         raise ValueError(f"unknown special leaf kind {kind!r}; one of {', '.join(SPECIAL_KINDS)}")
-    rec: dict[str, Any] = {"v": 1, "kind": kind, "ts": int(ts)}
+    rec: dict[str, Any] = {"v": 1, "kind": kind, "ts": str(int(ts))}
     for k, v in fields.items():
         if k in rec:
             raise ValueError(f"field {k!r} is reserved in a leaf record")

@@ -1,0 +1,501 @@
+"""The evidence ledger: an append-only RFC 6962 Merkle log of stored batches, in SQLite.
+
+Every acknowledged batch becomes one leaf whose bytes are the canonical batch record
+(``metrics.evidence.canonical.batch_record``); the batch's canonical sample bytes (``sfs1``,
+zlib-compressed) are kept beside it so a bundle can carry them. Special leaves record the site
+file at start (``config``), formula versions (``formula``), key rotations (``key_rotation``),
+clock-sync state (``clock``) and gaps (``gap``: queue drops, restarts, sequence gaps).
+
+Appends store every completed perfect subtree hash (table ``nodes``), so an append costs
+O(log n) hashes and a root or proof of any past size needs only O(log n) lookups. One SQLite
+transaction per append group: after a crash the log holds either all of a group or none of it.
+Checkpoints (C2SP signed notes) are kept in ``checkpoints`` with any witness cosignatures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge.store.base import Batch
+from metrics.evidence import canonical, merkle
+from metrics.evidence.note import (
+    Checkpoint,
+    Signer,
+    Verifier,
+    merge_signatures,
+    open_checkpoint,
+    sign_checkpoint,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS leaves (
+    idx INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    source TEXT,
+    seq INTEGER,
+    first_ts INTEGER,
+    last_ts INTEGER,
+    count INTEGER,
+    record BLOB NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leaves_source ON leaves(source, seq);
+CREATE INDEX IF NOT EXISTS leaves_time ON leaves(last_ts);
+CREATE TABLE IF NOT EXISTS batch_data (idx INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (
+    level INTEGER NOT NULL, i INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, i)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size INTEGER PRIMARY KEY, note TEXT NOT NULL, issued_ts INTEGER NOT NULL
+);
+"""
+
+
+class LedgerError(Exception):
+    """The ledger cannot do what was asked (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Leaf:
+    idx: int
+    kind: str
+    source: str | None
+    seq: int | None
+    first_ts: int | None
+    last_ts: int | None
+    count: int | None
+    record: bytes
+    hash: bytes
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    note: str
+    issued_ts: int
+
+    def checkpoint(self) -> Checkpoint:
+        cut = self.note.rfind("\n\n")
+        return Checkpoint.parse_text(self.note[: cut + 1])
+
+
+def clock_synchronised() -> bool | None:
+    """Whether the kernel says the system clock is NTP-synchronised (Linux adjtimex);
+    ``None`` when it cannot tell."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        buf = ctypes.create_string_buffer(512)  # struct timex, modes = 0: read only
+        state = libc.adjtimex(buf)
+    except (OSError, AttributeError):
+        return None
+    if state < 0:
+        return None
+    return bool(state != 5)  # TIME_ERROR: clock not synchronised
+
+
+class Ledger:
+    """The Merkle log of one gateway. Thread-safe (one lock); usable as a BatchObserver."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False, durable: bool = True) -> None:
+        self.path = Path(path)
+        if readonly:
+            uri = f"file:{self.path}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._db.executescript(_SCHEMA)
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        self._load()
+
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> Ledger:
+        if not Path(path).exists():
+            raise LedgerError(f"no ledger at {path}")
+        return cls(path, readonly=True)
+
+    def _load(self) -> None:
+        row = self._db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves").fetchone()
+        self._size = int(row[0])
+        self._frontier: dict[int, bytes] = {}
+        for level, i in merkle.perfect_subtrees(0, self._size):
+            self._frontier[level] = self._node(level, i)
+        self._last_seq = {
+            str(s): int(q)
+            for s, q in self._db.execute(
+                "SELECT source, MAX(seq) FROM leaves WHERE kind='batch' GROUP BY source"
+            )
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reading ------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        with self._lock:
+            if self.readonly:
+                self._load()
+            return self._size
+
+    def last_seq(self, source: str) -> int:
+        with self._lock:
+            return self._last_seq.get(source, 0)
+
+    def _node(self, level: int, i: int) -> bytes:
+        row = self._db.execute(
+            "SELECT hash FROM nodes WHERE level=? AND i=?", (level, i)
+        ).fetchone()
+        if row is None:
+            raise LedgerError(f"ledger is missing subtree ({level}, {i}): the file is damaged")
+        return bytes(row[0])
+
+    def _range_hash(self, lo: int, hi: int) -> bytes:
+        return merkle.fold_subtrees(
+            [self._node(lv, i) for lv, i in merkle.perfect_subtrees(lo, hi)]
+        )
+
+    def root(self, size: int | None = None) -> bytes:
+        with self._lock:
+            n = self.size if size is None else size
+            if n > self._size:
+                raise LedgerError(f"the log has {self._size} leaves, not {n}")
+            return self._range_hash(0, n)
+
+    def inclusion_proof(self, idx: int, size: int) -> list[bytes]:
+        with self._lock:
+            if size > self.size:
+                raise LedgerError(f"the log has {self._size} leaves, not {size}")
+            return merkle.inclusion_proof(self._range_hash, idx, size)
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        with self._lock:
+            if size2 > self.size:
+                raise LedgerError(f"the log has {self._size} leaves, not {size2}")
+            return merkle.consistency_proof(self._range_hash, size1, size2)
+
+    @staticmethod
+    def _leaf(row: Sequence[Any]) -> Leaf:
+        return Leaf(
+            int(row[0]), str(row[1]), row[2], row[3], row[4], row[5], row[6],
+            bytes(row[7]), bytes(row[8]),
+        )  # fmt: skip
+
+    _COLS = "idx, kind, source, seq, first_ts, last_ts, count, record, hash"
+
+    def leaf(self, idx: int) -> Leaf:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {self._COLS} FROM leaves WHERE idx=?", (idx,)
+            ).fetchone()
+        if row is None:
+            raise LedgerError(f"no leaf {idx}")
+        return self._leaf(row)
+
+    def leaves(
+        self,
+        *,
+        kind: str | None = None,
+        source: str | None = None,
+        overlapping: tuple[int, int] | None = None,
+        upto: int | None = None,
+    ) -> list[Leaf]:
+        """Leaves in log order, filtered; ``overlapping=(start, end)`` keeps batch leaves
+        whose samples touch ``[start, end)`` and special leaves whose ``ts`` falls in it."""
+        sql = f"SELECT {self._COLS} FROM leaves WHERE 1=1"
+        args: list[Any] = []
+        if kind is not None:
+            sql += " AND kind=?"
+            args.append(kind)
+        if source is not None:
+            sql += " AND source=?"
+            args.append(source)
+        if overlapping is not None:
+            sql += " AND last_ts>=? AND first_ts<?"
+            args += [overlapping[0], overlapping[1]]
+        if upto is not None:
+            sql += " AND idx<?"
+            args.append(upto)
+        sql += " ORDER BY idx"
+        with self._lock:
+            return [self._leaf(r) for r in self._db.execute(sql, args)]
+
+    def sources(self) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT source FROM leaves WHERE kind='batch' ORDER BY source"
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def batch_data(self, idx: int) -> bytes:
+        with self._lock:
+            row = self._db.execute("SELECT data FROM batch_data WHERE idx=?", (idx,)).fetchone()
+        if row is None:
+            raise LedgerError(f"leaf {idx} has no stored samples")
+        return zlib.decompress(bytes(row[0]))
+
+    # --- appending ----------------------------------------------------------------------
+
+    def _append(self, items: Sequence[tuple[Mapping[str, Any], bytes | None]]) -> list[int]:
+        """Append records (and their sample bytes) in one transaction; return their indexes."""
+        if self.readonly:
+            raise LedgerError("the ledger is open read-only")
+        with self._lock:
+            frontier = dict(self._frontier)
+            size = self._size
+            last_seq = dict(self._last_seq)
+            out: list[int] = []
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                for rec, data in items:
+                    raw = canonical.record_bytes(rec)
+                    h = merkle.leaf_hash(raw)
+                    idx = size
+                    is_batch = rec["kind"] == "batch"
+                    self._db.execute(
+                        "INSERT INTO leaves VALUES (?,?,?,?,?,?,?,?,?)",
+                        (
+                            idx,
+                            rec["kind"],
+                            rec.get("source"),
+                            rec.get("seq"),
+                            int(rec["first_ts"] if is_batch else rec["ts"]),
+                            int(rec["last_ts"] if is_batch else rec["ts"]),
+                            rec.get("count"),
+                            raw,
+                            h,
+                        ),
+                    )
+                    if data is not None:
+                        self._db.execute(
+                            "INSERT INTO batch_data VALUES (?,?)", (idx, zlib.compress(data, 1))
+                        )
+                    nodes = [(0, idx, h)]
+                    level, j, acc = 0, idx, h
+                    while j & 1:
+                        acc = merkle.node_hash(frontier.pop(level), acc)
+                        level += 1
+                        j >>= 1
+                        nodes.append((level, j, acc))
+                    frontier[level] = acc
+                    self._db.executemany("INSERT INTO nodes VALUES (?,?,?)", nodes)
+                    if is_batch:
+                        last_seq[str(rec["source"])] = int(rec["seq"])
+                    size += 1
+                    out.append(idx)
+                self._db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+            self._frontier, self._size, self._last_seq = frontier, size, last_seq
+            return out
+
+    def _batch_items(
+        self, batches: Iterable[Batch], now_ns: int
+    ) -> list[tuple[Mapping[str, Any], bytes | None]]:
+        items: list[tuple[Mapping[str, Any], bytes | None]] = []
+        last = dict(self._last_seq)
+        for b in batches:
+            if not b.samples:
+                continue
+            prev = last.get(b.source, 0)
+            if b.seq <= prev:
+                items.append(
+                    (
+                        canonical.special_record(
+                            "gap",
+                            now_ns,
+                            {"reason": "duplicate_seq", "source": b.source, "seq": b.seq},
+                        ),
+                        None,
+                    )
+                )
+                continue
+            if b.seq != prev + 1:
+                items.append(
+                    (
+                        canonical.special_record(
+                            "gap",
+                            now_ns,
+                            {
+                                "reason": "seq_gap" if prev else "unlogged",
+                                "source": b.source,
+                                "from_seq": prev + 1,
+                                "to_seq": b.seq - 1,
+                            },
+                        ),
+                        None,
+                    )
+                )
+            data = canonical.encode_samples(b.samples)
+            rec = canonical.batch_record(
+                b.source,
+                b.seq,
+                b.first_ts,
+                b.last_ts,
+                len(b.samples),
+                canonical.sha256_hex(data),
+            )
+            items.append((rec, data))
+            last[b.source] = b.seq
+        return items
+
+    def append_batches(self, batches: Sequence[Batch], now_ns: int | None = None) -> list[int]:
+        """Log acknowledged batches (one transaction). A batch whose sequence number is not
+        the next one of its source gets a ``gap`` leaf before it; a replayed sequence number
+        is not logged again but recorded as a ``gap`` leaf with reason ``duplicate_seq``."""
+        with self._lock:
+            return self._append(self._batch_items(batches, now_ns or time.time_ns()))
+
+    def stored(self, batches: Sequence[Batch]) -> None:
+        """BatchObserver hook: called by the writer once the store acknowledged."""
+        self.append_batches(batches)
+
+    def append_special(self, kind: str, fields: Mapping[str, Any], ts: int | None = None) -> int:
+        rec = canonical.special_record(kind, time.time_ns() if ts is None else ts, fields)
+        return self._append([(rec, None)])[0]
+
+    def latest_special(self, kind: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT record FROM leaves WHERE kind=? ORDER BY idx DESC LIMIT 1", (kind,)
+            ).fetchone()
+        if row is None:
+            return None
+        rec: dict[str, Any] = canonical.parse_canonical(bytes(row[0]), "leaf record")
+        return rec
+
+    # --- checkpoints --------------------------------------------------------------------
+
+    def issue_checkpoint(self, signer: Signer, origin: str, now_s: int | None = None) -> str:
+        """Sign a checkpoint of the current size (kept; an existing one of the same size with
+        its cosignatures is returned instead)."""
+        with self._lock:
+            size = self.size
+            have = self.checkpoint(size)
+            if have is not None and have.checkpoint().origin == origin:
+                try:
+                    open_checkpoint(have.note, [signer.verifier])
+                    return have.note
+                except ValueError:
+                    pass  # signed by an earlier key: sign again with the current one
+            t = int(time.time()) if now_s is None else now_s
+            cp = Checkpoint(origin, size, self.root(size), (f"time {t}",))
+            note = sign_checkpoint(cp, signer)
+            self._db.execute(
+                "INSERT OR REPLACE INTO checkpoints VALUES (?,?,?)", (size, note, time.time_ns())
+            )
+            return note
+
+    def checkpoint(self, size: int) -> StoredCheckpoint | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT size, note, issued_ts FROM checkpoints WHERE size=?", (size,)
+            ).fetchone()
+        return StoredCheckpoint(int(row[0]), str(row[1]), int(row[2])) if row else None
+
+    def checkpoints(self) -> list[StoredCheckpoint]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT size, note, issued_ts FROM checkpoints ORDER BY size"
+            ).fetchall()
+        return [StoredCheckpoint(int(r[0]), str(r[1]), int(r[2])) for r in rows]
+
+    def latest_checkpoint(self) -> StoredCheckpoint | None:
+        cps = self.checkpoints()
+        return cps[-1] if cps else None
+
+    def add_cosigned(self, note: str, log_key: Verifier) -> StoredCheckpoint:
+        """Merge the witness signatures of ``note`` (a checkpoint this log signed)."""
+        cp, _, _ = open_checkpoint(note, [log_key])
+        with self._lock:
+            have = self.checkpoint(cp.size)
+            if have is None:
+                raise LedgerError(f"this log issued no checkpoint of size {cp.size}")
+            if cp.root != self.root(cp.size):
+                raise LedgerError("the cosigned checkpoint's root is not this log's")
+            merged = merge_signatures(have.note, note)
+            self._db.execute("UPDATE checkpoints SET note=? WHERE size=?", (merged, cp.size))
+            return StoredCheckpoint(cp.size, merged, have.issued_ts)
+
+    def iter_batch_data(self, idxs: Iterable[int]) -> Iterator[tuple[int, bytes]]:
+        for i in idxs:
+            yield i, self.batch_data(i)
+
+
+class EvidenceRecorder:
+    """What the collector runs when ``site.evidence.enabled``: logs every acknowledged batch,
+    records the start state (site file hash, formula versions, clock sync), gaps (queue drops,
+    restarts) and issues checkpoints."""
+
+    def __init__(self, ledger: Ledger, signer: Signer | None, origin: str) -> None:
+        self.ledger = ledger
+        self.signer = signer
+        self.origin = origin
+        self._drops: dict[str, int] = {}
+        self._clock: bool | None = None
+
+    def stored(self, batches: Sequence[Batch]) -> None:
+        self.ledger.append_batches(batches)
+
+    def start(self, site_canonical: bytes, formulas: Mapping[str, int]) -> None:
+        """Leaves at start: the site file's hash (when it changed), formula versions (when
+        they changed), a restart gap and the clock-sync state."""
+        now = time.time_ns()
+        sha = canonical.sha256_hex(site_canonical)
+        last_cfg = self.ledger.latest_special("config")
+        if last_cfg is None or last_cfg.get("site_sha256") != sha:
+            self.ledger.append_special("config", {"site_sha256": sha}, now)
+        last_f = self.ledger.latest_special("formula")
+        want = {k: int(v) for k, v in sorted(formulas.items())}
+        if last_f is None or last_f.get("formulas") != want:
+            self.ledger.append_special("formula", {"formulas": want}, now)
+        if self.ledger.size > 0 and self.ledger.sources():
+            self.ledger.append_special("gap", {"reason": "restart"}, now)
+        self.check_clock(force=True)
+
+    def check_clock(self, *, force: bool = False) -> None:
+        state = clock_synchronised()
+        if force or state != self._clock:
+            self._clock = state
+            self.ledger.append_special(
+                "clock", {"synchronised": "unknown" if state is None else state}
+            )
+
+    def note_drops(self, drops: Mapping[str, int]) -> None:
+        """Record queue drops per device since the last call as ``gap`` leaves."""
+        for dev, total in sorted(drops.items()):
+            before = self._drops.get(dev, 0)
+            if total > before:
+                self.ledger.append_special(
+                    "gap", {"reason": "queue_drops", "source": dev, "dropped": total - before}
+                )
+            self._drops[dev] = total
+
+    def checkpoint(self) -> str | None:
+        if self.signer is None:
+            return None
+        self.check_clock()
+        return self.ledger.issue_checkpoint(self.signer, self.origin)
