@@ -14,8 +14,9 @@ order         32-bit on the wire   meaning
 
 For 64-bit values the pattern extends: ABCD -> ``AB CD EF GH``, CDAB -> ``GH EF CD AB``,
 BADC -> ``BA DC FE HG``, DCBA -> ``HG FE DC BA``. A 16-bit value has no word order: BADC and
-DCBA swap its two bytes, ABCD and CDAB leave it alone. Strings use the same byte layout
-(``BADC`` is the common "byte-swapped string").
+DCBA swap its two bytes, ABCD and CDAB leave it alone. Strings hold two characters per
+register and follow the same 16-bit rule: ABCD/CDAB high byte first, BADC/DCBA low byte first
+(``BADC`` is the common "byte-swapped string"); register order is never reversed for text.
 
 Nothing here does I/O; every function is total over its documented input and raises
 :class:`CodecError` with a clear message otherwise.
@@ -139,11 +140,16 @@ def decode_raw(
             return decode_bit(registers[0], bit)
         _check_registers(registers)
         return registers[0] != 0
-    data = registers_to_bytes(registers, order)
     if datatype == "string":
-        return decode_string(data)
+        return decode_string(registers_to_bytes(registers, _text_order(order)))
+    data = registers_to_bytes(registers, order)
     value: int | float = struct.unpack(_STRUCT[datatype], data)[0]
     return value
+
+
+def _text_order(order: Order) -> Order:
+    """Text has no word order: only the byte order inside each register applies."""
+    return "BADC" if order in ("BADC", "DCBA") else "ABCD"
 
 
 def decode_string(data: bytes) -> str:
@@ -179,7 +185,7 @@ def encode_raw(
         data = str(value).encode("utf-8")
         if len(data) > 2 * n:
             raise CodecError(f"string of {len(data)} bytes does not fit {n} registers")
-        return bytes_to_registers(data.ljust(2 * n, b"\x00"), order)
+        return bytes_to_registers(data.ljust(2 * n, b"\x00"), _text_order(order))
     fmt = _STRUCT.get(datatype)
     if fmt is None:
         raise CodecError(f"unknown data type {datatype!r}")

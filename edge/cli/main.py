@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "edge.cli.config_cmd",
     "edge.cli.run",
     "edge.cli.tail",
+    "edge.cli.probe",
 )
 
 Register = Callable[[Any], None]
