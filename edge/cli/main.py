@@ -19,7 +19,10 @@ COMMANDS: tuple[str, ...] = (
     "edge.cli.config_cmd",
     "edge.cli.run",
     "edge.cli.tail",
+    "edge.cli.sim",
+    "edge.cli.demo",
     "edge.cli.probe",
+    "edge.cli.kpi",
 )
 
 Register = Callable[[Any], None]

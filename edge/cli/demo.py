@@ -1,0 +1,399 @@
+"""``shopfloor demo``: the simulated demo factory and the collector in one command.
+
+Loads the packaged ``config/examples/demo.yaml``, points its stores at ``--data`` (default
+``./demo-data``), moves its ports to free ones when they are taken, starts the simulators
+(OPC UA CNC machines, Modbus meters, MQTT quality station), imports a baseline week (建设前)
+when the store holds nothing before now, runs the collector on the embedded store and every
+service registered in the ``shopfloor.demo`` entry-point group (the gateway registers one:
+``async def serve(site, stop)``), prints what runs and where the data goes, and stops cleanly on
+Ctrl-C (or after ``--duration`` seconds). The effective site file is written next to the data
+(``demo-site.yaml``) so ``shopfloor tail -c`` and ``shopfloor kpi -c`` can use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import importlib
+import logging
+import socket
+import sys
+import zoneinfo
+from collections.abc import Awaitable, Callable, Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+
+import config as config_pkg
+from config.evidence import EvidenceSettings
+from config.models import Device, SiteConfig
+from config.storage import SqliteStorage
+from connectors.base import Sample
+from connectors.simulators.base import SimClock
+from connectors.simulators.factory import SimulatorUnavailable, build_simulators
+from edge.cli.run import load_or_report, setup_logging
+from edge.cli.sim import start_all, stop_all
+from edge.runtime import Collector, install_stop_signals
+from edge.store.sqlite import SqliteStore, StoreError
+
+log = logging.getLogger("shopfloor.demo")
+
+DAY_NS = 86_400 * 10**9
+Serve = Callable[[SiteConfig, asyncio.Event], Awaitable[None]]
+History = Callable[..., Iterator[Sample]]
+
+
+def packaged_demo() -> Path:
+    return Path(config_pkg.__file__).parent / "examples" / "demo.yaml"
+
+
+# -- ports ------------------------------------------------------------------------------------
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _url_port(url: str) -> int | None:
+    return urlsplit(url).port
+
+
+def _with_url_port(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    return urlunsplit(parts._replace(netloc=f"{host}:{port}"))
+
+
+def site_ports(site: SiteConfig) -> list[int]:
+    """Every TCP port the demo serves on: simulators' and the gateway's."""
+    ports: list[int] = []
+    for d in site.devices:
+        if d.opcua is not None:
+            p = _url_port(d.opcua.endpoint)
+            if p is not None:
+                ports.append(p)
+        elif d.modbus is not None and d.modbus.transport == "tcp":
+            ports.append(d.modbus.port)
+        elif d.mqtt is not None:
+            ports.append(d.mqtt.port)
+    ports.append(site.gateway.port)
+    return list(dict.fromkeys(ports))
+
+
+def move_ports(
+    site: SiteConfig, is_free: Callable[[int], bool] = port_free
+) -> tuple[SiteConfig, dict[int, int]]:
+    """The site with every taken port replaced by a free one (the same new port for every
+    device that shared the old one), and the moves made."""
+    moves: dict[int, int] = {}
+    taken: set[int] = set()
+    for port in site_ports(site):
+        if not is_free(port):
+            new = pick_free_port()
+            while new in taken or new in moves.values():
+                new = pick_free_port()
+            moves[port] = new
+        taken.add(port)
+    if not moves:
+        return site, moves
+
+    def moved(d: Device) -> Device:
+        if d.opcua is not None:
+            p = _url_port(d.opcua.endpoint)
+            if p in moves:
+                ep = _with_url_port(d.opcua.endpoint, moves[p])
+                return d.model_copy(update={"opcua": d.opcua.model_copy(update={"endpoint": ep})})
+        elif d.modbus is not None and d.modbus.port in moves:
+            mb = d.modbus.model_copy(update={"port": moves[d.modbus.port]})
+            return d.model_copy(update={"modbus": mb})
+        elif d.mqtt is not None and d.mqtt.port in moves:
+            mq = d.mqtt.model_copy(update={"port": moves[d.mqtt.port]})
+            return d.model_copy(update={"mqtt": mq})
+        return d
+
+    update: dict[str, Any] = {"devices": tuple(moved(d) for d in site.devices)}
+    if site.gateway.port in moves:
+        update["gateway"] = site.gateway.model_copy(update={"port": moves[site.gateway.port]})
+    return site.model_copy(update=update), moves
+
+
+# -- data folder --------------------------------------------------------------------------------
+
+
+def relocate(site: SiteConfig, data: Path) -> SiteConfig:
+    """The site with its store, ledger, keys and users DB under ``data`` (absolute paths)."""
+    data = data.resolve()
+    ev: EvidenceSettings = site.evidence.model_copy(
+        update={"ledger_path": data / "ledger.db", "key_dir": data / "keys"}
+    )
+    return site.model_copy(
+        update={
+            "storage": SqliteStorage(path=data / "shopfloor.db"),
+            "evidence": ev,
+            "gateway": site.gateway.model_copy(update={"users_db": data / "users.db"}),
+        }
+    ).with_source_dir(data)
+
+
+def write_site_file(site: SiteConfig, path: Path) -> None:
+    body = yaml.safe_dump(
+        site.model_dump(mode="json", exclude_none=True), allow_unicode=True, sort_keys=False
+    )
+    path.write_text(
+        "# The effective demo site file written by `shopfloor demo` (ports and paths moved).\n"
+        + body,
+        encoding="utf-8",
+    )
+
+
+# -- baseline -----------------------------------------------------------------------------------
+
+
+def baseline_period(live_start_ns: int, tz_name: str, days: int = 7) -> tuple[int, int]:
+    """A week of whole local days ending at local midnight a week before the live start."""
+    tz = zoneinfo.ZoneInfo(tz_name)
+    today = dt.datetime.fromtimestamp(live_start_ns / 1e9, tz).date()
+    end_day = today - dt.timedelta(days=7)
+    start_day = end_day - dt.timedelta(days=days)
+
+    def midnight(d: dt.date) -> int:
+        return int(dt.datetime(d.year, d.month, d.day, tzinfo=tz).timestamp()) * 10**9
+
+    return midnight(start_day), midnight(end_day)
+
+
+def holds_data_before(db: Path, ts: int) -> bool:
+    if not db.exists():
+        return False
+    try:
+        ro = SqliteStore.open_readonly(db)
+    except StoreError:
+        return False
+    try:
+        return bool(ro.batch_records(end=ts))
+    finally:
+        ro.close()
+
+
+def load_history() -> History | None:
+    try:
+        module = importlib.import_module("connectors.simulators.history")
+    except ImportError as exc:
+        log.warning("no baseline history generator: %s", exc)
+        return None
+    return cast(History, module.generate_history)
+
+
+def fmt_local(ts: int, tz_name: str) -> str:
+    return dt.datetime.fromtimestamp(ts / 1e9, zoneinfo.ZoneInfo(tz_name)).strftime(
+        "%Y-%m-%d %H:%M"
+    )
+
+
+# -- the demo -----------------------------------------------------------------------------------
+
+
+def prepare(site: SiteConfig, data: Path) -> tuple[SiteConfig, Path, dict[int, int]]:
+    """Relocate the stores under ``data``, move taken ports, write the effective site file."""
+    data.mkdir(parents=True, exist_ok=True)
+    site, moves = move_ports(relocate(site, data))
+    site_file = data.resolve() / "demo-site.yaml"
+    write_site_file(site, site_file)
+    return site, site_file, moves
+
+
+async def run_demo(
+    site: SiteConfig,
+    site_file: Path,
+    *,
+    seed: int,
+    speed: float,
+    duration: float | None,
+    history_days: int = 7,
+    services: bool = True,
+) -> int:
+    """Run a prepared demo site (see :func:`prepare`) until Ctrl-C or ``duration``."""
+    stop = asyncio.Event()
+    remove = install_stop_signals(stop)
+    try:
+        clock = SimClock(speed)
+        live_start = clock.start_ns
+        sims = await start_all(build_simulators(site, seed, clock), prefix="demo: simulator")
+        try:
+            return await _collect(
+                site, site_file, clock, live_start, stop, seed, duration, history_days, services
+            )
+        finally:
+            await stop_all(sims)
+            print("demo: simulators stopped", flush=True)
+    finally:
+        remove()
+
+
+async def _collect(
+    site: SiteConfig,
+    site_file: Path,
+    clock: SimClock,
+    live_start: int,
+    stop: asyncio.Event,
+    seed: int,
+    duration: float | None,
+    history_days: int,
+    services: bool,
+) -> int:
+    tz = site.site.timezone
+    assert isinstance(site.storage, SqliteStorage), "the demo runs on the embedded store"
+    db = site.resolve(site.storage.path)
+    need_baseline = history_days > 0 and not holds_data_before(db, live_start)
+    collector = Collector(site)
+    run_task = asyncio.create_task(collector.run(stop), name="collector")
+    service_tasks: list[asyncio.Task[None]] = []
+    try:
+        ready = asyncio.create_task(collector.ready.wait())
+        await asyncio.wait({ready, run_task}, return_when=asyncio.FIRST_COMPLETED)
+        if run_task.done():
+            ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ready
+            run_task.result()
+            return 1
+        points = sum(len(d.points) for d in site.devices)
+        print(
+            f"demo: collector running: {len(site.devices)} devices, {points} points -> SQLite {db}",
+            flush=True,
+        )
+        print(f"demo: factory clock x{speed_text(clock)} from {fmt_local(live_start, tz)}")
+        if need_baseline:
+            gen = load_history()
+            if gen is not None:
+                b0, b1 = baseline_period(live_start, tz, history_days)
+                print(
+                    f"demo: importing baseline 建设前 {fmt_local(b0, tz)} .. {fmt_local(b1, tz)} "
+                    "(source import:<device>) ...",
+                    flush=True,
+                )
+                n = await collector.import_history(gen(site, seed, b0, b1, profile="baseline"))
+                print(f"demo: baseline imported in {n} batches", flush=True)
+        else:
+            print("demo: the store already holds earlier data; no baseline import", flush=True)
+        if services:
+            for ep in entry_points(group="shopfloor.demo"):
+                try:
+                    serve = cast(Serve, ep.load())
+                except Exception as exc:
+                    print(f"demo: service {ep.name} cannot load: {exc}", file=sys.stderr)
+                    continue
+                print(f"demo: starting service {ep.name} ({ep.value})", flush=True)
+                service_tasks.append(
+                    asyncio.create_task(_service(ep.name, serve, site, stop), name=ep.name)
+                )
+        print(f"demo: site file {site_file}", flush=True)
+        print(f"demo: latest values: shopfloor tail -c {site_file}", flush=True)
+        print("demo: Ctrl-C stops", flush=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_first(stop, run_task), duration)
+    finally:
+        stop.set()
+        for t in service_tasks:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(t, 15)
+        try:
+            await run_task
+        except Exception as exc:
+            print(f"demo: collector failed: {exc!r}", file=sys.stderr)
+            return 1
+    w = collector.writer
+    if w is not None:
+        print(
+            f"demo: stopped; {w.acked_samples} samples in {w.acked_batches} batches stored in "
+            f"{db}, {collector.queue.dropped} dropped",
+            flush=True,
+        )
+    return 0
+
+
+def speed_text(clock: SimClock) -> str:
+    return f"{clock.speed:g}"
+
+
+async def _first(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
+    waiter = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
+
+
+async def _service(name: str, serve: Serve, site: SiteConfig, stop: asyncio.Event) -> None:
+    try:
+        await serve(site, stop)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        print(f"demo: service {name} failed: {exc!r}", file=sys.stderr)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+    if args.speed <= 0:
+        print("error: --speed must be positive", file=sys.stderr)
+        return 2
+    if args.duration is not None and args.duration <= 0:
+        print("error: --duration must be positive", file=sys.stderr)
+        return 2
+    site = load_or_report(args.config or packaged_demo(), check_secrets=False)
+    if site is None:
+        return 2
+    try:
+        site, site_file, moves = prepare(site, Path(args.data))
+        for old, new in moves.items():
+            print(f"demo: port {old} is taken, using {new}", flush=True)
+        return asyncio.run(
+            run_demo(
+                site,
+                site_file,
+                seed=args.seed,
+                speed=args.speed,
+                duration=args.duration,
+                history_days=args.history_days,
+                services=not args.no_services,
+            )
+        )
+    except SimulatorUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("demo", help="simulated demo factory + collector (+ services) in one go")
+    p.add_argument("--speed", type=float, default=60.0, help="factory clock speed (default 60)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--data", default="demo-data", help="folder of the store (default demo-data)")
+    p.add_argument("--duration", type=float, default=None, help="stop after S wall seconds")
+    p.add_argument("--history-days", type=int, default=7, help="baseline days to import (0: none)")
+    p.add_argument("--no-services", action="store_true", help="do not start the gateway etc.")
+    p.add_argument("-c", "--config", default=None, help="another site file (default: demo.yaml)")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=_demo)

@@ -1,0 +1,95 @@
+"""``shopfloor sim -c FILE``: serve the simulated devices of a site file until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from config.models import SiteConfig
+from connectors.simulators.base import SimClock, Simulator
+from connectors.simulators.factory import SimulatorUnavailable, build_simulators
+from edge.cli.run import load_or_report, setup_logging
+from edge.runtime import install_stop_signals
+
+log = logging.getLogger("shopfloor.sim")
+
+
+async def start_all(sims: Sequence[Simulator], *, prefix: str = "sim") -> list[Simulator]:
+    """Start the simulators in order; on a failure stop those started and re-raise."""
+    started: list[Simulator] = []
+    try:
+        for s in sims:
+            await s.start()
+            started.append(s)
+            print(f"{prefix}: {s.describe()}", flush=True)
+    except BaseException:
+        await stop_all(started)
+        raise
+    return started
+
+
+async def stop_all(sims: Sequence[Simulator]) -> None:
+    for s in reversed(sims):
+        try:
+            await s.stop()
+        except Exception as exc:
+            log.error("stopping %s failed: %r", s.name, exc)
+
+
+async def serve(site: SiteConfig, seed: int, speed: float, duration: float | None) -> int:
+    stop = asyncio.Event()
+    remove = install_stop_signals(stop)
+    try:
+        clock = SimClock(speed)
+        sims = build_simulators(site, seed, clock)
+        if not sims:
+            print("sim: the site has no device a simulator can serve", file=sys.stderr)
+            return 1
+        started = await start_all(sims)
+        try:
+            print(
+                f"sim: {len(started)} simulator(s) of site {site.site.id}, seed {seed}, "
+                f"speed x{speed:g}; Ctrl-C stops",
+                flush=True,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), duration)
+        finally:
+            await stop_all(started)
+        print("sim: stopped", flush=True)
+        return 0
+    finally:
+        remove()
+
+
+def _sim(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level)
+    if args.speed <= 0:
+        print("error: --speed must be positive", file=sys.stderr)
+        return 2
+    site = load_or_report(args.config, check_secrets=False)
+    if site is None:
+        return 2
+    try:
+        return asyncio.run(serve(site, args.seed, args.speed, args.duration))
+    except SimulatorUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: cannot open a simulator socket: {exc}", file=sys.stderr)
+        return 1
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("sim", help="serve the simulated devices of a site file")
+    p.add_argument("-c", "--config", required=True, help="site file (YAML)")
+    p.add_argument("--seed", type=int, default=7, help="random seed (deterministic factory)")
+    p.add_argument("--speed", type=float, default=1.0, help="factory time runs this much faster")
+    p.add_argument("--duration", type=float, default=None, help="stop after S wall seconds")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.set_defaults(func=_sim)
