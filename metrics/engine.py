@@ -660,6 +660,8 @@ def _water(data: list[_DeviceData], period: TimeRange, imported: bool) -> KpiVal
     src: list[str] = []
     for d in data:
         for pid, (p, steps) in d.counters.items():
+            if not _in_period(steps, period):
+                continue
             if p.role == "water_fresh_m3":
                 fresh += steps.total(period.start_ns, period.end_ns)
                 src.append(f"{d.device.id}/{pid}")
@@ -682,12 +684,17 @@ def _water(data: list[_DeviceData], period: TimeRange, imported: bool) -> KpiVal
     )
 
 
+def _in_period(steps: CounterSteps, period: TimeRange) -> bool:
+    """The meter reported at least one step inside the period (else it has no data there)."""
+    return bool(((steps.ts >= period.start_ns) & (steps.ts < period.end_ns)).any())
+
+
 def _carriers(data: list[_DeviceData], period: TimeRange) -> tuple[Carriers, list[str]]:
     c = Carriers()
     src: list[str] = []
     for d in data:
         for pid, (p, steps) in d.counters.items():
-            if p.role in CARRIER_ROLES:
+            if p.role in CARRIER_ROLES and _in_period(steps, period):
                 c = c.add(p.role, steps.total(period.start_ns, period.end_ns))
                 src.append(f"{d.device.id}/{pid}")
     return c, src

@@ -1,0 +1,242 @@
+"""``shopfloor kpi`` (before/after table, tiers, declared import), ``shopfloor import meters``.
+
+shopfloor kpi -c SITE --baseline 2025-01-01..2025-12-31 --current 2026-01-01..2026-06-30
+              [--lang en] [--csv F] [--xlsx F] [--json] [--notes]
+              [--baseline-imported] [--current-imported] [--declared FILE ...]
+shopfloor kpi tiers -c SITE [--at 2026-12-31] [--json]
+shopfloor kpi import FILE.csv|xlsx [-c SITE]      validate declared figures and show them
+shopfloor import meters FILE.csv -c SITE          historical meter data into the store
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from config.loader import ConfigError, load_site
+from config.models import SiteConfig
+from connectors.base import Quality, Sample
+from edge.store.base import Batch, Store
+from metrics.declared import DeclaredImportError, load_file, with_imports
+from metrics.engine import compute_table
+from metrics.imports import MeterImportError, parse_meter_csv
+from metrics.periods import PeriodError, parse_range
+from metrics.series import SeriesReader
+from metrics.table import fmt_value, tiers_text, to_csv, to_text, to_xlsx
+from metrics.tiers import evaluate
+
+EXIT_USAGE = 2
+BATCH_SAMPLES = 5000
+
+
+class _Fail(Exception):
+    """A user-facing error: message printed, exit code 2."""
+
+
+def _site(path: str, extra: list[str] | None = None) -> SiteConfig:
+    try:
+        site = load_site(path)
+    except ConfigError as exc:
+        raise _Fail("\n".join(f"error: {i}" for i in exc.issues)) from None
+    try:
+        return with_imports(site, [Path(p) for p in extra or []])
+    except DeclaredImportError as exc:
+        raise _Fail("\n".join(f"error: {i}" for i in exc.issues)) from None
+
+
+@contextlib.contextmanager
+def open_reader(site: SiteConfig) -> Iterator[SeriesReader]:
+    """A reader of the site's store: read-only for SQLite (the collector may be writing)."""
+    if site.storage.kind == "sqlite":
+        from edge.store.sqlite import SqliteStore, StoreError
+
+        try:
+            store = SqliteStore.open_readonly(site.resolve(site.storage.path))
+        except StoreError as exc:
+            raise _Fail(f"error: {exc}") from None
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+    from edge.store.factory import open_store
+
+    other = open_store(site)
+    try:
+        yield other
+    finally:
+        other.close()
+
+
+def _table(args: argparse.Namespace) -> int:
+    if not args.config or not args.baseline or not args.current:
+        raise _Fail("error: give -c SITE, --baseline FROM..TO and --current FROM..TO")
+    site = _site(args.config, args.declared)
+    tz = site.site.timezone
+    try:
+        baseline = parse_range(args.baseline, tz)
+        current = parse_range(args.current, tz)
+    except PeriodError as exc:
+        raise _Fail(f"error: {exc}") from None
+    with open_reader(site) as reader:
+        table = compute_table(
+            reader,
+            site,
+            baseline,
+            current,
+            baseline_imported=args.baseline_imported,
+            current_imported=args.current_imported,
+        )
+    if args.csv:
+        Path(args.csv).write_text(to_csv(table, args.lang), encoding="utf-8")
+    if args.xlsx:
+        Path(args.xlsx).write_bytes(to_xlsx(table, args.lang))
+    if args.json:
+        print(json.dumps(table.to_dict(), ensure_ascii=False, indent=2, allow_nan=False))
+    else:
+        sys.stdout.write(to_text(table, args.lang, notes=args.notes))
+        sys.stdout.write("\n" + tiers_text(table.tiers["current"], args.lang))
+        for path in (args.csv, args.xlsx):
+            if path:
+                print(f"wrote {path}")
+    return 0
+
+
+def _tiers(args: argparse.Namespace) -> int:
+    site = _site(args.config)
+    at = None
+    if args.at:
+        try:
+            at = dt.date.fromisoformat(args.at)
+        except ValueError:
+            raise _Fail(f"error: --at {args.at!r} is not a date (YYYY-MM-DD)") from None
+    rep = evaluate(site, at).to_dict()
+    if args.json:
+        print(json.dumps(rep, ensure_ascii=False, indent=2))
+    else:
+        sys.stdout.write(tiers_text(rep))
+    return 0
+
+
+def _import_declared(args: argparse.Namespace) -> int:
+    if args.config:
+        _site(args.config)  # the site file must be valid too
+    try:
+        figs = load_file(Path(args.file))
+    except DeclaredImportError as exc:
+        raise _Fail("\n".join(f"error: {i}" for i in exc.issues)) from None
+    for f in figs:
+        print(
+            f"{f.id:32} {fmt_value(f.value, f.unit):>12} {f.unit:6} "
+            f"{f.period.start}..{f.period.end}  {f.source}"
+        )
+    print(
+        f"{args.file}: {len(figs)} declared figures ok; list the file in declared.import_files "
+        "or pass --declared to `shopfloor kpi`"
+    )
+    return 0
+
+
+def write_imported(store: Store, series: list[Any]) -> tuple[int, int]:
+    """Write imported series as batches with source ``import:<device>``; (batches, samples)."""
+    by_device: dict[str, list[Sample]] = {}
+    for s in series:
+        lst = by_device.setdefault(s.device, [])
+        lst.extend(
+            Sample(s.device, s.point, int(t), float(v), Quality.GOOD, "")
+            for t, v in zip(s.ts.tolist(), s.values.tolist(), strict=True)
+        )
+    batches: list[Batch] = []
+    n_samples = 0
+    for device, samples in by_device.items():
+        samples.sort(key=lambda x: (x.ts, x.point))
+        source = f"import:{device}"
+        seq = store.last_seq(source)
+        for i in range(0, len(samples), BATCH_SAMPLES):
+            seq += 1
+            part = tuple(samples[i : i + BATCH_SAMPLES])
+            batches.append(Batch(source, seq, part))
+            n_samples += len(part)
+    store.write_batches(batches)
+    return len(batches), n_samples
+
+
+def _import_meters(args: argparse.Namespace) -> int:
+    site = _site(args.config)
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _Fail(f"error: {path}: cannot read ({exc})") from None
+    try:
+        series = parse_meter_csv(text, site, str(path))
+    except MeterImportError as exc:
+        raise _Fail("\n".join(f"error: {i}" for i in exc.issues)) from None
+    from edge.store.factory import open_store
+
+    store = open_store(site)
+    try:
+        nb, ns = write_imported(store, series)
+    finally:
+        store.close()
+    print(
+        f"{path}: imported {ns} samples of {len(series)} points in {nb} batches "
+        "(source import:<device>)"
+    )
+    return 0
+
+
+def _run(func: Any) -> Any:
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            code: int = func(args)
+            return code
+        except _Fail as exc:
+            print(str(exc), file=sys.stderr)
+            return EXIT_USAGE
+
+    return wrapped
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "kpi",
+        help="the form's before/after KPI table (建设前 / 建成后), tiers, declared import",
+    )
+    p.add_argument("-c", "--config", help="site file")
+    p.add_argument("--baseline", help="建设前 period FROM..TO (dates inclusive)")
+    p.add_argument("--current", help="建成后 period FROM..TO (dates inclusive)")
+    p.add_argument("--lang", choices=("zh", "en"), default="zh")
+    p.add_argument("--csv", help="write the table as CSV")
+    p.add_argument("--xlsx", help="write the table as XLSX")
+    p.add_argument("--json", action="store_true", help="print the full table as JSON")
+    p.add_argument("--notes", action="store_true", help="show the notes column")
+    p.add_argument("--baseline-imported", action="store_true", help="baseline from imported data")
+    p.add_argument("--current-imported", action="store_true", help="current from imported data")
+    p.add_argument("--declared", action="append", help="CSV/XLSX of declared figures (repeatable)")
+    p.set_defaults(func=_run(_table))
+    ksub = p.add_subparsers(dest="kpi_command", metavar="ACTION")
+    ksub.required = False
+    t = ksub.add_parser("tiers", help="tier check: maturity, sections, AI scenario ratio")
+    t.add_argument("-c", "--config", dest="config", default=argparse.SUPPRESS, required=True)
+    t.add_argument("--at", help="count scenarios built by this date (default: all)")
+    t.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    t.set_defaults(func=_run(_tiers))
+    i = ksub.add_parser("import", help="validate a CSV/XLSX of declared figures")
+    i.add_argument("file")
+    i.add_argument("-c", "--config", dest="config", default=argparse.SUPPRESS)
+    i.set_defaults(func=_run(_import_declared))
+
+    imp = sub.add_parser("import", help="import historical data into the store")
+    isub = imp.add_subparsers(dest="import_command", metavar="KIND")
+    isub.required = True
+    m = isub.add_parser("meters", help="CSV of device,point,ts,value (source import:<device>)")
+    m.add_argument("file")
+    m.add_argument("-c", "--config", required=True)
+    m.set_defaults(func=_run(_import_meters))

@@ -1,0 +1,221 @@
+"""The before/after table in the application form's layout: 指标 / 建设前 / 建成后 / 变化.
+
+The first four columns are the form's; unit, provenance, formula and notes follow to the right so
+the reviewer sees where each number comes from. Labels are the form's exact Chinese wording (with
+``*`` in front of mandatory items); ``lang="en"`` gives English labels instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from metrics.engine import KpiRow, KpiTable, KpiValue
+
+HEADERS_ZH = ("指标", "建设前", "建成后", "变化", "单位", "数据来源", "公式", "说明")
+HEADERS_EN = (
+    "KPI",
+    "Before (baseline)",
+    "After (current)",
+    "Change",
+    "Unit",
+    "Provenance",
+    "Formula",
+    "Notes",
+)
+PROVENANCE_ZH = {
+    "measured": "实测 measured",
+    "declared": "申报 declared",
+    "imported": "导入 imported",
+    "mixed": "混合 mixed",
+    "none": "无数据 none",
+    "register": "台账 register",
+}
+_CHANGE_EN = {"提升": "up", "下降": "down"}
+
+
+def fmt_value(v: float | None, unit: str) -> str:
+    if v is None:
+        return "—"
+    a = abs(v)
+    if unit in ("个", "家") and float(v).is_integer():
+        return f"{int(v)}"
+    if a >= 1000:
+        return f"{v:,.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    if a == 0:
+        return "0"
+    return f"{v:.4g}"
+
+
+def fmt_change(row: KpiRow, lang: str = "zh") -> str:
+    """``提升 12.3%`` for up-KPIs, ``下降 50.2%`` for down-KPIs (a worsening shows negative)."""
+    if row.change is None:
+        return "—"
+    pct = row.change * 100.0
+    shown = pct if row.direction == "up" else -pct
+    label = row.change_label if lang == "zh" else _CHANGE_EN.get(row.change_label, "")
+    return f"{label} {shown:.1f}%"
+
+
+def _prov(v: KpiValue) -> str:
+    return v.provenance
+
+
+def _provenance_cell(row: KpiRow, lang: str) -> str:
+    provs = []
+    for p in (_prov(row.before), _prov(row.after)):
+        if p not in provs:
+            provs.append(p)
+    if lang == "zh":
+        return " / ".join(PROVENANCE_ZH.get(p, p) for p in provs)
+    return " / ".join(provs)
+
+
+def _notes(row: KpiRow) -> str:
+    parts = []
+    for tag, v in (("建设前", row.before), ("建成后", row.after)):
+        if v.notes:
+            parts.append(f"{tag}: " + "; ".join(v.notes))
+    return " | ".join(parts)
+
+
+def label(row: KpiRow, lang: str) -> str:
+    if lang == "en":
+        return f"*{row.label_en}" if row.mandatory else row.label_en
+    return row.form_label
+
+
+def records(table: KpiTable, lang: str = "zh") -> list[list[str]]:
+    """Rows of text cells, header first, in the form's order."""
+    out = [list(HEADERS_ZH if lang == "zh" else HEADERS_EN)]
+    for r in table.rows:
+        formula = f"{r.formula_id} v{r.formula_version}" + (f" ({r.variant})" if r.variant else "")
+        out.append(
+            [
+                label(r, lang),
+                fmt_value(r.before.value, r.unit),
+                fmt_value(r.after.value, r.unit),
+                fmt_change(r, lang),
+                r.unit,
+                _provenance_cell(r, lang),
+                formula,
+                _notes(r),
+            ]
+        )
+    return out
+
+
+def to_csv(table: KpiTable, lang: str = "zh") -> str:
+    """CSV text (UTF-8 with BOM so that spreadsheet programs show the Chinese labels)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    for rec in records(table, lang):
+        w.writerow(rec)
+    return "\ufeff" + buf.getvalue()
+
+
+def to_xlsx(table: KpiTable, lang: str = "zh") -> bytes:
+    """An XLSX workbook: sheet 工厂整体建设成效 with numeric cells, plus the periods sheet."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "工厂整体建设成效" if lang == "zh" else "Results"
+    head = HEADERS_ZH if lang == "zh" else HEADERS_EN
+    ws.append(list(head))
+    for c in ws[1]:
+        c.font = Font(bold=True)
+    for r in table.rows:
+        formula = f"{r.formula_id} v{r.formula_version}" + (f" ({r.variant})" if r.variant else "")
+        ws.append(
+            [
+                label(r, lang),
+                r.before.value,
+                r.after.value,
+                fmt_change(r, lang),
+                r.unit,
+                _provenance_cell(r, lang),
+                formula,
+                _notes(r),
+            ]
+        )
+        for col in (2, 3):
+            cell = ws.cell(row=ws.max_row, column=col)
+            cell.number_format = "0.00" if r.unit != "tce/万元" else "0.0000"
+    widths = (44, 14, 14, 14, 14, 20, 36, 80)
+    for i, w in enumerate(widths):
+        ws.column_dimensions[chr(ord("A") + i)].width = w
+    for row in ws.iter_rows(min_row=2):
+        row[0].alignment = Alignment(wrap_text=True)
+    meta = wb.create_sheet("期间 periods")
+    meta.append(["项目 item", "值 value"])
+    meta.append(["建设前 baseline", table.baseline.label])
+    meta.append(["建成后 current", table.current.label])
+    meta.append(
+        ["建设前数据 baseline data", "导入 imported" if table.baseline_imported else "实测"]
+    )
+    meta.append(["建成后数据 current data", "导入 imported" if table.current_imported else "实测"])
+    meta.append(["site", table.site_id])
+    meta.append(["engine", table.engine_version])
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+def _width(s: str) -> int:
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in s)
+
+
+def _pad(s: str, n: int) -> str:
+    return s + " " * max(0, n - _width(s))
+
+
+def to_text(table: KpiTable, lang: str = "zh", notes: bool = False) -> str:
+    """A terminal table (CJK-aware column widths)."""
+    recs = [rec[:6] + ([rec[7]] if notes else []) for rec in records(table, lang)]
+    widths = [max(_width(r[i]) for r in recs) for i in range(len(recs[0]))]
+    widths[0] = min(widths[0], 40)
+    lines = []
+    head = (
+        f"建设前 {table.baseline.label}  建成后 {table.current.label}"
+        if lang == "zh"
+        else f"baseline {table.baseline.label}  current {table.current.label}"
+    )
+    lines.append(head)
+    for i, rec in enumerate(recs):
+        lines.append("  ".join(_pad(c, widths[j]) for j, c in enumerate(rec)).rstrip())
+        if i == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
+
+
+def tiers_text(tiers: dict[str, Any], lang: str = "zh") -> str:
+    """The tier check (of one period's report dict) as text."""
+    status_zh = {"met": "满足", "not_met": "不满足", "conditional": "原则上不满足"}
+    out = []
+    mat = tiers.get("maturity")
+    report = tiers.get("maturity_report") or "—"
+    out.append(f"成熟度 maturity: {mat if mat is not None else '—'} ({report})")
+    out.append("覆盖环节 sections: " + ("、".join(tiers["sections"]) or "—"))
+    ratio = tiers.get("ai_ratio")
+    out.append(
+        f"场景 scenarios: {tiers['scenarios_valid']} valid, {tiers['scenarios_ai']} with AI "
+        f"({'—' if ratio is None else f'{100 * ratio:.1f}%'})"
+    )
+    for c in tiers["claims"]:
+        mark = "✓" if c["valid"] else "✗"
+        extra = f"  [{'; '.join(c['problems'])}]" if c["problems"] else ""
+        out.append(f"  {mark} {c['entry']} -> {c['section'] or '?'}{extra}")
+    for r in tiers["results"]:
+        st = status_zh[r["status"]] + " " + r["status"] if lang == "zh" else r["status"]
+        out.append(f"{r['tier']}: {st} — {'; '.join(r['reasons'])}")
+    if tiers.get("target"):
+        out.append(
+            f"目标 target: {tiers['target']}; 满足的最高级 highest met: {tiers['highest_met']}"
+        )
+    return "\n".join(out) + "\n"
