@@ -44,6 +44,7 @@ def status_name(code: int) -> str:
         return ""
     base = code & 0xFFFF0000
     name, doc = get_name_and_doc(base)
+    name = str(name)
     if doc.startswith("Unknown StatusCode"):
         return f"0x{code:08X}"
     return name

@@ -14,8 +14,9 @@ Time model (ISO 22400 states, codes as in ``config.models.STATE_CODES``):
 
 Each producing run has a cycle time around ``ideal_cycle_s`` (slower some of the time); its
 parts, and the scrap among them, are spread evenly over the run, so the cumulative good and
-scrap counters are exact functions of time. Counters count from the model's epoch
-(2024-01-01 local time). Two profiles: ``baseline`` (before the project: more downtime,
+scrap counters are exact functions of time. The counters reset at local midnight on the first
+of each month (as part counters zeroed at the monthly order change); consumers treat the drop as
+a counter reset. Times before the model's epoch (2000-01-01) are refused. Two profiles: ``baseline`` (before the project: more downtime,
 longer setups, more scrap, APC rarely used) and ``current``.
 """
 
@@ -36,7 +37,7 @@ ProfileName = Literal["baseline", "current"]
 
 STATE_CODE = {"producing": 0, "setup": 1, "idle": 2, "down": 3, "planned_stop": 4}
 _S = 1_000_000_000
-EPOCH_DATE = dt.date(2024, 1, 1)
+EPOCH_DATE = dt.date(2000, 1, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +167,6 @@ class MachineModel:
         self.process = process
         self.profile = PROFILES[profile]
         self._days: dict[int, _Day] = {}
-        self._prefix: list[tuple[int, int]] = [(0, 0)]  # totals of days [0, i)
         self._epoch_ns = self._local_ns(EPOCH_DATE, dt.time(0, 0))
 
     # ----------------------------------------------------------------- calendar windows
@@ -281,17 +281,6 @@ class MachineModel:
         scrap = round(mean + rng.gauss(0.0, 1.0) * math.sqrt(mean * (1 - p.scrap_rate)))
         yield Episode(a, b, "producing", cycle, parts, min(parts, max(0, scrap)))
 
-    def _prefix_to(self, index: int) -> tuple[int, int]:
-        """Totals (good, scrap) of all days before ``index``."""
-        if index <= 0:
-            return 0, 0
-        while len(self._prefix) <= index:
-            i = len(self._prefix) - 1
-            d = self._day(i)
-            g, s = self._prefix[-1]
-            self._prefix.append((g + d.good, s + d.scrap))
-        return self._prefix[index]
-
     # ----------------------------------------------------------------- queries
     def _episode_at(self, t_ns: int) -> tuple[int, Episode | None]:
         """(day index whose windows contain t, episode) — day of the shift start."""
@@ -303,20 +292,33 @@ class MachineModel:
                 return i, day.episodes[k]
         return idx, None
 
+    def month_start_ns(self, t_ns: int) -> int:
+        """Local midnight of the first day of ``t_ns``'s month (when the counters reset)."""
+        local = dt.datetime.fromtimestamp(t_ns / _S, tz=self.tz).date()
+        return self._local_ns(local.replace(day=1), dt.time(0))
+
     def counts_at(self, t_ns: int) -> tuple[int, int]:
-        """Cumulative (good, scrap) since the model's epoch."""
+        """Cumulative (good, scrap) since the counters' last reset (start of the month)."""
         self._check(t_ns)
+        reset = self.month_start_ns(t_ns)
+        first = self._day_index(reset)
         idx = self._day_index(t_ns)
-        good, scrap = self._prefix_to(idx - 1)
-        for i in (idx - 1, idx):
-            if i < 0:
-                continue
+        good = scrap = 0
+        for i in range(first - 1, idx + 1):
             day = self._day(i)
-            k = bisect.bisect_right(day.starts, t_ns)
-            for e in day.episodes[:k]:
-                parts, sc = e.done_at(t_ns)
-                good += parts - sc
-                scrap += sc
+            if first <= i <= idx - 2:
+                good += day.good
+                scrap += day.scrap
+                continue
+            for e in day.episodes:
+                if e.start_ns >= t_ns:
+                    break
+                if e.end_ns <= reset or e.parts == 0:
+                    continue
+                p1, s1 = e.done_at(t_ns)
+                p0, s0 = e.done_at(reset)
+                good += (p1 - s1) - (p0 - s0)
+                scrap += s1 - s0
         return good, scrap
 
     def _check(self, t_ns: int) -> None:

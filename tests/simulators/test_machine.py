@@ -129,10 +129,22 @@ def test_counters_are_monotonic_and_only_grow_while_producing(site: SiteConfig) 
             grew_outside += 1
         prev = now
     assert grew_outside == 0
-    # the counters carry over midnight without a jump
+    # the counters carry over midnight without a jump, and reset on the first of the month
     midnight = _ns(2026, 3, 4)
     before, after = m.counts_at(midnight - 1), m.counts_at(midnight + 60 * S)
     assert after[0] - before[0] <= 2
+    assert m.counts_at(_ns(2026, 3, 31, 23, 59))[0] > 10_000
+    assert m.counts_at(_ns(2026, 4, 1, 0, 1)) == (0, 0)
+
+
+def test_counts_equal_the_parts_of_the_runs(site: SiteConfig) -> None:
+    """Counter increments over a period are exactly the parts of the producing runs in it."""
+    m = _model(site, "cnc3", "baseline")
+    start, end = _ns(2026, 3, 9), _ns(2026, 3, 16)
+    parts = sum(e.parts for e in m.episodes(start, end) if e.state == "producing")
+    g0, s0 = m.counts_at(start)
+    g1, s1 = m.counts_at(end)
+    assert (g1 - g0) + (s1 - s0) == parts
 
 
 def test_planned_downtime_for_one_device() -> None:
@@ -160,7 +172,8 @@ def test_process_unit_reports_apc_and_temperature(site: SiteConfig) -> None:
     readings = [m.at(t + k * 60 * S) for k in range(8 * 60)]
     assert any(r.apc_mode for r in readings)
     running = [r.temperature_c for r in readings if r.state == "producing"]
-    assert running and all(840 <= x <= 880 for x in running)
+    assert running
+    assert all(840 <= x <= 880 for x in running)
     assert all(r.good == 0 for r in readings)
 
 
@@ -168,4 +181,4 @@ def test_bad_inputs_are_refused(site: SiteConfig) -> None:
     with pytest.raises(ValueError, match="unknown profile"):
         MachineModel("x", seed=1, calendar=Calendar(), profile="future")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="epoch"):
-        _model(site, "cnc1", "current").at(_ns(2020, 1, 1))
+        _model(site, "cnc1", "current").at(_ns(1999, 12, 1))
