@@ -16,8 +16,9 @@ Each producing run has a cycle time around ``ideal_cycle_s`` (slower some of the
 parts, and the scrap among them, are spread evenly over the run, so the cumulative good and
 scrap counters are exact functions of time. The counters reset at local midnight on the first
 of each month (as part counters zeroed at the monthly order change); consumers treat the drop as
-a counter reset. Times before the model's epoch (2000-01-01) are refused. Two profiles: ``baseline`` (before the project: more downtime,
-longer setups, more scrap, APC rarely used) and ``current``.
+a counter reset. Times before the model's epoch (2000-01-01) are refused. Two profiles:
+``baseline`` (before the project: more downtime, longer setups, more scrap, APC rarely used)
+and ``current``.
 """
 
 from __future__ import annotations
