@@ -1,0 +1,218 @@
+"""The app factory: ``create_app(settings)``.
+
+The lifespan opens the users file, the pool of read-only store handles and the live hub, and
+closes them at shutdown. Errors are JSON ``{"detail": ...}`` for the API; a missing part
+(store not created yet, module absent) is a 503 with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from gateway.auth import Signer
+from gateway.data import ReaderPool, Unavailable
+from gateway.deps import AuthRequired, State
+from gateway.evidence import BundleInputError
+from gateway.kpi import KpiService, PeriodInputError
+from gateway.live import LiveHub
+from gateway.logs import configure_logging
+from gateway.metrics_prom import ApiMetrics
+from gateway.routers import admin, api, evidence, ops, pages
+from gateway.settings import Settings
+from gateway.users import UserDB
+
+log = logging.getLogger("shopfloor.gateway")
+HERE = Path(__file__).parent
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BodyLimit:
+    """Refuse request bodies larger than ``limit`` bytes with 413, before anything parses
+    them (Content-Length checked up front, chunked bodies counted as they arrive)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.limit
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    await self._refuse(send)
+                    return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        mb = self.limit // (1024 * 1024)
+        body = f'{{"detail":"the request body is larger than the limit of {mb} MB"}}'.encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith(("/api/", "/metrics")) and "text/html" in (
+        request.headers.get("accept", "")
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    configure_logging(settings.log_level)
+    users = UserDB(settings.users_db)
+    pool = ReaderPool(settings.store_path, settings.readers)
+    kpi = KpiService(pool, settings.site, settings.kpi_cache_s)
+    hub = LiveHub(
+        pool,
+        settings.site,
+        poll_s=settings.live_poll_s,
+        kpi_s=settings.kpi_refresh_s,
+        kpi=kpi.live_today,
+    )
+    state = State(
+        settings=settings,
+        users=users,
+        signer=Signer(users.signing_secret()),
+        pool=pool,
+        hub=hub,
+        api_metrics=ApiMetrics(settings.site),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log.info(
+            "gateway started",
+            extra={"site": settings.site.site.id, "store": str(settings.store_path)},
+        )
+        try:
+            yield
+        finally:
+            await hub.close()
+            await pool.close()
+            log.info("gateway stopped")
+
+    app = FastAPI(
+        title="shopfloor gateway",
+        version="1",
+        description=(
+            "Live data, KPI values (智能工厂 建设前/建成后), evidence bundles and verification "
+            "of one shop-floor gateway. Authenticate with `Authorization: Bearer <token>` "
+            "(tokens from `shopfloor tokens create`) or a login session."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.gw = state
+    app.state.kpi = kpi
+
+    @app.exception_handler(AuthRequired)
+    async def _auth(request: Request, exc: AuthRequired) -> Response:
+        if _wants_html(request):
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        return JSONResponse({"detail": exc.detail}, 401, headers=exc.headers)
+
+    @app.exception_handler(Unavailable)
+    async def _unavailable(request: Request, exc: Unavailable) -> Response:
+        return JSONResponse({"detail": str(exc)}, 503)
+
+    @app.exception_handler(PeriodInputError)
+    async def _period(request: Request, exc: PeriodInputError) -> Response:
+        return JSONResponse({"detail": str(exc)}, 422)
+
+    @app.exception_handler(BundleInputError)
+    async def _bundle(request: Request, exc: BundleInputError) -> Response:
+        return JSONResponse({"detail": str(exc)}, 422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, 422)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+    @app.middleware("http")
+    async def _observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            response.headers.setdefault("Referrer-Policy", "same-origin")
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            return response
+        finally:
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            state.api_metrics.observe(request.method, path, status, started)
+            user = getattr(request.state, "user", None)
+            log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "route": path,
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "user": user.username if user is not None else None,
+                },
+            )
+
+    app.include_router(ops.router)
+    app.include_router(api.router)
+    app.include_router(evidence.router)
+    app.include_router(admin.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    # the multipart envelope around the largest allowed bundle needs a little room
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 64 * 1024)
+    return app

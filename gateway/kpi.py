@@ -1,0 +1,110 @@
+"""KPI values through ``metrics.engine`` on a store reader, with a short result cache.
+
+Computing the before/after table reads every point the formulas need over two periods, so a
+result is kept for ``kpi_cache_s`` seconds (default 10 s): many dashboards asking at once cost
+one computation. Identical requests in flight share it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+import zoneinfo
+from typing import Any
+
+from config.models import SiteConfig
+from gateway.data import ReaderPool, ReadStore, Unavailable, optional_module
+from gateway.jsonsafe import jsonable
+
+
+class PeriodInputError(ValueError):
+    """A period text that cannot be read (shown as 422 with the reason)."""
+
+
+def parse_period(text: str, tz: str) -> Any:
+    periods = optional_module("metrics.periods")
+    try:
+        return periods.parse_range(text, tz)
+    except (ValueError, OverflowError) as exc:
+        raise PeriodInputError(f"period {text!r}: {exc}") from None
+
+
+def today_range(tz: str, now: dt.datetime | None = None) -> str:
+    """``YYYY-MM-DD..YYYY-MM-DD`` of today in the site's zone (dates are inclusive)."""
+    day = (now or dt.datetime.now(zoneinfo.ZoneInfo(tz))).date()
+    return f"{day.isoformat()}..{day.isoformat()}"
+
+
+class KpiService:
+    def __init__(self, pool: ReaderPool, site: SiteConfig, cache_s: float) -> None:
+        self._pool = pool
+        self._site = site
+        self._cache_s = cache_s
+        self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
+        self._inflight: dict[tuple[str, ...], asyncio.Future[Any]] = {}
+
+    async def _cached(self, key: tuple[str, ...], compute: Any) -> Any:
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self._cache_s:
+            return hit[1]
+        fut = self._inflight.get(key)
+        if fut is not None:
+            return await asyncio.shield(fut)
+        fut = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        try:
+            value = await self._pool.run(compute)
+        except asyncio.CancelledError:
+            fut.cancel()
+            raise
+        except Exception as exc:
+            fut.set_exception(exc)
+            fut.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        fut.set_result(value)
+        if len(self._cache) > 64:
+            self._cache.clear()
+        self._cache[key] = (time.monotonic(), value)
+        return value
+
+    async def period(self, text: str, devices: tuple[str, ...] = ()) -> tuple[Any, dict[str, Any]]:
+        engine = optional_module("metrics.engine")
+        rng = parse_period(text, self._site.site.timezone)
+        for d in devices:
+            try:
+                self._site.device(d)
+            except KeyError:
+                raise PeriodInputError(f"unknown device {d!r}") from None
+
+        def compute(store: ReadStore) -> dict[str, Any]:
+            result = engine.compute_period(store, self._site, rng, devices=devices or None)
+            out: dict[str, Any] = jsonable(result)
+            return out
+
+        return rng, await self._cached(("period", rng.label, *devices), compute)
+
+    async def table(self, baseline: str, current: str) -> dict[str, Any]:
+        engine = optional_module("metrics.engine")
+        tz = self._site.site.timezone
+        b = parse_period(baseline, tz)
+        c = parse_period(current, tz)
+
+        def compute(store: ReadStore) -> dict[str, Any]:
+            table = engine.compute_table(store, self._site, b, c)
+            out: dict[str, Any] = jsonable(table.to_dict())
+            return out
+
+        result: dict[str, Any] = await self._cached(("table", b.label, c.label), compute)
+        return result
+
+    async def live_today(self) -> dict[str, Any] | None:
+        """Today's per-machine figures for the live stream (None when the engine is absent)."""
+        try:
+            rng, result = await self.period(today_range(self._site.site.timezone))
+        except Unavailable:
+            return None
+        return {"period": rng.label, "result": result}

@@ -1,0 +1,116 @@
+"""``/metrics`` in the Prometheus text format.
+
+Collector figures come from the health records the collector writes into the store (never from
+calling the collector): samples and samples/s per device and connector (protocol), drops,
+reconnects (restarts), errors by kind, outbox backlog, connected. API latency is a histogram
+filled by a middleware of this service. Each app has its own registry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from config.models import SiteConfig
+from edge.store.base import DeviceHealth
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class HealthCollector(Collector):
+    def __init__(self, site: SiteConfig) -> None:
+        self._site = site
+        self._records: list[DeviceHealth] = []
+        self._prev: dict[str, tuple[int, int]] = {}
+        self._rate: dict[str, float] = {}
+        self.store_ok = 0
+
+    def _connector(self, device: str) -> str:
+        try:
+            return self._site.device(device).protocol
+        except KeyError:
+            return "unknown"
+
+    def update(self, records: Sequence[DeviceHealth]) -> None:
+        self._records = list(records)
+        for h in records:
+            prev = self._prev.get(h.device)
+            if prev is not None and h.updated_ts > prev[1]:
+                dt_s = (h.updated_ts - prev[1]) / 1e9
+                self._rate[h.device] = max(0.0, (h.samples - prev[0]) / dt_s)
+            if prev is None or h.updated_ts > prev[1]:
+                self._prev[h.device] = (h.samples, h.updated_ts)
+
+    def collect(self) -> Iterable[Metric]:
+        labels = ["device", "connector"]
+        samples = CounterMetricFamily(
+            "shopfloor_device_samples", "Samples received per device", labels=labels
+        )
+        rate = GaugeMetricFamily(
+            "shopfloor_device_samples_per_second",
+            "Samples per second between the two last health records",
+            labels=labels,
+        )
+        drops = CounterMetricFamily(
+            "shopfloor_device_drops", "Samples dropped by the bounded queue", labels=labels
+        )
+        restarts = CounterMetricFamily(
+            "shopfloor_device_reconnects", "Connector restarts (reconnects)", labels=labels
+        )
+        errors = CounterMetricFamily(
+            "shopfloor_device_errors", "Errors by kind", labels=[*labels, "kind"]
+        )
+        connected = GaugeMetricFamily(
+            "shopfloor_device_connected", "Link up (1) or down (0)", labels=labels
+        )
+        last = GaugeMetricFamily(
+            "shopfloor_device_last_good_timestamp_seconds",
+            "Time of the last good sample",
+            labels=labels,
+        )
+        backlog = GaugeMetricFamily(
+            "shopfloor_outbox_backlog",
+            "Batches waiting for InfluxDB in the outbox",
+            labels=labels,
+        )
+        for h in self._records:
+            lv = [h.device, self._connector(h.device)]
+            samples.add_metric(lv, h.samples)
+            rate.add_metric(lv, self._rate.get(h.device, 0.0))
+            drops.add_metric(lv, h.drops)
+            restarts.add_metric(lv, h.restarts)
+            connected.add_metric(lv, 1.0 if h.connected else 0.0)
+            if h.last_good_ts is not None:
+                last.add_metric(lv, h.last_good_ts / 1e9)
+            for kind, n in sorted(h.errors.items()):
+                errors.add_metric([*lv, kind], n)
+            b = h.extra.get("outbox_backlog", h.extra.get("outbox_pending"))
+            if isinstance(b, int | float):
+                backlog.add_metric(lv, float(b))
+        up = GaugeMetricFamily("shopfloor_store_readable", "The service can read the store")
+        up.add_metric([], float(self.store_ok))
+        yield from (samples, rate, drops, restarts, errors, connected, last, backlog, up)
+
+
+class ApiMetrics:
+    def __init__(self, site: SiteConfig) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "shopfloor_api_request_seconds",
+            "API request latency",
+            ["method", "route", "status"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.health = HealthCollector(site)
+        self.registry.register(self.health)
+
+    def observe(self, method: str, route: str, status: int, started: float) -> None:
+        self.latency.labels(method, route, str(status)).observe(time.perf_counter() - started)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,94 @@
+"""Shape KPI tables and verification reports for the pages (pure functions)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from gateway.i18n import Lang, label
+
+
+def fmt_number(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "✔" if value else "✘"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "—"
+        if value != 0 and abs(value) < 10 ** -(digits - 1):
+            return f"{value:.{digits}g}"
+        text = f"{value:,.{digits}f}".rstrip("0").rstrip(".")
+        return text or "0"
+    return str(value)
+
+
+def _value_of(v: Any) -> Any:
+    if isinstance(v, dict):
+        return v.get("value")
+    return v
+
+
+def fmt_change(change: Any, change_label: str | None) -> str:
+    """The form's change column: ``提升 12.3%`` / ``下降 4.0%`` (``change`` in percent)."""
+    if not isinstance(change, int | float) or not math.isfinite(change):
+        return "—"
+    word = change_label or ""
+    shown = abs(change) if word else change
+    return f"{word} {shown:.1f}%".strip()
+
+
+def table_rows(table: dict[str, Any] | None, lang: Lang) -> list[dict[str, Any]]:
+    if not table:
+        return []
+    rows = table.get("rows", [])
+    out: list[dict[str, Any]] = []
+    for r in rows if isinstance(rows, list) else []:
+        if not isinstance(r, dict):
+            continue
+        zh = str(r.get("label_zh") or r.get("label") or r.get("id", ""))
+        en = str(r.get("label_en") or "")
+        prov = str(r.get("provenance") or "")
+        out.append(
+            {
+                "id": str(r.get("id", "")),
+                "label": zh if lang == "zh" or not en else en,
+                "label_en": en,
+                "unit": str(r.get("unit") or ""),
+                "mandatory": bool(r.get("mandatory")),
+                "before": fmt_number(_value_of(r.get("before"))),
+                "after": fmt_number(_value_of(r.get("after"))),
+                "change": fmt_change(r.get("change"), r.get("change_label")),
+                "provenance": " / ".join(label(p, lang) for p in prov.split("/") if p) or "—",
+            }
+        )
+    return out
+
+
+def report_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Flatten a verification report's checks into (name, ok, detail) rows."""
+    out: list[dict[str, Any]] = []
+    for key in ("checks", "kpis", "plausibility"):
+        items = report.get(key)
+        if isinstance(items, dict):
+            items = [
+                {"name": k, **v} if isinstance(v, dict) else {"name": k, "ok": bool(v)}
+                for k, v in items.items()
+            ]
+        if not isinstance(items, list):
+            continue
+        for c in items:
+            if not isinstance(c, dict):
+                continue
+            name = c.get("name") or c.get("id") or c.get("check") or key
+            detail = c.get("detail") or c.get("reason") or c.get("message") or ""
+            ok = c.get("ok", c.get("passed", c.get("status") in ("ok", "pass", "passed")))
+            out.append({"name": str(name), "ok": bool(ok), "detail": str(detail)})
+    return out
+
+
+def pretty_json(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True)

@@ -1,0 +1,336 @@
+"""Dashboard pages (server-rendered Jinja2 + a small script; ECharts shipped in /static).
+
+Pages read their data from the REST API with the login session; changes arrive over the live
+stream. Forms (login, logout, export, verify) carry a CSRF token; the session cookie is
+HttpOnly and SameSite=Strict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import jinja2
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from gateway import evidence
+from gateway.auth import CSRF_FIELD, PRELOGIN_COOKIE, SESSION_COOKIE
+from gateway.data import Unavailable
+from gateway.deps import Applicant, Viewer, get_state, optional_user, session_of
+from gateway.i18n import LANG_COOKIE, STATE_COLORS, Lang, label, pick_lang
+from gateway.kpi import KpiService, PeriodInputError, today_range
+from gateway.present import pretty_json, report_checks, table_rows
+from gateway.routers.evidence import _read_limited
+from gateway.users import User
+
+router = APIRouter(include_in_schema=False)
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent.parent / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def _lang(request: Request) -> Lang:
+    return pick_lang(request.query_params.get("lang"), request.cookies.get(LANG_COOKIE))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only local paths (no scheme, no host, no '//'): no open redirect after login."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or "\\" in target:
+        return "/"
+    return target
+
+
+def _render(request: Request, template: str, *, status: int = 200, **ctx: Any) -> HTMLResponse:
+    lang = _lang(request)
+    state = get_state(request)
+    site = state.settings.site
+    user: User | None = optional_user(request)
+    session = session_of(request)
+
+    def t(key: str) -> str:
+        return label(key, lang)
+
+    boot = {
+        "lang": lang,
+        "csrf": session.csrf if session is not None else None,
+        "site": {"id": site.site.id, "name": site.site.name, "tz": site.site.timezone},
+        "devices": [
+            {
+                "id": d.id,
+                "name": d.name,
+                "line": d.line,
+                "key": d.key_equipment,
+                "production": d.production,
+                "rated_kw": d.rated_power_kw,
+                "points": [
+                    {"id": p.id, "role": p.role, "unit": p.unit, "name": p.name} for p in d.points
+                ],
+            }
+            for d in site.devices
+        ],
+        "labels": {k: label(k, lang) for k in _JS_LABELS},
+        "colors": STATE_COLORS,
+        "factors": {
+            "grid_co2_kg_per_kwh": site.kpi.factors.grid_co2_kg_per_kwh.value,
+            "grid_co2_id": site.kpi.factors.grid_co2_kg_per_kwh.id,
+            "elec_kgce_per_kwh": site.kpi.factors.electricity_kgce_per_kwh.value,
+        },
+        "today": today_range(site.site.timezone),
+    }
+    html = _env.get_template(template).render(
+        t=t,
+        lang=lang,
+        user=user,
+        site=site,
+        csrf=session.csrf if session is not None else "",
+        csrf_field=CSRF_FIELD,
+        path=request.url.path,
+        boot=json.dumps(boot, ensure_ascii=False).replace("</", "<\\/"),
+        **ctx,
+    )
+    return HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
+
+
+_JS_LABELS = (
+    "producing",
+    "setup",
+    "idle",
+    "down",
+    "planned_stop",
+    "offline",
+    "oee",
+    "availability",
+    "effectiveness",
+    "quality",
+    "good",
+    "scrap",
+    "power",
+    "updated",
+    "connected",
+    "disconnected",
+    "last_data",
+    "errors",
+    "restarts",
+    "drops",
+    "outbox",
+    "samples",
+    "no_data",
+    "energy_today",
+    "carbon_today",
+    "timeline",
+    "trends",
+    "fleet",
+    "unavailable",
+    "value",
+    "time",
+    "point",
+)
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, next: str = "/") -> Response:
+    state = get_state(request)
+    cookie, csrf = state.signer.prelogin()
+    resp = _render(request, "login.html", next=_safe_next(next), login_csrf=csrf, error=None)
+    resp.set_cookie(
+        PRELOGIN_COOKIE,
+        cookie,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        secure=state.settings.cookie_secure,
+    )
+    return resp
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1024)],
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    state = get_state(request)
+    if not state.signer.check_prelogin(request.cookies.get(PRELOGIN_COOKIE), csrf_token):
+        raise HTTPException(403, "the login form expired or lacks its CSRF token; reload it")
+    user = await asyncio.to_thread(state.users.authenticate, username, password)
+    if user is None:
+        cookie, csrf = state.signer.prelogin()
+        failed = _render(
+            request,
+            "login.html",
+            status=401,
+            next=_safe_next(next),
+            login_csrf=csrf,
+            error=label("login_failed", _lang(request)),
+        )
+        failed.set_cookie(PRELOGIN_COOKIE, cookie, max_age=3600, httponly=True, samesite="strict")
+        return failed
+    cookie, _ = state.signer.new_session(user.username, state.settings.session_ttl_s)
+    resp = RedirectResponse(_safe_next(next), status_code=303)
+    resp.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=state.settings.session_ttl_s,
+        httponly=True,
+        samesite="strict",
+        secure=state.settings.cookie_secure,
+    )
+    resp.delete_cookie(PRELOGIN_COOKIE)
+    return resp
+
+
+@router.post("/logout", dependencies=[Viewer])
+async def logout() -> Response:
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(SESSION_COOKIE)
+    return resp
+
+
+@router.get("/lang/{lang}")
+async def set_lang(request: Request, lang: str, next: str = "/") -> Response:
+    if lang not in ("zh", "en"):
+        raise HTTPException(404, "languages: zh, en")
+    resp = RedirectResponse(_safe_next(next), status_code=303)
+    resp.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="strict")
+    return resp
+
+
+@router.get("/", response_class=HTMLResponse, dependencies=[Viewer])
+async def overview(request: Request) -> Response:
+    return _render(request, "overview.html", page="overview")
+
+
+@router.get("/machine/{device_id}", response_class=HTMLResponse, dependencies=[Viewer])
+async def machine(request: Request, device_id: str) -> Response:
+    try:
+        dev = get_state(request).settings.site.device(device_id)
+    except KeyError:
+        raise HTTPException(404, f"no device {device_id!r}") from None
+    return _render(request, "machine.html", page="machine", device=dev)
+
+
+@router.get("/energy", response_class=HTMLResponse, dependencies=[Viewer])
+async def energy(request: Request) -> Response:
+    return _render(request, "energy.html", page="energy")
+
+
+@router.get("/health", response_class=HTMLResponse, dependencies=[Viewer])
+async def health(request: Request) -> Response:
+    return _render(request, "health.html", page="health")
+
+
+def _default_periods(request: Request) -> tuple[str, str]:
+    q = request.query_params
+    years = sorted({f.period.start.year for f in get_state(request).settings.site.declared.figures})
+    if len(years) >= 2:
+        b, c = years[-2], years[-1]
+        default = (f"{b}-01-01..{b}-12-31", f"{c}-01-01..{c}-12-31")
+    else:
+        today = today_range(get_state(request).settings.site.site.timezone)
+        default = (today, today)
+    return q.get("baseline") or default[0], q.get("current") or default[1]
+
+
+@router.get("/table", response_class=HTMLResponse, dependencies=[Viewer])
+async def table(request: Request) -> Response:
+    baseline, current = _default_periods(request)
+    kpi: KpiService = request.app.state.kpi
+    data: dict[str, Any] | None = None
+    error: str | None = None
+    try:
+        data = await kpi.table(baseline, current)
+    except (Unavailable, PeriodInputError) as exc:
+        error = str(exc)
+    return _render(
+        request,
+        "table.html",
+        page="table",
+        baseline=baseline,
+        current=current,
+        rows=table_rows(data, _lang(request)),
+        error=error,
+    )
+
+
+@router.get("/export", response_class=HTMLResponse, dependencies=[Applicant])
+async def export_form(request: Request) -> Response:
+    baseline, current = _default_periods(request)
+    return _render(
+        request, "export.html", page="export", baseline=baseline, current=current, error=None
+    )
+
+
+@router.post("/export", dependencies=[Applicant])
+async def export_download(
+    request: Request,
+    baseline: Annotated[str, Form(max_length=100)],
+    current: Annotated[str, Form(max_length=100)],
+) -> Response:
+    settings = get_state(request).settings
+    try:
+        data, filename = await asyncio.to_thread(
+            evidence.export_bundle, settings, baseline, current
+        )
+    except (Unavailable, PeriodInputError) as exc:
+        return _render(
+            request,
+            "export.html",
+            status=503 if isinstance(exc, Unavailable) else 422,
+            page="export",
+            baseline=baseline,
+            current=current,
+            error=str(exc),
+        )
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/verify", response_class=HTMLResponse, dependencies=[Viewer])
+async def verify_form(request: Request) -> Response:
+    return _render(request, "verify.html", page="verify", result=None, error=None)
+
+
+@router.post("/verify", response_class=HTMLResponse, dependencies=[Viewer])
+async def verify_upload(
+    request: Request,
+    bundle: Annotated[UploadFile, File()],
+    trust: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    settings = get_state(request).settings
+    try:
+        data = await _read_limited(bundle, settings.max_upload_bytes, "the bundle")
+        trust_bytes = await _read_limited(trust, 1024 * 1024, "trust.json") if trust else None
+        if trust_bytes == b"":
+            trust_bytes = None
+        if not data:
+            raise evidence.BundleInputError("the uploaded bundle is empty")
+        ok, report, source = await asyncio.to_thread(
+            evidence.verify_bundle, settings, data, trust_bytes
+        )
+    except (Unavailable, evidence.BundleInputError, HTTPException) as exc:
+        msg = exc.detail if isinstance(exc, HTTPException) else str(exc)
+        return _render(request, "verify.html", status=200, page="verify", result=None, error=msg)
+    result = {"ok": ok, "trust": source, "filename": bundle.filename or "bundle.zip"}
+    return _render(
+        request,
+        "verify.html",
+        page="verify",
+        result=result,
+        checks=report_checks(report),
+        report_json=pretty_json(report),
+        error=None,
+    )

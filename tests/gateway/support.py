@@ -1,0 +1,163 @@
+"""A real gateway for the tests: a site file in a temp folder, a SQLite store filled through
+edge's SqliteStore, users and tokens of every role, and ``shopfloor serve`` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from config.loader import load_site
+from config.models import SiteConfig
+from connectors.base import Quality, Sample
+from edge.store.base import Batch, DeviceHealth
+from edge.store.sqlite import SqliteStore
+from gateway.users import ROLES, UserDB
+from tests.support.net import free_port, wait_port
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "config" / "examples" / "demo.yaml"
+PASSWORD = "correct horse battery"
+S = 1_000_000_000
+
+
+def write_site(folder: Path, **gateway: Any) -> Path:
+    data = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    data["storage"] = {"kind": "sqlite", "path": "store.db"}
+    data["evidence"] = {"ledger_path": "ledger.db", "key_dir": "keys"}
+    data["gateway"] = {"users_db": "users.db", **gateway}
+    path = folder / "site.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+class Writer:
+    """Writes batches into the store the way the collector does (seq per source)."""
+
+    def __init__(self, path: Path) -> None:
+        self.store = SqliteStore(path, synchronous="NORMAL")
+
+    def write(self, samples: list[Sample]) -> None:
+        by_dev: dict[str, list[Sample]] = {}
+        for s in samples:
+            by_dev.setdefault(s.device, []).append(s)
+        batches = [
+            Batch(dev, self.store.last_seq(dev) + 1, tuple(sorted(ss, key=lambda s: s.ts)))
+            for dev, ss in by_dev.items()
+        ]
+        self.store.write_batches(batches)
+
+    def health(self, records: list[DeviceHealth]) -> None:
+        self.store.write_health(records)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def fill(site: SiteConfig, store_path: Path, now_ns: int) -> None:
+    """Two hours of a small factory: CNC states/counters/power, meters, quality station."""
+    w = Writer(store_path)
+    samples: list[Sample] = []
+    start = now_ns - 2 * 3600 * S
+    for i, dev in enumerate(site.devices):
+        for k in range(0, 7200, 60):
+            ts = start + k * S + i * 1000
+            for p in dev.points:
+                if p.role == "state":
+                    v = float((k // 600 + i) % 4)
+                elif p.role in ("count_good", "count_total", "count_scrap", "count_rework"):
+                    v = float(k // 60 * (1 if p.role != "count_scrap" else 0.1) // 1)
+                elif p.role == "energy_kwh":
+                    v = 1000.0 + k / 36.0
+                else:
+                    v = 10.0 + (k % 600) / 60.0
+                samples.append(Sample(dev.id, p.id, ts, v))
+    samples.append(Sample("cnc1", "spindle_kw", now_ns - S, float("nan"), Quality.BAD, "BadTimeout"))
+    w.write(samples)
+    w.health(
+        [
+            DeviceHealth(
+                device=d.id,
+                connected=d.id != "water1",
+                last_good_ts=now_ns - S,
+                last_sample_ts=now_ns - S,
+                samples=1000 + i,
+                errors={"timeout": 2} if d.id == "water1" else {},
+                restarts=1 if d.id == "water1" else 0,
+                drops=0,
+                updated_ts=now_ns,
+                extra={"outbox_backlog": 3} if d.id == "meter1" else {},
+            )
+            for i, d in enumerate(site.devices)
+        ]
+    )
+    w.close()
+
+
+@dataclass
+class Gateway:
+    url: str
+    folder: Path
+    site: SiteConfig
+    site_path: Path
+    store_path: Path
+    proc: subprocess.Popen[bytes]
+    tokens: dict[str, str] = field(default_factory=dict)
+    log_path: Path | None = None
+
+    def client(self, role: str | None = None, **kw: Any) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30.0, **kw)
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8") if self.log_path else ""
+
+
+def start_gateway(folder: Path, *, fill_store: bool = True, **gateway: Any) -> Gateway:
+    site_path = write_site(folder, **gateway)
+    site = load_site(site_path)
+    store_path = folder / "store.db"
+    if fill_store:
+        fill(site, store_path, time.time_ns())
+    users = UserDB(folder / "users.db")
+    tokens: dict[str, str] = {}
+    for role in ROLES:
+        users.add_user(role, role, PASSWORD)
+        tokens[role] = users.create_token(role, "tests")
+    port = free_port()
+    log_path = folder / "gateway.log"
+    env = {**os.environ, "SHOPFLOOR_LIVE_POLL_MS": "100", "PYTHONUNBUFFERED": "1"}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli.main", "serve", "-c", str(site_path), "--port",
+             str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_port(port, timeout=30)
+    except TimeoutError:
+        proc.kill()
+        proc.wait()
+        raise RuntimeError("gateway did not start:\n" + log_path.read_text()) from None
+    return Gateway(
+        f"http://127.0.0.1:{port}", folder, site, site_path, store_path, proc, tokens, log_path
+    )
+
+
+def stop_gateway(gw: Gateway) -> None:
+    gw.proc.terminate()
+    try:
+        gw.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        gw.proc.kill()
+        gw.proc.wait()
