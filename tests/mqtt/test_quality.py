@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,7 @@ def test_model_is_deterministic_and_windows_add_up(demo: SiteConfig) -> None:
     assert len(whole) > 500
     last = whole[0]
     assert a.totals_at(last.ts_ns) == (last.inspected, last.passed, last.rejected, last.reworked)
-    for prev, cur in zip(whole, whole[1:], strict=False):
+    for prev, cur in itertools.pairwise(whole):
         assert cur.ts_ns > prev.ts_ns
         assert cur.inspected == prev.inspected + 1
         assert cur.inspected == cur.passed + cur.rejected + cur.reworked
@@ -135,9 +136,7 @@ def test_template_and_plain_topics_are_served() -> None:
 
 
 def test_a_role_the_station_cannot_serve_is_a_clear_error() -> None:
-    site = mqtt_site(
-        [device("q", 1884, [point("p", "a/b", "/p", role="power_kw")])]
-    )
+    site = mqtt_site([device("q", 1884, [point("p", "a/b", "/p", role="power_kw")])])
     with pytest.raises(ValueError, match="no value for role 'power_kw'"):
         publications(site.device("q"))
 
