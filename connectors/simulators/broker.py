@@ -196,13 +196,14 @@ class ExternalBroker:
 
     kind = "external"
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, *, wait_s: float = 5.0) -> None:
         self.host = host
         self.port = port
+        self.wait_s = wait_s
         self.name = "mqtt-broker"
 
     async def start(self) -> None:
-        if not await wait_listening(self.host, self.port, 5.0):
+        if not await wait_listening(self.host, self.port, self.wait_s):
             raise BrokerError(f"the named MQTT broker {self.host}:{self.port} does not answer")
 
     async def stop(self) -> None:

@@ -115,3 +115,14 @@ def point(pid: str, topic: str, pointer: str | None = None, **extra: Any) -> dic
         if key in extra:
             addr[key] = extra.pop(key)
     return {"id": pid, "mqtt": addr, **extra}
+
+
+async def publish_in_thread(port: int, messages: list[tuple[str, bytes | str, int]]) -> None:
+    """Publishes from a worker thread (needed when the broker runs in this event loop)."""
+
+    def work() -> None:
+        with publisher(port) as pub:
+            for topic, payload, qos in messages:
+                pub(topic, payload, qos)
+
+    await asyncio.to_thread(work)
