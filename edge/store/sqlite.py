@@ -163,12 +163,14 @@ class SqliteStore:
             return
         db.execute("PRAGMA journal_mode = WAL")
         db.execute(f"PRAGMA synchronous = {synchronous}")
-        db.executescript(_SCHEMA)
+        # one transaction: a reader never sees a half-created schema
+        db.executescript(
+            "BEGIN IMMEDIATE;"
+            + _SCHEMA
+            + f"INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}'); COMMIT;"
+        )
         row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None:
-            db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        else:
-            self._check_version(int(row[0]))
+        self._check_version(int(row[0]))
         for sid, dev, pt, span in db.execute("SELECT id, device, point, max_span FROM series"):
             self._series[(dev, pt)] = sid
             self._spans[sid] = span
