@@ -551,7 +551,8 @@ def _fmt_frac(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
-def _production_efficiency(machines: list[MachineOee], imported: bool) -> KpiValue:
+def _production_efficiency(all_machines: list[MachineOee], imported: bool) -> KpiValue:
+    machines = [m for m in all_machines if m.qty.has_good or m.qty.has_total]
     gq = sum(m.qty.gq_period for m in machines)
     apt_h = sum(m.times.producing_total for m in machines) / 3.6e12
     p = _prov(imported)
