@@ -112,9 +112,13 @@ def retired(key_dir: Path) -> list[Verifier]:
 
 def rotation_statement(old: Signer, new: Signer, ts_ns: int) -> str:
     body = canonical.canonical_json(
-        {"type": "shopfloor.key-rotation", "old": str(old.verifier), "new": str(new.verifier),
-         "ts": ts_ns}
-    ).decode()  # fmt: skip
+        {
+            "type": "shopfloor.key-rotation",
+            "old": str(old.verifier),
+            "new": str(new.verifier),
+            "ts": ts_ns,
+        }
+    ).decode()
     return sign_note(body + "\n", [old, new])
 
 

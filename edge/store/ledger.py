@@ -198,9 +198,16 @@ class Ledger:
     @staticmethod
     def _leaf(row: Sequence[Any]) -> Leaf:
         return Leaf(
-            int(row[0]), str(row[1]), row[2], row[3], row[4], row[5], row[6],
-            bytes(row[7]), bytes(row[8]),
-        )  # fmt: skip
+            int(row[0]),
+            str(row[1]),
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            bytes(row[7]),
+            bytes(row[8]),
+        )
 
     _COLS = "idx, kind, source, seq, first_ts, last_ts, count, record, hash"
 

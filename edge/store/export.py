@@ -1,0 +1,208 @@
+"""Assemble an evidence bundle from the ledger (and the store, as a cross-check).
+
+Used by ``shopfloor export`` and by the gateway. The bundle carries, for every source (device,
+or ``import:<device>``), the batches overlapping each period plus the batches just before it
+until every point of the device has a sample in force at the period's start (the KPI engine
+reads step signals and counters with ``prior=True``); every special leaf of the log up to the
+checkpoint; inclusion proofs to the newest checkpoint that covers them (with its witness
+cosignatures) or a fresh one. The KPI table is computed from exactly those batches (what the
+reviewer will recompute) and, when a store is given, compared with the table computed from the
+store: differences are returned as warnings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from config.models import SiteConfig
+from edge.store.ledger import Leaf, Ledger
+from metrics import table as table_mod
+from metrics.engine import KpiTable, compute_table
+from metrics.evidence import bundle, canonical, dsse, snapshot
+from metrics.evidence.note import Checkpoint, Signer, b64, open_checkpoint
+from metrics.evidence.verify import BundleReader, diff_json
+from metrics.periods import TimeRange
+from metrics.series import SeriesReader
+
+MAX_WALK_BACK = 2000
+
+
+class ExportError(Exception):
+    """The bundle cannot be made (the message says why)."""
+
+
+@dataclass
+class ExportResult:
+    data: bytes
+    table: KpiTable
+    payload: dict[str, Any]
+    checkpoint: Checkpoint
+    warnings: list[str] = field(default_factory=list)
+
+
+def origin_of(site: SiteConfig) -> str:
+    return site.evidence.origin or f"shopfloor.local/{site.site.id}"
+
+
+def _select_batches(ledger: Ledger, site: SiteConfig, periods: Sequence[TimeRange]) -> list[Leaf]:
+    chosen: dict[int, Leaf] = {}
+    devices = {d.id: {p.id for p in d.points} for d in site.devices}
+    for src in ledger.sources():
+        dev = src.removeprefix("import:")
+        if dev not in devices:
+            continue
+        all_leaves = ledger.leaves(kind="batch", source=src)
+        for p in periods:
+            inside = [
+                lf
+                for lf in all_leaves
+                if (lf.last_ts or 0) >= p.start_ns and (lf.first_ts or 0) < p.end_ns
+            ]
+            for lf in inside:
+                chosen[lf.idx] = lf
+            # walk back until every point has a sample before the period's start
+            need = set(devices[dev])
+            before = [lf for lf in all_leaves if (lf.first_ts or 0) < p.start_ns]
+            before.sort(key=lambda lf: lf.idx, reverse=True)
+            for lf in before[:MAX_WALK_BACK]:
+                if not need:
+                    break
+                dec = canonical.decode_samples(ledger.batch_data(lf.idx), f"leaf {lf.idx}")
+                per = dec.per_series()
+                hit = {pt for (_, pt), s in per.items() if len(s) and int(s.ts[0]) < p.start_ns}
+                if hit & need or lf.idx in chosen:
+                    chosen[lf.idx] = lf
+                need -= hit
+    # continuity: fill every hole in the sequence of each source between chosen batches
+    by_src: dict[str, list[Leaf]] = {}
+    for lf in chosen.values():
+        by_src.setdefault(str(lf.source), []).append(lf)
+    for src, lst in by_src.items():
+        lo = min(lf.seq or 0 for lf in lst)
+        hi = max(lf.seq or 0 for lf in lst)
+        for lf in ledger.leaves(kind="batch", source=src):
+            if lf.seq is not None and lo <= lf.seq <= hi:
+                chosen[lf.idx] = lf
+    return [chosen[i] for i in sorted(chosen)]
+
+
+def _checkpoint(ledger: Ledger, signer: Signer, origin: str, need: int) -> str:
+    latest = ledger.latest_checkpoint()
+    if latest is not None and latest.size >= need:
+        try:
+            cp, _, _ = open_checkpoint(latest.note, [signer.verifier])
+            if cp.origin == origin:
+                return latest.note
+        except ValueError:
+            pass
+    return ledger.issue_checkpoint(signer, origin)
+
+
+def export_bundle(
+    site: SiteConfig,
+    ledger: Ledger,
+    signer: Signer,
+    baseline: TimeRange,
+    current: TimeRange,
+    *,
+    store: SeriesReader | None = None,
+    baseline_imported: bool = False,
+    current_imported: bool = False,
+    now_s: int | None = None,
+) -> ExportResult:
+    origin = origin_of(site)
+    batches = _select_batches(ledger, site, [baseline, current])
+    if not batches:
+        raise ExportError("the ledger holds no batch of this site's devices in these periods")
+    need = max(lf.idx for lf in batches) + 1
+    cp_note = _checkpoint(ledger, signer, origin, need)
+    cp, _, _ = open_checkpoint(cp_note, [signer.verifier])
+    specials = [lf for lf in ledger.leaves(upto=cp.size) if lf.kind != "batch"]
+    decoded = []
+    leaves: list[bundle.BundleLeaf] = []
+    for lf in sorted([*batches, *specials], key=lambda x: x.idx):
+        data = ledger.batch_data(lf.idx) if lf.kind == "batch" else None
+        if data is not None:
+            decoded.append(canonical.decode_samples(data, f"leaf {lf.idx}"))
+        leaves.append(
+            bundle.BundleLeaf(
+                lf.idx, lf.record, tuple(ledger.inclusion_proof(lf.idx, cp.size)), data
+            )
+        )
+    reader = BundleReader(decoded)
+    kw = {"baseline_imported": baseline_imported, "current_imported": current_imported}
+    table = compute_table(reader, site, baseline, current, **kw)
+    warnings: list[str] = []
+    if store is not None:
+        from_store = compute_table(store, site, baseline, current, **kw)
+        diffs = diff_json(
+            canonical.jsonable(table.to_dict()), canonical.jsonable(from_store.to_dict())
+        )
+        if diffs:
+            warnings.append(
+                "the store holds data the ledger does not (the bundle signs what the ledger "
+                "proves): " + "; ".join(diffs[:5])
+            )
+    created = int(time.time()) if now_s is None else now_s
+    sections = bundle.report_sections(
+        site,
+        reader,
+        [
+            ("建设前 baseline", baseline.start_ns, baseline.end_ns),
+            ("建成后 current", current.start_ns, current.end_ns),
+        ],
+    )
+    facts = [
+        ("企业 enterprise", site.site.enterprise or ""),
+        ("站点 site", f"{site.site.id} {site.site.name}"),
+        ("日志 log", f"{cp.origin} size {cp.size} root {b64(cp.root)}"),
+        ("批次 batches", str(len(batches))),
+        ("样本 samples", str(sum(len(d) for d in decoded))),
+    ]
+    report_html = bundle.render_report(
+        title="智能工厂建设成效证据报告 Smart-factory evidence report",
+        site_name=site.site.enterprise or site.site.name,
+        periods={"建设前 baseline": baseline.label, "建成后 current": current.label},
+        table=table.to_dict(),
+        sections=sections,
+        facts=facts,
+    )
+    parts_files = {
+        bundle.README: bundle.readme_text(site.site.name, baseline.label, current.label),
+        bundle.REPORT: report_html,
+        bundle.TABLE_CSV: table_mod.to_csv(table).encode("utf-8"),
+        bundle.TABLE_XLSX: table_mod.to_xlsx(table),
+    }
+    refs = []
+    for lf in batches:
+        refs.append(
+            snapshot.LeafRef(
+                lf.idx, lf.hash.hex(), "batch", lf.source, lf.seq, lf.first_ts, lf.last_ts, lf.count
+            )
+        )
+    srefs = [snapshot.LeafRef(lf.idx, lf.hash.hex(), lf.kind) for lf in specials]
+    payload = snapshot.build_payload(
+        site=site,
+        baseline={**baseline.to_dict(), "imported": baseline_imported},
+        current={**current.to_dict(), "imported": current_imported},
+        table=table.to_dict(),
+        log={"origin": cp.origin, "size": cp.size, "root": b64(cp.root)},
+        batches=refs,
+        special_leaves=srefs,
+        files={k: canonical.sha256_hex(v) for k, v in parts_files.items()},
+        created_s=created,
+    )
+    envelope = dsse.sign_envelope(snapshot.payload_bytes(payload), dsse.SNAPSHOT_TYPE, [signer])
+    parts = bundle.BundleParts(
+        envelope=envelope,
+        checkpoint=cp_note.encode("utf-8"),
+        leaves=tuple(leaves),
+        report_html=parts_files[bundle.REPORT],
+        table_csv=parts_files[bundle.TABLE_CSV],
+        table_xlsx=parts_files[bundle.TABLE_XLSX],
+        readme=parts_files[bundle.README],
+    )
+    return ExportResult(bundle.write_bundle(parts), table, payload, cp, warnings)

@@ -1,0 +1,930 @@
+"""The offline verifier (pure): bundle bytes + trust -> a report with a pass/fail per check and
+per KPI, each with its reason.
+
+It needs only this package: no store, no network. Order of the checks:
+
+1. bundle structure (exactly the files of :mod:`.bundle`, readable);
+2. checkpoint: signed by a trusted gateway key valid at the checkpoint's time; witness
+   cosignatures by trusted witness keys valid at their time, at least ``witness_quorum``;
+   signatures of unknown keys are ignored;
+3. snapshot: DSSE signature by a trusted gateway key valid at ``created``, payload type, payload
+   fields; the snapshot's log reference equals the checkpoint;
+4. leaves: every leaf the snapshot references is in the bundle, in log order, once; its record
+   hashes to the referenced leaf hash; its inclusion proof leads to the signed root; every
+   batch's samples hash to the record's ``samples_sha256``, decode canonically and match its
+   count and timestamps;
+5. signed files (README, report, CSV, XLSX) match their hashes in the snapshot;
+6. sequence continuity per source: no batch removed, inserted, duplicated or reordered; a jump is
+   accepted only where a ``gap`` leaf of the bundle records it;
+7. recomputation of the KPI table from the bundle's batches with ``metrics.engine`` and the
+   signed site file, compared row by row (exact; numbers within a relative tolerance of
+   :data:`REL_TOL` when their decimal strings differ);
+8. plausibility: counters monotonic except resets / rollovers, OEE components <= 1, energy within
+   rated power x time, no replayed batch or duplicated samples across batches, clock
+   synchronised over the periods and no sample after the checkpoint was signed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from config.models import COUNTER_ROLES, SiteConfig
+from metrics.evidence import bundle as bundle_mod
+from metrics.evidence import canonical, dsse, merkle, note, snapshot
+from metrics.evidence.trust import Trust, format_time
+from metrics.periods import NS_PER_S, TimeRange
+from metrics.series import Series
+
+REL_TOL = 1e-9
+"""Relative tolerance for recomputed numbers whose decimal strings differ (float summation
+order); identical inputs normally give identical strings."""
+FUTURE_SLACK_S = 300
+MAX_REASONS = 25
+
+
+@dataclass
+class Check:
+    name: str
+    subject: str
+    ok: bool
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"check": self.name, "subject": self.subject, "ok": self.ok, "reason": self.reason}
+
+
+@dataclass
+class KpiResult:
+    id: str
+    label_zh: str
+    label_en: str
+    provenance: str
+    status: str  # recomputed | declared | mismatch | not_recomputed
+    ok: bool
+    reason: str
+    before: Any = None
+    after: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "label_zh": self.label_zh,
+            "label_en": self.label_en,
+            "provenance": self.provenance,
+            "status": self.status,
+            "ok": self.ok,
+            "reason": self.reason,
+            "before": self.before,
+            "after": self.after,
+        }
+
+
+@dataclass
+class Report:
+    checks: list[Check] = field(default_factory=list)
+    kpis: list[KpiResult] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks) and all(k.ok for k in self.kpis)
+
+    def add(self, name: str, subject: str, ok: bool, reason: str) -> bool:
+        self.checks.append(Check(name, subject, ok, reason))
+        return ok
+
+    def fail_many(self, name: str, subject: str, reasons: Sequence[str]) -> bool:
+        for r in reasons[:MAX_REASONS]:
+            self.add(name, subject, False, r)
+        if len(reasons) > MAX_REASONS:
+            self.add(name, subject, False, f"... and {len(reasons) - MAX_REASONS} more")
+        return not reasons
+
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "facts": self.facts,
+            "checks": [c.to_dict() for c in self.checks],
+            "kpis": [k.to_dict() for k in self.kpis],
+        }
+
+    def to_text(self) -> str:
+        lines = ["shopfloor 证据核验 evidence verification"]
+        for k, v in self.facts.items():
+            lines.append(f"  {k}: {v}")
+        lines.append("")
+        lines.append("检查 Checks:")
+        for c in self.checks:
+            mark = "PASS" if c.ok else "FAIL"
+            lines.append(f"  [{mark}] {c.name} — {c.subject}: {c.reason}")
+        if self.kpis:
+            lines.append("")
+            lines.append("指标 KPIs:")
+            for kr in self.kpis:
+                mark = "PASS" if kr.ok else "FAIL"
+                lines.append(
+                    f"  [{mark}] {kr.label_zh} {kr.label_en} ({kr.provenance}, {kr.status}): "
+                    f"建设前 {_short(kr.before)} / 建成后 {_short(kr.after)} — {kr.reason}"
+                )
+        lines.append("")
+        lines.append(
+            "结果 RESULT: 全部通过 ALL CHECKS PASSED"
+            if self.ok
+            else f"结果 RESULT: 未通过 FAILED ({len(self.failures())} checks, "
+            f"{sum(1 for k in self.kpis if not k.ok)} KPIs)"
+        )
+        return "\n".join(lines) + "\n"
+
+
+def _short(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, str):
+        try:
+            f = float(v)
+        except ValueError:
+            return v
+        return f"{f:.6g}"
+    return str(v)
+
+
+# --- the reader over a bundle's batches -----------------------------------------------------
+
+
+class BundleReader:
+    """``metrics.series.SeriesReader`` over decoded batches (log order, then time order)."""
+
+    def __init__(self, batches: Iterable[canonical.DecodedSamples]) -> None:
+        parts: dict[tuple[str, str], list[Series]] = {}
+        for b in batches:
+            for key, s in b.per_series().items():
+                parts.setdefault(key, []).append(s)
+        self._series: dict[tuple[str, str], Series] = {}
+        for key, chunks in parts.items():
+            ts = np.concatenate([c.ts for c in chunks])
+            vals = np.concatenate([c.values for c in chunks])
+            q = np.concatenate([c.quality for c in chunks])
+            if ts.size > 1 and (np.diff(ts) < 0).any():
+                order = np.argsort(ts, kind="stable")
+                ts, vals, q = ts[order], vals[order], q[order]
+            self._series[key] = Series(ts, vals, q)
+
+    def keys(self) -> list[tuple[str, str]]:
+        return sorted(self._series)
+
+    def full(self, device: str, point: str) -> Series:
+        return self._series.get((device, point), Series.empty())
+
+    def read(self, device: str, point: str, start: int, end: int, *, prior: bool = False) -> Series:
+        s = self._series.get((device, point))
+        if s is None:
+            return Series.empty()
+        lo = int(np.searchsorted(s.ts, start, side="left"))
+        hi = int(np.searchsorted(s.ts, end, side="left"))
+        if prior and lo > 0:
+            lo -= 1
+        return Series(s.ts[lo:hi], s.values[lo:hi], s.quality[lo:hi])
+
+
+def compute_table_dict(
+    reader: Any,
+    site: SiteConfig,
+    baseline: TimeRange,
+    current: TimeRange,
+    *,
+    baseline_imported: bool,
+    current_imported: bool,
+) -> dict[str, Any]:
+    """``metrics.engine.compute_table(...).to_dict()`` as canonical JSON data."""
+    from metrics.engine import compute_table
+
+    table = compute_table(
+        reader,
+        site,
+        baseline,
+        current,
+        baseline_imported=baseline_imported,
+        current_imported=current_imported,
+    )
+    out: dict[str, Any] = canonical.jsonable(table.to_dict())
+    return out
+
+
+# --- comparison ----------------------------------------------------------------------------
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return None
+    return None
+
+
+def diff_json(a: Any, b: Any, path: str = "", tol: float = REL_TOL) -> list[str]:
+    """Differences between signed ``a`` and recomputed ``b`` (numbers within ``tol``)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for k in sorted(set(a) | set(b)):
+            p = f"{path}.{k}" if path else str(k)
+            if k not in a:
+                out.append(f"{p}: recomputed only")
+            elif k not in b:
+                out.append(f"{p}: signed only")
+            else:
+                out += diff_json(a[k], b[k], p, tol)
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} items signed, {len(b)} recomputed"]
+        out = []
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            out += diff_json(x, y, f"{path}[{i}]", tol)
+        return out
+    if a == b:
+        return []
+    fa, fb = _num(a), _num(b)
+    if (
+        fa is not None
+        and fb is not None
+        and not isinstance(a, int | bool)
+        and math.isfinite(fa)
+        and math.isfinite(fb)
+        and abs(fa - fb) <= tol * max(abs(fa), abs(fb), 1e-300)
+    ):
+        return []
+    return [f"{path}: signed {_short(a)}, recomputed {_short(b)}"]
+
+
+# --- verification --------------------------------------------------------------------------
+
+
+@dataclass
+class _Decoded:
+    ref: snapshot.LeafRef
+    record: dict[str, Any]
+    samples: canonical.DecodedSamples | None
+
+
+def verify_bundle(data: bytes, trust: Trust, *, tol: float = REL_TOL) -> Report:
+    """Run every check; never raises for a bad bundle (the report says what broke)."""
+    rep = Report()
+    try:
+        files = bundle_mod.read_files(data)
+    except bundle_mod.BundleError as exc:
+        rep.add("bundle structure", "bundle", False, str(exc))
+        return rep
+    rep.add("bundle structure", "bundle", True, f"{len(files)} files as expected")
+
+    cp = _check_checkpoint(rep, files[bundle_mod.CHECKPOINT], trust)
+    payload = _check_envelope(rep, files[bundle_mod.ENVELOPE], trust)
+    if payload is None:
+        return rep
+    rep.facts.update(
+        {
+            "site": f"{payload['site'].get('id')} {payload['site'].get('name')}",
+            "created": payload.get("created"),
+            "baseline": payload["periods"]["baseline"].get("label"),
+            "current": payload["periods"]["current"].get("label"),
+        }
+    )
+    if cp is not None:
+        want = {"origin": cp.origin, "size": cp.size, "root": note.b64(cp.root)}
+        rep.add(
+            "snapshot bound to checkpoint",
+            f"{bundle_mod.ENVELOPE} / {bundle_mod.CHECKPOINT}",
+            payload["log"] == want,
+            "the snapshot's log reference equals the signed checkpoint"
+            if payload["log"] == want
+            else f"snapshot refers to {payload['log']}, checkpoint is {want}",
+        )
+        rep.facts["log"] = f"{cp.origin} size {cp.size}"
+
+    for name in bundle_mod.SIGNED_FILES:
+        want_h = payload["files"].get(name)
+        got_h = canonical.sha256_hex(files[name])
+        rep.add(
+            "signed file hash",
+            name,
+            want_h == got_h,
+            "matches the signed snapshot"
+            if want_h == got_h
+            else f"SHA-256 {got_h[:16]}… differs from the signed {str(want_h)[:16]}…",
+        )
+
+    decoded = _check_leaves(rep, files, payload, cp)
+    site = _site_of(rep, payload)
+    batches_ok = decoded is not None and not any(
+        not c.ok for c in rep.checks if c.name in ("leaf", "batch samples", "leaf order")
+    )
+    if decoded is not None:
+        _check_continuity(rep, decoded)
+    if site is None or decoded is None or not batches_ok:
+        _kpis_not_recomputed(rep, payload, "batch data or site file failed the checks above")
+        return rep
+    batches = [d for d in decoded if d.samples is not None]
+    reader = BundleReader(d.samples for d in batches if d.samples is not None)
+    rep.facts["batches"] = len(batches)
+    rep.facts["samples"] = sum(len(d.samples) for d in batches if d.samples is not None)
+    recomputed = _recompute(rep, payload, site, reader, tol)
+    _plausibility(rep, payload, site, reader, decoded, recomputed, cp)
+    return rep
+
+
+def _check_checkpoint(rep: Report, raw: bytes, trust: Trust) -> note.Checkpoint | None:
+    subj = bundle_mod.CHECKPOINT
+    try:
+        cp, _, verified = note.open_checkpoint(raw, trust.verifiers())
+    except note.NoteError as exc:
+        rep.add("checkpoint signature", subj, False, str(exc))
+        return None
+    gw = [v for v in verified if trust.entry(v.verifier).role == "gateway"]
+    if not gw:
+        rep.add("checkpoint signature", subj, False, "no trusted gateway key signed it")
+        return None
+    t = cp.time
+    if t is None:
+        rep.add("checkpoint signature", subj, False, "checkpoint has no 'time' line")
+        return None
+    for v in gw:
+        e = trust.entry(v.verifier)
+        rep.add(
+            "checkpoint key validity",
+            subj,
+            e.valid_at(t),
+            f"{v.verifier.name} ({v.verifier.key_hash}) signed at {format_time(t)}, "
+            f"valid {e.window()}",
+        )
+    rep.add(
+        "checkpoint signature",
+        subj,
+        True,
+        f"signed by {', '.join(v.verifier.name for v in gw)}: size {cp.size}",
+    )
+    wits = [v for v in verified if trust.entry(v.verifier).role == "witness"]
+    good = 0
+    for v in wits:
+        e = trust.entry(v.verifier)
+        ts = v.timestamp or 0
+        valid = e.valid_at(ts)
+        good += valid
+        rep.add(
+            "witness cosignature",
+            subj,
+            valid,
+            f"{v.verifier.name} cosigned at {format_time(ts)}, valid {e.window()}",
+        )
+    if trust.witness_quorum:
+        rep.add(
+            "witness quorum",
+            subj,
+            good >= trust.witness_quorum,
+            f"{good} of {trust.witness_quorum} required witness cosignatures",
+        )
+    return cp
+
+
+def _check_envelope(rep: Report, raw: bytes, trust: Trust) -> dict[str, Any] | None:
+    subj = bundle_mod.ENVELOPE
+    try:
+        env = dsse.open_envelope(raw, trust.verifiers("gateway"))
+    except dsse.DsseError as exc:
+        rep.add("snapshot signature", subj, False, str(exc))
+        return None
+    try:
+        payload = snapshot.check_payload(canonical.parse_canonical(env.payload, "snapshot payload"))
+        created = int(payload["created_unix"])
+        for key in ("site", "periods", "log", "files"):
+            if not isinstance(payload[key], dict):
+                raise snapshot.SnapshotError(f"snapshot payload {key} is not an object")
+    except (canonical.CanonicalError, snapshot.SnapshotError, ValueError, TypeError) as exc:
+        rep.add("snapshot payload", subj, False, str(exc))
+        return None
+    rep.add(
+        "snapshot signature",
+        subj,
+        True,
+        f"DSSE {env.payload_type} signed by {', '.join(v.name for v in env.signed_by)}",
+    )
+    for v in env.signed_by:
+        e = trust.entry(v)
+        rep.add(
+            "snapshot key validity",
+            subj,
+            e.valid_at(created),
+            f"{v.name} ({v.key_hash}) signed at {format_time(created)}, valid {e.window()}",
+        )
+    return payload
+
+
+def _check_leaves(
+    rep: Report, files: Mapping[str, bytes], payload: Mapping[str, Any], cp: note.Checkpoint | None
+) -> list[_Decoded] | None:
+    try:
+        leaves = bundle_mod.decode_leaves(files[bundle_mod.LEAVES], files[bundle_mod.SAMPLES])
+        refs = [snapshot.LeafRef.from_dict(d) for d in payload["batches"]]
+        refs += [snapshot.LeafRef.from_dict(d) for d in payload["special_leaves"]]
+    except (bundle_mod.BundleError, canonical.CanonicalError, snapshot.SnapshotError) as exc:
+        rep.add("leaf", bundle_mod.LEAVES, False, str(exc))
+        return None
+    except (TypeError, KeyError) as exc:
+        rep.add("leaf", bundle_mod.ENVELOPE, False, f"leaf references malformed: {exc}")
+        return None
+    idxs = [lf.index for lf in leaves]
+    order_ok = all(a < b for a, b in itertools.pairwise(idxs))
+    rep.add(
+        "leaf order",
+        bundle_mod.LEAVES,
+        order_ok,
+        "leaves in log order, each once"
+        if order_ok
+        else "leaves are not in strictly increasing log order (reordered or duplicated)",
+    )
+    by_ref = {r.index: r for r in refs}
+    if len(by_ref) != len(refs):
+        rep.add("leaf", bundle_mod.ENVELOPE, False, "the snapshot references a leaf twice")
+    have = {lf.index for lf in leaves}
+    missing = sorted(set(by_ref) - have)
+    extra = sorted(have - set(by_ref))
+    reasons = [f"leaf {i} referenced by the snapshot is missing from the bundle" for i in missing]
+    reasons += [f"leaf {i} is in the bundle but not referenced by the snapshot" for i in extra]
+    out: list[_Decoded] = []
+    sample_reasons: list[str] = []
+    for lf in leaves:
+        ref = by_ref.get(lf.index)
+        if ref is None:
+            continue
+        h = merkle.leaf_hash(lf.record)
+        what = f"leaf {lf.index}" + (f" ({ref.source} #{ref.seq})" if ref.kind == "batch" else "")
+        if h.hex() != ref.leaf_hash:
+            reasons.append(f"{what}: record hash differs from the signed reference")
+            continue
+        if cp is not None:
+            try:
+                merkle.verify_inclusion(lf.index, cp.size, h, lf.proof, cp.root)
+            except merkle.ProofError as exc:
+                reasons.append(f"{what}: inclusion proof: {exc}")
+                continue
+        rec = canonical.parse_canonical(lf.record, f"{what} record")
+        if rec.get("kind") != ref.kind:
+            reasons.append(f"{what}: is a {rec.get('kind')} leaf, referenced as {ref.kind}")
+            continue
+        dec = None
+        if ref.kind == "batch":
+            dec = _check_batch(what, lf, rec, ref, sample_reasons)
+        elif lf.samples is not None:
+            reasons.append(f"{what}: a {ref.kind} leaf carries samples")
+        out.append(_Decoded(ref, rec, dec))
+    ok1 = rep.fail_many("leaf", bundle_mod.LEAVES, reasons)
+    ok2 = rep.fail_many("batch samples", bundle_mod.SAMPLES, sample_reasons)
+    if ok1:
+        rep.add(
+            "leaf",
+            bundle_mod.LEAVES,
+            True,
+            f"{len(out)} leaves hash to their signed references and are included in the checkpoint",
+        )
+    if ok2:
+        rep.add("batch samples", bundle_mod.SAMPLES, True, "every batch matches its leaf hash")
+    return out
+
+
+def _check_batch(
+    what: str,
+    lf: bundle_mod.BundleLeaf,
+    rec: Mapping[str, Any],
+    ref: snapshot.LeafRef,
+    reasons: list[str],
+) -> canonical.DecodedSamples | None:
+    if lf.samples is None:
+        reasons.append(f"{what}: batch samples missing")
+        return None
+    if canonical.sha256_hex(lf.samples) != rec.get("samples_sha256"):
+        reasons.append(f"{what}: samples do not match the leaf's samples_sha256")
+        return None
+    try:
+        dec = canonical.decode_samples(lf.samples, what)
+    except canonical.CanonicalError as exc:
+        reasons.append(str(exc))
+        return None
+    try:
+        fields = (
+            str(rec["source"]),
+            int(rec["seq"]),
+            int(rec["first_ts"]),
+            int(rec["last_ts"]),
+            int(rec["count"]),
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        reasons.append(f"{what}: batch record malformed ({exc})")
+        return None
+    if fields != (ref.source, ref.seq, ref.first_ts, ref.last_ts, ref.count):
+        reasons.append(f"{what}: batch record differs from the snapshot's reference")
+        return None
+    n = len(dec)
+    if n != fields[4] or not n or int(dec.ts.min()) != fields[2] or int(dec.ts.max()) != fields[3]:
+        reasons.append(f"{what}: count or first/last timestamps differ from the record")
+        return None
+    device = fields[0].removeprefix("import:")
+    if any(d != device for d, _ in dec.series):
+        reasons.append(f"{what}: samples of another device than the batch source")
+        return None
+    return dec
+
+
+def _site_of(rep: Report, payload: Mapping[str, Any]) -> SiteConfig | None:
+    sf = payload.get("site_file")
+    subj = bundle_mod.ENVELOPE
+    if not isinstance(sf, dict) or "canonical" not in sf:
+        rep.add("site file", subj, False, "snapshot has no site file")
+        return None
+    sha = canonical.sha256_hex(canonical.canonical_json(sf["canonical"]))
+    if sha != sf.get("sha256"):
+        rep.add("site file", subj, False, "site file hash differs from its canonical JSON")
+        return None
+    try:
+        site = snapshot.site_from_json(sf["canonical"])
+    except ValueError as exc:
+        rep.add("site file", subj, False, f"site file does not load: {exc}")
+        return None
+    rep.add("site file", subj, True, f"site file {sha[:16]}… loads ({len(site.devices)} devices)")
+    return site
+
+
+def _check_continuity(rep: Report, decoded: Sequence[_Decoded]) -> None:
+    by_source: dict[str, list[tuple[int, int]]] = {}
+    explained: dict[str, list[tuple[int, int]]] = {}
+    for d in decoded:
+        if d.ref.kind == "batch" and d.ref.source is not None and d.ref.seq is not None:
+            by_source.setdefault(d.ref.source, []).append((d.ref.index, d.ref.seq))
+        elif d.ref.kind == "gap" and d.record.get("reason") in ("seq_gap", "unlogged"):
+            try:
+                explained.setdefault(str(d.record["source"]), []).append(
+                    (int(d.record["from_seq"]), int(d.record["to_seq"]))
+                )
+            except (KeyError, ValueError, TypeError):
+                continue
+    reasons: list[str] = []
+    notes: list[str] = []
+    for src, items in sorted(by_source.items()):
+        items.sort()
+        for (i0, s0), (i1, s1) in itertools.pairwise(items):
+            if s1 == s0 + 1:
+                continue
+            if s1 <= s0:
+                reasons.append(
+                    f"{src}: batch #{s1} (leaf {i1}) comes after #{s0} (leaf {i0}): "
+                    "duplicated or reordered"
+                )
+            elif any(a <= s0 + 1 and s1 - 1 <= b for a, b in explained.get(src, [])):
+                notes.append(f"{src}: #{s0 + 1}..#{s1 - 1} recorded as a gap")
+            else:
+                reasons.append(
+                    f"{src}: batches #{s0 + 1}..#{s1 - 1} between leaves {i0} and {i1} are "
+                    "missing (removed) and no gap leaf records them"
+                )
+    if rep.fail_many("sequence continuity", bundle_mod.LEAVES, reasons):
+        rep.add(
+            "sequence continuity",
+            bundle_mod.LEAVES,
+            True,
+            f"{len(by_source)} sources contiguous" + (f"; {'; '.join(notes)}" if notes else ""),
+        )
+
+
+def _kpis_not_recomputed(rep: Report, payload: Mapping[str, Any], why: str) -> None:
+    table = payload.get("kpi_table")
+    rows = table.get("rows", []) if isinstance(table, dict) else []
+    for r in rows:
+        if isinstance(r, dict):
+            rep.kpis.append(
+                KpiResult(
+                    str(r.get("id")),
+                    str(r.get("label_zh", "")),
+                    str(r.get("label_en", "")),
+                    str(r.get("provenance", "")),
+                    "not_recomputed",
+                    False,
+                    why,
+                    bundle_mod.row_value(r.get("before")),
+                    bundle_mod.row_value(r.get("after")),
+                )
+            )
+
+
+def _recompute(
+    rep: Report, payload: Mapping[str, Any], site: SiteConfig, reader: BundleReader, tol: float
+) -> dict[str, Any] | None:
+    subj = bundle_mod.ENVELOPE
+    try:
+        pb, pc = payload["periods"]["baseline"], payload["periods"]["current"]
+        baseline = TimeRange.from_dict(pb)
+        current = TimeRange.from_dict(pc)
+        again = compute_table_dict(
+            reader,
+            site,
+            baseline,
+            current,
+            baseline_imported=bool(pb.get("imported", False)),
+            current_imported=bool(pc.get("imported", False)),
+        )
+    except Exception as exc:  # the engine on hostile input: report, never crash
+        rep.add("recomputation", subj, False, f"KPI engine failed on the bundle: {exc!r}")
+        _kpis_not_recomputed(rep, payload, "the KPI engine failed")
+        return None
+    signed = payload["kpi_table"]
+    srows = {r.get("id"): r for r in signed.get("rows", []) if isinstance(r, dict)}
+    arows = {r.get("id"): r for r in again.get("rows", []) if isinstance(r, dict)}
+    for rid, r in srows.items():
+        prov = str(r.get("provenance", ""))
+        a = arows.get(rid)
+        before, after = bundle_mod.row_value(r.get("before")), bundle_mod.row_value(r.get("after"))
+        label_zh, label_en = str(r.get("label_zh", "")), str(r.get("label_en", ""))
+        if a is None:
+            rep.kpis.append(
+                KpiResult(
+                    str(rid),
+                    label_zh,
+                    label_en,
+                    prov,
+                    "mismatch",
+                    False,
+                    "not produced by the recomputation",
+                    before,
+                    after,
+                )
+            )
+            continue
+        diffs = diff_json(r, a, "", tol)
+        if prov == "declared":
+            status = "declared"
+            reason = (
+                "declared: signed, not recomputable from data (matches the signed site file)"
+                if not diffs
+                else "declared figure differs from the signed site file: " + "; ".join(diffs[:3])
+            )
+        else:
+            status = "recomputed" if not diffs else "mismatch"
+            reason = (
+                "recomputed from the bundle's batches: identical"
+                if not diffs
+                else "recomputed value differs: " + "; ".join(diffs[:3])
+            )
+        rep.kpis.append(
+            KpiResult(str(rid), label_zh, label_en, prov, status, not diffs, reason, before, after)
+        )
+    for rid in sorted(set(arows) - set(srows), key=str):
+        rep.kpis.append(
+            KpiResult(
+                str(rid),
+                "",
+                "",
+                "",
+                "mismatch",
+                False,
+                "recomputed but missing from the signed table",
+            )
+        )
+    rest_s = {k: v for k, v in signed.items() if k != "rows"}
+    rest_a = {k: v for k, v in again.items() if k != "rows"}
+    diffs = diff_json(rest_s, rest_a, "kpi_table", tol)
+    rep.fail_many("recomputation", subj, diffs)
+    if not diffs:
+        rep.add("recomputation", subj, True, "table details (settings, tiers, reads) identical")
+    return again
+
+
+# --- plausibility --------------------------------------------------------------------------
+
+
+def _periods(payload: Mapping[str, Any]) -> list[tuple[str, int, int]]:
+    out = []
+    for name in ("baseline", "current"):
+        p = payload["periods"][name]
+        out.append((name, int(p["start_ns"]), int(p["end_ns"])))
+    return out
+
+
+def _fmt_ns(ns: int) -> str:
+    return format_time(ns // NS_PER_S) or str(ns)
+
+
+def _counter_steps(
+    values: npt.NDArray[np.float64], ts: npt.NDArray[np.int64], bits: int | None
+) -> list[tuple[int, float, float]]:
+    """Decreases that are neither a reset (to <= 5% of the previous value, or below 1) nor a
+    rollover of a ``bits``-wide counter: ``(ts, before, after)``."""
+    ok = np.isfinite(values)
+    v, t = values[ok], ts[ok]
+    if v.size < 2:
+        return []
+    d = np.diff(v)
+    bad = []
+    for i in np.nonzero(d < 0)[0]:
+        prev, new = float(v[i]), float(v[i + 1])
+        if new <= max(1.0, 0.05 * prev):
+            continue  # reset: counting starts again from (near) zero
+        if bits is not None and prev >= 0.5 * 2.0**bits:
+            continue  # rollover
+        bad.append((int(t[i + 1]), prev, new))
+    return bad
+
+
+_OEE_KEYS = frozenset({"availability", "effectiveness", "quality", "quality_ratio", "oee"})
+
+
+def _walk_ratios(obj: Any, path: str, out: list[str]) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            p = f"{path}.{k}" if path else str(k)
+            if k in _OEE_KEYS:
+                f = _num(v)
+                if f is not None and math.isfinite(f) and f > 1 + 1e-9:
+                    out.append(f"{p} = {f:.4g} > 1")
+            _walk_ratios(v, p, out)
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            _walk_ratios(v, f"{path}[{i}]", out)
+
+
+def _plausibility(
+    rep: Report,
+    payload: Mapping[str, Any],
+    site: SiteConfig,
+    reader: BundleReader,
+    decoded: Sequence[_Decoded],
+    table: Mapping[str, Any] | None,
+    cp: note.Checkpoint | None,
+) -> None:
+    periods = _periods(payload)
+    # counters monotonic except resets and rollovers, per source (imported history and live
+    # data are separate recordings)
+    reasons: list[str] = []
+    resets = 0
+    per_source: dict[str, list[canonical.DecodedSamples]] = {}
+    for d in decoded:
+        if d.samples is not None and d.ref.source is not None:
+            per_source.setdefault(d.ref.source, []).append(d.samples)
+    for src, decs in sorted(per_source.items()):
+        try:
+            dev = site.device(src.removeprefix("import:"))
+        except KeyError:
+            continue
+        sub = BundleReader(decs)
+        for pt in dev.points:
+            if pt.role not in COUNTER_ROLES:
+                continue
+            s = sub.full(dev.id, pt.id)
+            good = s.quality == 0
+            v, t = s.values[good], s.ts[good]
+            fin = v[np.isfinite(v)]
+            resets += int((np.diff(fin) < 0).sum()) if fin.size > 1 else 0
+            for ts, a, b in _counter_steps(v, t, pt.counter_bits):
+                reasons.append(
+                    f"{src}/{pt.id} fell from {a:.6g} to {b:.6g} at {_fmt_ns(ts)}: "
+                    "not a reset or rollover"
+                )
+    if rep.fail_many("plausibility: counters", "data", reasons):
+        rep.add(
+            "plausibility: counters",
+            "data",
+            True,
+            f"counters monotonic ({resets} resets/rollovers)",
+        )
+    # OEE components <= 1
+    over: list[str] = []
+    if table is not None:
+        _walk_ratios(table, "kpi_table", over)
+    if rep.fail_many("plausibility: OEE components", "kpi_table", over):
+        rep.add(
+            "plausibility: OEE components",
+            "kpi_table",
+            True,
+            "availability, effectiveness, quality and OEE <= 1",
+        )
+    # energy within rated power x time
+    total_rated = sum(d.rated_power_kw or 0.0 for d in site.devices)
+    reasons = []
+    checked = 0
+    for dev in site.devices:
+        for pt in dev.points:
+            if pt.role != "energy_kwh":
+                continue
+            rated = dev.rated_power_kw or total_rated
+            if not rated:
+                continue
+            for pname, start, end in periods:
+                s = reader.read(dev.id, pt.id, start, end)
+                ok = (s.quality == 0) & np.isfinite(s.values)
+                v = s.values[ok]
+                if v.size < 2:
+                    continue
+                d = np.diff(v)
+                used = float(d[d > 0].sum())
+                hours = (int(s.ts[ok][-1]) - int(s.ts[ok][0])) / NS_PER_S / 3600
+                limit = rated * hours * 1.05
+                checked += 1
+                if used > limit + 1e-6:
+                    reasons.append(
+                        f"{dev.id}/{pt.id} ({pname}): {used:.6g} kWh in {hours:.4g} h exceeds "
+                        f"rated {rated:.6g} kW x time = {limit:.6g} kWh"
+                    )
+    if rep.fail_many("plausibility: energy", "data", reasons):
+        rep.add(
+            "plausibility: energy",
+            "data",
+            True,
+            f"{checked} meter readings within rated power x time",
+        )
+    # replayed batches / duplicated samples
+    reasons = []
+    seen: dict[str, int] = {}
+    for d in decoded:
+        if d.ref.kind != "batch":
+            continue
+        h = str(d.record.get("samples_sha256"))
+        if h in seen:
+            reasons.append(f"leaf {d.ref.index} replays the samples of leaf {seen[h]}")
+        seen[h] = d.ref.index
+    per: dict[tuple[str, str], list[tuple[npt.NDArray[np.int64], int]]] = {}
+    for d in decoded:
+        if d.samples is None:
+            continue
+        for key, s in d.samples.per_series().items():
+            per.setdefault(key, []).append((s.ts, d.ref.index))
+    for key, chunks in sorted(per.items()):
+        if len(chunks) < 2:
+            continue
+        all_ts = np.concatenate([c[0] for c in chunks])
+        owner = np.concatenate([np.full(c[0].shape[0], c[1], dtype=np.int64) for c in chunks])
+        order = np.argsort(all_ts, kind="stable")
+        all_ts, owner = all_ts[order], owner[order]
+        dup = (np.diff(all_ts) == 0) & (np.diff(owner) != 0)
+        if dup.any():
+            i = int(np.nonzero(dup)[0][0])
+            reasons.append(
+                f"{key[0]}/{key[1]}: {int(dup.sum())} samples repeated across batches "
+                f"(first at {_fmt_ns(int(all_ts[i]))}, leaves {int(owner[i])} and "
+                f"{int(owner[i + 1])})"
+            )
+    if rep.fail_many("plausibility: duplicates", bundle_mod.SAMPLES, reasons):
+        rep.add(
+            "plausibility: duplicates",
+            bundle_mod.SAMPLES,
+            True,
+            "no replayed batch, no sample repeated across batches",
+        )
+    # clock synchronisation
+    reasons = []
+    clocks = sorted(
+        (int(d.record.get("ts", 0)), d.record.get("synchronised"), d.ref.index)
+        for d in decoded
+        if d.ref.kind == "clock"
+    )
+    for pname, start, end in periods:
+        state_at_start = None
+        for ts, syn, idx in clocks:
+            if ts <= start:
+                state_at_start = (syn, idx)
+            elif ts < end and syn is False:
+                reasons.append(f"{pname}: clock not synchronised from {_fmt_ns(ts)} (leaf {idx})")
+        if state_at_start is not None and state_at_start[0] is False:
+            reasons.append(
+                f"{pname}: clock not synchronised at the start (leaf {state_at_start[1]})"
+            )
+    if cp is not None and cp.time is not None:
+        limit = (cp.time + FUTURE_SLACK_S) * NS_PER_S
+        late = [
+            d.ref.index
+            for d in decoded
+            if d.ref.kind == "batch" and d.ref.last_ts is not None and d.ref.last_ts > limit
+        ]
+        if late:
+            reasons.append(
+                f"{len(late)} batches carry timestamps after the checkpoint was signed "
+                f"(first leaf {late[0]}): clock ahead or data fabricated"
+            )
+    unknown = sum(1 for c in clocks if c[1] == "unknown")
+    if rep.fail_many("plausibility: clock", "data", reasons):
+        rep.add(
+            "plausibility: clock",
+            "data",
+            True,
+            f"{len(clocks)} clock-state leaves, none unsynchronised in the periods"
+            + (f" ({unknown} with state unknown)" if unknown else ""),
+        )

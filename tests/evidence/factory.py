@@ -1,0 +1,157 @@
+"""A small deterministic factory for the evidence tests: two CNC machines, a power meter, a
+baseline day imported as history and a current day collected live, all written through the real
+writer, SQLite store and ledger (the ledger is the writer's BatchObserver)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from config.loader import load_site_text
+from config.models import SiteConfig
+from connectors.base import Sample
+from edge.queue import SampleQueue
+from edge.store import keys
+from edge.store.ledger import EvidenceRecorder, Ledger
+from edge.store.sqlite import SqliteStore
+from edge.writer import Writer
+from metrics.evidence import note, snapshot
+from metrics.evidence.trust import Trust, TrustedKey, make_trust
+from metrics.periods import TimeRange, parse_range
+
+SITE_YAML = """
+version: 1
+site: {id: tiny, name: 小工厂 Tiny works, enterprise: 示例机械有限公司, timezone: Asia/Shanghai}
+devices:
+  - id: cnc1
+    name: 1号车床 lathe 1
+    key_equipment: true
+    control: cnc
+    ideal_cycle_s: 60
+    rated_power_kw: 20
+    opcua: {endpoint: "opc.tcp://127.0.0.1:48401/x"}
+    points:
+      - {id: state, role: state, datatype: int32, opcua: {node_id: "ns=2;s=c1.state"},
+         state_map: {"0": producing, "1": setup, "2": idle, "3": down, "4": planned_stop}}
+      - {id: good, role: count_good, datatype: uint32, opcua: {node_id: "ns=2;s=c1.good"}}
+      - {id: scrap, role: count_scrap, datatype: uint32, opcua: {node_id: "ns=2;s=c1.scrap"}}
+  - id: cnc2
+    name: 2号车床 lathe 2
+    key_equipment: true
+    control: cnc
+    ideal_cycle_s: 90
+    rated_power_kw: 30
+    opcua: {endpoint: "opc.tcp://127.0.0.1:48401/x"}
+    points:
+      - {id: state, role: state, datatype: int32, opcua: {node_id: "ns=2;s=c2.state"},
+         state_map: {"0": producing, "1": setup, "2": idle, "3": down, "4": planned_stop}}
+      - {id: good, role: count_good, datatype: uint32, opcua: {node_id: "ns=2;s=c2.good"}}
+      - {id: scrap, role: count_scrap, datatype: uint32, opcua: {node_id: "ns=2;s=c2.scrap"}}
+  - id: meter1
+    name: 电能表 meter
+    production: false
+    modbus: {host: 127.0.0.1, port: 50201, unit: 1}
+    points:
+      - {id: energy, role: energy_kwh, unit: kWh, datatype: float32,
+         modbus: {table: holding, address: 0, order: CDAB}}
+declared:
+  figures:
+    - {id: output_value, value: 1860, unit: 万元, period: {start: "2026-01-01", end: "2026-01-31"},
+       source: 2026年1月财务报表}
+    - {id: output_value, value: 2140, unit: 万元, period: {start: "2026-03-01", end: "2026-03-31"},
+       source: 2026年3月财务报表}
+    - {id: headcount, value: 20, unit: 人, period: {start: "2026-01-01", end: "2026-12-31"},
+       source: 人力资源台账}
+"""
+
+BASELINE = "2026-01-05..2026-01-05"
+CURRENT = "2026-03-02..2026-03-02"
+STEP_S = 300
+
+
+def site() -> SiteConfig:
+    return load_site_text(SITE_YAML, "tiny.yaml")
+
+
+def periods(s: SiteConfig) -> tuple[TimeRange, TimeRange]:
+    return parse_range(BASELINE, s.site.timezone), parse_range(CURRENT, s.site.timezone)
+
+
+def generate(seed: int, start_ns: int, end_ns: int, quality: float) -> Iterator[Sample]:
+    """States every 5 min, counters and the meter as they move; ``quality`` = good share."""
+    rnd = random.Random(seed)
+    good = {"cnc1": 1000.0, "cnc2": 500.0}
+    scrap = {"cnc1": 10.0, "cnc2": 5.0}
+    kwh = 12345.0
+    t = start_ns - 600 * 10**9  # a little before the period: values in force at its start
+    while t < end_ns + 600 * 10**9:
+        for dev, cycle in (("cnc1", 60), ("cnc2", 90)):
+            st = rnd.choices([0, 1, 2, 3], weights=[80, 5, 10, 5])[0]
+            yield Sample(dev, "state", t, float(st))
+            if st == 0:
+                made = rnd.randint(STEP_S // cycle - 2, STEP_S // cycle)
+                bad = sum(1 for _ in range(made) if rnd.random() > quality)
+                good[dev] += made - bad
+                scrap[dev] += bad
+                yield Sample(dev, "good", t + 1, good[dev])
+                if bad:
+                    yield Sample(dev, "scrap", t + 2, scrap[dev])
+        kwh += rnd.uniform(1.0, 3.5)
+        yield Sample("meter1", "energy", t + 3, round(kwh, 3))
+        t += STEP_S * 10**9
+
+
+@dataclass
+class Built:
+    site: SiteConfig
+    store_path: Path
+    ledger_path: Path
+    key_dir: Path
+    signer: note.Signer
+    witness: note.Signer
+    trust: Trust
+    baseline: TimeRange
+    current: TimeRange
+
+
+async def _ingest(site_: SiteConfig, store: SqliteStore, ledger: Ledger, live: list[Sample],
+                  history: list[Sample]) -> None:  # fmt: skip
+    queue = SampleQueue(100_000, "drop_oldest")
+    writer = Writer(store, queue, observers=[ledger], batch_max_samples=500, flush_interval_ms=5)
+    try:
+        await writer.write_import(history, batch_size=400)
+        task = asyncio.create_task(writer.run())
+        queue.put_many(live)
+        queue.close()
+        await task
+    finally:
+        await writer.close()
+
+
+def build(tmp: Path, *, seed: int = 7) -> Built:
+    s = site()
+    base, cur = periods(s)
+    kd = tmp / "keys"
+    signer = keys.init_key(kd, "shopfloor.local/tiny")
+    witness = note.Signer.generate("regulator.example/w1", note.ALG_COSIGNATURE_V1)
+    store_path, ledger_path = tmp / "store.db", tmp / "ledger.db"
+    store = SqliteStore(store_path, synchronous="NORMAL")
+    ledger = Ledger(ledger_path, durable=False)
+    rec = EvidenceRecorder(ledger, signer, "shopfloor.local/tiny")
+    rec.start(json.dumps(snapshot.site_json(s)).encode(), {"oee": 1})
+    history = list(generate(seed, base.start_ns, base.end_ns, quality=0.95))
+    live = list(generate(seed + 1, cur.start_ns, cur.end_ns, quality=0.98))
+    asyncio.run(_ingest(s, store, ledger, live, history))
+    cp = rec.checkpoint()
+    assert cp is not None
+    ledger.add_cosigned(note.cosign(cp, witness, int(cur.end_ns // 10**9) + 3600),
+                        signer.verifier)  # fmt: skip
+    ledger.close()
+    trust = make_trust(
+        [TrustedKey("gateway", signer.verifier), TrustedKey("witness", witness.verifier)]
+    )
+    return Built(s, store_path, ledger_path, kd, signer, witness, trust, base, cur)
