@@ -33,12 +33,15 @@ def _value_of(v: Any) -> Any:
 
 
 def fmt_change(change: Any, change_label: str | None) -> str:
-    """The form's change column: ``提升 12.3%`` / ``下降 4.0%`` (``change`` in percent)."""
-    if not isinstance(change, int | float) or not math.isfinite(change):
+    """The form's change column, ``(after - before) / before`` given as a fraction:
+    ``提升 12.3%`` / ``下降 4.0%`` (a worsening shows its sign: ``提升 -3.0%``)."""
+    if not isinstance(change, int | float) or isinstance(change, bool) or not math.isfinite(change):
         return "—"
     word = change_label or ""
-    shown = abs(change) if word else change
-    return f"{word} {shown:.1f}%".strip()
+    pct = 100.0 * change
+    if word == "下降":
+        pct = -pct
+    return f"{word} {pct:.1f}%".strip()
 
 
 def table_rows(table: dict[str, Any] | None, lang: Lang) -> list[dict[str, Any]]:

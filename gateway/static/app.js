@@ -42,7 +42,7 @@
   function machineKpi(id) {
     if (!kpi) return null;
     const m = kpi.machines || kpi.per_machine || kpi.devices || {};
-    if (Array.isArray(m)) return m.find((x) => x.device === id || x.id === id) || null;
+    if (Array.isArray(m)) return m.find((x) => x.name === id || x.device === id || x.id === id) || null;
     return m[id] || null;
   }
   function oeeParts(m) {

@@ -79,7 +79,9 @@ def fill(site: SiteConfig, store_path: Path, now_ns: int) -> None:
                 else:
                     v = 10.0 + (k % 600) / 60.0
                 samples.append(Sample(dev.id, p.id, ts, v))
-    samples.append(Sample("cnc1", "spindle_kw", now_ns - S, float("nan"), Quality.BAD, "BadTimeout"))
+    samples.append(
+        Sample("cnc1", "spindle_kw", now_ns - S, float("nan"), Quality.BAD, "BadTimeout")
+    )
     w.write(samples)
     w.health(
         [
@@ -136,8 +138,16 @@ def start_gateway(folder: Path, *, fill_store: bool = True, **gateway: Any) -> G
     env = {**os.environ, "SHOPFLOOR_LIVE_POLL_MS": "100", "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.cli.main", "serve", "-c", str(site_path), "--port",
-             str(port)],
+            [
+                sys.executable,
+                "-m",
+                "edge.cli.main",
+                "serve",
+                "-c",
+                str(site_path),
+                "--port",
+                str(port),
+            ],
             cwd=ROOT,
             env=env,
             stdout=log,
