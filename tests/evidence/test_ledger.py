@@ -134,7 +134,8 @@ def test_crash_mid_ingest_keeps_whole_groups(tmp_path: Path) -> None:
         seq = 0
         while True:
             seq += 1
-            led.append_batches([Batch("a", seq, tuple(Sample("a", "p", seq * 10 + i, 1.0) for i in range(50)))])
+            samples = tuple(Sample("a", "p", seq * 10 + i, 1.0) for i in range(50))
+            led.append_batches([Batch("a", seq, samples)])
             print(seq, flush=True)
         """
     )
