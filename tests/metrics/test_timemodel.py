@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+
+from config.calendar import Calendar
+from metrics.engine import compute_period
+from metrics.periods import parse_range
+from metrics.series import Series
+from metrics.timemodel import OFFLINE, PRODUCING, device_windows, state_codes, timeline
+from tests.metrics.memreader import MemReader
+from tests.metrics.sites import STATE_MAP, machine, site
+
+H = 3_600_000_000_000
+
+
+def _t(s: str) -> int:
+    return int(dt.datetime.fromisoformat(s).replace(tzinfo=dt.UTC).timestamp()) * 1_000_000_000
+
+
+def test_night_shift_crossing_midnight_and_holiday() -> None:
+    cal = Calendar.model_validate(
+        {
+            "shifts": [{"name": "night", "start": "22:00", "end": "06:00"}],
+            "holidays": ["2026-01-06"],
+        }
+    )
+    r = parse_range("2026-01-06..2026-01-07", "UTC")
+    w = device_windows(cal, "UTC", r.start_ns, r.end_ns, None)
+    # 01-05 22:00 -> 01-06 06:00 gives 00:00-06:00 inside; 01-06 is a holiday (its shift dropped);
+    # 01-07 22:00 -> 01-08 06:00 gives 22:00-24:00 inside
+    assert w.pot.pairs() == [
+        (r.start_ns, r.start_ns + 6 * H),
+        (_t("2026-01-07T22:00:00"), r.end_ns),
+    ]
+
+
+def test_weekdays_and_around_the_clock() -> None:
+    cal = Calendar.model_validate(
+        {"shifts": [{"name": "d", "start": "08:00", "end": "16:00", "weekdays": [1, 2, 3, 4, 5]}]}
+    )
+    r = parse_range("2026-01-05..2026-01-11", "UTC")  # Monday..Sunday
+    assert device_windows(cal, "UTC", r.start_ns, r.end_ns, None).pot.total == 5 * 8 * H
+    open_ = Calendar.model_validate({"holidays": ["2026-01-07"]})
+    assert device_windows(open_, "UTC", r.start_ns, r.end_ns, None).pot.total == 6 * 24 * H
+
+
+def test_unmapped_bad_and_nan_are_offline() -> None:
+    s = Series(
+        np.array([0, 10, 20, 30], dtype=np.int64),
+        np.array([0.0, 7.0, np.nan, 3.0]),
+        np.array([0, 0, 0, 2], dtype=np.uint8),
+    )
+    codes, unmapped, bad = state_codes(s, STATE_MAP)
+    assert codes.tolist() == [PRODUCING, OFFLINE, OFFLINE, OFFLINE]
+    assert (unmapped, bad) == (1, 2)
+
+
+def test_no_samples_is_all_offline() -> None:
+    tl = timeline(Series.empty(), STATE_MAP, 0, 100, 50)
+    assert tl.codes.tolist() == [OFFLINE]
+    assert tl.starts.tolist() == [0]
+    assert tl.ends.tolist() == [100]
+
+
+def test_effectiveness_above_one_is_flagged_not_clipped() -> None:
+    cfg = site([machine("m1", ideal=120.0)], kpi={"stale_after_s": 86400})
+    r = parse_range("2026-01-05T00:00..2026-01-05T01:00", "UTC")
+    rd = MemReader()
+    rd.add("m1", "state", [r.start_ns], [0])
+    rd.add("m1", "good", [r.start_ns, r.start_ns + H // 2], [0, 60])  # 60 x 120 s = 2 h in 1 h
+    res = compute_period(rd, cfg, r)
+    m = res.machines[0]
+    assert m["effectiveness"] == 2.0
+    assert any("effectiveness 2.000 > 1" in f and "ideal_cycle_s" in f for f in m["flags"])
+    assert res.kpis["oee"].value == 200.0
+    assert any("effectiveness 2.000 > 1" in n for n in res.kpis["oee"].notes)
+
+
+def test_missing_ideal_cycle_gives_no_oee_with_a_flag() -> None:
+    cfg = site([machine("m1", ideal=None)])
+    r = parse_range("2026-01-05..2026-01-05", "UTC")
+    rd = MemReader()
+    rd.add("m1", "state", [r.start_ns], [0])
+    res = compute_period(rd, cfg, r)
+    assert res.machines[0]["availability"] is not None
+    assert res.kpis["oee"].value is None
+    assert any("no ideal_cycle_s" in n for n in res.kpis["oee"].notes)
+
+
+def test_default_staleness_follows_heartbeat() -> None:
+    cfg = site([machine("m1")], runtime={"heartbeat_s": 60})
+    r = parse_range("2026-01-05T00:00..2026-01-05T01:00", "UTC")
+    rd = MemReader()
+    rd.add("m1", "state", [r.start_ns], [0])  # never repeated: stale after 3 x 60 s
+    res = compute_period(rd, cfg, r)
+    assert res.machines[0]["times_s"]["apt"] == 180
+    assert res.machines[0]["times_s"]["offline"] == 3600 - 180
+    assert res.device_coverage["m1"] == 180 / 3600
