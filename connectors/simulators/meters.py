@@ -28,7 +28,7 @@ import datetime as dt
 import math
 import zlib
 import zoneinfo
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -78,13 +78,21 @@ def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
     return x
 
 
-def _uniform(key: int, day: int, n: int) -> npt.NDArray[np.float64]:
-    """``n`` deterministic uniforms in [0, 1) for (key, day)."""
-    base = np.uint64((key * 0x9E3779B97F4A7C15 + day * 0xD1B54A32D192ED03) & 0xFFFFFFFFFFFFFFFF)
+def _uniform_days(key: int, days: Sequence[int], n: int) -> npt.NDArray[np.float64]:
+    """``n`` deterministic uniforms in [0, 1) for each (key, day): shape (len(days), n)."""
     with np.errstate(over="ignore"):
-        idx = np.arange(n, dtype=np.uint64) + base
+        day_arr = np.asarray(days, dtype=np.int64).astype(np.uint64)
+        base = np.uint64(key) * np.uint64(0x9E3779B97F4A7C15) + day_arr * np.uint64(
+            0xD1B54A32D192ED03
+        )
+        idx = base[:, None] + np.arange(n, dtype=np.uint64)[None, :]
         bits = _mix(idx)
     return (bits >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def _uniform(key: int, day: int, n: int) -> npt.NDArray[np.float64]:
+    """``n`` deterministic uniforms in [0, 1) for (key, day)."""
+    return _uniform_days(key, [day], n)[0]
 
 
 def _key(seed: int, *parts: str) -> int:
@@ -169,40 +177,62 @@ class MeterModel:
         day = self._days.get(day_no)
         if day is not None:
             return day
-        date = ORIGIN + dt.timedelta(days=day_no)
-        start = _local_midnight_ns(date, self.tz)
-        end = _local_midnight_ns(date + dt.timedelta(days=1), self.tz)
-        n = max(1, (end - start) // SLOT_NS)
-        levels = self._levels(date, n)
-        noise = _uniform(self._key, day_no, n)
-        day_factor = 0.9 + 0.2 * float(_uniform(self._key ^ 0x5A5A, day_no, 1)[0])
-        busy = levels >= 1.0
-        brk = (levels > 0.0) & ~busy
-        if self.profile == "baseline":
-            load = np.where(busy, (0.66 + 0.38 * noise) * day_factor, np.where(brk, 0.34, 0.15))
-            reuse = 0.32 + 0.06 * float(_uniform(self._key ^ 0xA5A5, day_no, 1)[0])
-        else:
-            load = np.where(busy, (0.55 + 0.35 * noise) * day_factor, np.where(brk, 0.25, 0.08))
-            reuse = 0.58 + 0.06 * float(_uniform(self._key ^ 0xA5A5, day_no, 1)[0])
-        rates: dict[str, npt.NDArray[np.float64]] = {}
-        for role in self._roles:
-            if role in _RATE_PER_CAPACITY:
-                rates[role] = self.capacity_kw * _RATE_PER_CAPACITY[role] * load
-            elif role in _COUNT_RATES:
-                rates[role] = _COUNT_RATES[role] * np.where(busy, 1.0, 0.0) * load
-            elif role == "water_fresh_m3":
-                rates[role] = self.water_m3_h * load * (1.0 - reuse)
-            elif role == "water_reused_m3":
-                rates[role] = self.water_m3_h * load * reuse
-        hours = SLOT_NS / 3.6e12
-        cumulative = {
-            role: np.concatenate(([0.0], np.cumsum(rate * hours))) for role, rate in rates.items()
-        }
-        day = _Day(start, load, reuse, rates, cumulative)
+        (day,) = self._block([day_no])
         if len(self._days) > 64:
             self._days.pop(next(iter(self._days)))
         self._days[day_no] = day
         return day
+
+    def _block(self, day_nos: Sequence[int]) -> list[_Day]:
+        """The days ``day_nos``, computed together (vectorised over days of equal length)."""
+        starts: dict[int, tuple[int, int]] = {}
+        by_len: dict[int, list[int]] = {}
+        for d in day_nos:
+            date = ORIGIN + dt.timedelta(days=d)
+            start = _local_midnight_ns(date, self.tz)
+            end = _local_midnight_ns(date + dt.timedelta(days=1), self.tz)
+            n = max(1, (end - start) // SLOT_NS)
+            starts[d] = (start, n)
+            by_len.setdefault(n, []).append(d)
+        out: dict[int, _Day] = {}
+        hours = SLOT_NS / 3.6e12
+        for n, days in by_len.items():
+            levels = np.stack([self._levels(ORIGIN + dt.timedelta(days=d), n) for d in days])
+            noise = _uniform_days(self._key, days, n)
+            day_factor = 0.9 + 0.2 * _uniform_days(self._key ^ 0x5A5A, days, 1)
+            reuse_u = _uniform_days(self._key ^ 0xA5A5, days, 1)[:, 0]
+            busy = levels >= 1.0
+            brk = (levels > 0.0) & ~busy
+            if self.profile == "baseline":
+                load = np.where(busy, (0.66 + 0.38 * noise) * day_factor, np.where(brk, 0.34, 0.15))
+                reuse = 0.32 + 0.06 * reuse_u
+            else:
+                load = np.where(busy, (0.55 + 0.35 * noise) * day_factor, np.where(brk, 0.25, 0.08))
+                reuse = 0.58 + 0.06 * reuse_u
+            rates: dict[str, npt.NDArray[np.float64]] = {}
+            for role in self._roles:
+                if role in _RATE_PER_CAPACITY:
+                    rates[role] = self.capacity_kw * _RATE_PER_CAPACITY[role] * load
+                elif role in _COUNT_RATES:
+                    rates[role] = _COUNT_RATES[role] * np.where(busy, 1.0, 0.0) * load
+                elif role == "water_fresh_m3":
+                    rates[role] = self.water_m3_h * load * (1.0 - reuse[:, None])
+                elif role == "water_reused_m3":
+                    rates[role] = self.water_m3_h * load * reuse[:, None]
+            zeros = np.zeros((len(days), 1))
+            cumulative = {
+                role: np.concatenate((zeros, np.cumsum(rate * hours, axis=1)), axis=1)
+                for role, rate in rates.items()
+            }
+            for i, d in enumerate(days):
+                out[d] = _Day(
+                    starts[d][0],
+                    load[i],
+                    float(reuse[i]),
+                    {r: v[i] for r, v in rates.items()},
+                    {r: v[i] for r, v in cumulative.items()},
+                )
+        return [out[d] for d in day_nos]
 
     def _levels(self, date: dt.date, n: int) -> npt.NDArray[np.float64]:
         """Per slot: 1 in a shift, 0.5 in a break inside a shift, 0 otherwise."""
@@ -233,16 +263,15 @@ class MeterModel:
         return levels
 
     def _total_before(self, day_no: int, role: str) -> float:
+        """Cumulative of ``role`` from ORIGIN to the start of day ``day_no``."""
+        if not self._totals:
+            self._totals.append(dict.fromkeys(self._rate_roles(), 0.0))
         while len(self._totals) <= day_no:
-            i = len(self._totals)
-            prev = self._totals[i - 1] if i else dict.fromkeys(self._rate_roles(), 0.0)
-            day = self._day(i - 1) if i else None
-            self._totals.append(
-                {
-                    r: prev[r] + (float(day.cumulative[r][-1]) if day is not None else 0.0)
-                    for r in prev
-                }
-            )
+            first = len(self._totals) - 1  # the day whose total is added next
+            chunk = range(first, min(day_no, first + 255) + 1)
+            for day in self._block(list(chunk)):
+                prev = self._totals[-1]
+                self._totals.append({r: prev[r] + float(day.cumulative[r][-1]) for r in prev})
         return self._totals[day_no][role]
 
     def _rate_roles(self) -> list[str]:

@@ -12,10 +12,11 @@ import asyncio
 import sys
 from typing import Any
 
-from connectors.modbus.probe import ProbeError, Target, read_block, render, render_bits
-
 
 def _probe_modbus(args: argparse.Namespace) -> int:
+    # imported here: registering the command must not load pymodbus for every other command
+    from connectors.modbus.probe import ProbeError, Target, read_block, render, render_bits
+
     try:
         target = Target.parse(args.target)
         data = asyncio.run(
