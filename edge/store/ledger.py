@@ -14,14 +14,16 @@ Checkpoints (C2SP signed notes) are kept in ``checkpoints`` with any witness cos
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import logging
 import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,8 @@ from metrics.evidence.note import (
     open_checkpoint,
     sign_checkpoint,
 )
+
+log = logging.getLogger("shopfloor.ledger")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS leaves (
@@ -275,6 +279,14 @@ class Ledger:
             out: list[int] = []
             try:
                 self._db.execute("BEGIN IMMEDIATE")
+                row = self._db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves").fetchone()
+                if int(row[0]) != size:  # another process appended (e.g. 'keys rotate')
+                    self._load()
+                    frontier, size, last_seq = (
+                        dict(self._frontier),
+                        self._size,
+                        dict(self._last_seq),
+                    )
                 for rec, data in items:
                     raw = canonical.record_bytes(rec)
                     h = merkle.leaf_hash(raw)
@@ -374,6 +386,10 @@ class Ledger:
         the next one of its source gets a ``gap`` leaf before it; a replayed sequence number
         is not logged again but recorded as a ``gap`` leaf with reason ``duplicate_seq``."""
         with self._lock:
+            if not self.readonly:
+                row = self._db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves").fetchone()
+                if int(row[0]) != self._size:
+                    self._load()
             return self._append(self._batch_items(batches, now_ns or time.time_ns()))
 
     def stored(self, batches: Sequence[Batch]) -> None:
@@ -506,3 +522,50 @@ class EvidenceRecorder:
             return None
         self.check_clock()
         return self.ledger.issue_checkpoint(self.signer, self.origin)
+
+
+def formula_versions() -> dict[str, int]:
+    """Formula id -> version of every KPI of the catalogue (recorded in ``formula`` leaves)."""
+    from metrics.catalogue import CATALOGUE
+
+    return {k.formula_id: k.formula_version for k in CATALOGUE}
+
+
+def open_evidence(site: Any) -> EvidenceRecorder:
+    """The evidence recorder of a site: its ledger, its signing key when there is one (without
+    one, batches are still logged but no checkpoint is issued), start leaves written."""
+    from config.models import SiteConfig
+    from edge.store.keys import KeyDirError, load_key
+    from metrics.evidence.snapshot import site_json
+
+    assert isinstance(site, SiteConfig)
+    ev = site.evidence
+    ledger = Ledger(site.resolve(ev.ledger_path))
+    signer: Signer | None
+    try:
+        signer = load_key(site.resolve(ev.key_dir))
+    except KeyDirError as exc:
+        log.warning("evidence: %s; batches are logged, no checkpoint is issued", exc)
+        signer = None
+    origin = ev.origin or f"shopfloor.local/{site.site.id}"
+    rec = EvidenceRecorder(ledger, signer, origin)
+    try:
+        rec.start(canonical.canonical_json(site_json(site)), formula_versions())
+    except BaseException:
+        ledger.close()
+        raise
+    return rec
+
+
+async def checkpoint_loop(
+    rec: EvidenceRecorder, interval_s: float, drops: Callable[[], Mapping[str, int]]
+) -> None:
+    """Every ``interval_s``: record queue drops as gap leaves and issue a checkpoint (in a
+    worker thread: signing and SQLite never block the event loop)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await asyncio.to_thread(rec.note_drops, dict(drops()))
+            await asyncio.to_thread(rec.checkpoint)
+        except (sqlite3.Error, LedgerError, OSError) as exc:
+            log.error("evidence: cannot issue a checkpoint: %s", exc)

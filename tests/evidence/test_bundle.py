@@ -8,7 +8,6 @@ import io
 import json
 import random
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ class Exported:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exported]:
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     built = factory.build(tmp_path_factory.mktemp("bundle"))
     with Ledger(built.ledger_path) as led:
         store = SqliteStore.open_readonly(built.store_path)
@@ -46,7 +45,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exported]:
             )  # fmt: skip
         finally:
             store.close()
-    yield Exported(built, res)
+    return Exported(built, res)
 
 
 def files_of(data: bytes) -> dict[str, bytes]:
@@ -335,10 +334,9 @@ def test_export_without_data_is_a_clear_error(tmp_path: Path) -> None:
     from metrics.periods import parse_range
 
     s = factory.site()
-    with Ledger(tmp_path / "l.db", durable=False) as led:
-        with pytest.raises(ExportError, match="no batch"):
-            export_bundle(
-                s, led, note.Signer.generate("x"),
-                parse_range("2026-01-01..2026-01-01", s.site.timezone),
-                parse_range("2026-02-01..2026-02-01", s.site.timezone),
-            )  # fmt: skip
+    with Ledger(tmp_path / "l.db", durable=False) as led, pytest.raises(ExportError, match="no"):
+        export_bundle(
+            s, led, note.Signer.generate("x"),
+            parse_range("2026-01-01..2026-01-01", s.site.timezone),
+            parse_range("2026-02-01..2026-02-01", s.site.timezone),
+        )  # fmt: skip

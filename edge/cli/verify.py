@@ -1,0 +1,43 @@
+"""``shopfloor verify bundle.zip --trust trust.json [--json]``: exit 0 only when every check
+and every KPI holds (1 when something fails, 2 when the files cannot be read)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from metrics.evidence.trust import TrustError, parse_trust
+from metrics.evidence.verify import verify_bundle
+
+
+def _verify(args: argparse.Namespace) -> int:
+    try:
+        data = Path(args.bundle).read_bytes()
+    except OSError as exc:
+        print(f"error: cannot read {args.bundle}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        trust = parse_trust(Path(args.trust).read_bytes())
+    except OSError as exc:
+        print(f"error: cannot read {args.trust}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except TrustError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rep = verify_bundle(data, trust)
+    if args.json:
+        print(json.dumps(rep.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(rep.to_text(), end="")
+    return 0 if rep.ok else 1
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("verify", help="verify an evidence bundle offline (reviewers)")
+    p.add_argument("bundle", help="bundle.zip")
+    p.add_argument("--trust", required=True, help="trust.json with the keys you trust")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.set_defaults(func=_verify)
