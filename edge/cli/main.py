@@ -23,6 +23,12 @@ COMMANDS: tuple[str, ...] = (
     "edge.cli.demo",
     "edge.cli.probe",
     "edge.cli.kpi",
+    "edge.cli.browse",
+    "edge.cli.keys",
+    "edge.cli.checkpoint",
+    "edge.cli.witness",
+    "edge.cli.export",
+    "edge.cli.verify",
 )
 
 Register = Callable[[Any], None]
