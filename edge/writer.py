@@ -3,7 +3,7 @@
 The writer takes up to ``batch_max_samples`` samples off the queue (or what arrived within
 ``flush_interval_ms``), counts them in the device health, filters them through the recording
 rules, splits them per device into ``Batch(source=device, seq=last_seq(device)+1, ...)`` (the
-samples of a batch grouped by point, stable), and stores them with ``store.write_batches`` in the
+samples in the order they arrived), and stores them with ``store.write_batches`` in the
 writer's own thread: the store is only ever used from that one thread (a single-worker executor
 rather than ``asyncio.to_thread``, whose pool may switch threads). When ``write_batches`` returned,
 the batches are *acknowledged*; then every :class:`BatchObserver` is called with them, in the same
@@ -19,7 +19,6 @@ import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from operator import attrgetter
 from typing import Protocol, TypeVar
 
 from connectors.base import Sample
@@ -31,7 +30,6 @@ from edge.store.base import Batch, Store
 log = logging.getLogger("shopfloor.writer")
 
 T = TypeVar("T")
-_by_point = attrgetter("point")
 
 IMPORT_PREFIX = "import:"
 
@@ -155,7 +153,6 @@ class Writer:
                 self.health.observe(device, samples)
             kept = self.recorder.filter(samples) if self.recorder.active else samples
             if kept:
-                kept.sort(key=_by_point)
                 out.append((device, kept))
         return out
 
@@ -180,13 +177,11 @@ class Writer:
             g = pending.setdefault(s.device, [])
             g.append(s)
             if len(g) >= batch_size:
-                g.sort(key=_by_point)
                 await self.persist([(IMPORT_PREFIX + s.device, g)])
                 pending[s.device] = []
                 n += 1
         for device, g in pending.items():
             if g:
-                g.sort(key=_by_point)
                 await self.persist([(IMPORT_PREFIX + device, g)])
                 n += 1
         return n

@@ -2,23 +2,26 @@
 
 Layout (one file):
 
-- ``series(id, device, point, max_span)``: one row per point; ``max_span`` is the widest chunk
-  (last_ts - first_ts) of the series so range reads can bound their index scan;
-- ``chunks(series_id, first_ts, last_ts, count, source, seq, ts, val, qual, status, sorted)``: one
-  row per (series, batch): ``ts`` int64, ``val`` float64 and ``qual`` uint8 little-endian numpy
-  arrays as blobs, ``status`` sparse (JSON ``[[index, status], ...]`` of the non-empty ones, or
-  NULL), ``sorted`` 1 when ``ts`` is non-decreasing; indexed by (series_id, first_ts) and
-  (series_id, last_ts);
+- ``series(id, device, point)``: one small integer id per point;
+- ``devices(device, max_span)``: the widest chunk (last_ts - first_ts) of each device, so range
+  reads can bound their index scan;
+- ``chunks(device, first_ts, last_ts, count, source, seq, sorted, sid, ts, val, qual, status)``:
+  one row per (batch, device), i.e. one row per batch for the collector's batches: ``sid``
+  uint32 series ids, ``ts`` int64, ``val`` float64 and ``qual`` uint8 little-endian numpy
+  arrays as blobs in the batch's own sample order, ``status`` sparse (JSON ``[[index, status],
+  ...]`` of the non-empty ones, or NULL), ``sorted`` 1 when ``ts`` is non-decreasing; indexed by
+  (device, first_ts) and (source, seq). One row per batch rather than per (series, batch) keeps
+  the insert cost per sample low when many points report a few samples each;
 - ``batches(source, seq, first_ts, last_ts, count, written_ts)``: one row per acknowledged batch;
-- ``latest(device, point, ts, value, quality, status)``: the newest sample per point;
+- ``latest(device, points)``: the newest sample of every point of a device (JSON);
 - ``health(device, ...)``: the last health record of every device.
 
-A batch is one transaction; ``write_batches`` returns after COMMIT with ``synchronous=FULL``, so an
-acknowledged batch survives ``kill -9`` (and power loss where the disk honours fsync).
-
-The samples of a batch are grouped by point (first appearance order, original order inside a
-point); :meth:`SqliteStore.batch` returns them in that order, which is the order the writer hands
-to the store and to its observers.
+``read(device, point, ...)`` selects the device's chunks overlapping the range, keeps the samples
+of the series (numpy mask), concatenates, stable-sorts only when out of order (late or
+backfilled data) and trims to [start, end). A batch is one transaction; ``write_batches``
+returns after COMMIT with ``synchronous=FULL`` (default), so an acknowledged batch survives
+``kill -9`` (and power loss where the disk honours fsync). :meth:`SqliteStore.batch` returns a
+stored batch with its samples in the order they were written.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -45,24 +49,27 @@ CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY,
     device TEXT NOT NULL,
     point TEXT NOT NULL,
-    max_span INTEGER NOT NULL DEFAULT 0,
     UNIQUE (device, point)
 );
+CREATE TABLE IF NOT EXISTS devices (
+    device TEXT PRIMARY KEY,
+    max_span INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS chunks (
-    series_id INTEGER NOT NULL,
+    device TEXT NOT NULL,
     first_ts INTEGER NOT NULL,
     last_ts INTEGER NOT NULL,
     count INTEGER NOT NULL,
     source TEXT NOT NULL,
     seq INTEGER NOT NULL,
     sorted INTEGER NOT NULL,
+    sid BLOB NOT NULL,
     ts BLOB NOT NULL,
     val BLOB NOT NULL,
     qual BLOB NOT NULL,
     status TEXT
 );
-CREATE INDEX IF NOT EXISTS chunks_first ON chunks (series_id, first_ts);
-CREATE INDEX IF NOT EXISTS chunks_last ON chunks (series_id, last_ts);
+CREATE INDEX IF NOT EXISTS chunks_time ON chunks (device, first_ts);
 CREATE INDEX IF NOT EXISTS chunks_batch ON chunks (source, seq);
 CREATE TABLE IF NOT EXISTS batches (
     source TEXT NOT NULL,
@@ -74,13 +81,8 @@ CREATE TABLE IF NOT EXISTS batches (
     PRIMARY KEY (source, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS latest (
-    device TEXT NOT NULL,
-    point TEXT NOT NULL,
-    ts INTEGER NOT NULL,
-    value REAL,
-    quality INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    PRIMARY KEY (device, point)
+    device TEXT PRIMARY KEY,
+    points TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS health (
     device TEXT PRIMARY KEY,
@@ -99,6 +101,15 @@ CREATE TABLE IF NOT EXISTS health (
 _I64 = np.dtype("<i8")
 _F64 = np.dtype("<f8")
 _U8 = np.dtype("u1")
+_U32 = np.dtype("<u4")
+_key = attrgetter("device", "point")
+_ts = attrgetter("ts")
+_val = attrgetter("value")
+_qual = attrgetter("quality")
+_status = attrgetter("status")
+
+# a point's latest: [ts, value or None (NaN), quality, status]
+LatestEntry = list[Any]
 
 
 class StoreError(Exception):
@@ -109,16 +120,13 @@ class BatchConflict(StoreError):
     """A batch with this (source, seq) is already stored (nothing was written)."""
 
 
-def _as_sample(device: str, point: str, ts: int, value: float | None, q: int, st: str) -> Sample:
-    return Sample(device, point, ts, float("nan") if value is None else value, Quality(q), st)
-
-
 class SqliteStore:
     """Store and SeriesReader over one SQLite file.
 
     Open it with ``SqliteStore(path)`` for the collector (the single writer) or
-    :meth:`open_readonly` in other processes (the gateway, the KPI CLI). One instance is used
-    from one thread at a time; writers use it from the writer's thread only.
+    :meth:`open_readonly` in other processes (the gateway, the KPI CLI). An instance may be
+    shared between threads (a lock serialises its use); the collector's writer uses it from its
+    one writer thread.
     """
 
     def __init__(
@@ -132,20 +140,26 @@ class SqliteStore:
             if not self.path.exists():
                 raise StoreError(f"no store at {self.path}")
             uri = f"file:{self.path.resolve()}?mode=ro"
-            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=10.0)
+            self._db = sqlite3.connect(
+                uri, uri=True, check_same_thread=False, timeout=10.0, isolation_level=None
+            )
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
                 self.path, check_same_thread=False, timeout=10.0, isolation_level=None
             )
         self._lock = threading.Lock()
-        self._series: dict[tuple[str, str], int] = {}
-        self._spans: dict[int, int] = {}
+        self._sids: dict[tuple[str, str], int] = {}
+        self._spans: dict[str, int] = {}
+        self._latest: dict[str, dict[str, LatestEntry]] = {}
         try:
             self._setup(synchronous)
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise StoreError(f"{self.path}: not a shopfloor store ({exc})") from None
+        except StoreError:
+            self._db.close()
+            raise
 
     @classmethod
     def open_readonly(cls, path: str | Path) -> SqliteStore:
@@ -171,9 +185,12 @@ class SqliteStore:
         )
         row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         self._check_version(int(row[0]))
-        for sid, dev, pt, span in db.execute("SELECT id, device, point, max_span FROM series"):
-            self._series[(dev, pt)] = sid
-            self._spans[sid] = span
+        for sid, dev, pt in db.execute("SELECT id, device, point FROM series"):
+            self._sids[(dev, pt)] = sid
+        for dev, span in db.execute("SELECT device, max_span FROM devices"):
+            self._spans[dev] = span
+        for dev, points in db.execute("SELECT device, points FROM latest"):
+            self._latest[dev] = json.loads(points)
 
     def _check_version(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -184,19 +201,14 @@ class SqliteStore:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _series_id(self, device: str, point: str) -> int:
-        key = (device, point)
-        sid = self._series.get(key)
-        if sid is None:
-            cur = self._db.execute(
-                "INSERT INTO series (device, point) VALUES (?, ?) "
-                "ON CONFLICT (device, point) DO UPDATE SET device = excluded.device "
-                "RETURNING id",
-                key,
-            )
-            sid = int(cur.fetchone()[0])
-            self._series[key] = sid
-            self._spans.setdefault(sid, 0)
+    def _new_sid(self, key: tuple[str, str]) -> int:
+        cur = self._db.execute(
+            "INSERT INTO series (device, point) VALUES (?, ?) "
+            "ON CONFLICT (device, point) DO UPDATE SET device = excluded.device RETURNING id",
+            key,
+        )
+        sid = int(cur.fetchone()[0])
+        self._sids[key] = sid
         return sid
 
     def write_batches(self, batches: Sequence[Batch]) -> None:
@@ -207,94 +219,122 @@ class SqliteStore:
             return
         with self._lock:
             db = self._db
-            spans_before = dict(self._spans)
-            series_before = dict(self._series)
+            saved = (dict(self._sids), dict(self._spans))
+            touched: dict[str, dict[str, LatestEntry]] = {}
             db.execute("BEGIN IMMEDIATE")
             try:
                 for b in batches:
-                    self._write_one(b)
+                    self._write_one(b, touched)
+                self._write_latest(touched)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
-                self._spans = spans_before
-                self._series = series_before
+                self._sids, self._spans = saved
                 raise
+            # only after the commit: the in-memory latest mirrors the file
+            for dev, points in touched.items():
+                self._latest[dev] = points
 
-    def _write_one(self, batch: Batch) -> None:
+    def _write_one(self, batch: Batch, touched: dict[str, dict[str, LatestEntry]]) -> None:
         db = self._db
         samples = batch.samples
-        if not samples:
+        n = len(samples)
+        if not n:
             raise ValueError(f"batch {batch.source}#{batch.seq} has no samples")
-        groups: dict[tuple[str, str], list[Sample]] = {}
-        for s in samples:
-            key = (s.device, s.point)
-            g = groups.get(key)
-            if g is None:
-                groups[key] = [s]
-            else:
-                g.append(s)
+        keys = list(map(_key, samples))
+        sids_map = self._sids
+        try:
+            sid_list = list(map(sids_map.__getitem__, keys))
+        except KeyError:
+            sid_list = [sids_map[k] if k in sids_map else self._new_sid(k) for k in keys]
+        sid = np.array(sid_list, dtype=_U32)
+        ts = np.fromiter(map(_ts, samples), dtype=_I64, count=n)
+        val = np.fromiter(map(_val, samples), dtype=_F64, count=n)
+        qual = np.fromiter(map(_qual, samples), dtype=_U8, count=n)
+        statuses = list(map(_status, samples))
+        status = [[i, st] for i, st in enumerate(statuses) if st] if any(statuses) else None
+        first_all, last_all = int(ts.min()), int(ts.max())
+        devices = dict.fromkeys(k[0] for k in keys)
         written = now_ns()
-        first_all = last_all = samples[0].ts
-        chunk_rows = []
-        latest_rows = []
-        for (device, point), g in groups.items():
-            n = len(g)
-            ts = np.fromiter((s.ts for s in g), dtype=_I64, count=n)
-            val = np.fromiter((s.value for s in g), dtype=_F64, count=n)
-            qual = np.fromiter((s.quality for s in g), dtype=_U8, count=n)
-            status = [[i, s.status] for i, s in enumerate(g) if s.status]
-            is_sorted = n < 2 or bool(np.all(ts[1:] >= ts[:-1]))
-            if is_sorted:
-                first, last = int(ts[0]), int(ts[-1])
-                newest = g[-1]
-            else:
-                first, last = int(ts.min()), int(ts.max())
-                newest = g[int(np.flatnonzero(ts == last)[-1])]
-            first_all = min(first_all, first)
-            last_all = max(last_all, last)
-            sid = self._series_id(device, point)
-            if last - first > self._spans[sid]:
-                self._spans[sid] = last - first
-                db.execute("UPDATE series SET max_span = ? WHERE id = ?", (last - first, sid))
-            chunk_rows.append(
-                (
-                    sid,
-                    first,
-                    last,
-                    n,
-                    batch.source,
-                    batch.seq,
-                    int(is_sorted),
-                    ts.tobytes(),
-                    val.tobytes(),
-                    qual.tobytes(),
-                    json.dumps(status, ensure_ascii=False) if status else None,
-                )
-            )
-            value = newest.value
-            latest_rows.append(
-                (
-                    device,
-                    point,
-                    newest.ts,
-                    None if value != value else value,
-                    int(newest.quality),
-                    newest.status,
-                )
-            )
         try:
             db.execute(
                 "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
-                (batch.source, batch.seq, first_all, last_all, len(samples), written),
+                (batch.source, batch.seq, first_all, last_all, n, written),
             )
         except sqlite3.IntegrityError:
             raise BatchConflict(f"batch {batch.source}#{batch.seq} is already stored") from None
-        db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", chunk_rows)
-        db.executemany(
-            "INSERT INTO latest VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device, point) DO UPDATE "
-            "SET ts = excluded.ts, value = excluded.value, quality = excluded.quality, "
-            "status = excluded.status WHERE excluded.ts >= latest.ts",
-            latest_rows,
+        for device in devices:
+            if len(devices) == 1:
+                d_sid, d_ts, d_val, d_q, d_status = sid, ts, val, qual, status
+                d_keys, d_first, d_last = keys, first_all, last_all
+            else:
+                mask = np.fromiter((k[0] == device for k in keys), dtype=bool, count=n)
+                idx = np.flatnonzero(mask)
+                d_sid, d_ts, d_val, d_q = sid[idx], ts[idx], val[idx], qual[idx]
+                pos = {int(i): j for j, i in enumerate(idx)}
+                d_status = [[pos[i], st] for i, st in status or () if i in pos] or None
+                d_keys = [keys[int(i)] for i in idx]
+                d_first, d_last = int(d_ts.min()), int(d_ts.max())
+            is_sorted = d_ts.shape[0] < 2 or bool((d_ts[1:] >= d_ts[:-1]).all())
+            span = d_last - d_first
+            if span > self._spans.get(device, -1):
+                self._spans[device] = span
+                db.execute(
+                    "INSERT INTO devices VALUES (?, ?) ON CONFLICT (device) "
+                    "DO UPDATE SET max_span = excluded.max_span",
+                    (device, span),
+                )
+            db.execute(
+                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    device,
+                    d_first,
+                    d_last,
+                    int(d_ts.shape[0]),
+                    batch.source,
+                    batch.seq,
+                    int(is_sorted),
+                    d_sid.tobytes(),
+                    d_ts.tobytes(),
+                    d_val.tobytes(),
+                    d_q.tobytes(),
+                    json.dumps(d_status, ensure_ascii=False) if d_status else None,
+                ),
+            )
+            self._note_latest(device, d_keys, d_ts, d_val, d_q, d_status, touched)
+
+    def _note_latest(
+        self,
+        device: str,
+        keys: list[tuple[str, str]],
+        ts: npt.NDArray[np.int64],
+        val: npt.NDArray[np.float64],
+        qual: npt.NDArray[np.uint8],
+        status: list[list[Any]] | None,
+        touched: dict[str, dict[str, LatestEntry]],
+    ) -> None:
+        points = touched.get(device)
+        if points is None:
+            points = touched[device] = dict(self._latest.get(device, {}))
+        # newest sample of each point in this chunk (the last one written on equal ts)
+        newest: dict[str, int] = {}
+        ts_list = ts.tolist()
+        for i, k in enumerate(keys):
+            j = newest.get(k[1])
+            if j is None or ts_list[i] >= ts_list[j]:
+                newest[k[1]] = i
+        st = dict(status) if status else {}
+        for point, i in newest.items():
+            cur = points.get(point)
+            t = ts_list[i]
+            if cur is None or t >= cur[0]:
+                v = float(val[i])
+                points[point] = [t, None if v != v else v, int(qual[i]), st.get(i, "")]
+
+    def _write_latest(self, touched: dict[str, dict[str, LatestEntry]]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO latest VALUES (?, ?)",
+            [(d, json.dumps(p, ensure_ascii=False)) for d, p in touched.items()],
         )
 
     def last_seq(self, source: str) -> int:
@@ -355,14 +395,19 @@ class SqliteStore:
         ]
 
     def latest(self, device: str | None = None) -> list[Sample]:
-        sql = "SELECT device, point, ts, value, quality, status FROM latest"
+        """The newest sample of every point (of one device, or of all), by device and point."""
+        sql = "SELECT device, points FROM latest"
         args: tuple[str, ...] = ()
         if device is not None:
             sql += " WHERE device = ?"
             args = (device,)
         with self._lock:
-            rows = self._db.execute(sql + " ORDER BY device, point", args).fetchall()
-        return [_as_sample(*r) for r in rows]
+            rows = self._db.execute(sql + " ORDER BY device", args).fetchall()
+        out: list[Sample] = []
+        for dev, points in rows:
+            for point, (t, v, q, st) in sorted(json.loads(points).items()):
+                out.append(Sample(dev, point, t, float("nan") if v is None else v, Quality(q), st))
+        return out
 
     def series(self) -> list[tuple[str, str]]:
         """Every (device, point) with stored samples, sorted."""
@@ -370,33 +415,70 @@ class SqliteStore:
             rows = self._db.execute("SELECT device, point FROM series ORDER BY device, point")
             return [(str(d), str(p)) for d, p in rows]
 
-    def _lookup(self, device: str, point: str) -> tuple[int, int] | None:
-        row = self._db.execute(
-            "SELECT id, max_span FROM series WHERE device = ? AND point = ?", (device, point)
-        ).fetchone()
-        return (int(row[0]), int(row[1])) if row else None
-
     def read(self, device: str, point: str, start: int, end: int, *, prior: bool = False) -> Series:
         """Samples with ``start <= ts < end`` in time order (stable for equal timestamps:
         storage order); with ``prior`` the last sample before ``start`` is prepended."""
         with self._lock:
-            found = self._lookup(device, point)
-            if found is None:
+            db = self._db
+            row = db.execute(
+                "SELECT s.id, d.max_span FROM series s JOIN devices d ON d.device = s.device "
+                "WHERE s.device = ? AND s.point = ?",
+                (device, point),
+            ).fetchone()
+            if row is None:
                 return Series.empty()
-            sid, span = found
-            rows = self._db.execute(
-                "SELECT ts, val, qual, sorted, first_ts FROM chunks WHERE series_id = ? "
+            sid, span = int(row[0]), int(row[1])
+            rows = db.execute(
+                "SELECT sid, ts, val, qual, sorted FROM chunks WHERE device = ? "
                 "AND first_ts >= ? AND first_ts < ? AND last_ts >= ? ORDER BY first_ts, rowid",
-                (sid, start - span, end, start),
+                (device, start - span, end, start),
             ).fetchall()
-            before: tuple[Any, ...] | None = None
+            series = _assemble(rows, sid)
+            before: tuple[int, float, int] | None = None
             if prior:
-                before = self._db.execute(
-                    "SELECT ts, val, qual, sorted, first_ts FROM chunks WHERE series_id = ? "
-                    "AND last_ts < ? ORDER BY last_ts DESC, rowid DESC LIMIT 1",
-                    (sid, start),
-                ).fetchone()
-        return _assemble(rows, before, start, end, prior)
+                before = self._prior(device, sid, span, start, series)
+        ts, val, q = series
+        lo = int(np.searchsorted(ts, start, side="left"))
+        hi = int(np.searchsorted(ts, end, side="left"))
+        if before is not None:
+            return Series(
+                np.concatenate((np.array([before[0]], dtype=np.int64), ts[lo:hi])),
+                np.concatenate((np.array([before[1]], dtype=np.float64), val[lo:hi])),
+                np.concatenate((np.array([before[2]], dtype=np.uint8), q[lo:hi])),
+            )
+        return Series(ts[lo:hi], val[lo:hi], q[lo:hi])
+
+    def _prior(
+        self, device: str, sid: int, span: int, start: int, overlapping: Series
+    ) -> tuple[int, float, int] | None:
+        """The last sample before ``start``: from the overlapping chunks, or walking back
+        through earlier chunks until no earlier chunk can hold a later one."""
+        ts, val, q = overlapping
+        best: tuple[int, float, int] | None = None
+        lo = int(np.searchsorted(ts, start, side="left"))
+        if lo > 0:
+            best = (int(ts[lo - 1]), float(val[lo - 1]), int(q[lo - 1]))
+        bound = start  # every chunk starting before this may hold a sample before start
+        page = 64
+        while True:
+            if best is not None and bound + span <= best[0]:
+                return best  # no earlier chunk ends after the candidate
+            rows = self._db.execute(
+                "SELECT sid, ts, val, qual, sorted, first_ts FROM chunks WHERE device = ? "
+                "AND first_ts < ? ORDER BY first_ts DESC, rowid DESC LIMIT ?",
+                (device, bound, page),
+            ).fetchall()
+            if not rows:
+                return best
+            got = _assemble([r[:5] for r in reversed(rows)], sid)
+            n = int(np.searchsorted(got.ts, start, side="left"))
+            if n:
+                i = n - 1
+                cand = (int(got.ts[i]), float(got.values[i]), int(got.quality[i]))
+                if best is None or cand[0] > best[0]:
+                    best = cand
+            bound = int(rows[-1][5])
+            page = min(page * 4, 4096)
 
     # -- batches ------------------------------------------------------------------------------
 
@@ -422,36 +504,37 @@ class SqliteStore:
 
     def sources(self) -> list[str]:
         with self._lock:
-            return [str(r[0]) for r in self._db.execute("SELECT DISTINCT source FROM batches")]
+            rows = self._db.execute("SELECT DISTINCT source FROM batches ORDER BY source")
+            return [str(r[0]) for r in rows]
 
     def batch(self, source: str, seq: int) -> Batch | None:
-        """One stored batch, samples grouped by point as written."""
+        """One stored batch, its samples in the order they were written."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT s.device, s.point, c.ts, c.val, c.qual, c.status FROM chunks c "
-                "JOIN series s ON s.id = c.series_id WHERE c.source = ? AND c.seq = ? "
-                "ORDER BY c.rowid",
+                "SELECT sid, ts, val, qual, status FROM chunks "
+                "WHERE source = ? AND seq = ? ORDER BY rowid",
                 (source, seq),
             ).fetchall()
+            names = {
+                int(i): (str(d), str(p))
+                for i, d, p in self._db.execute("SELECT id, device, point FROM series")
+            }
         if not rows:
             return None
         samples: list[Sample] = []
-        for device, point, tsb, valb, qb, st in rows:
-            ts = np.frombuffer(tsb, dtype=_I64)
-            val = np.frombuffer(valb, dtype=_F64)
-            qual = np.frombuffer(qb, dtype=_U8)
-            statuses = dict(json.loads(st)) if st else {}
-            for i in range(ts.shape[0]):
-                samples.append(
-                    Sample(
-                        device,
-                        point,
-                        int(ts[i]),
-                        float(val[i]),
-                        Quality(int(qual[i])),
-                        statuses.get(i, ""),
-                    )
+        for sidb, tsb, valb, qb, st in rows:
+            statuses = {int(i): str(x) for i, x in json.loads(st)} if st else {}
+            for i, (s_id, t, v, q) in enumerate(
+                zip(
+                    np.frombuffer(sidb, dtype=_U32).tolist(),
+                    np.frombuffer(tsb, dtype=_I64).tolist(),
+                    np.frombuffer(valb, dtype=_F64).tolist(),
+                    np.frombuffer(qb, dtype=_U8).tolist(),
+                    strict=True,
                 )
+            ):
+                dev, pt = names[s_id]
+                samples.append(Sample(dev, pt, t, v, Quality(q), statuses.get(i, "")))
         return Batch(source, seq, tuple(samples))
 
     def batches_for(
@@ -474,55 +557,32 @@ class SqliteStore:
         self.close()
 
 
-def _assemble(
-    rows: list[Any], before: tuple[Any, ...] | None, start: int, end: int, prior: bool
-) -> Series:
+def _assemble(rows: list[Any], sid: int) -> Series:
+    """The samples of series ``sid`` in chunk rows (sid, ts, val, qual, sorted), in time order
+    (stable: storage order for equal timestamps)."""
     ts_parts: list[npt.NDArray[np.int64]] = []
     val_parts: list[npt.NDArray[np.float64]] = []
     q_parts: list[npt.NDArray[np.uint8]] = []
-    in_order = True
-    for tsb, valb, qb, srt, _first in rows:
-        ts_parts.append(np.frombuffer(tsb, dtype=_I64))
-        val_parts.append(np.frombuffer(valb, dtype=_F64))
-        q_parts.append(np.frombuffer(qb, dtype=_U8))
-        if not srt:
-            in_order = False
-    if len(ts_parts) == 1:
-        ts, val, q = ts_parts[0], val_parts[0], q_parts[0]
-    elif ts_parts:
-        ts = np.concatenate(ts_parts)
-        val = np.concatenate(val_parts)
-        q = np.concatenate(q_parts)
-    else:
-        ts = np.empty(0, dtype=np.int64)
-        val = np.empty(0, dtype=np.float64)
-        q = np.empty(0, dtype=np.uint8)
-    if in_order and ts.shape[0] > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
-        in_order = False
-    if not in_order:
+    for sidb, tsb, valb, qb, _sorted in rows:
+        sids = np.frombuffer(sidb, dtype=_U32)
+        ts = np.frombuffer(tsb, dtype=_I64)
+        val = np.frombuffer(valb, dtype=_F64)
+        q = np.frombuffer(qb, dtype=_U8)
+        mask = sids == sid
+        if mask.all():
+            ts_parts.append(ts)
+            val_parts.append(val)
+            q_parts.append(q)
+        elif mask.any():
+            ts_parts.append(ts[mask])
+            val_parts.append(val[mask])
+            q_parts.append(q[mask])
+    if not ts_parts:
+        return Series.empty()
+    ts = np.concatenate(ts_parts)  # concatenate copies: writable, owns its memory
+    val = np.concatenate(val_parts)
+    q = np.concatenate(q_parts)
+    if ts.shape[0] > 1 and not bool((ts[1:] >= ts[:-1]).all()):
         order = np.argsort(ts, kind="stable")
         ts, val, q = ts[order], val[order], q[order]
-    lo = int(np.searchsorted(ts, start, side="left"))
-    hi = int(np.searchsorted(ts, end, side="left"))
-    prior_ts: int | None = None
-    prior_val = 0.0
-    prior_q = 0
-    if prior:
-        if lo > 0:
-            prior_ts, prior_val, prior_q = int(ts[lo - 1]), float(val[lo - 1]), int(q[lo - 1])
-        if before is not None:
-            bts = np.frombuffer(before[0], dtype=_I64)
-            bval = np.frombuffer(before[1], dtype=_F64)
-            bq = np.frombuffer(before[2], dtype=_U8)
-            i = int(np.flatnonzero(bts == bts.max())[-1])
-            if prior_ts is None or int(bts[i]) > prior_ts:
-                prior_ts, prior_val, prior_q = int(bts[i]), float(bval[i]), int(bq[i])
-    ts, val, q = ts[lo:hi], val[lo:hi], q[lo:hi]
-    if prior_ts is not None:
-        ts = np.concatenate((np.array([prior_ts], dtype=np.int64), ts))
-        val = np.concatenate((np.array([prior_val], dtype=np.float64), val))
-        q = np.concatenate((np.array([prior_q], dtype=np.uint8), q))
-    elif not ts.flags.writeable:
-        # own the memory (frombuffer views are read-only and tied to the row bytes)
-        ts, val, q = ts.copy(), val.copy(), q.copy()
     return Series(ts, val, q)

@@ -47,14 +47,14 @@ def test_round_trip_keeps_values_quality_and_status(store: SqliteStore) -> None:
     assert ser.ts.dtype == np.int64
     assert ser.values.dtype == np.float64
     assert ser.quality.dtype == np.uint8
-    # the stored batch comes back grouped by point, statuses restored
+    # the stored batch comes back in its order, statuses restored
     back = store.batch("m1", 1)
     assert back is not None
     assert [(x.point, x.ts, x.status) for x in back.samples] == [
         ("a", 10, ""),
+        ("b", 11, ""),
         ("a", 20, "modbus_exception_2"),
         ("a", 30, ""),
-        ("b", 11, ""),
     ]
     assert store.last_seq("m1") == 1
     assert store.last_seq("other") == 0
@@ -188,3 +188,43 @@ def test_not_a_store(tmp_path: Path) -> None:
         SqliteStore(junk)
     with pytest.raises(ValueError, match="synchronous"):
         SqliteStore(tmp_path / "x.db", synchronous="OFF")
+
+
+def test_prior_with_wide_chunks_and_other_points(store: SqliteStore) -> None:
+    # a wide (late, backfilled) chunk makes max_span large
+    store.write_batches([b("m1", 1, S("a", 0, 0.0), S("a", 10_000, 1.0))])
+    # a narrow chunk just before the range start, entirely before it
+    store.write_batches([b("m1", 2, S("a", 11_000, 2.0), S("a", 11_500, 2.5))])
+    got = store.read("m1", "a", 12_000, 20_000, prior=True)
+    assert got.ts.tolist() == [11_500]
+    assert got.values.tolist() == [2.5]
+    # many later chunks without the point: prior walks back past them
+    for seq in range(3, 300):
+        store.write_batches([b("m1", seq, S("busy", 20_000 + seq, float(seq)))])
+    got = store.read("m1", "a", 50_000, 60_000, prior=True)
+    assert got.ts.tolist() == [11_500]
+    assert store.read("m1", "busy", 20_100, 20_103).ts.tolist() == [20_100, 20_101, 20_102]
+
+
+def test_batch_of_several_devices(store: SqliteStore) -> None:
+    mixed = Batch(
+        "import:line",
+        1,
+        (
+            Sample("m1", "a", 5, 1.0),
+            Sample("m2", "a", 3, 2.0, Quality.BAD, "timeout"),
+            Sample("m1", "a", 4, 3.0),
+            Sample("m2", "b", 6, 4.0, Quality.GOOD, "x"),
+        ),
+    )
+    store.write_batches([mixed])
+    assert store.read("m1", "a", 0, 10).ts.tolist() == [4, 5]
+    assert store.read("m2", "a", 0, 10).quality.tolist() == [2]
+    back = store.batch("import:line", 1)
+    assert back is not None
+    assert sorted(back.samples, key=lambda x: x.ts) == sorted(mixed.samples, key=lambda x: x.ts)
+    assert {(x.device, x.point, x.status) for x in store.latest()} == {
+        ("m1", "a", ""),
+        ("m2", "a", "timeout"),
+        ("m2", "b", "x"),
+    }
