@@ -7,7 +7,7 @@ import pytest
 from tests.gateway.support import Gateway, start_gateway, stop_gateway
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     g = start_gateway(tmp_path_factory.mktemp("gw"), max_upload_mb=1)
     try:

@@ -1,0 +1,235 @@
+"""REST API against a real service process reading a real SQLite store."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.data import optional_module
+from tests.gateway.support import Gateway, start_gateway, stop_gateway
+
+
+def _has(module: str) -> bool:
+    try:
+        optional_module(module)
+    except Exception:
+        return False
+    return True
+
+
+def test_health_and_readiness(gw: Gateway) -> None:
+    with gw.client() as c:
+        assert c.get("/healthz").json() == {"status": "ok"}
+        ready = c.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["store"].startswith("ok (9 devices")
+
+
+def test_site_devices_points(gw: Gateway) -> None:
+    with gw.client("viewer") as c:
+        site = c.get("/api/v1/site").json()
+        assert site["id"] == "demo-factory"
+        assert site["devices"] == 9
+        assert c.get("/api/v1/sites").json() == [site]
+        devices = c.get("/api/v1/devices").json()
+        assert [d["id"] for d in devices] == [d.id for d in gw.site.devices]
+        water = next(d for d in devices if d["id"] == "water1")
+        assert water["health"]["connected"] is False
+        assert water["health"]["errors"] == {"timeout": 2}
+        assert water["health"]["restarts"] == 1
+        meter = next(d for d in devices if d["id"] == "meter1")
+        assert meter["health"]["outbox_backlog"] == 3
+        one = c.get("/api/v1/devices/cnc1").json()
+        assert one["protocol"] == "opcua"
+        assert one["ideal_cycle_s"] == 45
+        points = c.get("/api/v1/devices/qs1/points").json()
+        assert [p["role"] for p in points][:2] == ["count_total", "count_good"]
+
+
+def test_latest_values_with_states_and_bad_quality(gw: Gateway) -> None:
+    with gw.client("viewer") as c:
+        rows = c.get("/api/v1/latest", params={"device": "cnc1"}).json()
+    by_point = {r["point"]: r for r in rows}
+    assert set(by_point) == {"state", "good", "scrap", "spindle_kw"}
+    state = by_point["state"]
+    assert state["state"] == {0: "producing", 1: "setup", 2: "idle", 3: "down"}[int(state["value"])]
+    bad = by_point["spindle_kw"]
+    assert bad["quality"] == "bad"
+    assert bad["value"] is None
+    assert bad["status"] == "BadTimeout"
+    assert by_point["good"]["value"] == 119.0
+
+
+def test_history_downsampled(gw: Gateway) -> None:
+    now = time.time_ns()
+    start = now - 3 * 3600 * 10**9
+    with gw.client("viewer") as c:
+        r = c.get(
+            "/api/v1/history",
+            params={
+                "device": "meter1",
+                "point": "energy",
+                "start": start,
+                "end": now,
+                "buckets": 4,
+            },
+        )
+    assert r.status_code == 200, r.text
+    h = r.json()
+    assert len(h["t"]) == 4
+    assert sum(h["count"]) == 120  # one sample a minute for two hours
+    assert min(x for x in h["min"] if x is not None) == pytest.approx(1000.0, abs=0.1)
+    assert h["last"][-1] == pytest.approx(1000.0 + 7140 / 36.0, abs=0.1)
+    pairs = [(a, b) for a, b in zip(h["min"], h["max"], strict=True) if a is not None]
+    assert pairs
+    assert all(a <= b for a, b in pairs)
+    assert h["count"][0] == 0, "the first 45 min hold no data: an empty bucket"
+    assert h["min"][0] is None
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "words"),
+    [
+        ({"device": "nope", "point": "energy"}, 404, "no device"),
+        ({"device": "meter1", "point": "nope"}, 404, "no point"),
+        ({"device": "meter1", "point": "energy", "start": 10, "end": 5}, 422, "after start"),
+        ({"device": "meter1", "point": "energy", "buckets": 0}, 422, "buckets"),
+        ({"device": "meter1", "point": "energy", "buckets": 10**6}, 422, "buckets"),
+        ({"device": "../etc", "point": "energy"}, 422, "device"),
+        ({"device": "meter1", "point": "energy", "start": -1}, 422, "start"),
+        ({"device": "meter1", "point": "energy", "end": "soon"}, 422, "end"),
+    ],
+)
+def test_history_bad_input(gw: Gateway, params: dict[str, object], status: int, words: str) -> None:
+    with gw.client("viewer") as c:
+        r = c.get("/api/v1/history", params=params)
+    assert r.status_code == status, r.text
+    assert words in r.json()["detail"]
+
+
+@pytest.mark.skipif(not _has("metrics.engine"), reason="metrics.engine is not in this build")
+def test_kpi_period_and_table(gw: Gateway) -> None:
+    with gw.client("viewer") as c:
+        today = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
+        r = c.get("/api/v1/kpi", params={"period": f"{today}..{today}"})
+        assert r.status_code == 200, r.text
+        result = r.json()["result"]
+        assert {m["name"] for m in result["machines"]} >= {"cnc1", "cnc2", "cnc3", "cnc4"}
+        assert "oee" in result["kpis"]
+        t = c.get(
+            "/api/v1/table",
+            params={"baseline": "2025-01-01..2025-12-31", "current": "2026-01-01..2026-12-31"},
+        )
+        assert t.status_code == 200, t.text
+        rows = t.json()["table"]["rows"]
+        labels = {r["id"]: r["label_zh"] for r in rows}
+        assert labels["oee"] == "设备综合利用率"
+        assert labels["cnc_rate"] == "关键设备数控化率"
+        out = {r["id"]: r for r in rows}["output_value"]
+        assert out["before"]["value"] == 18600
+        assert out["after"]["value"] == 21400
+        page = c.get("/table", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    assert "设备综合利用率" in page.text
+    assert "提升 15.1%" in page.text  # output value 18600 -> 21400
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"period": "2026-13-01..2026-13-02"}, "period"),
+        ({"period": "2026-02-01..2026-01-01"}, "period"),
+        ({"period": "yesterday"}, "period"),
+        ({"period": "2026-01-01..2026-01-02", "device": "ghost"}, "unknown device"),
+    ],
+)
+def test_kpi_bad_period(gw: Gateway, params: dict[str, str], words: str) -> None:
+    with gw.client("viewer") as c:
+        r = c.get("/api/v1/kpi", params=params)
+    assert r.status_code in (422, 503), r.text
+    if _has("metrics.engine"):
+        assert r.status_code == 422
+        assert words in r.json()["detail"]
+
+
+def test_prometheus_metrics_from_store_health(gw: Gateway) -> None:
+    with gw.client("viewer") as c:
+        c.get("/api/v1/latest")
+        text = c.get("/metrics").text
+    assert 'shopfloor_device_samples_total{connector="opcua",device="cnc1"} 1000.0' in text
+    assert 'shopfloor_device_connected{connector="modbus",device="water1"} 0.0' in text
+    assert (
+        'shopfloor_device_errors_total{connector="modbus",device="water1",kind="timeout"} 2.0'
+        in text
+    )
+    assert 'shopfloor_device_reconnects_total{connector="modbus",device="water1"} 1.0' in text
+    assert 'shopfloor_outbox_backlog{connector="modbus",device="meter1"} 3.0' in text
+    assert (
+        'shopfloor_api_request_seconds_count{method="GET",route="/api/v1/latest",status="200"}'
+        in text
+    )
+    assert "shopfloor_store_readable 1.0" in text
+
+
+def test_upload_limit_and_bad_bundles(gw: Gateway) -> None:
+    big = b"\0" * (1024 * 1024 + 200 * 1024)  # the test site allows 1 MB
+    with gw.client("viewer") as c:
+        r = c.post("/api/v1/verify", files={"bundle": ("big.zip", big, "application/zip")})
+        assert r.status_code == 413
+        assert "1 MB" in r.json()["detail"]
+        empty = c.post("/api/v1/verify", files={"bundle": ("e.zip", b"", "application/zip")})
+        assert empty.status_code == 422
+        junk = c.post(
+            "/api/v1/verify", files={"bundle": ("j.zip", b"not a zip", "application/zip")}
+        )
+        assert junk.status_code in (422, 503), junk.text
+        missing = c.post("/api/v1/verify")
+        assert missing.status_code == 422
+        bad_trust = c.post(
+            "/api/v1/verify",
+            files={"bundle": ("j.zip", b"PK", "application/zip"), "trust": ("t.json", b"{", "x")},
+        )
+        assert bad_trust.status_code in (422, 503), bad_trust.text
+
+
+def test_export_needs_evidence_or_says_why(gw: Gateway) -> None:
+    body = {"baseline": "2025-01-01..2025-12-31", "current": "2026-01-01..2026-12-31"}
+    with gw.client("applicant") as c:
+        r = c.post("/api/v1/export", json=body)
+        bad = c.post("/api/v1/export", json={"baseline": "x", "current": "y"})
+        extra = c.post("/api/v1/export", json={**body, "sign": False})
+    assert bad.status_code == 422
+    assert extra.status_code == 422
+    if r.status_code == 200:
+        assert r.headers["content-type"] == "application/zip"
+        assert zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+    else:
+        # no ledger in this test site: a clear 503 naming what is missing
+        assert r.status_code == 503, r.text
+        assert "ledger" in r.json()["detail"] or "module" in r.json()["detail"]
+
+
+@pytest.fixture
+def empty_gw(tmp_path: Path) -> Iterator[Gateway]:
+    g = start_gateway(tmp_path, fill_store=False)
+    try:
+        yield g
+    finally:
+        stop_gateway(g)
+
+
+def test_missing_store_is_a_clear_503(empty_gw: Gateway) -> None:
+    with empty_gw.client("viewer") as c:
+        r = c.get("/api/v1/latest")
+        ready = c.get("/readyz")
+        page = c.get("/", headers={"Accept": "text/html"})
+    assert r.status_code == 503
+    assert "does not exist yet" in r.json()["detail"]
+    assert ready.status_code == 503
+    assert ready.json()["ready"] is False
+    assert page.status_code == 200, "pages still render and explain through the API"
