@@ -131,6 +131,22 @@ def test_quarantine_moves_the_row_with_its_reason(box: Outbox) -> None:
     assert box.pending() == (10, 1)
 
 
+def test_requeue_quarantined(box: Outbox) -> None:
+    box.append([entry("a", 1, 10), entry("a", 2, 10), entry("a", 3, 10)], {"a": 3}, [])
+    rows = box.peek(30)
+    box.quarantine(rows[0], 400, "conflict")
+    box.quarantine(rows[1], 400, "conflict")
+    box.release()
+    assert box.pending() == (10, 1)
+    qid = box.quarantined()[1].id
+    assert box.requeue([qid]) == 1
+    assert [r.seq for r in box.peek(100)] == [3, 2]
+    assert box.requeue() == 1
+    assert box.quarantined() == []
+    assert box.pending() == (30, 3)
+    assert box.requeue() == 0
+
+
 def test_health_records_round_trip(box: Outbox) -> None:
     box.write_health([("cnc1", {"device": "cnc1", "samples": 3})])
     box.write_health([("cnc1", {"device": "cnc1", "samples": 4})])

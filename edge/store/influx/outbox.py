@@ -332,6 +332,30 @@ class Outbox:
             if row.id >= self._inflight_max:
                 self._inflight_max = 0
 
+    def requeue(self, ids: Sequence[int] | None = None) -> int:
+        """Move quarantined batches (all, or those ``ids``) back to the end of the outbox, e.g.
+        after fixing a field type conflict; returns how many moved. Not counted as drops."""
+        with self._lock:
+            self._ensure_open()
+            sql = "SELECT id, source, seq, n, first_ts, last_ts, created_ns, lines FROM quarantine"
+            if ids is None:
+                rows = self._db.execute(sql + " ORDER BY id").fetchall()
+            else:
+                rows = [
+                    r for i in ids for r in self._db.execute(sql + " WHERE id = ?", (i,)).fetchall()
+                ]
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT INTO outbox(source, seq, n, first_ts, last_ts, created_ns, lines) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [r[1:] for r in rows],
+                )
+                self._db.executemany("DELETE FROM quarantine WHERE id = ?", [(r[0],) for r in rows])
+            self._pending += sum(r[3] for r in rows)
+            self._pending_batches += len(rows)
+            return len(rows)
+
     # ---- reads -------------------------------------------------------------------------
 
     def pending(self) -> tuple[int, int]:

@@ -331,6 +331,13 @@ class InfluxStore:
         self._check_open()
         return self._outbox.quarantined()
 
+    def requeue_quarantined(self, ids: Sequence[int] | None = None) -> int:
+        """Send quarantined batches (all, or those ``ids``) again, after fixing the cause."""
+        self._check_open()
+        moved = self._outbox.requeue(ids)
+        self._sender.wake()
+        return moved
+
     def latest(self, device: str | None = None) -> list[Sample]:
         self._check_open()
         return [
