@@ -5,7 +5,7 @@ inspected in any time window, each with its result (``ok`` / ``ng`` / ``rework``
 cumulative totals after it and its measured diameter. Parts are inspected only in the working
 windows of the site calendar (shifts minus breaks, holidays and planned downtime, the same
 windows as the machine model), one per inspection slot of ``cycle_s`` when a part is there.
-Counters count from the model epoch (2024-01-01 local time), so the live station, the history
+Counters count from the model epoch (2020-01-01 local time), so the live station, the history
 generator and the tests agree exactly. The defect rate is drawn per seed within the profile's
 range: ``baseline`` (before the project) about 2.2-3 % (rejected + reworked), ``current`` about
 1-1.6 %.
@@ -45,7 +45,8 @@ from connectors.mqtt.connector import ssl_context
 from connectors.mqtt.topics import concrete_topic
 from connectors.simulators.base import SimClock
 from connectors.simulators.broker import Broker, BrokerKind, make_broker
-from connectors.simulators.machine import EPOCH_DATE, MachineModel
+from connectors.simulators.machine import EPOCH_DATE as MACHINE_EPOCH
+from connectors.simulators.machine import MachineModel
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,36 @@ class Inspection:
         }
 
 
+EPOCH_DATE = dt.date(2020, 1, 1)
+"""The station's counters count from local midnight of this day (no inspections before)."""
+
+# slots per day, per (calendar, time zone, cycle): the same for every seed and station
+_SLOT_COUNTS: dict[tuple[str, int], list[int]] = {}
+_U64 = np.uint64
+
+
+def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64 finaliser, vectorised (wrapping uint64 arithmetic)."""
+    x = x.copy()
+    x ^= x >> _U64(30)
+    x *= _U64(0xBF58476D1CE4E5B9)
+    x ^= x >> _U64(27)
+    x *= _U64(0x94D049BB133111EB)
+    x ^= x >> _U64(31)
+    return x
+
+
+def _normal(seed: int, key: int, days: npt.NDArray[np.uint64], j: int) -> npt.NDArray[np.float64]:
+    """Standard normal draws, one per day, a pure function of (seed, key, day, j)."""
+    with np.errstate(over="ignore"):
+        base = _U64((seed * 0x9E3779B97F4A7C15 + key * 0x632BE59BD9B4E019 + j) % 2**64)
+        h1 = _mix(days * _U64(0xD1B54A32D192ED03) + base)
+        h2 = _mix(h1 ^ _U64(0xA0761D6478BD642F))
+    u1 = ((h1 >> _U64(11)).astype(np.float64) + 0.5) / 2.0**53
+    u2 = (h2 >> _U64(11)).astype(np.float64) / 2.0**53
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
 @dataclass(frozen=True, slots=True)
 class _Day:
     ts: npt.NDArray[np.int64]
@@ -141,6 +172,7 @@ class QualityModel:
         self._calendar = MachineModel(
             station, seed=seed, calendar=calendar or Calendar(), timezone=timezone
         )
+        self._machine_offset = (EPOCH_DATE - MACHINE_EPOCH).days
         self.tz = zoneinfo.ZoneInfo(timezone)
         epoch = dt.datetime.combine(EPOCH_DATE, dt.time(0, 0), tzinfo=self.tz)
         self.epoch_ns = int(epoch.timestamp()) * _S
@@ -150,6 +182,7 @@ class QualityModel:
         self.ng_rate = ng_lo + (ng_hi - ng_lo) * float(rates[0])
         self.rework_rate = rw_lo + (rw_hi - rw_lo) * float(rates[1])
         self._key = key
+        self._cal_key = f"{timezone}|{(calendar or Calendar()).model_dump_json()}"
         self._days: dict[int, _Day] = {}
         self._prefix: list[tuple[int, int, int]] = [(0, 0, 0)]  # totals of days [0, i)
 
@@ -162,42 +195,62 @@ class QualityModel:
         local = dt.datetime.fromtimestamp(t_ns / _S, tz=self.tz).date()
         return (local - EPOCH_DATE).days
 
+    # ---- counts per day: cheap, vectorised, so the totals since the epoch are fast ----------
+    def _slots(self, index: int) -> npt.NDArray[np.int64]:
+        """Start times of the inspection slots of the working windows of day ``index``."""
+        chunks: list[npt.NDArray[np.int64]] = []
+        for a, b in self._calendar.windows(index + self._machine_offset):
+            n = (b - a) // self.cycle_ns
+            if n > 0:
+                chunks.append(a + np.arange(n, dtype=np.int64) * self.cycle_ns)
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
+
+    def _slot_counts(self, upto: int) -> list[int]:
+        """Number of inspection slots of each day ``[0, upto)`` (shared by equal calendars)."""
+        key = (self._cal_key, self.cycle_ns)
+        counts = _SLOT_COUNTS.setdefault(key, [])
+        while len(counts) < upto:
+            counts.append(len(self._slots(len(counts))))
+        return counts
+
+    def _counts(self, first: int, last: int) -> npt.NDArray[np.int64]:
+        """(ok, ng, rework) of days ``[first, last)``: binomial draws, normal approximation,
+        from a counter-based hash of (seed, station, day) so any day is computed alone."""
+        n = np.asarray(self._slot_counts(last)[first:last], dtype=np.float64)
+        days = np.arange(first, last, dtype=np.uint64)
+        z = [_normal(self.seed, self._key, days, j) for j in range(3)]
+        occ = self.occupancy
+        k = np.clip(np.rint(n * occ + np.sqrt(n * occ * (1 - occ)) * z[0]), 0, n)
+        p_ng, p_rw = self.ng_rate, self.rework_rate
+        ng = np.clip(np.rint(k * p_ng + np.sqrt(k * p_ng * (1 - p_ng)) * z[1]), 0, k)
+        rw = np.clip(np.rint(k * p_rw + np.sqrt(k * p_rw * (1 - p_rw)) * z[2]), 0, k - ng)
+        return np.stack([k - ng - rw, ng, rw], axis=1).astype(np.int64)
+
     def _day(self, index: int) -> _Day:
         day = self._days.get(index)
         if day is not None:
             return day
+        ok, ng, rw = (int(x) for x in self._counts(index, index + 1)[0])
+        parts = ok + ng + rw
+        slots = self._slots(index)
         rng = np.random.default_rng([self.seed & 0xFFFFFFFF, self._key, index])
-        chunks: list[npt.NDArray[np.int64]] = []
-        for a, b in self._calendar.windows(index):
-            n = (b - a) // self.cycle_ns
-            if n > 0:
-                chunks.append(a + np.arange(n, dtype=np.int64) * self.cycle_ns)
-        slots = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int64)
-        n = len(slots)
-        present = rng.random(n) < self.occupancy
-        jitter = (rng.random(n) * 0.6 * self.cycle_ns).astype(np.int64)
-        draw = rng.random(n)
-        outcome = np.zeros(n, dtype=np.int8)
-        outcome[draw < self.ng_rate + self.rework_rate] = 2
-        outcome[draw < self.ng_rate] = 1
-        noise = rng.standard_normal(n) * self.sd_mm
+        taken = np.sort(rng.choice(len(slots), size=parts, replace=False))
+        order = rng.permutation(parts)
+        outcome = np.zeros(parts, dtype=np.int8)
+        outcome[order[:ng]] = 1
+        outcome[order[ng : ng + rw]] = 2
+        jitter = (rng.random(parts) * 0.6 * self.cycle_ns).astype(np.int64)
+        noise = rng.standard_normal(parts) * self.sd_mm
         good_d = NOMINAL_MM + np.clip(noise, -0.9 * TOLERANCE_MM, 0.9 * TOLERANCE_MM)
-        off = rng.uniform(1.25, 3.0, n) * TOLERANCE_MM
-        sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
-        ng_d = NOMINAL_MM + sign * off
-        rw_d = NOMINAL_MM + rng.uniform(1.05, 1.75, n) * TOLERANCE_MM  # oversize: re-machinable
+        sign = np.where(rng.random(parts) < 0.5, -1.0, 1.0)
+        ng_d = NOMINAL_MM + sign * rng.uniform(1.25, 3.0, parts) * TOLERANCE_MM
+        rw_d = NOMINAL_MM + rng.uniform(1.05, 1.75, parts) * TOLERANCE_MM  # oversize: re-machined
         diameter = np.where(outcome == 0, good_d, np.where(outcome == 1, ng_d, rw_d))
-        keep = present
-        out_outcome = outcome[keep]
         day = _Day(
-            ts=(slots + jitter)[keep],
-            outcome=out_outcome,
-            diameter=np.round(diameter[keep], 4).astype(np.float64),
-            counts=(
-                int(np.count_nonzero(out_outcome == 0)),
-                int(np.count_nonzero(out_outcome == 1)),
-                int(np.count_nonzero(out_outcome == 2)),
-            ),
+            ts=slots[taken] + jitter,
+            outcome=outcome,
+            diameter=np.round(diameter, 4).astype(np.float64),
+            counts=(ok, ng, rw),
         )
         if len(self._days) > 256:
             self._days.clear()
@@ -207,11 +260,12 @@ class QualityModel:
     def _totals_before(self, index: int) -> tuple[int, int, int]:
         if index <= 0:
             return (0, 0, 0)
-        while len(self._prefix) <= index:
-            i = len(self._prefix) - 1
-            ok, ng, rw = self._prefix[i]
-            c = self._day(i).counts
-            self._prefix.append((ok + c[0], ng + c[1], rw + c[2]))
+        have = len(self._prefix) - 1
+        if have < index:
+            counts = self._counts(have, index)
+            base = np.asarray(self._prefix[have], dtype=np.int64)
+            for row in base + np.cumsum(counts, axis=0):
+                self._prefix.append((int(row[0]), int(row[1]), int(row[2])))
         return self._prefix[index]
 
     def results_between(self, t0_ns: int, t1_ns: int) -> list[Inspection]:
