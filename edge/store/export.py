@@ -90,14 +90,23 @@ def _select_batches(ledger: Ledger, site: SiteConfig, periods: Sequence[TimeRang
 
 
 def _checkpoint(ledger: Ledger, signer: Signer, origin: str, need: int) -> str:
-    latest = ledger.latest_checkpoint()
-    if latest is not None and latest.size >= need:
+    """The checkpoint to prove against: of those covering the needed leaves, the one with the
+    most cosignatures (then the newest); a fresh one when none covers them."""
+    best: tuple[int, int, str] | None = None
+    for stored in ledger.checkpoints():
+        if stored.size < need:
+            continue
         try:
-            cp, _, _ = open_checkpoint(latest.note, [signer.verifier])
-            if cp.origin == origin:
-                return latest.note
+            cp, parsed, _ = open_checkpoint(stored.note, [signer.verifier])
         except ValueError:
-            pass
+            continue  # signed by an earlier key or another origin
+        if cp.origin != origin:
+            continue
+        rank = (len(parsed.signatures), stored.size, stored.note)
+        if best is None or rank[:2] > best[:2]:
+            best = rank
+    if best is not None:
+        return best[2]
     return ledger.issue_checkpoint(signer, origin)
 
 
