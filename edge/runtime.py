@@ -23,6 +23,7 @@ from edge.queue import SampleQueue
 from edge.recording import Recorder
 from edge.store.base import Store
 from edge.store.factory import open_store
+from edge.store.ledger import EvidenceRecorder, checkpoint_loop, open_evidence
 from edge.supervisor import Backoff, Supervisor
 from edge.writer import BatchObserver, Writer
 
@@ -58,9 +59,16 @@ class Collector:
         store: Store | None = None,
         connectors: Sequence[Connector] | None = None,
         observers: Sequence[BatchObserver] = (),
+        evidence: bool | None = None,
     ) -> None:
         self.site = site
         rt = site.runtime
+        # the evidence ledger (edge.store.ledger): on by default for a real run (no injected
+        # store) when site.evidence.enabled; tests pass evidence=True to have it
+        self._evidence_wanted = (
+            evidence if evidence is not None else (site.evidence.enabled and store is None)
+        )
+        self.evidence: EvidenceRecorder | None = None
         self._store = store
         self._connectors = connectors
         self.health = HealthTracker(d.id for d in site.devices)
@@ -100,6 +108,10 @@ class Collector:
 
     async def run(self, stop: asyncio.Event) -> None:
         rt = self.site.runtime
+        observers = list(self.observers)
+        if self._evidence_wanted:
+            self.evidence = open_evidence(self.site)
+            observers.append(self.evidence)
         store = self._store if self._store is not None else open_store(self.site)
         connectors = (
             list(self._connectors) if self._connectors is not None else build_connectors(self.site)
@@ -109,7 +121,7 @@ class Collector:
             self.queue,
             recorder=Recorder.for_site(self.site),
             health=self.health,
-            observers=self.observers,
+            observers=observers,
             batch_max_samples=rt.batch_max_samples,
             flush_interval_ms=rt.flush_interval_ms,
         )
@@ -124,6 +136,16 @@ class Collector:
         sup_task = asyncio.create_task(self.supervisor.run(), name="supervisor")
         health_task = asyncio.create_task(self._health_loop(writer), name="health")
         stop_task = asyncio.create_task(stop.wait(), name="stop")
+        ev_task = (
+            asyncio.create_task(
+                checkpoint_loop(
+                    self.evidence, self.site.evidence.checkpoint_interval_s, self._drops
+                ),
+                name="checkpoints",
+            )
+            if self.evidence is not None
+            else None
+        )
         self.ready.set()
         try:
             done, _ = await asyncio.wait(
@@ -133,7 +155,28 @@ class Collector:
                 if t is not stop_task and not t.cancelled() and t.exception() is not None:
                     log.error("%s stopped: %r", t.get_name(), t.exception())
         finally:
-            await self._shutdown(writer, writer_task, sup_task, health_task, stop_task)
+            if ev_task is not None:
+                ev_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await ev_task
+            try:
+                await self._shutdown(writer, writer_task, sup_task, health_task, stop_task)
+            finally:
+                if self.evidence is not None:
+                    await asyncio.to_thread(self._close_evidence, self.evidence)
+
+    def _drops(self) -> dict[str, int]:
+        return dict(self.queue.drops)
+
+    def _close_evidence(self, ev: EvidenceRecorder) -> None:
+        """Final drops and checkpoint once everything queued is stored, then close."""
+        try:
+            ev.note_drops(self._drops())
+            ev.checkpoint()
+        except Exception as exc:
+            log.error("evidence: final checkpoint failed: %r", exc)
+        finally:
+            ev.ledger.close()
 
     async def _shutdown(
         self,
