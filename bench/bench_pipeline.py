@@ -19,6 +19,7 @@ from pathlib import Path
 
 from config.models import Deadband
 from connectors.base import Sample
+from edge.health import HealthTracker
 from edge.queue import SampleQueue
 from edge.recording import Recorder, rule_for
 from edge.store.sqlite import SqliteStore
@@ -42,7 +43,10 @@ async def one_run(samples: list[Sample], db: Path, deadband: bool, chunk: int) -
     if deadband:
         keys = {(s.device, s.point) for s in samples[:10_000]}
         rec = Recorder({k: rule_for(Deadband(value=0.25), 300.0) for k in keys})
-    w = Writer(store, q, recorder=rec, batch_max_samples=5000, flush_interval_ms=200)
+    health = HealthTracker()
+    w = Writer(
+        store, q, recorder=rec, health=health, batch_max_samples=5000, flush_interval_ms=200
+    )
     task = asyncio.create_task(w.run())
     t0 = time.perf_counter()
     put, put_many = q.put, q.put_many

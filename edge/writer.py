@@ -6,9 +6,11 @@ rules, splits them per device into ``Batch(source=device, seq=last_seq(device)+1
 samples in the order they arrived), and stores them with ``store.write_batches`` in the
 writer's own thread: the store is only ever used from that one thread (a single-worker executor
 rather than ``asyncio.to_thread``, whose pool may switch threads). When ``write_batches`` returned,
-the batches are *acknowledged*; then every :class:`BatchObserver` is called with them, in the same
-thread, in order. A failing write is retried with capped backoff and keeps the samples (the queue
-meanwhile absorbs new ones, counting drops if it overflows).
+the batches are *acknowledged*; when the queue holds a backlog, up to ``max_takes`` full takes
+go into one ``write_batches`` call (one transaction, one fsync). Then every
+:class:`BatchObserver` is called with them, in the same thread, in order. A failing write is
+retried with capped backoff and keeps the samples (the queue meanwhile absorbs new ones,
+counting drops if it overflows).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class Writer:
         flush_interval_ms: int = 200,
         retry_initial_s: float = 0.2,
         retry_max_s: float = 10.0,
+        max_takes: int = 8,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -76,6 +79,7 @@ class Writer:
         self.flush_s = flush_interval_ms / 1000.0
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
+        self.max_takes = max(1, max_takes)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="shopfloor-store")
         self._seq: dict[str, int] = {}
         self.acked_batches = 0
@@ -96,10 +100,14 @@ class Writer:
     def _persist(self, groups: Sequence[tuple[str, list[Sample]]]) -> list[Batch]:
         """(In the store thread) number, write and announce one batch per group."""
         batches: list[Batch] = []
+        numbered: dict[str, int] = {}
         for source, samples in groups:
-            seq = self._seq.get(source)
+            seq = numbered.get(source)
+            if seq is None:
+                seq = self._seq.get(source)
             if seq is None:
                 seq = self.store.last_seq(source)
+            numbered[source] = seq + 1
             batches.append(Batch(source, seq + 1, tuple(samples)))
         try:
             self.store.write_batches(batches)
@@ -163,6 +171,11 @@ class Writer:
             items = await q.get_batch(self.batch_max_samples, self.flush_s)
             if items:
                 groups = self.prepare(items)
+                # a backlog: more full batches in the same transaction (one commit, one fsync)
+                for _ in range(self.max_takes - 1):
+                    if len(q) < self.batch_max_samples:
+                        break
+                    groups += self.prepare(q.get_nowait(self.batch_max_samples))
                 if groups:
                     await self.persist(groups, give_up_s=30.0 if q.closed else None)
             elif q.closed:

@@ -30,7 +30,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,7 @@ _F64 = np.dtype("<f8")
 _U8 = np.dtype("u1")
 _U32 = np.dtype("<u4")
 _key = attrgetter("device", "point")
+_first = itemgetter(0)
 _ts = attrgetter("ts")
 _val = attrgetter("value")
 _qual = attrgetter("quality")
@@ -254,7 +255,7 @@ class SqliteStore:
         statuses = list(map(_status, samples))
         status = [[i, st] for i, st in enumerate(statuses) if st] if any(statuses) else None
         first_all, last_all = int(ts.min()), int(ts.max())
-        devices = dict.fromkeys(k[0] for k in keys)
+        devices = dict.fromkeys(map(_first, keys))
         written = now_ns()
         try:
             db.execute(
@@ -301,32 +302,34 @@ class SqliteStore:
                     json.dumps(d_status, ensure_ascii=False) if d_status else None,
                 ),
             )
-            self._note_latest(device, d_keys, d_ts, d_val, d_q, d_status, touched)
+            self._note_latest(device, d_keys, d_sid, d_ts, d_val, d_q, d_status, is_sorted, touched)
 
     def _note_latest(
         self,
         device: str,
         keys: list[tuple[str, str]],
+        sid: npt.NDArray[np.uint32],
         ts: npt.NDArray[np.int64],
         val: npt.NDArray[np.float64],
         qual: npt.NDArray[np.uint8],
         status: list[list[Any]] | None,
+        is_sorted: bool,
         touched: dict[str, dict[str, LatestEntry]],
     ) -> None:
         points = touched.get(device)
         if points is None:
             points = touched[device] = dict(self._latest.get(device, {}))
-        # newest sample of each point in this chunk (the last one written on equal ts)
-        newest: dict[str, int] = {}
-        ts_list = ts.tolist()
-        for i, k in enumerate(keys):
-            j = newest.get(k[1])
-            if j is None or ts_list[i] >= ts_list[j]:
-                newest[k[1]] = i
+        n = int(ts.shape[0])
+        # index of the newest sample of each series (the last one written on equal ts)
+        pos = np.arange(n)
+        order = pos[::-1] if is_sorted else np.lexsort((pos, ts))[::-1]
+        _, first = np.unique(sid[order], return_index=True)
+        newest = order[first].tolist()
         st = dict(status) if status else {}
-        for point, i in newest.items():
+        for i in newest:
+            point = keys[i][1]
             cur = points.get(point)
-            t = ts_list[i]
+            t = int(ts[i])
             if cur is None or t >= cur[0]:
                 v = float(val[i])
                 points[point] = [t, None if v != v else v, int(qual[i]), st.get(i, "")]
