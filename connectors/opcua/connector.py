@@ -18,6 +18,7 @@ from connectors.opcua.history import backfill, mark_historizing
 from connectors.opcua.session import (
     Limits,
     chunks,
+    close_client,
     configure,
     explain,
     make_client,
@@ -88,7 +89,7 @@ class OpcUaConnector:
             if connected:
                 for d in self.devices:
                     sink.link(d, False)
-            await _close(client)
+            await close_client(client)
 
     async def _session(self, client: Client, sink: Sink) -> None:
         self.limits = await read_limits(client)
@@ -281,10 +282,3 @@ class OpcUaConnector:
         ref.status = status
         sink.put(Sample(ref.device, ref.point.id, now, NAN, Quality.BAD, status))
         sink.error(ref.device, status)
-
-
-async def _close(client: Client) -> None:
-    try:
-        await asyncio.wait_for(client.disconnect(), timeout=2.0)
-    except (TimeoutError, Exception):
-        client.disconnect_socket()

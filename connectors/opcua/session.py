@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -196,3 +197,11 @@ async def translate(
             else:
                 out[i] = res.StatusCode
     return out
+
+
+async def close_client(client: Client) -> None:
+    """Close the session if the server still answers, else just the socket (never raises)."""
+    try:
+        await asyncio.wait_for(client.disconnect(), timeout=2.0)
+    except (Exception, TimeoutError):
+        client.disconnect_socket()

@@ -19,7 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import logging
+import os
+import pickle
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +35,8 @@ from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from asyncua.server.history import HistoryDict
+from asyncua.server.internal_server import InternalServer
+from asyncua.server.standard_address_space import standard_address_space
 
 from config.models import Device, Point, SiteConfig
 from connectors.simulators.base import SimClock, Simulator
@@ -55,6 +61,65 @@ _VARIANT = {
     "float64": ua.VariantType.Double,
     "string": ua.VariantType.String,
 }
+
+
+_STANDARD_NODES: bytes | None = None
+
+
+def _cache_file() -> Path:
+    import asyncua
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "shopfloor"
+    version = getattr(asyncua, "__version__", "x")
+    return base / f"asyncua-{version}-py{sys.version_info[0]}{sys.version_info[1]}.aspace"
+
+
+def _standard_nodes(build: Callable[[], dict[Any, Any]]) -> bytes:
+    """The pickled standard address space: from memory, else from the user's cache folder,
+    else built (and cached for the next process)."""
+    global _STANDARD_NODES
+    if _STANDARD_NODES is not None:
+        return _STANDARD_NODES
+    path = _cache_file()
+    try:
+        _STANDARD_NODES = path.read_bytes()
+        return _STANDARD_NODES
+    except OSError:
+        pass
+    blob = pickle.dumps(build(), pickle.HIGHEST_PROTOCOL)
+    _STANDARD_NODES = blob
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(blob)
+        tmp.replace(path)
+    except OSError as exc:
+        log.info("cannot cache the OPC UA standard address space in %s: %s", path, exc)
+    return blob
+
+
+class _QuickInternalServer(InternalServer):  # type: ignore[misc]
+    """Builds the standard address space (~6,000 nodes, seconds of work) once and gives every
+    later server a copy of it (unpickled with the garbage collector paused: ~10x faster)."""
+
+    async def load_standard_address_space(self, shelf_file: Path | None = None) -> None:
+        def build() -> dict[Any, Any]:
+            fresh = InternalServer()
+            standard_address_space.fill_address_space(fresh.node_mgt_service)
+            return dict(fresh.aspace._nodes)
+
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self.aspace._nodes = pickle.loads(_standard_nodes(build))
+        finally:
+            if enabled:
+                gc.enable()
+
+
+def new_server(user_manager: Any = None) -> Server:
+    """An asyncua :class:`Server` (not yet initialised) that starts fast after the first."""
+    return Server(iserver=_QuickInternalServer(user_manager=user_manager))
 
 
 def _dt(ns: int) -> dt.datetime:
@@ -227,7 +292,7 @@ class CncSimulator:
         if self.server is not None:
             return
         sec = self.security
-        server = Server(user_manager=_Users(sec.users) if sec.users else None)
+        server = new_server(_Users(sec.users) if sec.users else None)
         await server.init()
         server.set_endpoint(self.endpoint)
         server.set_server_name("shopfloor simulated machines")
