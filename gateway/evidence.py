@@ -1,79 +1,93 @@
 """Bundle export and verification through the evidence modules (``edge.store.export``,
-``metrics.evidence.verify``, ``metrics.evidence.trust``). Runs in a worker thread."""
+``edge.store.keys``, ``edge.store.ledger``, ``metrics.evidence.verify``). Runs in a worker
+thread; the same calls as ``shopfloor export`` and ``shopfloor verify``."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import zipfile
 from typing import Any
 
-from gateway.data import Unavailable, optional_module
+from edge.store import keys
+from edge.store.export import ExportError
+from edge.store.export import export_bundle as _export
+from edge.store.ledger import Ledger, LedgerError
+from edge.store.sqlite import SqliteStore
+from gateway.data import Unavailable
 from gateway.jsonsafe import jsonable
 from gateway.kpi import PeriodInputError, parse_period
 from gateway.settings import Settings
+from metrics.evidence.trust import TrustedKey, TrustError, make_trust, parse_trust
+from metrics.evidence.verify import verify_bundle as _verify
 
 
 class BundleInputError(ValueError):
     """An uploaded file that is not usable (shown as 422 with the reason)."""
 
 
-def _need(mod: Any, name: str) -> Any:
-    fn = getattr(mod, name, None)
-    if fn is None:
-        raise Unavailable(f"{mod.__name__}.{name} is not available in this build")
-    return fn
-
-
 def export_bundle(settings: Settings, baseline: str, current: str) -> tuple[bytes, str]:
     """The signed bundle (zip bytes) and a file name for it."""
-    tz = settings.site.site.timezone
+    site = settings.site
+    tz = site.site.timezone
     b = parse_period(baseline, tz)
     c = parse_period(current, tz)
-    if settings.store_path is None or not settings.store_path.exists():
-        raise Unavailable("the store does not exist yet (is the collector running?)")
     if not settings.ledger_path.exists():
-        raise Unavailable("the ledger does not exist yet: evidence is disabled or not started")
-    export = optional_module("edge.store.export")
-    data: bytes = _need(export, "export_bundle_bytes")(settings.site, b, c)
+        raise Unavailable("the ledger does not exist yet: evidence is recorded by the collector")
+    try:
+        signer = keys.load_key(settings.key_dir)
+    except keys.KeyDirError as exc:
+        raise Unavailable(f"no usable signing key: {exc}") from None
+    store = None
+    if settings.store_path is not None and settings.store_path.exists():
+        store = SqliteStore.open_readonly(settings.store_path)
+    try:
+        with Ledger(settings.ledger_path) as ledger:
+            result = _export(site, ledger, signer, b, c, store=store)
+    except ExportError as exc:
+        raise Unavailable(f"no bundle: {exc}") from None
+    except LedgerError as exc:
+        raise Unavailable(f"the ledger cannot be used: {exc}") from None
+    finally:
+        if store is not None:
+            store.close()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return data, f"{settings.site.site.id}-evidence-{stamp}.zip"
+    return result.data, f"{site.site.id}-evidence-{stamp}.zip"
+
+
+def gateway_trust(settings: Settings) -> Any:
+    """Trust in this gateway's current and retired public keys (no private key is read)."""
+    try:
+        current = keys.load_public(settings.key_dir)
+    except keys.KeyDirError as exc:
+        raise Unavailable(f"this gateway has no public key to verify with: {exc}") from None
+    entries = [TrustedKey("gateway", current, comment="this gateway")]
+    entries += [TrustedKey("gateway", v, comment="retired") for v in keys.retired(settings.key_dir)]
+    return make_trust(entries, witness_quorum=0)
 
 
 def _trust(settings: Settings, trust_bytes: bytes | None) -> tuple[Any, str]:
-    trust_mod = optional_module("metrics.evidence.trust")
     if trust_bytes is not None:
         try:
-            doc = json.loads(trust_bytes)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BundleInputError(f"trust.json is not valid JSON: {exc}") from None
-        try:
-            return _need(trust_mod, "Trust").from_dict(doc), "uploaded trust.json"
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BundleInputError(f"trust.json is not a trust file: {exc}") from None
+            return parse_trust(trust_bytes), "uploaded trust.json"
+        except TrustError as exc:
+            raise BundleInputError(str(exc)) from None
     if settings.trust_file is not None:
         try:
-            doc = json.loads(settings.trust_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise Unavailable(f"cannot read the configured trust file: {exc}") from None
-        return _need(trust_mod, "Trust").from_dict(doc), f"trust file {settings.trust_file.name}"
-    keys = optional_module("edge.store.keys")
-    try:
-        trust = _need(keys, "trust_for")(settings.key_dir, settings.site)
-    except FileNotFoundError:
-        raise Unavailable("this gateway has no signing key yet (shopfloor keys init)") from None
-    return trust, "this gateway's public key"
+            return parse_trust(settings.trust_file.read_bytes()), "the service's trust file"
+        except (OSError, TrustError) as exc:
+            raise Unavailable(f"the configured trust file cannot be used: {exc}") from None
+    return gateway_trust(settings), "this gateway's public keys"
 
 
 def verify_bundle(
     settings: Settings, data: bytes, trust_bytes: bytes | None
 ) -> tuple[bool, dict[str, Any], str]:
-    verify = optional_module("metrics.evidence.verify")
     trust, source = _trust(settings, trust_bytes)
     try:
-        report = _need(verify, "verify_bundle")(data, trust)
-    except (ValueError, KeyError) as exc:
+        report = _verify(data, trust)
+    except (zipfile.BadZipFile, ValueError, KeyError) as exc:
         raise BundleInputError(f"not a readable bundle: {exc}") from None
-    out: dict[str, Any] = jsonable(report)
+    out: dict[str, Any] = jsonable(report.to_dict())
     return bool(report.ok), out, source
 
 

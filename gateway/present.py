@@ -86,7 +86,10 @@ def report_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
         for c in items:
             if not isinstance(c, dict):
                 continue
-            name = c.get("name") or c.get("id") or c.get("check") or key
+            name = c.get("name") or c.get("check") or c.get("label_zh") or c.get("id") or key
+            subject = c.get("subject") or c.get("label_en") or ""
+            if subject:
+                name = f"{name} — {subject}"
             detail = c.get("detail") or c.get("reason") or c.get("message") or ""
             ok = c.get("ok", c.get("passed", c.get("status") in ("ok", "pass", "passed")))
             out.append({"name": str(name), "ok": bool(ok), "detail": str(detail)})
