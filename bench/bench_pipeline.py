@@ -44,9 +44,7 @@ async def one_run(samples: list[Sample], db: Path, deadband: bool, chunk: int) -
         keys = {(s.device, s.point) for s in samples[:10_000]}
         rec = Recorder({k: rule_for(Deadband(value=0.25), 300.0) for k in keys})
     health = HealthTracker()
-    w = Writer(
-        store, q, recorder=rec, health=health, batch_max_samples=5000, flush_interval_ms=200
-    )
+    w = Writer(store, q, recorder=rec, health=health, batch_max_samples=5000, flush_interval_ms=200)
     task = asyncio.create_task(w.run())
     t0 = time.perf_counter()
     put, put_many = q.put, q.put_many
