@@ -35,7 +35,7 @@ from config.models import Device, SiteConfig
 from config.storage import SqliteStorage
 from connectors.base import Sample
 from connectors.simulators.base import SimClock
-from connectors.simulators.factory import SimulatorUnavailable, build_simulators
+from connectors.simulators.factory import build_simulators
 from edge.cli.run import load_or_report, setup_logging
 from edge.cli.sim import start_all, stop_all
 from edge.runtime import Collector, install_stop_signals
@@ -211,12 +211,30 @@ def fmt_local(ts: int, tz_name: str) -> str:
 
 
 def prepare(site: SiteConfig, data: Path) -> tuple[SiteConfig, Path, dict[int, int]]:
-    """Relocate the stores under ``data``, move taken ports, write the effective site file."""
+    """Relocate the stores under ``data``, move taken ports, write the effective site file,
+    create a demo signing key when there is none (so checkpoints are signed)."""
     data.mkdir(parents=True, exist_ok=True)
     site, moves = move_ports(relocate(site, data))
     site_file = data.resolve() / "demo-site.yaml"
     write_site_file(site, site_file)
+    made = ensure_demo_key(site)
+    if made:
+        print(f"demo: {made}", flush=True)
     return site, site_file, moves
+
+
+def ensure_demo_key(site: SiteConfig) -> str | None:
+    """Create the site's signing key for the demo when evidence is on and no key exists."""
+    if not site.evidence.enabled:
+        return None
+    from edge.cli.keys import origin_of
+    from edge.store import keys
+
+    kd = site.resolve(site.evidence.key_dir)
+    if (kd / keys.KEY_FILE).exists():
+        return None
+    signer = keys.init_key(kd, origin_of(site))
+    return f"signing key {origin_of(site)} ({signer.verifier.key_hash}) created in {kd}"
 
 
 async def run_demo(
@@ -378,9 +396,6 @@ def _demo(args: argparse.Namespace) -> int:
                 services=not args.no_services,
             )
         )
-    except SimulatorUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except (OSError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

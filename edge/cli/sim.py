@@ -12,7 +12,7 @@ from typing import Any
 
 from config.models import SiteConfig
 from connectors.simulators.base import SimClock, Simulator
-from connectors.simulators.factory import SimulatorUnavailable, build_simulators
+from connectors.simulators.factory import build_simulators
 from edge.cli.run import load_or_report, setup_logging
 from edge.runtime import install_stop_signals
 
@@ -77,9 +77,6 @@ def _sim(args: argparse.Namespace) -> int:
         return 2
     try:
         return asyncio.run(serve(site, args.seed, args.speed, args.duration))
-    except SimulatorUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except OSError as exc:
         print(f"error: cannot open a simulator socket: {exc}", file=sys.stderr)
         return 1

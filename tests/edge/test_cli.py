@@ -179,6 +179,7 @@ def test_demo_prepare_writes_a_valid_site_file(tmp_path: Path) -> None:
     assert again.evidence.ledger_path == (tmp_path / "d" / "ledger.db").resolve()
     assert again.devices == site.devices
     assert again.declared == site.declared
+    assert (tmp_path / "d" / "keys" / "signing.key").exists()  # demo checkpoints get signed
 
 
 def test_baseline_period_is_a_week_of_local_days() -> None:
