@@ -127,10 +127,16 @@ class MqttConnector:
         self._down_since: float | None = None
         self._down_reason = ""
         self._fatal: ConnectorError | None = None
-        self._route_cache: dict[str, tuple[Route, ...]] = {}
+        self._stopping = False
+        self._route_cache: dict[str, tuple[tuple[Route, str | None], ...]] = {}
         self._seen: set[str] = set()
         self._warned: set[tuple[str, str]] = set()
         self.messages = 0  # messages decoded (for health pages and benchmarks)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker link is up (as last reported by paho)."""
+        return self._connected
 
     # ---- subscriptions -------------------------------------------------------------------
     def subscriptions(self) -> list[tuple[str, int]]:
@@ -199,7 +205,7 @@ class MqttConnector:
         self._changed.set()
 
     def _disconnected_cb(self, reason: str) -> None:
-        if self._connected:
+        if self._connected and not self._stopping:
             log.warning("%s lost its link: %s", self.name, reason)
         self._connected = False
         self._down_reason = reason
@@ -220,10 +226,20 @@ class MqttConnector:
         for dev in (*self.devices, *sorted(self._seen - set(self.devices))):
             self._sink.link(dev, up)
 
-    def _routes_for(self, topic: str) -> tuple[Route, ...]:
+    def _routes_for(self, topic: str) -> tuple[tuple[Route, str | None], ...]:
+        """Routes matching ``topic``, each with the device it names (None: not an id)."""
         found = self._route_cache.get(topic)
         if found is None:
-            found = tuple(r for r in self.routes if matches(r.topic_filter, topic))
+            found = tuple(
+                (
+                    r,
+                    r.device
+                    if r.device_level is None
+                    else device_from_topic(topic, r.device_level),
+                )
+                for r in self.routes
+                if matches(r.topic_filter, topic)
+            )
             if len(self._route_cache) >= _ROUTE_CACHE_LIMIT:
                 self._route_cache.clear()
             self._route_cache[topic] = found
@@ -258,21 +274,16 @@ class MqttConnector:
         self, sink: Sink, samples: list[Sample], topic: str, payload: bytes, received: int
     ) -> None:
         self.messages += 1
-        for route in self._routes_for(topic):
-            device = route.device
-            if route.device_level is not None:
-                named = device_from_topic(topic, route.device_level)
-                if named is None:
-                    self._malformed(sink, device, "device_topic", topic)
-                    continue
-                device = named
-                if device not in self._seen:
-                    self._seen.add(device)
-                    if device not in self.devices:
-                        sink.link(device, True)
+        for route, device in self._routes_for(topic):
+            if device is None:
+                self._malformed(sink, route.device, "device_topic", topic)
+                continue
+            if device not in self._seen:
+                self._seen.add(device)
+                if device not in self.devices:
+                    sink.link(device, True)
             decoded = decode(payload, route.specs, received, route.max_bytes)
-            for point, ts, value in decoded.values:
-                samples.append(Sample(device, point, ts, value))
+            samples.extend([Sample(device, p, ts, v) for p, ts, v in decoded.values])
             for _point, reason in decoded.errors:
                 self._malformed(sink, device, reason, topic)
 
@@ -324,6 +335,7 @@ class MqttConnector:
         self._changed = asyncio.Event()
         self._connected = self._ever_connected = False
         self._fatal = None
+        self._stopping = False
         self._down_since = None
         client = self._make_client()
         self._client = client
@@ -385,6 +397,7 @@ class MqttConnector:
             await asyncio.wait([connect], timeout=self.conn.connect_timeout_s + 1)
         if connect.done() and not connect.cancelled():
             connect.exception()  # retrieved: already reported (or it succeeded)
+        self._stopping = True
         client.disconnect()
         if started:
             await asyncio.to_thread(client.loop_stop)

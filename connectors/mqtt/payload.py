@@ -58,6 +58,20 @@ class FieldSpec:
     datatype: DataType = "float64"
     scale: float = 1.0
     offset: float = 0.0
+    # derived: 0 float, 1 signed int, 2 unsigned int, 3 bool; and whether scale/offset apply
+    kind: int = field(init=False, default=0)
+    scaled: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        kind = 0
+        if self.datatype == "bool":
+            kind = 3
+        elif self.datatype in _UINT_TYPES:
+            kind = 2
+        elif self.datatype in _INT_TYPES:
+            kind = 1
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "scaled", self.scale != 1.0 or self.offset != 0.0)
 
 
 @dataclass(slots=True)
@@ -103,11 +117,12 @@ def resolve(doc: Any, parts: tuple[str, ...]) -> Any:
     """The value at ``parts`` in ``doc``, or :data:`_MISSING`."""
     node = doc
     for part in parts:
-        if isinstance(node, dict):
-            if part not in node:
-                return _MISSING
-            node = node[part]
-        elif isinstance(node, list):
+        kind = type(node)
+        if kind is dict:
+            node = node.get(part, _MISSING)
+            if node is _MISSING:
+                return node
+        elif kind is list:
             if not part.isdigit() or (len(part) > 1 and part[0] == "0"):
                 return _MISSING
             index = int(part)
@@ -123,24 +138,31 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_JSON = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def to_value(raw: Any, spec: FieldSpec) -> float | str:
     """The stored value of ``raw`` (a decoded JSON value), or a reason."""
-    if isinstance(raw, bool):
-        return 1.0 if raw else 0.0
-    if not isinstance(raw, int | float):
-        return "wrong_type"
-    number = float(raw)
-    if not math.isfinite(number):
-        return "wrong_type"
-    kind = spec.datatype
-    if kind == "bool":
-        if number not in (0.0, 1.0):
+    kind = type(raw)
+    if kind is float:
+        number: float = raw
+        if not math.isfinite(number):  # 1e999 decodes to inf
             return "wrong_type"
-        return number
-    integral = number.is_integer()
-    if kind in _INT_TYPES and (not integral or (number < 0 and kind in _UINT_TYPES)):
+        if spec.kind and not number.is_integer():
+            return "wrong_type"
+    elif kind is int:
+        number = float(raw)
+    elif kind is bool:
+        return 1.0 if raw else 0.0
+    else:
         return "wrong_type"
-    if spec.scale != 1.0 or spec.offset != 0.0:
+    code = spec.kind
+    if code:
+        if code == 3:
+            return number if number in (0.0, 1.0) else "wrong_type"
+        if code == 2 and number < 0:
+            return "wrong_type"
+    if spec.scaled:
         number = number * spec.scale + spec.offset
     return number
 
@@ -164,12 +186,13 @@ def to_ns(raw: Any, fmt: TsFormat) -> int | None:
             return None
         if isinstance(raw, float) and not math.isfinite(raw):
             return None
-        if fmt == "epoch_s":
-            ns = raw * 1_000_000_000 if isinstance(raw, int) else round(raw * 1e9)
-        elif fmt == "epoch_ms":
-            ns = raw * 1_000_000 if isinstance(raw, int) else round(raw * 1e6)
+        unit = {"epoch_s": 1_000_000_000, "epoch_ms": 1_000_000, "epoch_ns": 1}[fmt]
+        if isinstance(raw, int):
+            ns = raw * unit
         else:
-            ns = int(raw)
+            # whole units exactly, the fraction to the microsecond (what a float still holds)
+            whole = math.floor(raw)
+            ns = whole * unit + round((raw - whole) * unit / 1000) * 1000
     if not TS_MIN_NS <= ns < TS_MAX_NS:
         return None
     return ns
@@ -203,7 +226,7 @@ def decode(payload: bytes, specs: Sequence[FieldSpec], received_ns: int, max_byt
     doc: Any = _MISSING
     if any(s.pointer is not None for s in specs):
         try:
-            doc = json.loads(text, parse_constant=_reject_constant)
+            doc = _JSON.decode(text)
         except ValueError:
             doc = _MISSING
     ts_cache: dict[tuple[tuple[str, ...], str], int | str] = {}
