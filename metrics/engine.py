@@ -33,8 +33,8 @@ from metrics.timemodel import (
     CalendarWindows,
     MachineTimes,
     device_windows,
+    fast_times,
     level_set,
-    machine_times,
     presence,
     state_set,
     timeline,
@@ -298,8 +298,15 @@ def _stale_ns(site: SiteConfig, point: Point) -> int:
 
 
 def _has_good(series: Series, start: int, end: int) -> bool:
-    m = (series.ts >= start) & (series.ts < end) & (series.quality != QUALITY_BAD)
-    return bool(m.any()) and bool(np.isfinite(series.values[m]).any())
+    """A good, finite sample inside the period (the device's data is recorded)."""
+    lo = int(np.searchsorted(series.ts, start, side="left"))
+    hi = int(np.searchsorted(series.ts, end, side="left"))
+    good = np.flatnonzero(series.quality[lo:hi] != QUALITY_BAD)
+    if good.size == 0:
+        return False
+    if np.isfinite(series.values[lo + int(good[0])]):
+        return True
+    return bool(np.isfinite(series.values[lo:hi][good]).any())
 
 
 @dataclass
@@ -307,7 +314,7 @@ class _DeviceData:
     device: Device
     windows: CalendarWindows
     times: MachineTimes | None = None
-    state_tl: Any = None
+    producing: IntervalSet | None = None
     counters: dict[str, tuple[Point, CounterSteps]] = field(default_factory=dict)
     recorded: bool = False  # good data in the period
     coverage: float | None = None
@@ -339,9 +346,11 @@ def _collect(
                     continue  # one state signal per machine: the first one
                 ser = rd.read(dev.id, p.id, prior=True)
                 assert p.state_map is not None
-                tl = timeline(ser, dict(p.state_map), s, e, _stale_ns(site, p))
-                dd.state_tl = tl
-                dd.times = machine_times(tl, win, period.duration_ns)
+                smap = dict(p.state_map)
+                dd.times = fast_times(ser, smap, s, e, _stale_ns(site, p), win)
+                if any(q.role == "apc_mode" for q in dev.points):
+                    tl = timeline(ser, smap, s, e, _stale_ns(site, p))
+                    dd.producing = state_set(tl, PRODUCING)  # APC running time
                 dd.recorded |= _has_good(ser, s, e)
             elif p.role == "apc_mode":
                 ser = rd.read(dev.id, p.id, prior=True)
@@ -625,7 +634,7 @@ def _apc_rate(data: list[_DeviceData], site: SiteConfig, imported: bool) -> KpiV
     per_loop: dict[str, float | None] = {}
     for d in data:
         for p, on, covered in d.apc:
-            run = state_set(d.state_tl, PRODUCING) if d.state_tl is not None else covered
+            run = d.producing if d.producing is not None else covered
             on_run = on.intersect(run).total
             loops += 1
             share = ratio(on_run, run.total)

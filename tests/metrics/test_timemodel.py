@@ -3,12 +3,22 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from config.calendar import Calendar
 from metrics.engine import compute_period
 from metrics.periods import parse_range
 from metrics.series import Series
-from metrics.timemodel import OFFLINE, PRODUCING, device_windows, state_codes, timeline
+from metrics.timemodel import (
+    OFFLINE,
+    PRODUCING,
+    device_windows,
+    fast_times,
+    machine_times,
+    state_codes,
+    timeline,
+)
 from tests.metrics.memreader import MemReader
 from tests.metrics.sites import STATE_MAP, machine, site
 
@@ -98,3 +108,46 @@ def test_default_staleness_follows_heartbeat() -> None:
     assert res.machines[0]["times_s"]["apt"] == 180
     assert res.machines[0]["times_s"]["offline"] == 3600 - 180
     assert res.device_coverage["m1"] == 180 / 3600
+
+
+MINUTE = 60_000_000_000
+CAL2 = Calendar.model_validate(
+    {
+        "shifts": [
+            {"name": "a", "start": "06:00", "end": "14:00"},
+            {"name": "b", "start": "22:00", "end": "02:00"},
+        ],
+        "breaks": [{"name": "m", "start": "10:00", "end": "10:45"}],
+    }
+)
+P2 = parse_range("2026-01-05..2026-01-07", "UTC")
+WIN2 = device_windows(CAL2, "UTC", P2.start_ns, P2.end_ns, None)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-300, 4320),
+            st.sampled_from([0.0, 1.0, 2.0, 3.0, 4.0, 9.0, 2.5, float("nan"), -1.0, 1e12]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=50,
+    ),
+    st.integers(1, 300),
+)
+def test_fast_times_equals_the_reference_timeline(
+    rows: list[tuple[int, float, bool]], stale_min: int
+) -> None:
+    rows = sorted(rows, key=lambda r: r[0])
+    before = [r for r in rows if r[0] < 0][-1:]
+    rows = before + [r for r in rows if r[0] >= 0]
+    s = Series(
+        np.array([P2.start_ns + r[0] * MINUTE for r in rows], dtype=np.int64),
+        np.array([r[1] for r in rows]),
+        np.array([2 if r[2] else 0 for r in rows], dtype=np.uint8),
+    )
+    stale = stale_min * MINUTE
+    ref = machine_times(timeline(s, STATE_MAP, P2.start_ns, P2.end_ns, stale), WIN2, P2.duration_ns)
+    assert fast_times(s, STATE_MAP, P2.start_ns, P2.end_ns, stale, WIN2) == ref
