@@ -346,7 +346,7 @@ def _collect(
                     continue  # one state signal per machine: the first one
                 ser = rd.read(dev.id, p.id, prior=True)
                 assert p.state_map is not None
-                smap = dict(p.state_map)
+                smap: dict[str, str] = dict(p.state_map)
                 dd.times = fast_times(ser, smap, s, e, _stale_ns(site, p), win)
                 if any(q.role == "apc_mode" for q in dev.points):
                     tl = timeline(ser, smap, s, e, _stale_ns(site, p))
