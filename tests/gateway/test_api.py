@@ -5,13 +5,16 @@ from __future__ import annotations
 import io
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from config.loader import load_site
+from gateway.app import create_app
 from gateway.data import optional_module
-from tests.gateway.support import Gateway, start_gateway, stop_gateway
+from gateway.settings import Settings
+from tests.gateway.support import Gateway, write_site
 
 
 def _has(module: str) -> bool:
@@ -215,20 +218,24 @@ def test_export_needs_evidence_or_says_why(gw: Gateway) -> None:
         assert "ledger" in r.json()["detail"] or "module" in r.json()["detail"]
 
 
-@pytest.fixture
-def empty_gw(tmp_path: Path) -> Iterator[Gateway]:
-    g = start_gateway(tmp_path, fill_store=False)
+async def test_missing_store_is_a_clear_503(tmp_path: Path) -> None:
+    """In process (no server needed): the store file is not there yet."""
+    site = load_site(write_site(tmp_path))
+    app = create_app(Settings.from_site(site))
+    state = app.state.gw
+    state.users.add_user("v", "viewer", "viewer-password")
+    token = state.users.create_token("v", "t")
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {token}"}
     try:
-        yield g
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gw", headers=headers
+        ) as c:
+            r = await c.get("/api/v1/latest")
+            ready = await c.get("/readyz")
+            page = await c.get("/", headers={"Accept": "text/html"})
     finally:
-        stop_gateway(g)
-
-
-def test_missing_store_is_a_clear_503(empty_gw: Gateway) -> None:
-    with empty_gw.client("viewer") as c:
-        r = c.get("/api/v1/latest")
-        ready = c.get("/readyz")
-        page = c.get("/", headers={"Accept": "text/html"})
+        await state.pool.close()
     assert r.status_code == 503
     assert "does not exist yet" in r.json()["detail"]
     assert ready.status_code == 503

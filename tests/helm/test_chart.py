@@ -1,0 +1,201 @@
+"""The Helm chart: lint, render (default values and the documented variants), validate every
+manifest against the Kubernetes schemas, and check the deployed site file with our own loader."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+
+from config.loader import load_site_text
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "shopfloor"
+KUBE = "1.30.0"
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "ingress-tls": {
+        "ingress": {
+            "enabled": True,
+            "className": "nginx",
+            "host": "plant1.example.com",
+            "annotations": {"nginx.ingress.kubernetes.io/proxy-buffering": "off"},
+            "tls": {"enabled": True, "secretName": "plant1-tls"},
+        },
+        "gateway": {"forwardedAllowIps": "10.0.0.0/8"},
+    },
+    "influxdb-mqtt-key": {
+        "influxdb": {
+            "enabled": True,
+            "url": "https://influx.central.example.com",
+            "api": "v2",
+            "org": "factory",
+            "bucket": "shopfloor",
+            "tokenSecret": {"name": "influx", "key": "token"},
+        },
+        "mqtt": {
+            "enabled": True,
+            "host": "mqtt.central.example.com",
+            "port": 8883,
+            "username": "plant1",
+            "passwordSecret": {"name": "mqtt", "key": "password"},
+        },
+        "signingKey": {"existingSecret": "plant1-signing-key"},
+        "site": {
+            "version": 1,
+            "site": {"id": "plant-1", "name": "Plant 1"},
+            "devices": [
+                {
+                    "id": "qs1",
+                    "name": "quality station",
+                    "mqtt": {"host": "localhost", "port": 1883},
+                    "points": [
+                        {
+                            "id": "passed",
+                            "role": "count_good",
+                            "mqtt": {"topic": "factory/qs1", "pointer": "/passed"},
+                        }
+                    ],
+                }
+            ],
+        },
+    },
+    "no-persistence-gateway-only": {
+        "persistence": {"enabled": False},
+        "collector": {"enabled": False},
+        "serviceAccount": {"create": False},
+    },
+}
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+@pytest.fixture(scope="module")
+def chart() -> Iterator[helm.Chart]:
+    with helm.Chart.load(CHART) as c:
+        yield c
+
+
+def _docs(manifests: dict[str, str]) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    for name, text in manifests.items():
+        if name.endswith("NOTES.txt"):
+            continue
+        docs.extend(d for d in yaml.safe_load_all(text) if d)
+    return docs
+
+
+def test_schema_file_is_generated_from_the_config_models() -> None:
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "deploy" / "helm" / "gen_schema.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    schema = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
+    assert "SiteConfig" in schema["$defs"]
+    assert "Device" in schema["$defs"]
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_lint_is_clean(variant: str) -> None:
+    report = helm.lint(CHART, VARIANTS[variant] or None, strict=True, kube_version="v" + KUBE)
+    assert report["errors"] == []
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert problems == []
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_render_validates_against_kubernetes(chart: helm.Chart, variant: str) -> None:
+    values = VARIANTS[variant]
+    docs = _docs(chart.render(values, name="plant1", namespace="factory"))
+    kinds = sorted(d["kind"] for d in docs)
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBE, strict=True)
+    sts = next(d for d in docs if d["kind"] == "StatefulSet")
+    pod = sts["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    for c in pod["containers"] + pod.get("initContainers", []):
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        assert c["securityContext"]["allowPrivilegeEscalation"] is False
+        assert c["resources"]["limits"]
+    names = [c["name"] for c in pod["containers"]]
+    merged = _merge(chart.values, values)
+    assert ("collector" in names) == merged["collector"]["enabled"]
+    gw = next(c for c in pod["containers"] if c["name"] == "gateway")
+    assert gw["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert gw["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    if merged["persistence"]["enabled"]:
+        assert sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+    else:
+        assert {"name": "data", "emptyDir": {}} in pod["volumes"]
+    assert ("Ingress" in kinds) == merged["ingress"]["enabled"]
+    assert ("ServiceAccount" in kinds) == merged["serviceAccount"]["create"]
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_deployed_site_file_passes_our_loader(chart: helm.Chart, variant: str) -> None:
+    docs = _docs(chart.render(VARIANTS[variant], name="plant1", namespace="factory"))
+    cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    site = load_site_text(cm["data"]["site.yaml"], "site.yaml")
+    assert str(site.evidence.ledger_path).startswith("/var/lib/shopfloor/")
+    assert str(site.gateway.users_db) == "/var/lib/shopfloor/users.db"
+    if variant == "influxdb-mqtt-key":
+        assert site.storage.kind == "influxdb"
+        assert str(site.storage.local_cache) == "/var/lib/shopfloor/shopfloor.db"
+        assert site.storage.token is not None
+        assert site.storage.token.env == "INFLUX_TOKEN"
+        mqtt = site.devices[0].mqtt
+        assert mqtt is not None
+        assert mqtt.host == "mqtt.central.example.com"
+        assert mqtt.password is not None
+        assert mqtt.password.env == "MQTT_PASSWORD"
+        sts = next(d for d in docs if d["kind"] == "StatefulSet")
+        init = sts["spec"]["template"]["spec"]["initContainers"][0]
+        assert "install -d -m 0700" in init["command"][-1]
+        env = {e["name"] for e in sts["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert {"INFLUX_TOKEN", "MQTT_PASSWORD"} <= env
+    else:
+        assert site.storage.kind == "sqlite"
+
+
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [
+        (
+            {"site": {"version": 1, "site": {"id": "p", "name": "P"}, "devices": [{"id": "d"}]}},
+            "name",
+        ),
+        ({"site": {"version": 1, "site": {"id": "p", "name": "P"}, "colour": "red"}}, "colour"),
+        ({"gateway": {"port": 80}}, "port"),
+        ({"persistence": {"size": "lots"}}, "size"),
+        ({"influxdb": {"enabled": True, "url": "ftp://x"}}, "url"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "pullPolicy"),
+    ],
+)
+def test_schema_rejects_bad_values(chart: helm.Chart, values: dict[str, Any], words: str) -> None:
+    with pytest.raises(helm.HelmError) as err:
+        chart.validate_schema(_merge(chart.values, values))
+    assert words in str(err.value)
+
+
+def test_tls_ingress_without_secret_name_fails_with_a_clear_message(chart: helm.Chart) -> None:
+    bad = {"ingress": {"enabled": True, "tls": {"enabled": True, "secretName": ""}}}
+    with pytest.raises(helm.HelmError, match=r"ingress\.tls\.secretName is required"):
+        chart.render(bad, name="plant1", namespace="factory")
