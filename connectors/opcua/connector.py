@@ -72,7 +72,8 @@ class OpcUaConnector:
             except ConnectorError:
                 raise
             except (TimeoutError, Exception) as exc:
-                raise ConnectorError(explain(exc, self.conn.endpoint)) from exc
+                pinned = self.conn.server_certificate is not None
+                raise ConnectorError(explain(exc, self.conn.endpoint, pinned)) from exc
             connected = True
             self.sessions += 1
             for d in self.devices:

@@ -113,8 +113,9 @@ async def configure(
     return identity
 
 
-def explain(exc: BaseException, endpoint: str) -> str:
-    """A plant engineer's reading of a connection failure."""
+def explain(exc: BaseException, endpoint: str, pinned: bool = False) -> str:
+    """A plant engineer's reading of a connection failure (``pinned``: a server certificate
+    is pinned, so a silent server may be one that cannot decrypt what we sent)."""
     text = str(exc) or type(exc).__name__
     if isinstance(exc, ua.UaStatusCodeError):
         code = exc.code
@@ -136,6 +137,11 @@ def explain(exc: BaseException, endpoint: str) -> str:
         hint = hints.get(code)
         return f"{endpoint}: {name}" + (f" ({hint})" if hint else "")
     if isinstance(exc, TimeoutError):
+        if pinned:
+            return (
+                f"{endpoint}: no answer within the timeout while opening the secure channel: "
+                "is the pinned server_certificate the server's certificate?"
+            )
         return f"{endpoint}: no answer within the timeout"
     if isinstance(exc, ConnectionError | OSError):
         return f"{endpoint}: connection failed: {text}"

@@ -117,11 +117,6 @@ class _QuickInternalServer(InternalServer):  # type: ignore[misc]
                 gc.enable()
 
 
-def new_server(user_manager: Any = None) -> Server:
-    """An asyncua :class:`Server` (not yet initialised) that starts fast after the first."""
-    return Server(iserver=_QuickInternalServer(user_manager=user_manager))
-
-
 def _dt(ns: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(microseconds=ns // 1000)
 
@@ -243,6 +238,45 @@ class SimSecurity:
     only_secure: bool = False
 
 
+def new_server(security: SimSecurity | None = None) -> Server:
+    """An asyncua :class:`Server` (not yet initialised) that starts fast after the first, with
+    the user names of ``security`` (if any)."""
+    users = _Users(security.users) if security is not None and security.users else None
+    return Server(iserver=_QuickInternalServer(user_manager=users))
+
+
+async def apply_security(server: Server, sec: SimSecurity) -> None:
+    """Endpoints, identity tokens and certificate trust of ``sec`` (after ``init()``)."""
+    policies = [] if sec.only_secure else [ua.SecurityPolicyType.NoSecurity]
+    if sec.certificate is not None and sec.private_key is not None:
+        await server.load_certificate(str(sec.certificate))
+        await server.load_private_key(str(sec.private_key))
+        policies += [
+            ua.SecurityPolicyType.Basic256Sha256_Sign,
+            ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+        ]
+    server.set_security_policy(policies)
+    tokens: list[type] = []
+    if sec.allow_anonymous:
+        tokens.append(ua.AnonymousIdentityToken)
+    if sec.users:
+        tokens.append(ua.UserNameIdentityToken)
+    server.set_identity_tokens(tokens)
+    if sec.trusted is not None:
+        await trust_folder(server, sec.trusted)
+
+
+async def trust_folder(server: Server, folder: Path) -> None:
+    """Accept only client certificates found in ``folder`` (re-read on every call)."""
+    store = TrustStore([folder], [])
+    await store.load()
+    validator = CertificateValidator(
+        CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_CLIENT,
+        store,
+    )
+    server.set_certificate_validator(validator)
+
+
 class CncSimulator:
     """An asyncua server for the OPC UA devices of one endpoint."""
 
@@ -291,35 +325,11 @@ class CncSimulator:
     async def start(self) -> None:
         if self.server is not None:
             return
-        sec = self.security
-        server = new_server(_Users(sec.users) if sec.users else None)
+        server = new_server(self.security)
         await server.init()
         server.set_endpoint(self.endpoint)
         server.set_server_name("shopfloor simulated machines")
-        policies = [] if sec.only_secure else [ua.SecurityPolicyType.NoSecurity]
-        if sec.certificate is not None and sec.private_key is not None:
-            await server.load_certificate(str(sec.certificate))
-            await server.load_private_key(str(sec.private_key))
-            policies += [
-                ua.SecurityPolicyType.Basic256Sha256_Sign,
-                ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
-            ]
-        server.set_security_policy(policies)
-        tokens: list[type] = []
-        if sec.allow_anonymous:
-            tokens.append(ua.AnonymousIdentityToken)
-        if sec.users:
-            tokens.append(ua.UserNameIdentityToken)
-        server.set_identity_tokens(tokens)
-        if sec.trusted is not None:
-            store = TrustStore([sec.trusted], [])
-            await store.load()
-            validator = CertificateValidator(
-                CertificateValidatorOptions.TRUSTED_VALIDATION
-                | CertificateValidatorOptions.PEER_CLIENT,
-                store,
-            )
-            server.set_certificate_validator(validator)
+        await apply_security(server, self.security)
         server.iserver.history_manager.set_storage(self._history)
         idx = await server.register_namespace(NAMESPACE)
         await self._build_nodes(server, idx)

@@ -15,7 +15,7 @@ from asyncua import Server, ua
 from config.loader import load_site_text
 from config.models import SiteConfig
 from connectors.base import Connector, Sample
-from connectors.simulators.cnc import new_server
+from connectors.simulators.cnc import SimSecurity, apply_security, new_server
 
 
 class RecordingSink:
@@ -100,9 +100,10 @@ class PlainServer:
         "Status": (0, ua.VariantType.Int32),
     }
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, security: SimSecurity | None = None) -> None:
         self.endpoint = f"opc.tcp://127.0.0.1:{port}/test"
-        self.server: Server = new_server()
+        self.security = security or SimSecurity()
+        self.server: Server = new_server(self.security)
         self.nodes: dict[str, ua.NodeId] = {}
         self.extra: list[ua.NodeId] = []
 
@@ -110,7 +111,7 @@ class PlainServer:
         s = self.server
         await s.init()
         s.set_endpoint(self.endpoint)
-        s.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        await apply_security(s, self.security)
         idx = await s.register_namespace("urn:test")
         folder = await s.nodes.objects.add_folder(
             ua.NodeId("Plant", idx), ua.QualifiedName("Plant", idx)
