@@ -29,6 +29,7 @@ import math
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -195,11 +196,15 @@ def encode_columns(
     n = int(ts.shape[0])
     if not (len(devices) == len(points) == n == values.shape[0] == quality.shape[0]):
         raise ValueError("sample columns differ in length")
-    keys = sorted(set(zip(devices, points, strict=True)))
+    pairs = list(zip(devices, points, strict=True))
+    keys = sorted(dict.fromkeys(pairs))
     pos = {k: i for i, k in enumerate(keys)}
-    sidx = np.fromiter((pos[k] for k in zip(devices, points, strict=True)), np.uint32, n)
-    order = np.lexsort((ts, sidx))  # stable: equal (series, ts) keep their arrival order
-    vals = np.ascontiguousarray(values[order], dtype="<f8")
+    sidx = np.fromiter(map(pos.__getitem__, pairs), np.uint32, n)
+    if len(keys) == 1 and (n < 2 or bool((np.diff(ts) >= 0).all())):
+        order = None  # already canonical: one series in time order (the common batch)
+    else:
+        order = np.lexsort((ts, sidx))  # stable: equal (series, ts) keep their arrival order
+    vals = np.array(values if order is None else values[order], dtype="<f8")
     nan = np.isnan(vals)
     if nan.any():
         vals[nan] = _CANON_NAN
@@ -208,33 +213,45 @@ def encode_columns(
         _put_str(parts, dev)
         _put_str(parts, pt)
     parts.append(struct.pack("<I", n))
-    parts.append(np.ascontiguousarray(sidx[order], dtype="<u4").tobytes())
-    parts.append(np.ascontiguousarray(ts[order], dtype="<i8").tobytes())
+    for col, dt in ((sidx, "<u4"), (ts, "<i8")):
+        parts.append(np.ascontiguousarray(col if order is None else col[order], dtype=dt).tobytes())
     parts.append(vals.tobytes())
-    parts.append(np.ascontiguousarray(quality[order], dtype="u1").tobytes())
+    parts.append(
+        np.ascontiguousarray(quality if order is None else quality[order], dtype="u1").tobytes()
+    )
     st: list[tuple[int, str]] = []
     if statuses is not None:
-        inv = np.empty(n, dtype=np.int64)
-        inv[order] = np.arange(n)
-        st = sorted((int(inv[i]), s) for i, s in enumerate(statuses) if s)
+        given = [(i, x) for i, x in enumerate(statuses) if x]
+        if given:
+            if order is None:
+                st = given
+            else:
+                inv = np.empty(n, dtype=np.int64)
+                inv[order] = np.arange(n)
+                st = sorted((int(inv[i]), x) for i, x in given)
     parts.append(struct.pack("<I", len(st)))
-    for i, s in st:
+    for i, x in st:
         parts.append(struct.pack("<I", i))
-        _put_str(parts, s)
+        _put_str(parts, x)
     return b"".join(parts)
+
+
+_FIELDS = attrgetter("device", "point", "ts", "value", "quality", "status")
 
 
 def encode_samples(samples: Iterable[Any]) -> bytes:
     """Canonical ``sfs1`` bytes of ``connectors.base.Sample``-like objects."""
-    items = list(samples)
-    n = len(items)
+    rows = list(map(_FIELDS, samples))
+    if not rows:
+        return encode_columns([], [], np.empty(0, np.int64), np.empty(0), np.empty(0, np.uint8))
+    devs, pts, ts, vals, qs, sts = zip(*rows, strict=True)
     return encode_columns(
-        [s.device for s in items],
-        [s.point for s in items],
-        np.fromiter((s.ts for s in items), np.int64, n),
-        np.fromiter((s.value for s in items), np.float64, n),
-        np.fromiter((int(s.quality) for s in items), np.uint8, n),
-        [s.status for s in items],
+        devs,
+        pts,
+        np.array(ts, dtype=np.int64),
+        np.array(vals, dtype=np.float64),
+        np.array(qs, dtype=np.uint8),
+        sts,
     )
 
 

@@ -93,14 +93,18 @@ def generate(seed: int, start_ns: int, end_ns: int, quality: float) -> Iterator[
             st = rnd.choices([0, 1, 2, 3], weights=[80, 5, 10, 5])[0]
             yield Sample(dev, "state", t, float(st))
             if st == 0:
-                made = rnd.randint(STEP_S // cycle - 2, STEP_S // cycle)
+                expect = STEP_S / cycle
+                if expect >= 2:
+                    made = max(0, int(expect) - rnd.randint(0, 2))
+                else:
+                    made = int(rnd.random() < expect * 0.9)
                 bad = sum(1 for _ in range(made) if rnd.random() > quality)
                 good[dev] += made - bad
                 scrap[dev] += bad
                 yield Sample(dev, "good", t + 1, good[dev])
                 if bad:
                     yield Sample(dev, "scrap", t + 2, scrap[dev])
-        kwh += rnd.uniform(1.0, 3.5)
+        kwh += rnd.uniform(1.0, 3.5) * STEP_S / 300
         yield Sample("meter1", "energy", t + 3, round(kwh, 3))
         t += STEP_S * 10**9
 

@@ -1,0 +1,111 @@
+"""Evidence ledger: append rate, and its cost on the ingest pipeline (same run).
+
+1. Ledger alone: ``Ledger.append_batches`` of batches of ``--batch`` samples (canonical sample
+   encoding, SHA-256, leaf + subtree hashes, one SQLite transaction per call), WAL with
+   synchronous=FULL (durable) and NORMAL.
+2. Ingest: SampleQueue -> Writer -> SqliteStore, without and with the ledger as the writer's
+   BatchObserver, both on the same samples in the same process.
+
+    .venv/bin/python bench/bench_ledger.py [--batches N] [--batch S] [--samples N] [--runs R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from connectors.base import Sample
+from edge.queue import SampleQueue
+from edge.store.base import Batch
+from edge.store.ledger import Ledger
+from edge.store.sqlite import SqliteStore
+from edge.writer import Writer
+
+
+def make_batches(n: int, size: int, sources: int = 8) -> list[Batch]:
+    t0 = 1_780_000_000_000_000_000
+    out = []
+    for i in range(n):
+        src = f"dev{i % sources:02d}"
+        seq = i // sources + 1
+        out.append(
+            Batch(src, seq, tuple(
+                Sample(src, f"p{j % 10}", t0 + i * 10**9 + j, float(j % 97)) for j in range(size)
+            ))
+        )  # fmt: skip
+    return out
+
+
+def bench_append(batches: list[Batch], durable: bool, group: int) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        led = Ledger(Path(d) / "l.db", durable=durable)
+        t = time.perf_counter()
+        for i in range(0, len(batches), group):
+            led.append_batches(batches[i : i + group])
+        dt = time.perf_counter() - t
+        led.close()
+    return len(batches) / dt
+
+
+async def _ingest(samples: list[Sample], db: Path, ledger: Ledger | None) -> float:
+    store = SqliteStore(db)
+    q = SampleQueue(len(samples) + 10, "drop_newest")
+    w = Writer(store, q, observers=[ledger] if ledger else [], batch_max_samples=5000,
+               flush_interval_ms=50)  # fmt: skip
+    t = time.perf_counter()
+    task = asyncio.create_task(w.run())
+    q.put_many(samples)
+    q.close()
+    await task
+    dt = time.perf_counter() - t
+    await w.close()
+    return len(samples) / dt
+
+
+def bench_ingest(samples: list[Sample], with_ledger: bool) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        led = Ledger(Path(d) / "l.db") if with_ledger else None
+        try:
+            return asyncio.run(_ingest(samples, Path(d) / "s.db", led))
+        finally:
+            if led:
+                led.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batches", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=100, help="samples per batch")
+    ap.add_argument("--samples", type=int, default=400_000, help="ingest samples")
+    ap.add_argument("--runs", type=int, default=3)
+    a = ap.parse_args()
+    batches = make_batches(a.batches, a.batch)
+    for durable in (True, False):
+        for group in (1, 8):
+            rates = [bench_append(batches, durable, group) for _ in range(a.runs)]
+            med = statistics.median(rates)
+            print(
+                f"ledger append ({'FULL' if durable else 'NORMAL'}, {group} batch/txn, "
+                f"{a.batch} samples/batch): {med:,.0f} batches/s ({med * a.batch:,.0f} samples/s)"
+            )
+    t0 = 1_780_000_000_000_000_000
+    samples = [
+        Sample(f"dev{i % 20:02d}", f"p{(i // 20) % 10}", t0 + i * 1000, float(i % 977))
+        for i in range(a.samples)
+    ]
+    without, with_ = [], []
+    for _ in range(a.runs):  # interleaved: same conditions for both
+        without.append(bench_ingest(samples, False))
+        with_.append(bench_ingest(samples, True))
+    m0, m1 = statistics.median(without), statistics.median(with_)
+    print(f"ingest queue->writer->SQLite without ledger: {m0:,.0f} samples/s")
+    print(f"ingest queue->writer->SQLite with ledger:    {m1:,.0f} samples/s "
+          f"({(1 - m1 / m0) * 100:.1f}% slower)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
