@@ -37,7 +37,7 @@ from connectors.base import Sample
 from connectors.simulators.base import SimClock
 from connectors.simulators.factory import build_simulators
 from edge.cli.run import load_or_report, setup_logging
-from edge.cli.sim import start_all, stop_all
+from edge.cli.sim import parse_start, start_all, stop_all
 from edge.runtime import Collector, install_stop_signals
 from edge.store.sqlite import SqliteStore, StoreError
 
@@ -56,8 +56,9 @@ def packaged_demo() -> Path:
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Free for a strict bind (no SO_REUSEADDR: a port with connections in TIME_WAIT counts as
+    taken, since some servers refuse it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -246,12 +247,13 @@ async def run_demo(
     duration: float | None,
     history_days: int = 7,
     services: bool = True,
+    start_ns: int | None = None,
 ) -> int:
     """Run a prepared demo site (see :func:`prepare`) until Ctrl-C or ``duration``."""
     stop = asyncio.Event()
     remove = install_stop_signals(stop)
     try:
-        clock = SimClock(speed)
+        clock = SimClock(speed, start_ns)
         live_start = clock.start_ns
         sims = await start_all(build_simulators(site, seed, clock), prefix="demo: simulator")
         try:
@@ -382,6 +384,11 @@ def _demo(args: argparse.Namespace) -> int:
     if site is None:
         return 2
     try:
+        start_ns = parse_start(args.start, site.site.timezone)
+    except ValueError as exc:
+        print(f"error: --start: {exc}", file=sys.stderr)
+        return 2
+    try:
         site, site_file, moves = prepare(site, Path(args.data))
         for old, new in moves.items():
             print(f"demo: port {old} is taken, using {new}", flush=True)
@@ -391,6 +398,7 @@ def _demo(args: argparse.Namespace) -> int:
                 site_file,
                 seed=args.seed,
                 speed=args.speed,
+                start_ns=start_ns,
                 duration=args.duration,
                 history_days=args.history_days,
                 services=not args.no_services,
@@ -405,6 +413,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="simulated demo factory + collector (+ services) in one go")
     p.add_argument("--speed", type=float, default=60.0, help="factory clock speed (default 60)")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--start", default=None, help="factory clock start, local ISO time (default: now)"
+    )
     p.add_argument("--data", default="demo-data", help="folder of the store (default demo-data)")
     p.add_argument("--duration", type=float, default=None, help="stop after S wall seconds")
     p.add_argument("--history-days", type=int, default=7, help="baseline days to import (0: none)")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import sys
+import zoneinfo
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +19,16 @@ from edge.cli.run import load_or_report, setup_logging
 from edge.runtime import install_stop_signals
 
 log = logging.getLogger("shopfloor.sim")
+
+
+def parse_start(text: str | None, tz_name: str) -> int | None:
+    """``2026-03-02T09:00`` (site-local unless it carries an offset) as ns UTC."""
+    if text is None:
+        return None
+    t = dt.datetime.fromisoformat(text)
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=zoneinfo.ZoneInfo(tz_name))
+    return int(t.timestamp() * 1e6) * 1000
 
 
 async def start_all(sims: Sequence[Simulator], *, prefix: str = "sim") -> list[Simulator]:
@@ -41,11 +53,17 @@ async def stop_all(sims: Sequence[Simulator]) -> None:
             log.error("stopping %s failed: %r", s.name, exc)
 
 
-async def serve(site: SiteConfig, seed: int, speed: float, duration: float | None) -> int:
+async def serve(
+    site: SiteConfig,
+    seed: int,
+    speed: float,
+    duration: float | None,
+    start_ns: int | None = None,
+) -> int:
     stop = asyncio.Event()
     remove = install_stop_signals(stop)
     try:
-        clock = SimClock(speed)
+        clock = SimClock(speed, start_ns)
         sims = build_simulators(site, seed, clock)
         if not sims:
             print("sim: the site has no device a simulator can serve", file=sys.stderr)
@@ -76,7 +94,12 @@ def _sim(args: argparse.Namespace) -> int:
     if site is None:
         return 2
     try:
-        return asyncio.run(serve(site, args.seed, args.speed, args.duration))
+        start_ns = parse_start(args.start, site.site.timezone)
+    except ValueError as exc:
+        print(f"error: --start: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(serve(site, args.seed, args.speed, args.duration, start_ns))
     except OSError as exc:
         print(f"error: cannot open a simulator socket: {exc}", file=sys.stderr)
         return 1
@@ -86,6 +109,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("sim", help="serve the simulated devices of a site file")
     p.add_argument("-c", "--config", required=True, help="site file (YAML)")
     p.add_argument("--seed", type=int, default=7, help="random seed (deterministic factory)")
+    p.add_argument("--start", default=None, help="factory clock start, local ISO time")
     p.add_argument("--speed", type=float, default=1.0, help="factory time runs this much faster")
     p.add_argument("--duration", type=float, default=None, help="stop after S wall seconds")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
