@@ -49,6 +49,7 @@ class Route:
     specs: tuple[FieldSpec, ...]
     max_bytes: int
     qos: int
+    needs_json: bool = True
 
 
 def routes_of(device: Device) -> list[Route]:
@@ -74,6 +75,7 @@ def routes_of(device: Device) -> list[Route]:
             specs=tuple(specs),
             max_bytes=conn.max_payload_bytes,
             qos=conn.qos,
+            needs_json=any(s.pointer is not None for s in specs),
         )
         for flt, specs in by_filter.items()
     ]
@@ -282,7 +284,9 @@ class MqttConnector:
                 self._seen.add(device)
                 if device not in self.devices:
                     sink.link(device, True)
-            decoded = decode(payload, route.specs, received, route.max_bytes)
+            decoded = decode(
+                payload, route.specs, received, route.max_bytes, needs_json=route.needs_json
+            )
             samples.extend([Sample(device, p, ts, v) for p, ts, v in decoded.values])
             for _point, reason in decoded.errors:
                 self._malformed(sink, device, reason, topic)

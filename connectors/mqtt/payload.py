@@ -212,46 +212,62 @@ def plain_number(text: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def decode(payload: bytes, specs: Sequence[FieldSpec], received_ns: int, max_bytes: int) -> Decoded:
-    """Decode one message for the points ``specs`` (all subscribed to its topic)."""
+def decode(
+    payload: bytes,
+    specs: Sequence[FieldSpec],
+    received_ns: int,
+    max_bytes: int,
+    *,
+    needs_json: bool | None = None,
+) -> Decoded:
+    """Decode one message for the points ``specs`` (all subscribed to its topic).
+
+    ``needs_json`` (whether any spec has a pointer) may be given by a caller that knows it.
+    """
     out = Decoded()
+    errors = out.errors
     if len(payload) > max_bytes:
-        out.errors.append((None, "oversized"))
+        errors.append((None, "oversized"))
         return out
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
-        out.errors.append((None, "not_utf8"))
+        errors.append((None, "not_utf8"))
         return out
+    if needs_json is None:
+        needs_json = any(s.pointer is not None for s in specs)
     doc: Any = _MISSING
-    if any(s.pointer is not None for s in specs):
+    if needs_json:
         try:
             doc = _JSON.decode(text)
         except ValueError:
             doc = _MISSING
+    values = out.values
     ts_cache: dict[tuple[tuple[str, ...], str], int | str] = {}
     json_failed = False
     for spec in specs:
-        if spec.pointer is None:
+        pointer = spec.pointer
+        if pointer is None:
             number = plain_number(text)
             if number is None:
-                out.errors.append((spec.point, "not_number"))
+                errors.append((spec.point, "not_number"))
                 continue
             value = to_value(number, spec)
             if isinstance(value, str):
-                out.errors.append((spec.point, value))
+                errors.append((spec.point, value))
             else:
-                out.values.append((spec.point, received_ns, value))
+                values.append((spec.point, received_ns, value))
             continue
         if doc is _MISSING:
             json_failed = True
             continue
         ts = received_ns
-        if spec.ts_pointer is not None:
-            key = (spec.ts_pointer, spec.ts_format)
+        ts_pointer = spec.ts_pointer
+        if ts_pointer is not None:
+            key = (ts_pointer, spec.ts_format)
             cached = ts_cache.get(key)
             if cached is None:
-                raw_ts = resolve(doc, spec.ts_pointer)
+                raw_ts = resolve(doc, ts_pointer)
                 if raw_ts is _MISSING:
                     cached = "missing_field"
                 else:
@@ -259,18 +275,18 @@ def decode(payload: bytes, specs: Sequence[FieldSpec], received_ns: int, max_byt
                     cached = "bad_timestamp" if ns is None else ns
                 ts_cache[key] = cached
             if isinstance(cached, str):
-                out.errors.append((spec.point, cached))
+                errors.append((spec.point, cached))
                 continue
             ts = cached
-        raw = resolve(doc, spec.pointer)
+        raw = resolve(doc, pointer)
         if raw is _MISSING:
-            out.errors.append((spec.point, "missing_field"))
+            errors.append((spec.point, "missing_field"))
             continue
         value = to_value(raw, spec)
         if isinstance(value, str):
-            out.errors.append((spec.point, value))
+            errors.append((spec.point, value))
         else:
-            out.values.append((spec.point, ts, value))
+            values.append((spec.point, ts, value))
     if json_failed:
-        out.errors.append((None, "not_json"))
+        errors.append((None, "not_json"))
     return out
