@@ -368,14 +368,9 @@ class Ledger:
                         None,
                     )
                 )
-            data = canonical.encode_samples(b.samples)
+            data, t_first, t_last, n = canonical.encode_samples_range(b.samples)
             rec = canonical.batch_record(
-                b.source,
-                b.seq,
-                b.first_ts,
-                b.last_ts,
-                len(b.samples),
-                canonical.sha256_hex(data),
+                b.source, b.seq, t_first, t_last, n, canonical.sha256_hex(data)
             )
             items.append((rec, data))
             last[b.source] = b.seq

@@ -25,6 +25,7 @@ Sample encoding ``sfs1`` (little-endian, documented in docs/verification.md)
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import struct
 from collections.abc import Iterable, Mapping, Sequence
@@ -84,15 +85,30 @@ def jsonable(obj: Any) -> Any:
     raise TypeError(f"cannot put a {type(obj).__name__} into canonical JSON")
 
 
+def _ascii_keys(obj: Any) -> bool:
+    if isinstance(obj, dict):
+        return all(k.isascii() and _ascii_keys(v) for k, v in obj.items())
+    if isinstance(obj, list):
+        return all(_ascii_keys(v) for v in obj)
+    return True
+
+
 def canonical_json(obj: Any) -> bytes:
-    """RFC 8785 bytes of ``obj`` (floats become decimal strings first)."""
-    return rfc8785.dumps(jsonable(obj))
+    """RFC 8785 bytes of ``obj`` (floats become decimal strings first).
+
+    Without floats, RFC 8785 is ``json.dumps`` with sorted keys, no spaces and unescaped
+    non-ASCII, as long as key order by code point equals order by UTF-16 unit (true for ASCII
+    keys): that fast path is taken then, the ``rfc8785`` package otherwise."""
+    data = jsonable(obj)
+    if _ascii_keys(data):
+        return json.dumps(
+            data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode("utf-8")
+    return rfc8785.dumps(data)
 
 
 def parse_canonical(data: bytes, what: str) -> Any:
     """Parse JSON that must be byte-for-byte canonical; raise :class:`CanonicalError`."""
-    import json
-
     try:
         obj = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -241,18 +257,21 @@ _FIELDS = attrgetter("device", "point", "ts", "value", "quality", "status")
 
 def encode_samples(samples: Iterable[Any]) -> bytes:
     """Canonical ``sfs1`` bytes of ``connectors.base.Sample``-like objects."""
+    return encode_samples_range(samples)[0]
+
+
+def encode_samples_range(samples: Iterable[Any]) -> tuple[bytes, int, int, int]:
+    """``(sfs1 bytes, first ts, last ts, count)`` of ``Sample``-like objects."""
     rows = list(map(_FIELDS, samples))
     if not rows:
-        return encode_columns([], [], np.empty(0, np.int64), np.empty(0), np.empty(0, np.uint8))
-    devs, pts, ts, vals, qs, sts = zip(*rows, strict=True)
-    return encode_columns(
-        devs,
-        pts,
-        np.array(ts, dtype=np.int64),
-        np.array(vals, dtype=np.float64),
-        np.array(qs, dtype=np.uint8),
-        sts,
+        empty = encode_columns([], [], np.empty(0, np.int64), np.empty(0), np.empty(0, np.uint8))
+        return empty, 0, 0, 0
+    devs, pts, ts_t, vals, qs, sts = zip(*rows, strict=True)
+    ts = np.array(ts_t, dtype=np.int64)
+    data = encode_columns(
+        devs, pts, ts, np.array(vals, dtype=np.float64), np.array(qs, dtype=np.uint8), sts
     )
+    return data, int(ts.min()), int(ts.max()), len(rows)
 
 
 class _Reader:
