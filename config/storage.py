@@ -52,6 +52,11 @@ class InfluxStorage(Frozen):
     local_cache: Path | None = Field(
         default=None, description="also keep an embedded SQLite copy for the gateway and ledger"
     )
+    reads: Literal["influxdb", "local_cache"] = Field(
+        default="influxdb",
+        description="where read() gets samples for the KPI engine: InfluxDB, or the local_cache "
+        "(faster, includes samples still in the outbox, but only what this gateway wrote)",
+    )
 
     @model_validator(mode="after")
     def _flavour(self) -> InfluxStorage:
@@ -63,6 +68,8 @@ class InfluxStorage(Frozen):
             raise ValueError("give either 'token' or 'username'/'password', not both")
         if (self.username is None) != (self.password is None):
             raise ValueError("'username' and 'password' go together")
+        if self.reads == "local_cache" and self.local_cache is None:
+            raise ValueError("reads: local_cache needs 'local_cache' (the path of the copy)")
         return self
 
 

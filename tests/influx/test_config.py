@@ -40,6 +40,7 @@ def test_defaults() -> None:
         ({"replay_backoff_max_s": 0}, "greater than 0"),
         ({"password": {"env": "P", "file": "/x"}, "username": "u"}, "exactly one"),
         ({"retention": "7d"}, "Extra inputs are not permitted"),
+        ({"reads": "local_cache"}, "needs 'local_cache'"),
     ],
 )
 def test_bad_settings(kw: dict[str, Any], message: str) -> None:

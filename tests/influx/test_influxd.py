@@ -319,11 +319,21 @@ def test_local_cache_and_factory(up: Influxd, db: str, tmp_path: Path) -> None:
     finally:
         store.close()
     assert (tmp_path / "state" / "outbox.db").exists()
+    site = site.model_copy(
+        update={"storage": site.storage.model_copy(update={"reads": "local_cache"})}
+    ).with_source_dir(tmp_path)
+    up.stop()  # InfluxDB away: reads come from the local copy
+    with open_store(site) as store:
+        assert isinstance(store, InfluxStore)
+        store.write_batches([batch("lc", 2, 5)])  # pending in the outbox, readable in the copy
+        assert len(store.read("lc", "p", YEAR_2021, YEAR_2021 + 10**9)) == 15
+        assert store.status().pending_samples == 5
+    up.start()
     from edge.store.sqlite import SqliteStore
 
     cache = SqliteStore.open_readonly(tmp_path / "state" / "cache.db")
     try:
-        assert len(cache.read("lc", "p", YEAR_2021, YEAR_2021 + 10**9)) == 10
+        assert len(cache.read("lc", "p", YEAR_2021, YEAR_2021 + 10**9)) == 15
         assert {h.device for h in cache.health()} >= {"lc", SINK_HEALTH_ID}
     finally:
         cache.close()

@@ -352,6 +352,7 @@ class InfluxStore:
     def read(self, device: str, point: str, start: int, end: int, *, prior: bool = False) -> Series:
         """Samples of one point with ``start <= ts < end`` from InfluxDB, in time order, read in
         chunks of ``read_chunk_points``; ``prior`` prepends the last sample before ``start``.
+        With ``reads: local_cache`` they come from the embedded copy instead.
 
         Raises :class:`InfluxError` (with the reason) when InfluxDB cannot answer. Samples still
         waiting in the outbox are not included: see ``status().pending_samples``.
@@ -359,6 +360,9 @@ class InfluxStore:
         self._check_open()
         if end < start:
             raise ValueError(f"read {device}/{point}: end {end} is before start {start}")
+        if self.cfg.reads == "local_cache" and self._cache is not None:
+            cached: Series = self._cache.read(device, point, start, end, prior=prior)
+            return cached
         lineproto.check_tag_value("device", device)
         lineproto.check_tag_value("point", point)
         parts: list[Series] = []
