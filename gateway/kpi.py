@@ -22,12 +22,19 @@ class PeriodInputError(ValueError):
     """A period text that cannot be read (shown as 422 with the reason)."""
 
 
+MAX_PERIOD_DAYS = 3 * 366
+
+
 def parse_period(text: str, tz: str) -> Any:
+    """A period ``FROM..TO`` of at most three years (longer ones would tie up a reader)."""
     periods = optional_module("metrics.periods")
     try:
-        return periods.parse_range(text, tz)
+        rng = periods.parse_range(text, tz)
     except (ValueError, OverflowError) as exc:
         raise PeriodInputError(f"period {text!r}: {exc}") from None
+    if rng.end_ns - rng.start_ns > MAX_PERIOD_DAYS * 86_400 * 10**9:
+        raise PeriodInputError(f"period {text!r}: at most {MAX_PERIOD_DAYS} days")
+    return rng
 
 
 def today_range(tz: str, now: dt.datetime | None = None) -> str:

@@ -15,9 +15,11 @@ import httpx
 import yaml
 
 from config.loader import load_site
-from config.models import SiteConfig
+from config.models import COUNTER_ROLES, SiteConfig
 from connectors.base import Quality, Sample
+from edge.store import keys
 from edge.store.base import Batch, DeviceHealth
+from edge.store.ledger import Ledger
 from edge.store.sqlite import SqliteStore
 from gateway.users import ROLES, UserDB
 from tests.support.net import free_port, wait_port
@@ -39,10 +41,13 @@ def write_site(folder: Path, **gateway: Any) -> Path:
 
 
 class Writer:
-    """Writes batches into the store the way the collector does (seq per source)."""
+    """Writes batches into the store the way the collector does (seq per source), and into
+    the ledger next to it when there is one (the collector's BatchObserver)."""
 
     def __init__(self, path: Path) -> None:
         self.store = SqliteStore(path, synchronous="NORMAL")
+        ledger_path = path.parent / "ledger.db"
+        self.ledger = Ledger(ledger_path, durable=False) if ledger_path.exists() else None
 
     def write(self, samples: list[Sample]) -> None:
         by_dev: dict[str, list[Sample]] = {}
@@ -53,16 +58,23 @@ class Writer:
             for dev, ss in by_dev.items()
         ]
         self.store.write_batches(batches)
+        if self.ledger is not None:
+            self.ledger.stored(batches)
 
     def health(self, records: list[DeviceHealth]) -> None:
         self.store.write_health(records)
 
     def close(self) -> None:
         self.store.close()
+        if self.ledger is not None:
+            self.ledger.close()
 
 
 def fill(site: SiteConfig, store_path: Path, now_ns: int) -> None:
     """Two hours of a small factory: CNC states/counters/power, meters, quality station."""
+    folder = store_path.parent
+    keys.init_key(folder / "keys", f"shopfloor.local/{site.site.id}")
+    Ledger(folder / "ledger.db", durable=False).close()
     w = Writer(store_path)
     samples: list[Sample] = []
     start = now_ns - 2 * 3600 * S
@@ -74,7 +86,7 @@ def fill(site: SiteConfig, store_path: Path, now_ns: int) -> None:
                     v = float((k // 600 + i) % 4)
                 elif p.role in ("count_good", "count_total", "count_scrap", "count_rework"):
                     v = float(k // 60 * (1 if p.role != "count_scrap" else 0.1) // 1)
-                elif p.role == "energy_kwh":
+                elif p.role in COUNTER_ROLES:  # cumulative meters only go up
                     v = 1000.0 + k / 36.0
                 else:
                     v = 10.0 + (k % 600) / 60.0
@@ -117,6 +129,9 @@ class Gateway:
     def client(self, role: str | None = None, **kw: Any) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30.0, **kw)
+
+    def __repr__(self) -> str:
+        return f"Gateway({self.url})"
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8") if self.log_path else ""
