@@ -334,6 +334,7 @@ def verify_bundle(data: bytes, trust: Trust, *, tol: float = REL_TOL) -> Report:
     )
     if decoded is not None:
         _check_continuity(rep, decoded)
+        _check_rotations(rep, decoded, trust)
     if site is None or decoded is None or not batches_ok:
         _kpis_not_recomputed(rep, payload, "batch data or site file failed the checks above")
         return rep
@@ -604,6 +605,37 @@ def _check_continuity(rep: Report, decoded: Sequence[_Decoded]) -> None:
             bundle_mod.LEAVES,
             True,
             f"{len(by_source)} sources contiguous" + (f"; {'; '.join(notes)}" if notes else ""),
+        )
+
+
+def _check_rotations(rep: Report, decoded: Sequence[_Decoded], trust: Trust) -> None:
+    """Every key_rotation leaf: its statement is signed by the old key and names the keys of
+    the record; the new key should be in trust.json when the old one is."""
+    for d in decoded:
+        if d.ref.kind != "key_rotation":
+            continue
+        subj = f"{bundle_mod.LEAVES} leaf {d.ref.index}"
+        try:
+            old = note.Verifier.parse(str(d.record["old"]))
+            new = note.Verifier.parse(str(d.record["new"]))
+            n, _ = note.verify_note(str(d.record["statement"]), [old])
+            body = canonical.parse_canonical(n.text[:-1].encode(), "rotation statement")
+            if body.get("old") != str(old) or body.get("new") != str(new):
+                raise note.NoteError("statement names other keys than the leaf")
+        except (KeyError, note.NoteError, canonical.CanonicalError, AttributeError) as exc:
+            rep.add("key rotation", subj, False, f"rotation statement invalid: {exc}")
+            continue
+        trusted = {str(v) for v in trust.verifiers("gateway")}
+        note_txt = (
+            ""
+            if str(new) in trusted or str(old) not in trusted
+            else "; the new key is not in trust.json"
+        )
+        rep.add(
+            "key rotation",
+            subj,
+            True,
+            f"{old.key_hash} -> {new.key_hash} signed by the old key{note_txt}",
         )
 
 

@@ -340,3 +340,29 @@ def test_export_without_data_is_a_clear_error(tmp_path: Path) -> None:
             parse_range("2026-01-01..2026-01-01", s.site.timezone),
             parse_range("2026-02-01..2026-02-01", s.site.timezone),
         )  # fmt: skip
+
+
+def test_key_rotation_leaf_is_checked(tmp_path: Path) -> None:
+    from edge.store import keys
+
+    built = factory.build(tmp_path)
+    rot = keys.rotate_key(built.key_dir)
+    new = keys.load_key(built.key_dir)
+    with Ledger(built.ledger_path) as led:
+        led.append_special(
+            "key_rotation", {"old": str(rot.old), "new": str(rot.new), "statement": rot.statement}
+        )
+        res = export_bundle(
+            built.site, led, new, built.baseline, built.current, baseline_imported=True
+        )
+    both = make_trust(
+        [TrustedKey("gateway", built.signer.verifier), TrustedKey("gateway", new.verifier)]
+    )
+    rep = verify_bundle(res.data, both)
+    assert rep.ok, failed(rep)
+    rot_checks = [c for c in rep.checks if c.name == "key rotation"]
+    assert len(rot_checks) == 1
+    assert rot.new.key_hash in rot_checks[0].reason
+    # the old key alone no longer verifies the new snapshot
+    old_only = make_trust([TrustedKey("gateway", built.signer.verifier)])
+    assert not verify_bundle(res.data, old_only).ok
