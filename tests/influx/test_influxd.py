@@ -282,6 +282,18 @@ def test_bad_batches_are_refused_whole(up: Influxd, db: str, tmp_path: Path) -> 
     assert count(up, db) == 5
 
 
+def test_second_process_on_the_outbox_only_adds_to_it(up: Influxd, db: str, tmp_path: Path) -> None:
+    cfg = storage(up.url, db, tmp_path)
+    with InfluxStore(cfg) as collector, InfluxStore(cfg) as importer:
+        assert importer.status().state == "passive"
+        importer.write_batches([batch("import:x", 1, 30)])
+        drained(collector)
+        assert importer.status().pending_samples == 0
+        assert collector.status().sent_samples == 30
+        assert importer.last_seq("import:x") == 1
+    assert count(up, db) == 30
+
+
 def test_health_records_and_close(up: Influxd, db: str, tmp_path: Path) -> None:
     store = InfluxStore(storage(up.url, db, tmp_path))
     store.write_health([DeviceHealth("cnc1", connected=True, samples=7, errors={"timeout": 1})])

@@ -147,6 +147,25 @@ def test_requeue_quarantined(box: Outbox) -> None:
     assert box.requeue() == 0
 
 
+def test_two_handles_on_one_file_share_counts_and_the_send_lock(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    one = Outbox(path, max_samples=1000)
+    two = Outbox(path, max_samples=1000)
+    try:
+        assert one.try_lock_sender() is True
+        assert two.try_lock_sender() is False
+        two.append([entry("import:a", 1, 40)], {"import:a": 1}, [])
+        assert one.pending() == (40, 1)
+        one.ack(one.peek(100))
+        assert two.pending() == (0, 0)
+        assert two.counters()["sent_samples"] == 40
+        one.close()
+        assert two.try_lock_sender() is True  # released with the first handle
+    finally:
+        one.close()
+        two.close()
+
+
 def test_health_records_round_trip(box: Outbox) -> None:
     box.write_health([("cnc1", {"device": "cnc1", "samples": 3})])
     box.write_health([("cnc1", {"device": "cnc1", "samples": 4})])

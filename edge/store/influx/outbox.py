@@ -11,11 +11,15 @@ latter). The writer commits once per ``write_batches`` call (a few times a secon
 is a few fsyncs per second. ``normal`` is available for slow storage (SD cards).
 
 One connection guarded by a lock serves the writer thread, the sender thread and readers; the
-lock is never held during network I/O.
+lock is never held during network I/O. Pending counts live in the ``counters`` table and change
+in the same transactions as the rows, so another process writing the same outbox (e.g.
+``shopfloor kpi import`` next to the running collector) keeps them right; only the process
+holding ``<outbox>.lock`` sends.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 import threading
@@ -23,7 +27,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 SCHEMA_VERSION = 1
 
@@ -133,14 +137,20 @@ class Outbox:
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._db.executescript(_SCHEMA)
             self._check_version()
-            self._pending, self._pending_batches = self._db.execute(
-                "SELECT COALESCE(SUM(n), 0), COUNT(*) FROM outbox"
-            ).fetchone()
+            self._db.execute("BEGIN IMMEDIATE")
+            n, b = self._db.execute("SELECT COALESCE(SUM(n), 0), COUNT(*) FROM outbox").fetchone()
+            self._db.executemany(
+                "INSERT INTO counters(name, value) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                [("pending_samples", n), ("pending_batches", b)],
+            )
+            self._db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise OutboxError(f"{path} is not a usable outbox: {exc}") from None
         self._inflight_max = 0
         self._closed = False
+        self._lock_file: IO[bytes] | None = None
 
     def _check_version(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
@@ -169,11 +179,12 @@ class Outbox:
         with self._lock:
             self._ensure_open()
             incoming = sum(e.n for e in entries)
-            over = self._pending + incoming - self.max_samples
             keep: Sequence[Entry] = entries
             dropped_n = dropped_b = 0
             try:
                 self._db.execute("BEGIN IMMEDIATE")
+                pending = self._pending_now()[0]
+                over = pending + incoming - self.max_samples
                 if over > 0 and self.drop == "drop_oldest":
                     freed_n, freed_b = self._drop_oldest(over)
                     dropped_n += freed_n
@@ -182,7 +193,7 @@ class Outbox:
                 if over > 0:
                     # drop_newest, or drop_oldest when even the new entries alone do not fit
                     keep_list: list[Entry] = []
-                    room = self.max_samples - (self._pending - dropped_n)
+                    room = self.max_samples - (pending - dropped_n)
                     ordered = entries if self.drop == "drop_newest" else list(reversed(entries))
                     for e in ordered:
                         if e.n <= room:
@@ -211,17 +222,30 @@ class Outbox:
                     "status = excluded.status WHERE excluded.ts >= latest.ts",
                     list(latest),
                 )
-                if dropped_n or dropped_b:
-                    self._bump({"dropped_samples": dropped_n, "dropped_batches": dropped_b})
+                kept_n = sum(e.n for e in keep)
+                self._bump(
+                    {
+                        "dropped_samples": dropped_n,
+                        "dropped_batches": dropped_b,
+                        "pending_samples": kept_n - (dropped_n - (incoming - kept_n)),
+                        "pending_batches": len(keep) - (dropped_b - (len(entries) - len(keep))),
+                    }
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
-            kept_n = sum(e.n for e in keep)
-            self._pending += kept_n - (dropped_n - (incoming - kept_n))
-            self._pending_batches += len(keep) - (dropped_b - (len(entries) - len(keep)))
             return dropped_n, dropped_b
+
+    def _pending_now(self) -> tuple[int, int]:
+        rows = dict(
+            self._db.execute(
+                "SELECT name, value FROM counters "
+                "WHERE name IN ('pending_samples', 'pending_batches')"
+            ).fetchall()
+        )
+        return int(rows.get("pending_samples", 0)), int(rows.get("pending_batches", 0))
 
     def _drop_oldest(self, need: int) -> tuple[int, int]:
         """Delete the oldest rows not being sent until ``need`` samples are freed."""
@@ -297,9 +321,14 @@ class Outbox:
             with self._db:
                 self._db.execute("BEGIN")
                 self._db.executemany("DELETE FROM outbox WHERE id = ?", [(r.id,) for r in rows])
-                self._bump({"sent_samples": n, "sent_batches": len(rows)})
-            self._pending -= n
-            self._pending_batches -= len(rows)
+                self._bump(
+                    {
+                        "sent_samples": n,
+                        "sent_batches": len(rows),
+                        "pending_samples": -n,
+                        "pending_batches": -len(rows),
+                    }
+                )
             if rows and rows[-1].id >= self._inflight_max:
                 self._inflight_max = 0
 
@@ -326,9 +355,14 @@ class Outbox:
                     ),
                 )
                 self._db.execute("DELETE FROM outbox WHERE id = ?", (row.id,))
-                self._bump({"quarantined_samples": row.n, "quarantined_batches": 1})
-            self._pending -= row.n
-            self._pending_batches -= 1
+                self._bump(
+                    {
+                        "quarantined_samples": row.n,
+                        "quarantined_batches": 1,
+                        "pending_samples": -row.n,
+                        "pending_batches": -1,
+                    }
+                )
             if row.id >= self._inflight_max:
                 self._inflight_max = 0
 
@@ -352,8 +386,9 @@ class Outbox:
                     [r[1:] for r in rows],
                 )
                 self._db.executemany("DELETE FROM quarantine WHERE id = ?", [(r[0],) for r in rows])
-            self._pending += sum(r[3] for r in rows)
-            self._pending_batches += len(rows)
+                self._bump(
+                    {"pending_samples": sum(r[3] for r in rows), "pending_batches": len(rows)}
+                )
             return len(rows)
 
     # ---- reads -------------------------------------------------------------------------
@@ -361,7 +396,8 @@ class Outbox:
     def pending(self) -> tuple[int, int]:
         """(samples, batches) waiting for InfluxDB."""
         with self._lock:
-            return self._pending, self._pending_batches
+            self._ensure_open()
+            return self._pending_now()
 
     def oldest_created_ns(self) -> int | None:
         with self._lock:
@@ -417,8 +453,25 @@ class Outbox:
         if self._closed:
             raise OutboxError(f"the outbox {self.path} is closed")
 
+    def try_lock_sender(self) -> bool:
+        """Take the right to send this outbox (an exclusive lock on ``<outbox>.lock``). False when
+        another process (the running collector) holds it: then it sends what this one writes."""
+        if self._lock_file is not None:
+            return True
+        f = open(self.path.with_name(self.path.name + ".lock"), "ab")  # noqa: SIM115
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            return False
+        self._lock_file = f
+        return True
+
     def close(self) -> None:
         with self._lock:
             if not self._closed:
                 self._closed = True
                 self._db.close()
+            if self._lock_file is not None:
+                self._lock_file.close()  # releases the flock
+                self._lock_file = None

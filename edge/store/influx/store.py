@@ -18,6 +18,7 @@ replay_rate_sps, quarantined_samples/batches, state, last_error and the rest of
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -35,6 +36,8 @@ from edge.store.influx.v1 import V1Client, tls_verify
 from metrics.series import Series
 
 SINK_HEALTH_ID = "sink:influxdb"
+
+log = logging.getLogger("shopfloor.influx")
 
 
 class _SeriesSource(Protocol):
@@ -208,8 +211,16 @@ class InfluxStore:
             backoff_max_s=cfg.replay_backoff_max_s,
         )
         self._closed = False
+        self._passive = False
         if start_sender:
-            self._sender.start()
+            if self._outbox.try_lock_sender():
+                self._sender.start()
+            else:
+                self._passive = True
+                log.info(
+                    "influx: another process sends the outbox %s; this one only adds to it",
+                    self._outbox.path,
+                )
 
     # ---- Store: writes -----------------------------------------------------------------
 
@@ -303,7 +314,9 @@ class InfluxStore:
         counters = self._outbox.counters()
         sender = self._sender.status()
         state = sender.state
-        if state == "idle" and pending_n and not self._sender.alive:
+        if self._passive:
+            state = "passive"
+        elif state == "idle" and pending_n and not self._sender.alive:
             state = "stopped"
         return OutboxStatus(
             state=state,
