@@ -87,6 +87,10 @@
       for (const p of pointsOf(d, "count_good")) add(L.good, fmt(sample(d.id, p.id) && sample(d.id, p.id).value, 0));
       for (const p of pointsOf(d, "count_scrap")) add(L.scrap, fmt(sample(d.id, p.id) && sample(d.id, p.id).value, 0));
       for (const p of pointsOf(d, "power_kw")) add(L.power, fmt(sample(d.id, p.id) && sample(d.id, p.id).value, 1) + " kW");
+      for (const p of d.points.filter((x) => x.role === "measurement" || x.role === "apc_mode")) {
+        const s = sample(d.id, p.id);
+        add(p.name || p.id, s ? fmt(s.value, 2) + (p.unit ? " " + p.unit : "") : "—");
+      }
       card.append(rows);
       box.append(card);
     }
