@@ -53,6 +53,14 @@ def test_series_from_result_other_column_order() -> None:
     assert (s.ts.tolist(), s.values.tolist(), s.quality.tolist()) == ([1], [9.0], [1])
 
 
+def test_series_from_result_missing_columns() -> None:
+    s = influxql.series_from_result([{"columns": ["time", "quality"], "values": [[4, 2]]}])
+    assert (s.ts.tolist(), s.quality.tolist()) == ([4], [2])
+    assert math.isnan(s.values[0])
+    with pytest.raises(ValueError, match="without a time column"):
+        influxql.series_from_result([{"columns": ["value"], "values": [[1.0]]}])
+
+
 def test_empty_result() -> None:
     assert len(influxql.series_from_result([])) == 0
     assert len(influxql.concat([])) == 0
@@ -108,9 +116,18 @@ def test_series_from_flux_csv_with_two_tables() -> None:
     assert s.quality.tolist() == [2, 0, 0]
 
 
+def test_flux_csv_without_value_column_when_all_bad() -> None:
+    s = flux.series_from_csv(
+        ",result,table,_time,quality\r\n,_result,0,1970-01-01T00:00:00.000000005Z,2\r\n"
+    )
+    assert s.ts.tolist() == [5]
+    assert math.isnan(s.values[0])
+    assert s.quality.tolist() == [2]
+
+
 def test_flux_csv_error_and_missing_columns() -> None:
     with pytest.raises(ValueError, match="Flux error: bucket not found"):
         flux.series_from_csv("error,reference\r\nbucket not found,\r\n")
-    with pytest.raises(ValueError, match="without _time/value/quality"):
-        flux.series_from_csv(",result,table,_time,other\r\n,_result,0,x,1\r\n")
+    with pytest.raises(ValueError, match="without a _time column"):
+        flux.series_from_csv(",result,table,time,other\r\n,_result,0,x,1\r\n")
     assert len(flux.series_from_csv("")) == 0

@@ -82,7 +82,8 @@ def _float(text: str) -> float:
 
 
 def series_from_csv(text: str) -> Series:
-    """Arrays from a Flux CSV answer holding ``_time``, ``value`` and ``quality`` columns.
+    """Arrays from a Flux CSV answer holding ``_time``, ``value`` and ``quality`` columns
+    (a missing ``value`` column, when every sample of the range is bad, gives NaN).
 
     Tables are separated by blank lines and each repeats its header; ``#`` lines (annotations)
     are ignored. An empty ``value`` (bad sample) becomes NaN, an empty ``quality`` good.
@@ -104,14 +105,16 @@ def series_from_csv(text: str) -> Series:
             if "error" in header:
                 detail = next(rows, [])
                 raise ValueError(f"Flux error: {', '.join(detail) or 'no details'}")
-            try:
-                it, iv, iq = header.index("_time"), header.index("value"), header.index("quality")
-            except ValueError:
-                raise ValueError(f"Flux answer without _time/value/quality: {header}") from None
+            if "_time" not in header:
+                raise ValueError(f"Flux answer without a _time column: {header}")
+            # a range where every sample is bad has no "value" column after the pivot
+            it = header.index("_time")
+            iv = header.index("value") if "value" in header else -1
+            iq = header.index("quality") if "quality" in header else -1
             continue
         ts.append(parse_rfc3339_ns(row[it]))
-        vals.append(_float(row[iv]))
-        qual.append(_float(row[iq]))
+        vals.append(_float(row[iv]) if iv >= 0 else float("nan"))
+        qual.append(_float(row[iq]) if iq >= 0 else 0.0)
     if not ts:
         return Series.empty()
     ts_arr = np.array(ts, dtype=np.int64)

@@ -75,8 +75,15 @@ def series_from_result(series: Sequence[dict[str, Any]]) -> Series:
         if cols[:3] == ["time", "value", "quality"]:
             rows.extend(values)
         else:
-            it, iv, iq = cols.index("time"), cols.index("value"), cols.index("quality")
-            rows.extend([r[it], r[iv], r[iq]] for r in values)
+            if "time" not in cols:
+                raise ValueError(f"InfluxQL answer without a time column: {cols}")
+            it = cols.index("time")
+            iv = cols.index("value") if "value" in cols else None
+            iq = cols.index("quality") if "quality" in cols else None
+            rows.extend(
+                [r[it], None if iv is None else r[iv], None if iq is None else r[iq]]
+                for r in values
+            )
     if not rows:
         return Series.empty()
     ts, vals, qual = zip(*rows, strict=True)

@@ -56,11 +56,19 @@ class _InfluxQLSource:
 
     def read_range(self, device: str, point: str, start: int, end: int, limit: int) -> Series:
         q = influxql.select_range(self._m, device, point, start, end, limit, self._rp)
-        return influxql.series_from_result(self._client.query(q))
+        return self._run(q)
 
     def read_prior(self, device: str, point: str, before: int) -> Series:
-        q = influxql.select_prior(self._m, device, point, before, self._rp)
-        return influxql.series_from_result(self._client.query(q))
+        return self._run(influxql.select_prior(self._m, device, point, before, self._rp))
+
+    def _run(self, q: str) -> Series:
+        series = self._client.query(q)
+        try:
+            return influxql.series_from_result(series)
+        except (ValueError, TypeError, IndexError) as exc:
+            raise InfluxError(
+                f"unexpected InfluxQL answer from {self._client.url}: {exc}"
+            ) from None
 
     def close(self) -> None:
         self._client.close()
