@@ -32,23 +32,19 @@ SEC = 1_000_000_000
 WEEK = 604_800
 
 
+def _kw(i: int) -> float:
+    return 10.0 + (i % 97) / 8
+
+
 def week_batches(device: str, per_batch: int = 5000) -> list[Batch]:
     """One device-week of 1 s power readings, in batches like the writer makes them."""
     out: list[Batch] = []
     for seq, start in enumerate(range(0, WEEK, per_batch), 1):
         n = min(per_batch, WEEK - start)
-        out.append(
-            Batch(
-                device,
-                seq,
-                tuple(
-                    Sample(
-                        device, "power_kw", T0 + (start + i) * SEC, 10.0 + ((start + i) % 97) / 8
-                    )
-                    for i in range(n)
-                ),
-            )
+        samples = tuple(
+            Sample(device, "power_kw", T0 + (start + i) * SEC, _kw(start + i)) for i in range(n)
         )
+        out.append(Batch(device, seq, samples))
     return out
 
 
@@ -58,9 +54,7 @@ def plant_batches(n_samples: int, devices: int = 20, points: int = 10) -> list[B
     out: list[Batch] = []
     for d in range(devices):
         dev = f"dev{d:02d}"
-        seq = 0
-        for start in range(0, per_dev, 5000):
-            seq += 1
+        for seq, start in enumerate(range(0, per_dev, 5000), 1):
             n = min(5000, per_dev - start)
             samples = tuple(
                 Sample(
