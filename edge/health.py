@@ -14,11 +14,15 @@ Sources of each figure:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from operator import attrgetter
 
 from connectors.base import Quality, Sample, now_ns
 from edge.store.base import DeviceHealth
+
+_ts = attrgetter("ts")
+_quality = attrgetter("quality")
 
 
 class HealthTracker:
@@ -63,26 +67,29 @@ class HealthTracker:
 
     # -- writer side --------------------------------------------------------------------------
 
-    def observe(self, device: str, samples: Iterable[Sample]) -> None:
+    def observe(self, device: str, samples: Sequence[Sample]) -> None:
         """Count samples of one device taken off the queue."""
+        if not samples:
+            return
         h = self._get(device)
-        n = 0
-        last_ts = h.last_sample_ts
-        last_good = h.last_good_ts
-        for s in samples:
-            n += 1
-            ts = s.ts
-            if last_ts is None or ts > last_ts:
-                last_ts = ts
-            if s.quality == Quality.GOOD:
-                if last_good is None or ts > last_good:
-                    last_good = ts
-            elif s.quality == Quality.BAD:
-                kind = f"bad:{s.status or 'unknown'}"
-                h.errors[kind] = h.errors.get(kind, 0) + 1
-        h.samples += n
-        h.last_sample_ts = last_ts
-        h.last_good_ts = last_good
+        ts = list(map(_ts, samples))
+        quals = list(map(_quality, samples))
+        newest = max(ts)
+        if h.last_sample_ts is None or newest > h.last_sample_ts:
+            h.last_sample_ts = newest
+        h.samples += len(ts)
+        if quals.count(Quality.GOOD) == len(quals):
+            good = newest
+        else:
+            good_ts = [t for t, q in zip(ts, quals, strict=True) if q == Quality.GOOD]
+            good = max(good_ts) if good_ts else None
+            errors = h.errors
+            for s in samples:
+                if s.quality == Quality.BAD:
+                    kind = f"bad:{s.status or 'unknown'}"
+                    errors[kind] = errors.get(kind, 0) + 1
+        if good is not None and (h.last_good_ts is None or good > h.last_good_ts):
+            h.last_good_ts = good
 
     def set_drops(self, drops: Mapping[str, int]) -> None:
         for d, n in drops.items():

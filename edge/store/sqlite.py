@@ -13,7 +13,8 @@ Layout (one file):
   (device, first_ts) and (source, seq). One row per batch rather than per (series, batch) keeps
   the insert cost per sample low when many points report a few samples each;
 - ``batches(source, seq, first_ts, last_ts, count, written_ts)``: one row per acknowledged batch;
-- ``latest(device, points)``: the newest sample of every point of a device (JSON);
+- ``latest(device, points)``: the newest sample of every point of a device (JSON), written with
+  the batches at most every ``latest_interval_s`` (0.5 s) and on ``latest()``/``close()``;
 - ``health(device, ...)``: the last health record of every device.
 
 ``read(device, point, ...)`` selects the device's chunks overlapping the range, keeps the samples
@@ -29,6 +30,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from operator import attrgetter, itemgetter
 from pathlib import Path
@@ -151,6 +153,13 @@ class SqliteStore:
             )
         self._lock = threading.Lock()
         self._sids: dict[tuple[str, str], int] = {}
+        self._names: dict[int, tuple[str, str]] = {}
+        self._sid_dev_table: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
+        self._dev_names: list[str] = []
+        self._latest_pending: set[str] = set()
+        self._latest_written = 0.0
+        self.latest_interval_s = 0.5
+        self._closed = False
         self._spans: dict[str, int] = {}
         self._latest: dict[str, dict[str, LatestEntry]] = {}
         try:
@@ -188,6 +197,7 @@ class SqliteStore:
         self._check_version(int(row[0]))
         for sid, dev, pt in db.execute("SELECT id, device, point FROM series"):
             self._sids[(dev, pt)] = sid
+            self._names[sid] = (dev, pt)
         for dev, span in db.execute("SELECT device, max_span FROM devices"):
             self._spans[dev] = span
         for dev, points in db.execute("SELECT device, points FROM latest"):
@@ -210,6 +220,7 @@ class SqliteStore:
         )
         sid = int(cur.fetchone()[0])
         self._sids[key] = sid
+        self._names[sid] = key
         return sid
 
     def write_batches(self, batches: Sequence[Batch]) -> None:
@@ -218,30 +229,56 @@ class SqliteStore:
             raise StoreError("store opened read-only")
         if not batches:
             return
+        for b in batches:
+            if not b.samples:
+                raise ValueError(f"batch {b.source}#{b.seq} has no samples")
         with self._lock:
             db = self._db
-            saved = (dict(self._sids), dict(self._spans))
-            touched: dict[str, dict[str, LatestEntry]] = {}
+            saved = (dict(self._sids), dict(self._names), dict(self._spans))
             db.execute("BEGIN IMMEDIATE")
             try:
-                for b in batches:
-                    self._write_one(b, touched)
-                self._write_latest(touched)
+                touched = self._write_all(batches)
+                flush = time.monotonic() - self._latest_written >= self.latest_interval_s
+                if flush:
+                    pending = {d: self._latest[d] for d in self._latest_pending}
+                    pending.update(touched)
+                    self._write_latest(pending)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
-                self._sids, self._spans = saved
+                self._sids, self._names, self._spans = saved
                 raise
-            # only after the commit: the in-memory latest mirrors the file
-            for dev, points in touched.items():
-                self._latest[dev] = points
+            self._latest.update(touched)
+            if flush:
+                self._latest_pending.clear()
+                self._latest_written = time.monotonic()
+            else:
+                self._latest_pending.update(touched)
 
-    def _write_one(self, batch: Batch, touched: dict[str, dict[str, LatestEntry]]) -> None:
+    def _flush_latest(self) -> None:
+        """Write the latest values held back by the throttle (own transaction)."""
+        if self.readonly or not self._latest_pending:
+            return
         db = self._db
-        samples = batch.samples
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._write_latest({d: self._latest[d] for d in self._latest_pending})
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._latest_pending.clear()
+        self._latest_written = time.monotonic()
+
+    def _write_all(self, batches: Sequence[Batch]) -> dict[str, dict[str, LatestEntry]]:
+        """Insert the rows of every batch (columns built once for the whole call)."""
+        db = self._db
+        samples: list[Sample] = []
+        bounds = [0]
+        for b in batches:
+            samples.extend(b.samples)
+            bounds.append(len(samples))
         n = len(samples)
-        if not n:
-            raise ValueError(f"batch {batch.source}#{batch.seq} has no samples")
         keys = list(map(_key, samples))
         sids_map = self._sids
         try:
@@ -253,86 +290,140 @@ class SqliteStore:
         val = np.fromiter(map(_val, samples), dtype=_F64, count=n)
         qual = np.fromiter(map(_qual, samples), dtype=_U8, count=n)
         statuses = list(map(_status, samples))
-        status = [[i, st] for i, st in enumerate(statuses) if st] if any(statuses) else None
-        first_all, last_all = int(ts.min()), int(ts.max())
-        devices = dict.fromkeys(map(_first, keys))
+        status_at = {i: st for i, st in enumerate(statuses) if st} if any(statuses) else {}
+        starts = np.array(bounds[:-1], dtype=np.int64)
+        firsts = np.minimum.reduceat(ts, starts).tolist()
+        lasts = np.maximum.reduceat(ts, starts).tolist()
+        dev = self._sid_dev()[sid]
+        dev_lo = np.minimum.reduceat(dev, starts).tolist()
+        dev_hi = np.maximum.reduceat(dev, starts).tolist()
+        dev_names = self._dev_names
+        # out-of-order steps inside each batch
+        steps = np.concatenate(([0], np.cumsum(ts[1:] < ts[:-1])))
         written = now_ns()
-        try:
-            db.execute(
-                "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
-                (batch.source, batch.seq, first_all, last_all, n, written),
-            )
-        except sqlite3.IntegrityError:
-            raise BatchConflict(f"batch {batch.source}#{batch.seq} is already stored") from None
-        for device in devices:
-            if len(devices) == 1:
-                d_sid, d_ts, d_val, d_q, d_status = sid, ts, val, qual, status
-                d_keys, d_first, d_last = keys, first_all, last_all
-            else:
-                mask = np.fromiter((k[0] == device for k in keys), dtype=bool, count=n)
-                idx = np.flatnonzero(mask)
-                d_sid, d_ts, d_val, d_q = sid[idx], ts[idx], val[idx], qual[idx]
-                pos = {int(i): j for j, i in enumerate(idx)}
-                d_status = [[pos[i], st] for i, st in status or () if i in pos] or None
-                d_keys = [keys[int(i)] for i in idx]
-                d_first, d_last = int(d_ts.min()), int(d_ts.max())
-            is_sorted = d_ts.shape[0] < 2 or bool((d_ts[1:] >= d_ts[:-1]).all())
-            span = d_last - d_first
-            if span > self._spans.get(device, -1):
-                self._spans[device] = span
-                db.execute(
-                    "INSERT INTO devices VALUES (?, ?) ON CONFLICT (device) "
-                    "DO UPDATE SET max_span = excluded.max_span",
-                    (device, span),
+        batch_rows = []
+        chunk_rows = []
+        spans = self._spans
+        span_updates: dict[str, int] = {}
+        for i, b in enumerate(batches):
+            a, z = bounds[i], bounds[i + 1]
+            batch_rows.append((b.source, b.seq, firsts[i], lasts[i], z - a, written))
+            one = dev_lo[i] == dev_hi[i]
+            devices = [dev_names[dev_lo[i]]] if one else dict.fromkeys(map(_first, keys[a:z]))
+            for device in devices:
+                if one:
+                    idx: Any = slice(a, z)
+                    first, last = firsts[i], lasts[i]
+                    is_sorted = bool(steps[z - 1] == steps[a])
+                    st_rows = [[j - a, status_at[j]] for j in range(a, z) if j in status_at]
+                    count = z - a
+                else:
+                    idx = a + np.flatnonzero(
+                        np.fromiter((k[0] == device for k in keys[a:z]), dtype=bool, count=z - a)
+                    )
+                    d_ts = ts[idx]
+                    first, last = int(d_ts.min()), int(d_ts.max())
+                    is_sorted = bool((d_ts[1:] >= d_ts[:-1]).all())
+                    pos = idx.tolist()
+                    st_rows = [[j, status_at[p]] for j, p in enumerate(pos) if p in status_at]
+                    count = len(pos)
+                span = last - first
+                if span > max(spans.get(device, -1), span_updates.get(device, -1)):
+                    span_updates[device] = span
+                chunk_rows.append(
+                    (
+                        device,
+                        first,
+                        last,
+                        count,
+                        b.source,
+                        b.seq,
+                        int(is_sorted),
+                        sid[idx].tobytes(),
+                        ts[idx].tobytes(),
+                        val[idx].tobytes(),
+                        qual[idx].tobytes(),
+                        json.dumps(st_rows, ensure_ascii=False) if st_rows else None,
+                    )
                 )
-            db.execute(
-                "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    device,
-                    d_first,
-                    d_last,
-                    int(d_ts.shape[0]),
-                    batch.source,
-                    batch.seq,
-                    int(is_sorted),
-                    d_sid.tobytes(),
-                    d_ts.tobytes(),
-                    d_val.tobytes(),
-                    d_q.tobytes(),
-                    json.dumps(d_status, ensure_ascii=False) if d_status else None,
-                ),
+        db.execute("SAVEPOINT batch_rows")
+        try:
+            db.executemany("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)", batch_rows)
+        except sqlite3.IntegrityError:
+            db.execute("ROLLBACK TO batch_rows")
+            raise BatchConflict(self._conflict(batches)) from None
+        db.execute("RELEASE batch_rows")
+        db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", chunk_rows)
+        if span_updates:
+            db.executemany(
+                "INSERT INTO devices VALUES (?, ?) ON CONFLICT (device) "
+                "DO UPDATE SET max_span = excluded.max_span",
+                list(span_updates.items()),
             )
-            self._note_latest(device, d_keys, d_sid, d_ts, d_val, d_q, d_status, is_sorted, touched)
+            spans.update(span_updates)
+        return self._newest(sid, ts, val, qual, status_at)
 
-    def _note_latest(
+    def _sid_dev(self) -> npt.NDArray[np.int64]:
+        """Device index of every series id (rebuilt when series were added)."""
+        if self._sid_dev_table.shape[0] <= max(self._names, default=0):
+            table = np.full(max(self._names, default=0) + 1, -1, dtype=np.int64)
+            index: dict[str, int] = {}
+            names: list[str] = []
+            for sid, (device, _) in self._names.items():
+                k = index.get(device)
+                if k is None:
+                    k = index[device] = len(names)
+                    names.append(device)
+                table[sid] = k
+            self._sid_dev_table = table
+            self._dev_names = names
+        return self._sid_dev_table
+
+    def _conflict(self, batches: Sequence[Batch]) -> str:
+        seen: set[tuple[str, int]] = set()
+        for b in batches:
+            key = (b.source, b.seq)
+            exists = self._db.execute(
+                "SELECT 1 FROM batches WHERE source = ? AND seq = ?", key
+            ).fetchone()
+            if exists or key in seen:
+                return f"batch {b.source}#{b.seq} is already stored"
+            seen.add(key)
+        return "a batch is already stored"
+
+    def _newest(
         self,
-        device: str,
-        keys: list[tuple[str, str]],
         sid: npt.NDArray[np.uint32],
         ts: npt.NDArray[np.int64],
         val: npt.NDArray[np.float64],
         qual: npt.NDArray[np.uint8],
-        status: list[list[Any]] | None,
-        is_sorted: bool,
-        touched: dict[str, dict[str, LatestEntry]],
-    ) -> None:
-        points = touched.get(device)
-        if points is None:
-            points = touched[device] = dict(self._latest.get(device, {}))
+        status_at: dict[int, str],
+    ) -> dict[str, dict[str, LatestEntry]]:
+        """The latest table's new content for the devices in these samples: the newest sample
+        of each series (the last written on equal timestamps) unless an older write is newer."""
         n = int(ts.shape[0])
-        # index of the newest sample of each series (the last one written on equal ts)
         pos = np.arange(n)
-        order = pos[::-1] if is_sorted else np.lexsort((pos, ts))[::-1]
-        _, first = np.unique(sid[order], return_index=True)
-        newest = order[first].tolist()
-        st = dict(status) if status else {}
-        for i in newest:
-            point = keys[i][1]
+        order = np.lexsort((pos, ts, sid))  # by series, then time, then write order
+        last_of = np.flatnonzero(np.append(sid[order][1:] != sid[order][:-1], True))
+        touched: dict[str, dict[str, LatestEntry]] = {}
+        names = self._names
+        sel = order[last_of]
+        for i, s_id, t, v, q in zip(
+            sel.tolist(),
+            sid[sel].tolist(),
+            ts[sel].tolist(),
+            val[sel].tolist(),
+            qual[sel].tolist(),
+            strict=True,
+        ):
+            device, point = names[s_id]
+            points = touched.get(device)
+            if points is None:
+                points = touched[device] = dict(self._latest.get(device, {}))
             cur = points.get(point)
-            t = int(ts[i])
             if cur is None or t >= cur[0]:
-                v = float(val[i])
-                points[point] = [t, None if v != v else v, int(qual[i]), st.get(i, "")]
+                points[point] = [t, None if v != v else v, q, status_at.get(i, "")]
+        return touched
 
     def _write_latest(self, touched: dict[str, dict[str, LatestEntry]]) -> None:
         self._db.executemany(
@@ -405,6 +496,7 @@ class SqliteStore:
             sql += " WHERE device = ?"
             args = (device,)
         with self._lock:
+            self._flush_latest()
             rows = self._db.execute(sql + " ORDER BY device", args).fetchall()
         out: list[Sample] = []
         for dev, points in rows:
@@ -550,8 +642,15 @@ class SqliteStore:
                 yield b
 
     def close(self) -> None:
+        """Write held-back latest values and close (idempotent)."""
         with self._lock:
-            self._db.close()
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._flush_latest()
+            finally:
+                self._db.close()
 
     def __enter__(self) -> SqliteStore:
         return self
