@@ -64,6 +64,7 @@ _VARIANT = {
 
 
 _STANDARD_NODES: bytes | None = None
+_FROZEN_SERVERS = 0
 
 
 def _cache_file() -> Path:
@@ -108,13 +109,27 @@ class _QuickInternalServer(InternalServer):  # type: ignore[misc]
             standard_address_space.fill_address_space(fresh.node_mgt_service)
             return dict(fresh.aspace._nodes)
 
+        global _FROZEN_SERVERS
         enabled = gc.isenabled()
         gc.disable()
         try:
             self.aspace._nodes = pickle.loads(_standard_nodes(build))
+            # millions of long-lived objects: keep them out of the collector's way (a full
+            # collection over them takes seconds) until the last such server stops
+            gc.freeze()
+            _FROZEN_SERVERS += 1
         finally:
             if enabled:
                 gc.enable()
+
+
+def release_standard_nodes() -> None:
+    """Call once per stopped server from :func:`new_server`: when none is left, the frozen
+    address spaces go back to the garbage collector (and are freed)."""
+    global _FROZEN_SERVERS
+    _FROZEN_SERVERS = max(0, _FROZEN_SERVERS - 1)
+    if _FROZEN_SERVERS == 0:
+        gc.unfreeze()
 
 
 def _dt(ns: int) -> dt.datetime:
@@ -400,24 +415,24 @@ class CncSimulator:
 
     async def _fill_history(self, start_ns: int, end_ns: int) -> None:
         """What the machines did while the server was down, into the kept history."""
-        span = end_ns - start_ns
-        step = max(_S, span // 20_000)
-        last = {id(v): v.last for v in self.vars}
-        t = start_ns + step
         filled = 0
-        while t < end_ns:
-            for var, value in self._values_at(t):
-                if value != last[id(var)]:
+        for dev_id, model in self.models.items():
+            mine = [v for v in self.vars if v.device == dev_id]
+            last = {id(v): v.last for v in mine}
+            for t in model.change_times(start_ns, end_ns):
+                reading = model.at(t)
+                for var in mine:
+                    value = _typed(var.point, reading_value(var.point, reading))
+                    if value == last[id(var)] or var.node_id not in self._history._datachanges:
+                        continue
                     last[id(var)] = value
                     dv = ua.DataValue(
                         ua.Variant(value, _VARIANT[var.point.datatype]),
                         SourceTimestamp=_dt(t),
                         ServerTimestamp=_dt(t),
                     )
-                    if var.node_id in self._history._datachanges:
-                        await self._history.save_node_value(var.node_id, dv)
-                        filled += 1
-            t += step
+                    await self._history.save_node_value(var.node_id, dv)
+                    filled += 1
         log.info("%s: history filled with %d values of the downtime", self.name, filled)
 
     async def _run(self) -> None:
@@ -440,7 +455,10 @@ class CncSimulator:
         server, self.server = self.server, None
         if server is not None:
             self._stopped_at = self.clock.now_ns()
-            await server.stop()
+            try:
+                await server.stop()
+            finally:
+                release_standard_nodes()
 
 
 def endpoints_of(site: SiteConfig) -> dict[str, list[Device]]:

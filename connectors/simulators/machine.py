@@ -342,6 +342,29 @@ class MachineModel:
             temperature_c=self.temperature_at(t_ns, state, apc),
         )
 
+    def change_times(self, start_ns: int, end_ns: int, tick_s: float = 10.0) -> list[int]:
+        """Every instant in (start, end) at which a reading may change: state changes, part
+        completions (just after), the 10-second ticks of power and temperature, and the
+        counters' monthly reset. Evaluating :meth:`at` at these instants gives the exact
+        change-only record of the device."""
+        tick = int(tick_s * _S)
+        times: set[int] = set(range((start_ns // tick + 1) * tick, end_ns, tick))
+        for e in self.episodes(start_ns, end_ns):
+            if start_ns < e.start_ns < end_ns:
+                times.add(e.start_ns)
+            if e.parts:
+                done, _ = e.done_at(start_ns)
+                for k in range(done + 1, e.parts + 1):
+                    c = e.completion_ns(k) + 1000
+                    if c >= end_ns:
+                        break
+                    if c > start_ns:
+                        times.add(c)
+        reset = self.month_start_ns(end_ns)
+        if start_ns < reset < end_ns:
+            times.add(reset)
+        return sorted(times)
+
     def power_at(self, t_ns: int, state: str) -> float:
         level = {"producing": 0.62, "setup": 0.12, "idle": 0.06, "down": 0.03}.get(state, 0.0)
         if level == 0.0:

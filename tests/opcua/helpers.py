@@ -15,7 +15,12 @@ from asyncua import Server, ua
 from config.loader import load_site_text
 from config.models import SiteConfig
 from connectors.base import Connector, Sample
-from connectors.simulators.cnc import SimSecurity, apply_security, new_server
+from connectors.simulators.cnc import (
+    SimSecurity,
+    apply_security,
+    new_server,
+    release_standard_nodes,
+)
 
 
 class RecordingSink:
@@ -154,4 +159,7 @@ class PlainServer:
             )
 
     async def stop(self) -> None:
-        await self.server.stop()
+        try:
+            await self.server.stop()
+        finally:
+            release_standard_nodes()
