@@ -2,7 +2,8 @@
 
 Every acknowledged batch becomes one leaf whose bytes are the canonical batch record
 (``metrics.evidence.canonical.batch_record``); the batch's canonical sample bytes (``sfs1``,
-zlib-compressed) are kept beside it so a bundle can carry them. Special leaves record the site
+21 bytes a sample plus the series names, zlib level 1 unless ``compress=False``) are kept
+beside it so a bundle can carry them. Special leaves record the site
 file at start (``config``), formula versions (``formula``), key rotations (``key_rotation``),
 clock-sync state (``clock``) and gaps (``gap``: queue drops, restarts, sequence gaps).
 
@@ -110,8 +111,16 @@ def clock_synchronised() -> bool | None:
 class Ledger:
     """The Merkle log of one gateway. Thread-safe (one lock); usable as a BatchObserver."""
 
-    def __init__(self, path: str | Path, *, readonly: bool = False, durable: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        readonly: bool = False,
+        durable: bool = True,
+        compress: bool = True,
+    ) -> None:
         self.path = Path(path)
+        self.compress = compress
         if readonly:
             uri = f"file:{self.path}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
@@ -264,7 +273,8 @@ class Ledger:
             row = self._db.execute("SELECT data FROM batch_data WHERE idx=?", (idx,)).fetchone()
         if row is None:
             raise LedgerError(f"leaf {idx} has no stored samples")
-        return zlib.decompress(bytes(row[0]))
+        raw = bytes(row[0])
+        return raw if raw[:4] == b"SFS1" else zlib.decompress(raw)
 
     # --- appending ----------------------------------------------------------------------
 
@@ -308,7 +318,8 @@ class Ledger:
                     )
                     if data is not None:
                         self._db.execute(
-                            "INSERT INTO batch_data VALUES (?,?)", (idx, zlib.compress(data, 1))
+                            "INSERT INTO batch_data VALUES (?,?)",
+                            (idx, zlib.compress(data, 1) if self.compress else data),
                         )
                     nodes = [(0, idx, h)]
                     level, j, acc = 0, idx, h
