@@ -285,6 +285,16 @@ def verify_bundle(data: bytes, trust: Trust, *, tol: float = REL_TOL) -> Report:
     """Run every check; never raises for a bad bundle (the report says what broke)."""
     rep = Report()
     try:
+        return _verify(rep, data, trust, tol)
+    except Exception as exc:  # a malformed bundle must give a report, never a traceback
+        rep.add(
+            "verification", "bundle", False, f"verification aborted on malformed input: {exc!r}"
+        )
+        return rep
+
+
+def _verify(rep: Report, data: bytes, trust: Trust, tol: float) -> Report:
+    try:
         files = bundle_mod.read_files(data)
     except bundle_mod.BundleError as exc:
         rep.add("bundle structure", "bundle", False, str(exc))
@@ -482,6 +492,9 @@ def _check_leaves(
                 reasons.append(f"{what}: inclusion proof: {exc}")
                 continue
         rec = canonical.parse_canonical(lf.record, f"{what} record")
+        if not isinstance(rec, dict):
+            reasons.append(f"{what}: record is not a JSON object")
+            continue
         if rec.get("kind") != ref.kind:
             reasons.append(f"{what}: is a {rec.get('kind')} leaf, referenced as {ref.kind}")
             continue

@@ -366,3 +366,20 @@ def test_key_rotation_leaf_is_checked(tmp_path: Path) -> None:
     # the old key alone no longer verifies the new snapshot
     old_only = make_trust([TrustedKey("gateway", built.signer.verifier)])
     assert not verify_bundle(res.data, old_only).ok
+
+
+def test_malformed_payload_fields_give_a_report_not_a_traceback(exported: Exported) -> None:
+    b = exported.built
+    for mutate in (
+        lambda p: p["periods"].__setitem__("baseline", "junk"),
+        lambda p: p.__setitem__("batches", [1, 2, 3]),
+        lambda p: p["site_file"].__setitem__("canonical", {"site": 5}),
+        lambda p: p.__setitem__("kpi_table", {"rows": "x"}),
+    ):
+        files = files_of(exported.data)
+        payload = payload_of(files)
+        mutate(payload)
+        resign(files, payload, b.signer)
+        rep = verify_bundle(rezip(files), b.trust)
+        assert not rep.ok
+        assert rep.failures() or any(not k.ok for k in rep.kpis)
