@@ -212,3 +212,32 @@ def test_real_v2_wrong_token(real: InfluxStorage, monkeypatch: pytest.MonkeyPatc
         store.write_batches([batch("a", 1, 1, base=YEAR_2021)])
         wait_for(lambda: store.status().state == "auth_error", timeout=30, what="auth_error")
         assert "refused the credentials" in store.status().last_error
+
+
+def test_v1_token_auth_for_2x_and_3x(
+    fake_v2: tuple[str, type[_Handler]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The v1 flavour with a token (InfluxDB 2.x v1-compat, 3.x): same loopback stand-in."""
+    url, handler = fake_v2
+    monkeypatch.setenv("SHOPFLOOR_TEST_V1_TOKEN", "tok-v1")
+    cfg = InfluxStorage.model_validate(
+        {
+            "kind": "influxdb",
+            "url": url,
+            "database": "plant",
+            "retention_policy": "autogen",
+            "token": {"env": "SHOPFLOOR_TEST_V1_TOKEN"},
+            "outbox_path": tmp_path / "outbox.db",
+        }
+    )
+    with InfluxStore(cfg) as store:
+        store.write_batches([batch("v1", 1, 3)])
+        drained(store)
+    got = handler.received[0]
+    assert got["path"].startswith("/write?")
+    assert "db=plant" in got["path"]
+    assert "rp=autogen" in got["path"]
+    assert "precision=ns" in got["path"]
+    assert got["auth"] == "Token tok-v1"
+    assert got["gzip"] is True
+    assert got["body"].count("\n") == 3
