@@ -337,6 +337,15 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
+def _pct(v: Any) -> str:
+    """A relative change (fraction) as the form shows it: (after - before) / before x 100%."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "—"
+    return f"{f * 100:+.2f}%" if np.isfinite(f) else "—"
+
+
 def row_value(v: Any) -> Any:
     """The number of a table cell whether the engine gives a value dict or a bare number."""
     if isinstance(v, Mapping):
@@ -366,7 +375,7 @@ def render_report(
             f"<td>{html.escape(str(r.get('unit', '')))}</td>"
             f"<td>{_fmt(row_value(r.get('before')))}</td>"
             f"<td>{_fmt(row_value(r.get('after')))}</td>"
-            f"<td>{html.escape(str(r.get('change_label', '')))} {_fmt(r.get('change'))}</td>"
+            f"<td>{html.escape(str(r.get('change_label', '')))} {_pct(r.get('change'))}</td>"
             f"<td>{html.escape(str(r.get('provenance', '')))}</td>"
             "</tr>"
         )
