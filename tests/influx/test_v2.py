@@ -71,7 +71,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def fake_v2() -> Iterator[tuple[str, type[_Handler]]]:
     handler = type("H", (_Handler,), {"answers": [], "received": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-v2", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.05,), name="fake-v2", daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", handler
