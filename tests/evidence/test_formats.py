@@ -181,7 +181,7 @@ def test_fast_canonical_json_equals_rfc8785() -> None:
     import rfc8785
 
     objs = [
-        {"b": "中文\x01\n\t\"\\", "a": [1, 2, {"z": None, "y": True}], "c": 2**53 - 1},
+        {"b": '中文\x01\n\t"\\', "a": [1, 2, {"z": None, "y": True}], "c": 2**53 - 1},
         {"e": "\u2028\ud7ff\U0001f600", "f": "\x7f", "g": -(2**53) + 1, "h": 2**60},
         {"键": "值", "a": 1.25, "\U0001f600": 1, "\ue000": 2},
     ]
