@@ -387,8 +387,11 @@ class MqttConnector:
             else:
                 wait = 3600.0
             self._changed.clear()
+            # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancellation that
+            # arrives as the event is set, and the connector would then never stop
             try:
-                await asyncio.wait_for(self._changed.wait(), timeout=wait)
+                async with asyncio.timeout(wait):
+                    await self._changed.wait()
             except TimeoutError:
                 pass
 

@@ -176,3 +176,19 @@ async def test_unreachable_broker_raises_connector_error() -> None:
     conn = _one([device("d1", free_port(), [point("x", "a/b")], connect_timeout_s=2)])
     with pytest.raises(ConnectorError, match="cannot connect"):
         await asyncio.wait_for(conn.run(RecordingSink()), 10)
+
+
+async def test_cancellation_is_never_lost_when_the_link_changes_at_the_same_time(
+    broker: Mosquitto,
+) -> None:
+    """Regression: with asyncio.wait_for (3.11) a cancel arriving as the link-change event was
+    set was swallowed and the connector ran on forever."""
+    conn = _one([device("c1", broker.port, [point("x", "c/c1")], client_id="t-cancel")])
+    sink = RecordingSink()
+    task = asyncio.create_task(conn.run(sink))
+    await sink.wait_for(lambda: sink.up("c1") is True)
+    conn._changed.set()  # what a paho callback does, in the same loop iteration as the cancel
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)
+    assert sink.up("c1") is False
