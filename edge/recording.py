@@ -115,19 +115,50 @@ class Recorder:
         return abs(v - lv) > rule.limit(lv) if rule.limit(lv) > 0 else v != lv
 
     def filter(self, samples: Iterable[Sample]) -> list[Sample]:
-        """The samples to store, in their order."""
+        """The samples to store, in their order (the rules of :meth:`keep`, inlined)."""
         if not self.rules:
             out = list(samples)
             self.seen += len(out)
             self.kept += len(out)
             return out
         rules = self.rules
+        lasts = self._last
+        bad = Quality.BAD
         kept: list[Sample] = []
+        append = kept.append
         n = 0
         for s in samples:
             n += 1
-            if (s.device, s.point) not in rules or self.keep(s):
-                kept.append(s)
+            key = (s.device, s.point)
+            rule = rules.get(key)
+            if rule is None:
+                append(s)
+                continue
+            last = lasts.get(key)
+            if last is None:
+                lasts[key] = _Last(s)
+                append(s)
+                continue
+            q = s.quality
+            ts = s.ts
+            v = s.value
+            lv = last.value
+            if not (
+                q == bad
+                or q != last.quality
+                or s.status != last.status
+                or ts - last.ts >= rule.heartbeat_ns
+                or ts < last.ts
+            ):
+                d = v - lv
+                if d == d:  # both numbers
+                    limit = rule.threshold if rule.percent is None else rule.limit(lv)
+                    if (abs(d) <= limit) if limit > 0 else (v == lv):
+                        continue
+                elif v != v and lv != lv:  # both NaN: no change
+                    continue
+            last.value, last.ts, last.quality, last.status = v, ts, q, s.status
+            append(s)
         self.seen += n
         self.kept += len(kept)
         return kept

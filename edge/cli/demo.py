@@ -16,12 +16,11 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import importlib
 import logging
 import socket
 import sys
 import zoneinfo
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, cast
@@ -33,9 +32,9 @@ import config as config_pkg
 from config.evidence import EvidenceSettings
 from config.models import Device, SiteConfig
 from config.storage import SqliteStorage
-from connectors.base import Sample
 from connectors.simulators.base import SimClock
 from connectors.simulators.factory import build_simulators
+from connectors.simulators.history import generate_history
 from edge.cli.run import load_or_report, setup_logging
 from edge.cli.sim import parse_start, start_all, stop_all
 from edge.runtime import Collector, install_stop_signals
@@ -45,7 +44,6 @@ log = logging.getLogger("shopfloor.demo")
 
 DAY_NS = 86_400 * 10**9
 Serve = Callable[[SiteConfig, asyncio.Event], Awaitable[None]]
-History = Callable[..., Iterator[Sample]]
 
 
 def packaged_demo() -> Path:
@@ -193,15 +191,6 @@ def holds_data_before(db: Path, ts: int) -> bool:
         ro.close()
 
 
-def load_history() -> History | None:
-    try:
-        module = importlib.import_module("connectors.simulators.history")
-    except ImportError as exc:
-        log.warning("no baseline history generator: %s", exc)
-        return None
-    return cast(History, module.generate_history)
-
-
 def fmt_local(ts: int, tz_name: str) -> str:
     return dt.datetime.fromtimestamp(ts / 1e9, zoneinfo.ZoneInfo(tz_name)).strftime(
         "%Y-%m-%d %H:%M"
@@ -301,16 +290,15 @@ async def _collect(
         )
         print(f"demo: factory clock x{speed_text(clock)} from {fmt_local(live_start, tz)}")
         if need_baseline:
-            gen = load_history()
-            if gen is not None:
-                b0, b1 = baseline_period(live_start, tz, history_days)
-                print(
-                    f"demo: importing baseline 建设前 {fmt_local(b0, tz)} .. {fmt_local(b1, tz)} "
-                    "(source import:<device>) ...",
-                    flush=True,
-                )
-                n = await collector.import_history(gen(site, seed, b0, b1, profile="baseline"))
-                print(f"demo: baseline imported in {n} batches", flush=True)
+            b0, b1 = baseline_period(live_start, tz, history_days)
+            print(
+                f"demo: importing baseline 建设前 {fmt_local(b0, tz)} .. {fmt_local(b1, tz)} "
+                "(source import:<device>) ...",
+                flush=True,
+            )
+            history = generate_history(site, seed, b0, b1, profile="baseline")
+            n = await collector.import_history(history)
+            print(f"demo: baseline imported in {n} batches", flush=True)
         else:
             print("demo: the store already holds earlier data; no baseline import", flush=True)
         if services:
@@ -346,7 +334,26 @@ async def _collect(
             f"{db}, {collector.queue.dropped} dropped",
             flush=True,
         )
+    now = clock.now_ns()
+    b0, b1 = baseline_period(live_start, tz, history_days or 7)
+    day = dt.timedelta(days=1)
+    base = f"{local_date(b0, tz)}..{(local_date(b1, tz) - day)}"
+    current = f"{fmt_iso(live_start, tz)}..{fmt_iso(now, tz)}"
+    print(
+        f"demo: KPI table 建设前/建成后: shopfloor kpi -c {site_file} "
+        f"--baseline {base} --current {current} --baseline-imported",
+        flush=True,
+    )
     return 0
+
+
+def local_date(ts: int, tz_name: str) -> dt.date:
+    return dt.datetime.fromtimestamp(ts / 1e9, zoneinfo.ZoneInfo(tz_name)).date()
+
+
+def fmt_iso(ts: int, tz_name: str) -> str:
+    t = dt.datetime.fromtimestamp(ts / 1e9, zoneinfo.ZoneInfo(tz_name))
+    return t.strftime("%Y-%m-%dT%H:%M")
 
 
 def speed_text(clock: SimClock) -> str:

@@ -102,3 +102,27 @@ devices:
         ("c", 6),
         ("c", 9),
     ]
+
+
+def test_filter_agrees_with_keep_one_by_one() -> None:
+    """The inlined batch filter and the one-sample rule decide the same (random sequences)."""
+    import random
+
+    rng = random.Random(5)
+    rules = {
+        ("d", "abs"): rule_for(Deadband(kind="absolute", value=1.0), heartbeat_s=20),
+        ("d", "pct"): rule_for(Deadband(kind="percent", value=5), heartbeat_s=7),
+        ("d", "zero"): rule_for(Deadband(kind="absolute", value=0), heartbeat_s=1000),
+    }
+    samples = []
+    for i in range(3000):
+        point = rng.choice(["abs", "pct", "zero", "free"])
+        q = rng.choice([Quality.GOOD] * 8 + [Quality.UNCERTAIN, Quality.BAD])
+        v = math.nan if q == Quality.BAD or rng.random() < 0.02 else round(rng.gauss(50, 2), 1)
+        ts = i * S // 2 - (S if rng.random() < 0.01 else 0)
+        samples.append(Sample("d", point, ts, v, q, rng.choice(["", "", "", "x"])))
+    one = Recorder(rules)
+    expected = [s for s in samples if one.keep(s)]
+    got = Recorder(rules).filter(samples)
+    assert got == expected
+    assert 0 < len(got) < len(samples)
