@@ -790,21 +790,32 @@ def _counter_steps(
     return bad
 
 
-_OEE_KEYS = frozenset({"availability", "effectiveness", "quality", "quality_ratio", "oee"})
+_OEE_INPUTS = frozenset({"availability", "effectiveness", "quality ratio", "quality_ratio"})
 
 
-def _walk_ratios(obj: Any, path: str, out: list[str]) -> None:
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            p = f"{path}.{k}" if path else str(k)
-            if k in _OEE_KEYS:
-                f = _num(v)
+def _oee_over_one(table: Mapping[str, Any]) -> list[str]:
+    """OEE components above 1 (and OEE above 100 %) in the recomputed table's OEE row."""
+    out: list[str] = []
+    for row in table.get("rows", []):
+        if not isinstance(row, dict) or row.get("id") != "oee":
+            continue
+        for side in ("before", "after"):
+            v = row.get(side)
+            if not isinstance(v, dict):
+                continue
+            oee = _num(v.get("value"))
+            if oee is not None and math.isfinite(oee) and oee > 100 + 1e-7:
+                out.append(f"OEE {side}: {oee:.4g} % > 100 %")
+            for inp in v.get("inputs", []):
+                if not isinstance(inp, dict) or inp.get("name") not in _OEE_INPUTS:
+                    continue
+                f = _num(inp.get("value"))
                 if f is not None and math.isfinite(f) and f > 1 + 1e-9:
-                    out.append(f"{p} = {f:.4g} > 1")
-            _walk_ratios(v, p, out)
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            _walk_ratios(v, f"{path}[{i}]", out)
+                    hint = " (check ideal_cycle_s)" if inp.get("name") == "effectiveness" else ""
+                    out.append(
+                        f"OEE {side}: {inp.get('name')} {f:.4g} > 1 for {inp.get('source')}{hint}"
+                    )
+    return out
 
 
 def _plausibility(
@@ -852,9 +863,7 @@ def _plausibility(
             f"counters monotonic ({resets} resets/rollovers)",
         )
     # OEE components <= 1
-    over: list[str] = []
-    if table is not None:
-        _walk_ratios(table, "kpi_table", over)
+    over = _oee_over_one(table) if table is not None else []
     if rep.fail_many("plausibility: OEE components", "kpi_table", over):
         rep.add(
             "plausibility: OEE components",
