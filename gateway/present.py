@@ -65,7 +65,10 @@ def table_rows(table: dict[str, Any] | None, lang: Lang) -> list[dict[str, Any]]
                 "before": fmt_number(_value_of(r.get("before"))),
                 "after": fmt_number(_value_of(r.get("after"))),
                 "change": fmt_change(r.get("change"), r.get("change_label")),
-                "provenance": " / ".join(label(p, lang) for p in prov.split("/") if p) or "—",
+                "provenance": " + ".join(
+                    label(p, lang) for p in prov.replace("/", "+").split("+") if p
+                )
+                or "—",
             }
         )
     return out

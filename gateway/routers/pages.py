@@ -72,7 +72,14 @@ def _render(request: Request, template: str, *, status: int = 200, **ctx: Any) -
                 "production": d.production,
                 "rated_kw": d.rated_power_kw,
                 "points": [
-                    {"id": p.id, "role": p.role, "unit": p.unit, "name": p.name} for p in d.points
+                    {
+                        "id": p.id,
+                        "role": p.role,
+                        "unit": p.unit,
+                        "name": p.name,
+                        "states": p.state_map or None,
+                    }
+                    for p in d.points
                 ],
             }
             for d in site.devices

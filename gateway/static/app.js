@@ -145,8 +145,14 @@
     return charts[id];
   }
   window.addEventListener("resize", () => Object.values(charts).forEach((c) => c.resize()));
+  // the end of a plot: now, or the newest sample when the device clock runs ahead (simulators)
+  const endOf = (d) => {
+    let end = Date.now() * 1e6;
+    for (const [k, s] of latest) if (k.startsWith(d + "/") && s.ts >= end) end = s.ts + 1;
+    return end;
+  };
   const hist = (d, p, hours, buckets) => {
-    const end = Date.now() * 1e6;
+    const end = endOf(d);
     const start = end - hours * 3600e9;
     return api(`/api/v1/history?device=${encodeURIComponent(d)}&point=${encodeURIComponent(p)}&start=${start}&end=${end}&buckets=${buckets}`);
   };
@@ -212,7 +218,8 @@
     const sp = pointsOf(d, "state")[0];
     const s = sp && sample(d.id, sp.id);
     if (s && s.value === v && s.state) return s.state;
-    return stateMaps[d.id] && stateMaps[d.id][String(v)] || "offline";
+    const map = (sp && sp.states) || stateMaps[d.id] || {};
+    return map[String(v)] || "offline";
   }
   const stateMaps = {}; // filled from the live samples: raw value -> state name
   function learnState(s) {
@@ -224,9 +231,10 @@
     const box = $("#energy-cards");
     box.textContent = "";
     let totalKwh = 0;
-    const midnight = new Date(); midnight.setHours(0, 0, 0, 0);
-    const hours = Math.max(0.1, (Date.now() - midnight.getTime()) / 3600e3);
     for (const d of devices) {
+      const endMs = endOf(d.id) / 1e6;
+      const midnight = new Date(endMs); midnight.setHours(0, 0, 0, 0);
+      const hours = Math.max(0.1, (endMs - midnight.getTime()) / 3600e3);
       for (const p of pointsOf(d, "energy_kwh")) {
         let used = null;
         try {
@@ -318,8 +326,8 @@
       }
       scheduleRedraw();
     }
-    if (page === "machine") { machineCharts().catch(() => {}); setInterval(() => machineCharts().catch(() => {}), 10000); }
-    if (page === "energy") { renderEnergy().catch(() => {}); setInterval(() => renderEnergy().catch(() => {}), 10000); }
+    if (page === "machine") { setTimeout(() => machineCharts().catch(() => {}), 500); setInterval(() => machineCharts().catch(() => {}), 10000); }
+    if (page === "energy") { setTimeout(() => renderEnergy().catch(() => {}), 500); setInterval(() => renderEnergy().catch(() => {}), 10000); }
   }
   start();
 })();
