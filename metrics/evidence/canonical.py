@@ -30,7 +30,6 @@ import math
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -252,9 +251,6 @@ def encode_columns(
     return b"".join(parts)
 
 
-_FIELDS = attrgetter("device", "point", "ts", "value", "quality", "status")
-
-
 def encode_samples(samples: Iterable[Any]) -> bytes:
     """Canonical ``sfs1`` bytes of ``connectors.base.Sample``-like objects."""
     return encode_samples_range(samples)[0]
@@ -262,16 +258,21 @@ def encode_samples(samples: Iterable[Any]) -> bytes:
 
 def encode_samples_range(samples: Iterable[Any]) -> tuple[bytes, int, int, int]:
     """``(sfs1 bytes, first ts, last ts, count)`` of ``Sample``-like objects."""
-    rows = list(map(_FIELDS, samples))
-    if not rows:
+    items = samples if isinstance(samples, list | tuple) else list(samples)
+    if not items:
         empty = encode_columns([], [], np.empty(0, np.int64), np.empty(0), np.empty(0, np.uint8))
         return empty, 0, 0, 0
-    devs, pts, ts_t, vals, qs, sts = zip(*rows, strict=True)
-    ts = np.array(ts_t, dtype=np.int64)
+    # one list comprehension per column is about twice as fast as attrgetter + zip
+    ts = np.array([s.ts for s in items], dtype=np.int64)
     data = encode_columns(
-        devs, pts, ts, np.array(vals, dtype=np.float64), np.array(qs, dtype=np.uint8), sts
+        [s.device for s in items],
+        [s.point for s in items],
+        ts,
+        np.array([s.value for s in items], dtype=np.float64),
+        np.array([s.quality for s in items], dtype=np.uint8),
+        [s.status for s in items],
     )
-    return data, int(ts.min()), int(ts.max()), len(rows)
+    return data, int(ts.min()), int(ts.max()), len(items)
 
 
 class _Reader:
