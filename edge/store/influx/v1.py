@@ -7,6 +7,7 @@ mapped to a bucket by a DBRP mapping, ``Authorization: Token``) and 3.x (databas
 from __future__ import annotations
 
 import gzip
+import logging
 import ssl
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,11 @@ from typing import Any
 import httpx
 
 from edge.store.influx.errors import InfluxError, InfluxUnavailable, from_status
+
+# httpx logs every request at INFO: a collector writing several times a second would drown its
+# log in them. Failures are reported by the outbox sender instead.
+if logging.getLogger("httpx").level == logging.NOTSET:
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 GZIP_LEVEL = 1
 """Fast compression: line protocol of samples shrinks ~8x at level 1, not much more above."""
