@@ -79,7 +79,10 @@ class V2Client:
         what = f"Flux query on {self.url}/api/v2/query?org={self.org}"
         try:
             resp = self._query_api.query_raw(query, org=self.org, dialect=_CSV)
-            text = resp.data.decode("utf-8")
+            try:
+                text = resp.data.decode("utf-8")
+            finally:
+                resp.release_conn()
         except ApiException as exc:
             raise from_status(int(exc.status or 0), _body(exc), what) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
