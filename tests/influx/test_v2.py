@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import http.server
+import json
 import math
 import os
 import threading
@@ -25,6 +26,7 @@ import pytest
 from config.storage import InfluxStorage
 from connectors.base import Quality, Sample
 from edge.store.base import Batch
+from edge.store.influx.errors import InfluxNotFound
 from edge.store.influx.store import InfluxStore
 from tests.influx.helpers import YEAR_2021, batch, drained, wait_for
 
@@ -58,7 +60,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         )
         status, text = self.answers.pop(0) if self.answers else (204, "")
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        csv = self.path.startswith("/api/v2/query") and status == 200
+        self.send_header("Content-Type", "text/csv" if csv else "application/json")
         self.send_header("Content-Length", str(len(text)))
         self.end_headers()
         self.wfile.write(text.encode())
@@ -148,6 +151,50 @@ def test_v2_auth_failure_is_reported(
         assert st.pending_samples == 3
         assert st.quarantined_batches == 0
         handler.answers.clear()
+
+
+def test_v2_flux_reads_in_chunks(
+    fake_v2: tuple[str, type[_Handler]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, handler = fake_v2
+    monkeypatch.setenv("SHOPFLOOR_TEST_V2_TOKEN", "tok")
+    head = ",result,table,_time,quality,value\r\n"
+    handler.answers.extend(
+        [
+            (200, head + ",_result,0,1970-01-01T00:00:00.000000004Z,2,\r\n"),  # prior
+            (
+                200,
+                head
+                + ",_result,0,1970-01-01T00:00:00.00000001Z,0,1.5\r\n"
+                + ",_result,0,1970-01-01T00:00:00.000000011Z,0,2.5\r\n",
+            ),
+            (200, head + ",_result,0,1970-01-01T00:00:00.000000012Z,1,3.5\r\n"),
+        ]
+    )
+    with InfluxStore(v2cfg(url, tmp_path, read_chunk_points=2)) as store:
+        s = store.read("cnc1", "kw", 10, 20, prior=True)
+    assert s.ts.tolist() == [4, 10, 11, 12]
+    assert s.quality.tolist() == [2, 0, 0, 1]
+    assert s.values.tolist()[1:] == [1.5, 2.5, 3.5]
+    queries = [json.loads(r["body"])["query"] for r in handler.received]
+    assert len(queries) == 3
+    assert "range(start: time(v: 0), stop: time(v: 10))" in queries[0]
+    assert "range(start: time(v: 10), stop: time(v: 20))" in queries[1]
+    assert "range(start: time(v: 12), stop: time(v: 20))" in queries[2]  # after the last ts
+    assert all('r.device == "cnc1"' in q and "limit(n:" in q for q in queries)
+
+
+def test_v2_flux_error_is_an_influx_error(
+    fake_v2: tuple[str, type[_Handler]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, handler = fake_v2
+    monkeypatch.setenv("SHOPFLOOR_TEST_V2_TOKEN", "tok")
+    handler.answers.append((404, '{"code":"not found","message":"bucket \\"plant\\" not found"}'))
+    with (
+        InfluxStore(v2cfg(url, tmp_path)) as store,
+        pytest.raises(InfluxNotFound, match="not found"),
+    ):
+        store.read("cnc1", "kw", 0, 10)
 
 
 # ---- a real InfluxDB 2.x/3.x ---------------------------------------------------------------
