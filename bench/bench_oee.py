@@ -15,6 +15,7 @@ Then the fleet OEE of the year is computed from the store, end to end, several t
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -124,12 +125,14 @@ class TimedReader:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.seconds = 0.0
+        self.cpu = 0.0
         self.samples = 0
 
     def read(self, device: str, point: str, start: int, end: int, *, prior: bool = False) -> Series:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         s: Series = self.inner.read(device, point, start, end, prior=prior)
         self.seconds += time.perf_counter() - t
+        self.cpu += time.process_time() - c
         self.samples += len(s)
         return s
 
@@ -156,21 +159,25 @@ def main() -> None:
         marker.write_text("ok")
         print(f"generated in {time.perf_counter() - t:.1f} s")
     changes = args.machines * args.days * 1440
-    ends, reads, numpies = [], [], []
+    ends, reads, numpies, cpus, cpu_np = [], [], [], [], []
     for run in range(args.runs):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         store = SqliteStore.open_readonly(args.db)
         reader = TimedReader(store)
         res = compute_period(reader, cfg, period)
         store.close()
         total = time.perf_counter() - t
+        cpu = time.process_time() - c
         ends.append(total)
         reads.append(reader.seconds)
         numpies.append(total - reader.seconds)
+        cpus.append(cpu)
+        cpu_np.append(cpu - reader.cpu)
         f = res.fleet
         print(
             f"run {run + 1}: end to end {total:.2f} s (reads {reader.seconds:.2f} s, "
-            f"numpy {total - reader.seconds:.2f} s), {reader.samples:,} samples read; "
+            f"numpy {total - reader.seconds:.2f} s; CPU {cpu:.2f} s, numpy CPU "
+            f"{cpu - reader.cpu:.2f} s), {reader.samples:,} samples read; "
             f"fleet OEE {100 * (f['oee'] or 0):.2f}% (A {f['availability']:.4f}, "
             f"E {f['effectiveness']:.4f}, Q {f['quality_ratio']:.4f}), mean "
             f"{100 * (res.fleet_mean_oee or 0):.2f}%"
@@ -179,8 +186,11 @@ def main() -> None:
         f"OEE {args.machines} machines x {args.days} days ({changes:,} state changes): "
         f"median end to end {statistics.median(ends):.2f} s, reads "
         f"{statistics.median(reads):.2f} s, numpy part {statistics.median(numpies):.2f} s "
-        f"({changes / statistics.median(numpies) / 1e6:.1f} M changes/s)"
+        f"({changes / statistics.median(numpies) / 1e6:.1f} M changes/s); CPU time: end to end "
+        f"{statistics.median(cpus):.2f} s, numpy part {statistics.median(cpu_np):.2f} s"
     )
+    load = os.getloadavg()
+    print(f"load average during the runs: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
 
 
 if __name__ == "__main__":

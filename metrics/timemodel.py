@@ -283,9 +283,16 @@ def state_set(tl: Timeline, code: int) -> IntervalSet:
     return IntervalSet.from_arrays(tl.starts[sel], tl.ends[sel])
 
 
+UNKNOWN = N_STATES  # code of a raw value the state map does not know (counted offline)
+
+
 def _lut_codes(series: Series, state_map: dict[str, str]) -> tuple[I8, int, int]:
-    """:func:`state_codes` by table lookup when the raw values are small integers (the usual
-    case: enumerated PLC states); falls back to the general search otherwise."""
+    """State code of every sample by table lookup when the raw values are small integers (the
+    usual case: enumerated PLC states); unknown values get :data:`UNKNOWN`, bad and non-finite
+    samples ``offline``. Falls back to :func:`state_codes` otherwise.
+
+    Returns the codes (which may contain :data:`UNKNOWN`), the unmapped count and the bad count.
+    """
     keys: dict[int, int] = {}
     for raw, state in state_map.items():
         try:
@@ -295,28 +302,28 @@ def _lut_codes(series: Series, state_map: dict[str, str]) -> tuple[I8, int, int]
         if not f.is_integer() or not 0 <= f < 4096:
             return state_codes(series, state_map)
         keys[int(f)] = STATE_CODES[state]
-    if not keys:
+    v = series.values
+    if not keys or v.size == 0:
         return state_codes(series, state_map)
-    size = max(keys) + 2  # last slot: anything out of range or not integral
-    lut = np.full(size, OFFLINE, dtype=np.int8)
+    size = max(keys) + 1
+    lut = np.full(size + 1, UNKNOWN, dtype=np.int8)  # last slot: out of range / not integral
     for k, c in keys.items():
         lut[k] = c
-    v = series.values
-    bad = series.quality == QUALITY_BAD
     with np.errstate(invalid="ignore"):
         vi = v.astype(np.int64)  # NaN/inf/huge give garbage that the checks below reject
-    ok = (vi == v) & (vi >= 0) & (vi < size - 1)
-    if not ok.all():
-        vi = np.where(ok, vi, size - 1)
-    if bad.any():
-        vi[bad] = size - 1
+    if not (np.array_equal(vi, v) and int(vi.min()) >= 0 and int(vi.max()) < size):
+        ok = (vi == v) & (vi >= 0) & (vi < size)
+        vi = np.where(ok, vi, size)
     codes = lut[vi]
-    known = np.zeros(size, dtype=bool)
-    known[list(keys)] = True
-    hits = int(np.count_nonzero(known[vi]))
-    nonfinite = ~np.isfinite(v)
-    bad_n = int(np.count_nonzero(bad | nonfinite)) if nonfinite.any() else int(bad.sum())
-    return codes, int(v.size - bad_n - hits), bad_n
+    bad = series.quality == QUALITY_BAD
+    nonfinite = ~np.isfinite(v) if not np.isfinite(v.sum()) else None
+    if nonfinite is not None:
+        bad = bad | nonfinite
+    bad_n = int(np.count_nonzero(bad))
+    if bad_n:
+        codes[bad] = OFFLINE
+    unmapped = int(np.count_nonzero(codes == UNKNOWN))
+    return codes, unmapped, bad_n
 
 
 def fast_times(
@@ -328,9 +335,10 @@ def fast_times(
     win: CalendarWindows,
 ) -> MachineTimes:
     """:func:`machine_times` of :func:`timeline`, computed without building the interleaved
-    timeline: one segment per sample ``[ts_i, min(ts_{i+1}, ts_i + stale))``, its time inside
-    the window from an in-window indicator (a cumulative sum over the window's boundaries) with
-    exact fix-ups for the few segments that cross a boundary, then sums by state code."""
+    timeline: one segment per sample ``[ts_i, min(ts_{i+1}, ts_i + stale))``; its state and
+    whether it starts inside the window give one key per segment, and a single weighted
+    ``bincount`` gives the time per state inside and outside the window. The few segments that
+    cross a window boundary are then moved to their exact in-window measure."""
     ts = series.ts
     window = win.window
     wtotal = window.total
@@ -338,17 +346,17 @@ def fast_times(
         return machine_times(timeline(series, state_map, start, end, stale_ns), win, end - start)
     codes, unmapped, bad = _lut_codes(series, state_map)
     n = ts.size
-    nxt = np.empty_like(ts)
-    nxt[:-1] = ts[1:]
-    nxt[-1] = end
-    held = np.minimum(nxt, ts + stale_ns)
-    a = ts
-    if a[0] < start:  # the prior sample: its segment starts at the period start
-        a = ts.copy()
-        a[0] = start
-        if held[0] < start:
-            held[0] = start
+    held = ts + stale_ns
+    np.minimum(held[:-1], ts[1:], out=held[:-1])
+    if held[-1] > end:
+        held[-1] = end
+    a = ts  # segment starts; the prior sample's segment really starts at ``start``: only its
+    # length is corrected (window measures never count time before the period)
+    if held[0] < start:
+        held[0] = start
     length = held - a
+    if a[0] < start:
+        length[0] = held[0] - start
     # in-window indicator of each segment start: runs of True between the positions of the
     # window's starts and ends among the sorted segment starts
     ps = np.searchsorted(a, window.starts, side="left")
@@ -358,47 +366,64 @@ def fast_times(
     edges[1:-1:2] = ps
     edges[2:-1:2] = pe
     edges[-1] = n
-    flags = np.zeros(edges.size - 1, dtype=bool)
-    flags[1::2] = True
-    inside = np.repeat(flags, np.diff(edges))
-    w = np.where(inside, length, 0)
-    # segments crossing a window boundary: exact measure
+    flags = np.zeros(edges.size - 1, dtype=np.int8)
+    flags[1::2] = N_STATES + 1
+    key = np.repeat(flags, np.diff(edges))
+    key += codes  # state + (N_STATES + 1 if the segment starts inside the window)
+    nb = N_STATES + 1
+    sums = np.bincount(key, weights=length, minlength=2 * nb)
+    in_win = sums[nb:].copy()
+    total = sums[:nb] + sums[nb:]
+    # segments crossing a window boundary: move them to their exact in-window measure
     bounds = np.concatenate([window.starts, window.ends])
     j = np.searchsorted(a, bounds, side="right") - 1
     ok = j >= 0
     j, b = j[ok], bounds[ok]
-    j = np.unique(j[(a[j] < b) & (held[j] > b)])
-    if j.size:
-        w[j] = window.measure_in(a[j], held[j])
-    by_code = np.bincount(codes, weights=w, minlength=N_STATES)
-    t = [int(x) for x in np.rint(by_code)]
+    cross = np.unique(j[(a[j] < b) & (held[j] > b)])
+    w_cross = np.zeros(0, dtype=np.int64)
+    if cross.size:
+        w_cross = window.measure_in(a[cross], held[cross])
+        counted = np.where(key[cross] >= nb, length[cross], 0)
+        np.add.at(in_win, codes[cross], (w_cross - counted).astype(np.float64))
+    t = [int(x) for x in np.rint(in_win)]
+    t[OFFLINE] += t[UNKNOWN]
     # offline: before the first sample and stale tails
-    gaps = np.flatnonzero(held < nxt)
+    gaps = np.flatnonzero(held[:-1] < ts[1:])
     off_a = [start] if ts[0] > start else []
     off_b = [int(ts[0])] if ts[0] > start else []
-    offline_extra = int(
+    if held[-1] < end:
+        off_a.append(int(held[-1]))
+        off_b.append(end)
+    t[OFFLINE] += int(
         window.measure_in(
             np.array(off_a + held[gaps].tolist(), dtype=np.int64),
-            np.array(off_b + nxt[gaps].tolist(), dtype=np.int64),
+            np.array(off_b + ts[gaps + 1].tolist(), dtype=np.int64),
         ).sum()
     )
-    t[OFFLINE] += offline_extra
-    producing_total = int((length * (codes == PRODUCING)).sum())
+    producing_total = int(np.rint(total[PRODUCING]))
     # down episodes: runs of down segments not broken by another state or a gap (segments of
     # zero length, e.g. two samples with one timestamp, do not count, as in :func:`timeline`)
-    zero = np.flatnonzero(length == 0)
-    down = codes == DOWN
-    if zero.size:
-        down[zero] = False
+    idx = np.flatnonzero(codes == DOWN)
     failures = 0
-    if down.any():
-        idx = np.flatnonzero(down)
-        rank = idx - np.searchsorted(zero, idx)  # position among the non-empty segments
-        cont = np.zeros(idx.size, dtype=bool)
-        cont[1:] = (rank[1:] == rank[:-1] + 1) & (held[idx[:-1]] == a[idx[1:]])
-        firsts = np.flatnonzero(~cont)
-        per_episode = np.add.reduceat(w[idx], firsts)
-        failures = int((per_episode > 0).sum())
+    if idx.size:
+        d_len = length[idx]
+        keep = d_len > 0
+        if not keep.all():
+            idx, d_len = idx[keep], d_len[keep]
+        if idx.size:
+            zero = np.flatnonzero(length == 0)
+            rank = idx - np.searchsorted(zero, idx) if zero.size else idx
+            w_idx = np.where(key[idx] >= nb, d_len, 0)
+            if cross.size:
+                pos = np.searchsorted(idx, cross)
+                hit = pos < idx.size
+                hit[hit] = idx[pos[hit]] == cross[hit]
+                w_idx[pos[hit]] = w_cross[hit]
+            cont = np.zeros(idx.size, dtype=bool)
+            cont[1:] = (rank[1:] == rank[:-1] + 1) & (held[idx[:-1]] == a[idx[1:]])
+            firsts = np.flatnonzero(~cont)
+            per_episode = np.add.reduceat(w_idx, firsts)
+            failures = int((per_episode > 0).sum())
     return MachineTimes(
         period=end - start,
         pot=win.pot_ns,
