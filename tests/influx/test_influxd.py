@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from config.models import SiteConfig
@@ -265,6 +266,19 @@ def test_read_while_influxdb_is_away_is_a_clear_error(tmp_path: Path) -> None:
         pytest.raises(InfluxUnavailable, match=r"cannot reach InfluxDB at http://127\.0\.0\.1"),
     ):
         store.read("d", "p", 0, 10)
+
+
+def test_numpy_numbers_from_a_connector(up: Influxd, db: str, tmp_path: Path) -> None:
+    t = np.int64(YEAR_2021)
+    samples = (
+        Sample("np", "p", t, np.float64(1.25)),  # type: ignore[arg-type]
+        Sample("np", "p", t + 1, np.float32(2.5)),  # type: ignore[arg-type]
+    )
+    with InfluxStore(storage(up.url, db, tmp_path)) as store:
+        store.write_batches([Batch("np", 1, samples)])
+        drained(store)
+        assert store.read("np", "p", YEAR_2021, YEAR_2021 + 10).values.tolist() == [1.25, 2.5]
+        assert store.latest("np")[0].ts == YEAR_2021 + 1
 
 
 def test_bad_batches_are_refused_whole(up: Influxd, db: str, tmp_path: Path) -> None:

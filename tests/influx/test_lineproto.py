@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from connectors.base import Quality, Sample
@@ -59,6 +60,11 @@ def test_ints_and_bools_become_floats() -> None:
         "samples,device=d,point=p value=9.223372036854776e+18,quality=0i 2",
         "samples,device=d,point=p value=7.0,quality=0i 3",
     ]
+
+
+def test_numpy_numbers_are_accepted() -> None:
+    out = lines(Sample("d", "p", np.int64(5), np.float32(0.5)))  # type: ignore[arg-type]
+    assert out == ["samples,device=d,point=p value=0.5,quality=0i 5"]
 
 
 def test_float_text_round_trips_exactly() -> None:

@@ -17,6 +17,7 @@ line twice overwrites it: replays never duplicate.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Iterable
 
@@ -92,17 +93,18 @@ def encode_line(key: str, sample: Sample) -> str:
     quality = _QUALITY_BY_INT.get(q)
     if quality is None:
         raise LineProtocolError(f"{sample.device}/{sample.point}: unknown quality {q!r}")
-    if not isinstance(sample.ts, int) or isinstance(sample.ts, bool):
+    if not isinstance(sample.ts, numbers.Integral) or isinstance(sample.ts, bool):
         raise LineProtocolError(
             f"{sample.device}/{sample.point}: timestamp must be int ns, got {sample.ts!r}"
         )
+    ts = int(sample.ts)
     fields = quality
     text = format_value(sample.value)
     if q != Quality.BAD and text is not None:
         fields = f"value={text},{quality}"
     if sample.status:
         fields = f"{fields},status={escape_string_field(sample.status)}"
-    return f"{key} {fields} {sample.ts}"
+    return f"{key} {fields} {ts}"
 
 
 def encode(measurement: str, samples: Iterable[Sample]) -> bytes:

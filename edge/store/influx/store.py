@@ -252,14 +252,16 @@ class InfluxStore:
             if not b.samples:
                 continue
             lines = lineproto.encode(self.measurement, b.samples)
-            entries.append(Entry(b.source, b.seq, len(b.samples), b.first_ts, b.last_ts, lines))
+            entries.append(
+                Entry(b.source, b.seq, len(b.samples), int(b.first_ts), int(b.last_ts), lines)
+            )
             for s in b.samples:
                 key = (s.device, s.point)
                 cur = newest.get(key)
                 if cur is None or s.ts >= cur.ts:
                     newest[key] = s
         latest: list[LatestRow] = [
-            (s.device, s.point, s.ts, _sql_float(s.value), int(s.quality), s.status)
+            (s.device, s.point, int(s.ts), _sql_float(s.value), int(s.quality), s.status or "")
             for s in newest.values()
         ]
         if self._cache is not None:
