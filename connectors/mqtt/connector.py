@@ -27,7 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from config.base import SecretError
 from config.models import Device
 from config.mqtt import MqttConnection
-from connectors.base import ConnectorError, Sample, Sink
+from connectors.base import ConnectorError, Quality, Sample, Sink
 from connectors.mqtt.payload import FieldSpec, compile_spec, decode
 from connectors.mqtt.topics import TopicError, device_from_topic, device_level_ok, matches
 
@@ -50,6 +50,7 @@ class Route:
     max_bytes: int
     qos: int
     needs_json: bool = True
+    stamped: frozenset[str] = frozenset()  # points whose time comes from the payload
 
 
 def routes_of(device: Device) -> list[Route]:
@@ -76,6 +77,7 @@ def routes_of(device: Device) -> list[Route]:
             max_bytes=conn.max_payload_bytes,
             qos=conn.qos,
             needs_json=any(s.pointer is not None for s in specs),
+            stamped=frozenset(s.point for s in specs if s.ts_pointer is not None),
         )
         for flt, specs in by_filter.items()
     ]
@@ -116,7 +118,7 @@ class MqttConnector:
         self.routes: tuple[Route, ...] = tuple(r for d in devices for r in routes_of(d))
         self._resolve = resolve
         # state shared with paho's thread: only the deque, the flag and the drop counter
-        self._inbox: collections.deque[tuple[str, bytes, int]] = collections.deque()
+        self._inbox: collections.deque[tuple[str, bytes, int, bool]] = collections.deque()
         self._scheduled = False
         self._dropped = 0
         # state of the event loop
@@ -130,6 +132,7 @@ class MqttConnector:
         self._down_reason = ""
         self._fatal: ConnectorError | None = None
         self._stopping = False
+        self._subscribed = False
         self._route_cache: dict[str, tuple[tuple[Route, str | None], ...]] = {}
         self._seen: set[str] = set()
         self._warned: set[tuple[str, str]] = set()
@@ -156,7 +159,12 @@ class MqttConnector:
             return
         payload = msg.payload
         self._inbox.append(
-            (msg.topic, payload if isinstance(payload, bytes) else bytes(payload), received)
+            (
+                msg.topic,
+                payload if isinstance(payload, bytes) else bytes(payload),
+                received,
+                bool(msg.retain),
+            )
         )
         if not self._scheduled:
             self._scheduled = True
@@ -195,8 +203,12 @@ class MqttConnector:
             self._changed.set()
             return
         client = self._client
-        if client is not None:
+        # a resumed persistent session keeps its subscriptions: subscribing again would make
+        # the broker resend its retained messages. Subscribe on the first connection of each
+        # run anyway (the site file may have changed the topics) and when the session is new.
+        if client is not None and (not session_present or not self._subscribed):
             client.subscribe(self.subscriptions())
+            self._subscribed = True
         self._connected = True
         self._ever_connected = True
         self._down_since = None
@@ -261,10 +273,10 @@ class MqttConnector:
         inbox = self._inbox
         for _ in range(DRAIN_CHUNK):
             try:
-                topic, payload, received = inbox.popleft()
+                topic, payload, received, retained = inbox.popleft()
             except IndexError:
                 break
-            self._handle(sink, samples, topic, payload, received)
+            self._handle(sink, samples, topic, payload, received, retained)
         else:
             if inbox and not self._scheduled:
                 self._scheduled = True
@@ -273,8 +285,17 @@ class MqttConnector:
             sink.put_many(samples)
 
     def _handle(
-        self, sink: Sink, samples: list[Sample], topic: str, payload: bytes, received: int
+        self,
+        sink: Sink,
+        samples: list[Sample],
+        topic: str,
+        payload: bytes,
+        received: int,
+        retained: bool = False,
     ) -> None:
+        """Decode one message into ``samples``. A retained message (the broker's last known
+        value, sent on subscribing) gives ``uncertain`` samples with status ``retained`` for
+        points without a payload timestamp: its value is real, its time is not known."""
         self.messages += 1
         for route, device in self._routes_for(topic):
             if device is None:
@@ -287,7 +308,16 @@ class MqttConnector:
             decoded = decode(
                 payload, route.specs, received, route.max_bytes, needs_json=route.needs_json
             )
-            samples.extend([Sample(device, p, ts, v) for p, ts, v in decoded.values])
+            if retained:
+                stamped = route.stamped
+                samples.extend(
+                    Sample(device, p, ts, v)
+                    if p in stamped
+                    else Sample(device, p, ts, v, Quality.UNCERTAIN, "retained")
+                    for p, ts, v in decoded.values
+                )
+            else:
+                samples.extend([Sample(device, p, ts, v) for p, ts, v in decoded.values])
             for _point, reason in decoded.errors:
                 self._malformed(sink, device, reason, topic)
 
@@ -340,6 +370,7 @@ class MqttConnector:
         self._connected = self._ever_connected = False
         self._fatal = None
         self._stopping = False
+        self._subscribed = False
         self._down_since = None
         client = self._make_client()
         self._client = client
@@ -407,7 +438,8 @@ class MqttConnector:
         self._stopping = True
         client.disconnect()
         if started:
-            await asyncio.to_thread(client.loop_stop)
+            # shielded: a second cancellation must not leave paho's thread running
+            await asyncio.shield(asyncio.to_thread(client.loop_stop))
         else:
             sock = client.socket()
             if sock is not None:

@@ -6,9 +6,11 @@ import asyncio
 import json
 import time
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
-from connectors.base import ConnectorError
+from connectors.base import ConnectorError, Quality
 from connectors.mqtt import MqttConnector, build
 from tests.mqtt.helpers import RecordingSink, device, mqtt_site, point, publisher, running
 from tests.support.mosquitto import Mosquitto
@@ -192,3 +194,44 @@ async def test_cancellation_is_never_lost_when_the_link_changes_at_the_same_time
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 10)
     assert sink.up("c1") is False
+
+
+async def test_retained_values_without_a_payload_time_are_uncertain(broker: Mosquitto) -> None:
+    conn = _one(
+        [
+            device(
+                "rt1",
+                broker.port,
+                [point("plain", "rt/rt1/plain"), point("j", "rt/rt1/json", "/v", ts_pointer="/ts")],
+                client_id="t-retained",
+                clean_session=True,
+            )
+        ]
+    )
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        for topic, body in (
+            ("rt/rt1/plain", "5"),
+            ("rt/rt1/json", '{"v": 6, "ts": 1780000000000}'),
+        ):
+            client.publish(topic, body, qos=1, retain=True).wait_for_publish(10)
+        sink = RecordingSink()
+        async with running(conn, sink):
+            await sink.wait_for(lambda: len(sink.samples) == 2)
+            with publisher(broker.port) as pub:
+                pub("rt/rt1/plain", "7", 1)  # live: good
+            await sink.wait_for(lambda: len(sink.samples) == 3)
+    finally:
+        for topic in ("rt/rt1/plain", "rt/rt1/json"):  # clear the retained messages
+            client.publish(topic, b"", qos=1, retain=True).wait_for_publish(10)
+        client.disconnect()
+        client.loop_stop()
+    plain = sink.of("rt1", "plain")
+    assert [(s.value, s.quality, s.status) for s in plain] == [
+        (5.0, Quality.UNCERTAIN, "retained"),
+        (7.0, Quality.GOOD, ""),
+    ]
+    (j,) = sink.of("rt1", "j")
+    assert (j.value, j.quality, j.ts) == (6.0, Quality.GOOD, 1_780_000_000_000 * 10**6)
