@@ -1,13 +1,13 @@
 """Assemble an evidence bundle from the ledger (and the store, as a cross-check).
 
 Used by ``shopfloor export`` and by the gateway. The bundle carries, for every source (device,
-or ``import:<device>``), the batches overlapping each period plus the batches just before it
-until every point of the device has a sample in force at the period's start (the KPI engine
-reads step signals and counters with ``prior=True``); every special leaf of the log up to the
-checkpoint; inclusion proofs to the newest checkpoint that covers them (with its witness
-cosignatures) or a fresh one. The KPI table is computed from exactly those batches (what the
-reviewer will recompute) and, when a store is given, compared with the table computed from the
-store: differences are returned as warnings.
+or ``import:<device>``) and period, the batches overlapping the period plus the batches just
+before it until every point of the device has a sample in force at the period's start (the KPI
+engine reads step signals and counters with ``prior=True``) and every batch in between; every
+special leaf of the log up to the checkpoint; inclusion proofs to the checkpoint with the most
+witness cosignatures that covers them, or a fresh one. The KPI table is computed from exactly
+those batches (what the reviewer will recompute) and, when a store is given, compared with the
+table computed from the store: differences are returned as warnings.
 """
 
 from __future__ import annotations
@@ -48,6 +48,11 @@ def origin_of(site: SiteConfig) -> str:
 
 
 def _select_batches(ledger: Ledger, site: SiteConfig, periods: Sequence[TimeRange]) -> list[Leaf]:
+    """Per source and period: the batches overlapping the period, earlier ones until every
+    point has a value in force at its start, and every batch in between (a contiguous run of
+    sequence numbers). Runs of different periods are not joined: the batches between two
+    periods stay out of the bundle, and the verifier accepts a jump in sequence numbers only
+    where the time between the neighbouring batches touches no period."""
     chosen: dict[int, Leaf] = {}
     devices = {d.id: {p.id for p in d.points} for d in site.devices}
     for src in ledger.sources():
@@ -56,13 +61,11 @@ def _select_batches(ledger: Ledger, site: SiteConfig, periods: Sequence[TimeRang
             continue
         all_leaves = ledger.leaves(kind="batch", source=src)
         for p in periods:
-            inside = [
-                lf
+            run: dict[int, Leaf] = {
+                lf.idx: lf
                 for lf in all_leaves
                 if (lf.last_ts or 0) >= p.start_ns and (lf.first_ts or 0) < p.end_ns
-            ]
-            for lf in inside:
-                chosen[lf.idx] = lf
+            }
             # walk back until every point has a sample before the period's start
             need = set(devices[dev])
             before = [lf for lf in all_leaves if (lf.first_ts or 0) < p.start_ns]
@@ -71,21 +74,21 @@ def _select_batches(ledger: Ledger, site: SiteConfig, periods: Sequence[TimeRang
                 if not need:
                     break
                 dec = canonical.decode_samples(ledger.batch_data(lf.idx), f"leaf {lf.idx}")
-                per = dec.per_series()
-                hit = {pt for (_, pt), s in per.items() if len(s) and int(s.ts[0]) < p.start_ns}
-                if hit & need or lf.idx in chosen:
-                    chosen[lf.idx] = lf
+                hit = {
+                    pt for (_, pt), s in dec.per_series().items()
+                    if len(s) and int(s.ts[0]) < p.start_ns
+                }  # fmt: skip
+                if hit & need:
+                    run[lf.idx] = lf
                 need -= hit
-    # continuity: fill every hole in the sequence of each source between chosen batches
-    by_src: dict[str, list[Leaf]] = {}
-    for lf in chosen.values():
-        by_src.setdefault(str(lf.source), []).append(lf)
-    for src, lst in by_src.items():
-        lo = min(lf.seq or 0 for lf in lst)
-        hi = max(lf.seq or 0 for lf in lst)
-        for lf in ledger.leaves(kind="batch", source=src):
-            if lf.seq is not None and lo <= lf.seq <= hi:
-                chosen[lf.idx] = lf
+            if not run:
+                continue
+            lo = min(lf.seq or 0 for lf in run.values())
+            hi = max(lf.seq or 0 for lf in run.values())
+            for lf in all_leaves:  # fill the holes of the run
+                if lf.seq is not None and lo <= lf.seq <= hi:
+                    run[lf.idx] = lf
+            chosen.update(run)
     return [chosen[i] for i in sorted(chosen)]
 
 

@@ -343,7 +343,7 @@ def _verify(rep: Report, data: bytes, trust: Trust, tol: float) -> Report:
         not c.ok for c in rep.checks if c.name in ("leaf", "batch samples", "leaf order")
     )
     if decoded is not None:
-        _check_continuity(rep, decoded)
+        _check_continuity(rep, decoded, _periods_or_none(payload))
         _check_rotations(rep, decoded, trust)
     if site is None or decoded is None or not batches_ok:
         _kpis_not_recomputed(rep, payload, "batch data or site file failed the checks above")
@@ -580,7 +580,24 @@ def _site_of(rep: Report, payload: Mapping[str, Any]) -> SiteConfig | None:
     return site
 
 
-def _check_continuity(rep: Report, decoded: Sequence[_Decoded]) -> None:
+def _periods_or_none(payload: Mapping[str, Any]) -> list[tuple[str, int, int]]:
+    try:
+        return _periods(payload)
+    except (KeyError, TypeError, ValueError):
+        return []
+
+
+def _check_continuity(
+    rep: Report, decoded: Sequence[_Decoded], periods: Sequence[tuple[str, int, int]]
+) -> None:
+    """Sequence numbers of each source contiguous, except (a) where a gap leaf records the
+    jump and (b) between two runs when the time between the neighbouring batches touches no
+    period (the batches between two periods are not part of the bundle)."""
+    span: dict[int, tuple[int, int]] = {
+        d.ref.index: (d.ref.first_ts or 0, d.ref.last_ts or 0)
+        for d in decoded
+        if d.ref.kind == "batch"
+    }
     by_source: dict[str, list[tuple[int, int]]] = {}
     explained: dict[str, list[tuple[int, int]]] = {}
     for d in decoded:
@@ -595,6 +612,7 @@ def _check_continuity(rep: Report, decoded: Sequence[_Decoded]) -> None:
                 continue
     reasons: list[str] = []
     notes: list[str] = []
+    between = 0
     for src, items in sorted(by_source.items()):
         items.sort()
         for (i0, s0), (i1, s1) in itertools.pairwise(items):
@@ -607,6 +625,10 @@ def _check_continuity(rep: Report, decoded: Sequence[_Decoded]) -> None:
                 )
             elif any(a <= s0 + 1 and s1 - 1 <= b for a, b in explained.get(src, [])):
                 notes.append(f"{src}: #{s0 + 1}..#{s1 - 1} recorded as a gap")
+            elif periods and not any(
+                span[i0][1] < end and span[i1][0] > start for _, start, end in periods
+            ):
+                between += 1
             else:
                 reasons.append(
                     f"{src}: batches #{s0 + 1}..#{s1 - 1} between leaves {i0} and {i1} are "
@@ -617,7 +639,9 @@ def _check_continuity(rep: Report, decoded: Sequence[_Decoded]) -> None:
             "sequence continuity",
             bundle_mod.LEAVES,
             True,
-            f"{len(by_source)} sources contiguous" + (f"; {'; '.join(notes)}" if notes else ""),
+            f"{len(by_source)} sources contiguous"
+            + (f" ({between} jumps between periods, outside both)" if between else "")
+            + (f"; {'; '.join(notes)}" if notes else ""),
         )
 
 

@@ -170,3 +170,51 @@ def test_counter_rollover_is_accepted(tmp_path: Path, bits: int) -> None:
         return out
 
     assert not _failed(_run(tmp_path, roll, site=site), "plausibility: counters")
+
+
+def test_live_data_between_periods_stays_out_of_the_bundle(tmp_path: Path) -> None:
+    """Both periods recorded live by the same sources: the batches between them are not in
+    the bundle, the sequence jump is accepted because it touches no period, and removing an
+    in-period batch (re-signed by the trusted key) is still caught."""
+    from tests.evidence.test_bundle import (
+        _leaves,
+        _put_leaves,
+        files_of,
+        payload_of,
+        resign,
+        rezip,
+    )
+
+    s = factory.site()
+    base = parse_range("2026-01-05..2026-01-05", s.site.timezone)
+    cur = parse_range("2026-01-08..2026-01-08", s.site.timezone)
+    samples = list(factory.generate(5, base.start_ns, cur.end_ns, 0.97))
+    signer = note.Signer.generate("shopfloor.local/tiny")
+    with Ledger(tmp_path / "l.db", durable=False) as led:
+        by_dev: dict[str, list[Sample]] = {}
+        for x in samples:
+            by_dev.setdefault(x.device, []).append(x)
+        for dev, lst in by_dev.items():
+            for seq, i in enumerate(range(0, len(lst), 100), start=1):
+                led.append_batches([Batch(dev, seq, tuple(lst[i : i + 100]))])
+        total = len(led.leaves(kind="batch"))
+        res = export_bundle(s, led, signer, base, cur)
+    trust = make_trust([TrustedKey("gateway", signer.verifier)])
+    assert len(res.payload["batches"]) < total * 0.7
+    rep = verify_bundle(res.data, trust)
+    assert rep.ok, [c.reason for c in rep.failures()]
+    cont = next(c for c in rep.checks if c.name == "sequence continuity")
+    assert "jumps between periods" in cont.reason
+
+    # an insider drops an in-period batch and re-signs: the jump touches the period
+    files = files_of(res.data)
+    payload = payload_of(files)
+    victim = next(
+        r for r in payload["batches"]
+        if r["source"] == "cnc1" and cur.start_ns < int(r["first_ts"]) < cur.end_ns - 10**13
+    )  # fmt: skip
+    payload["batches"] = [r for r in payload["batches"] if r["index"] != victim["index"]]
+    _put_leaves(files, [lf for lf in _leaves(files) if lf.index != victim["index"]])
+    resign(files, payload, signer)
+    rep = verify_bundle(rezip(files), trust)
+    assert any("missing (removed)" in c.reason for c in rep.failures())
