@@ -19,8 +19,10 @@ import datetime as dt
 import logging
 import socket
 import sys
+import time
 import zoneinfo
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, cast
@@ -32,6 +34,8 @@ import config as config_pkg
 from config.evidence import EvidenceSettings
 from config.models import Device, SiteConfig
 from config.storage import SqliteStorage
+from connectors.base import Connector, Sample, Sink
+from connectors.registry import build_connectors
 from connectors.simulators.base import SimClock
 from connectors.simulators.factory import build_simulators
 from connectors.simulators.history import generate_history
@@ -197,6 +201,63 @@ def fmt_local(ts: int, tz_name: str) -> str:
     )
 
 
+# -- factory time for devices without source timestamps -------------------------------------------
+
+
+class FactoryTimeSink:
+    """A Sink that moves gateway-clock timestamps onto the accelerated factory clock.
+
+    Modbus gives no source timestamps, so its connector stamps samples with the gateway's
+    clock; in the demo the simulated meters run on the factory clock (``--speed``), so their
+    readings are re-stamped: a sample stamped ``d`` ns ago becomes ``factory now - d * speed``.
+    Only the demo does this; a real collector keeps the gateway's time.
+    """
+
+    def __init__(self, sink: Sink, clock: SimClock) -> None:
+        self.sink = sink
+        self.clock = clock
+
+    def _shift(self, s: Sample) -> Sample:
+        lag = time.time_ns() - s.ts
+        return replace(s, ts=self.clock.now_ns() - int(lag * self.clock.speed))
+
+    def put(self, sample: Sample) -> None:
+        self.sink.put(self._shift(sample))
+
+    def put_many(self, samples: Iterable[Sample]) -> None:
+        self.sink.put_many([self._shift(s) for s in samples])
+
+    def link(self, device: str, connected: bool) -> None:
+        self.sink.link(device, connected)
+
+    def error(self, device: str, kind: str) -> None:
+        self.sink.error(device, kind)
+
+
+class OnFactoryTime:
+    """A connector whose samples go through :class:`FactoryTimeSink`."""
+
+    def __init__(self, inner: Connector, clock: SimClock) -> None:
+        self.inner = inner
+        self.clock = clock
+        self.name = inner.name
+        self.devices = inner.devices
+
+    async def run(self, sink: Sink) -> None:
+        await self.inner.run(FactoryTimeSink(sink, self.clock))
+
+
+def on_factory_time(
+    connectors: Sequence[Connector], site: SiteConfig, clock: SimClock
+) -> list[Connector]:
+    """Wrap the connectors of devices without source timestamps (Modbus) for the demo."""
+    out: list[Connector] = []
+    for c in connectors:
+        modbus = all(site.device(d).protocol == "modbus" for d in c.devices)
+        out.append(OnFactoryTime(c, clock) if modbus and clock.speed != 1 else c)
+    return out
+
+
 # -- the demo -----------------------------------------------------------------------------------
 
 
@@ -271,7 +332,7 @@ async def _collect(
     assert isinstance(site.storage, SqliteStorage), "the demo runs on the embedded store"
     db = site.resolve(site.storage.path)
     need_baseline = history_days > 0 and not holds_data_before(db, live_start)
-    collector = Collector(site)
+    collector = Collector(site, connectors=on_factory_time(build_connectors(site), site, clock))
     run_task = asyncio.create_task(collector.run(stop), name="collector")
     service_tasks: list[asyncio.Task[None]] = []
     try:

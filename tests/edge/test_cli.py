@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import signal
 import sys
+import time
 import zoneinfo
 from pathlib import Path
 
@@ -61,7 +62,7 @@ async def test_sigterm_of_run_flushes_what_is_queued(tmp_path: Path) -> None:
     try:
         # the writer flushes only every 10 minutes: samples pile up in the queue; the health
         # records (every 0.1 s) say how many
-        for _ in range(300):
+        for _ in range(1200):  # up to a minute on a loaded machine
             await asyncio.sleep(0.05)
             try:
                 ro = SqliteStore.open_readonly(db)
@@ -189,3 +190,20 @@ def test_baseline_period_is_a_week_of_local_days() -> None:
     assert dt.datetime.fromtimestamp(b0 / 1e9, tz) == dt.datetime(2026, 11, 8, tzinfo=tz)
     assert dt.datetime.fromtimestamp(b1 / 1e9, tz) == dt.datetime(2026, 11, 15, tzinfo=tz)
     assert load_site_text("site: {id: a, name: b}").site.timezone == "Asia/Shanghai"
+
+
+def test_factory_time_sink_restamps_gateway_time() -> None:
+    from connectors.base import Sample
+    from edge.cli.demo import FactoryTimeSink
+    from edge.queue import SampleQueue
+
+    q = SampleQueue(10)
+    clock = SimClock(60.0, start_ns=10**18)
+    sink = FactoryTimeSink(q, clock)
+    now = time.time_ns()
+    sink.put(Sample("m", "p", now, 1.0))
+    sink.put_many([Sample("m", "p", now - 10**9, 2.0)])  # read 1 s ago
+    a, b = q.get_nowait(10)
+    assert abs(a.ts - clock.now_ns()) < 60 * 10**9 // 2  # within half a factory minute
+    assert 59 * 10**9 < a.ts - b.ts < 61 * 10**9  # one wall second = 60 factory seconds
+    assert (a.value, b.value) == (1.0, 2.0)
