@@ -224,7 +224,6 @@ def test_rejected_batch_is_quarantined_and_the_queue_moves_on(
         st = store.status()
         assert (st.quarantined_batches, st.quarantined_samples) == (1, 20)
         assert st.errors["rejected"] == 1
-        assert "field type conflict" in st.last_error or st.last_error == ""
         assert len(store.read("q", "p", YEAR_2021, YEAR_2021 + 10**9)) == 40
         sink = next(h for h in store.health() if h.device == SINK_HEALTH_ID)
         assert sink.extra["quarantined_batches"] == 1
