@@ -26,7 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.gateway.support import start_gateway, stop_gateway  # noqa: E402
+from tests.gateway.support import start_gateway, stop_gateway
 
 
 def pct(values: list[float], p: float) -> float:

@@ -46,6 +46,9 @@ class Writer:
 
     def __init__(self, path: Path) -> None:
         self.store = SqliteStore(path, synchronous="NORMAL")
+        # the collector's store throttles its latest table to every 0.5 s; the tests write
+        # one change at a time and want each one in the latest table at once
+        self.store.latest_interval_s = 0.0
         ledger_path = path.parent / "ledger.db"
         self.ledger = Ledger(ledger_path, durable=False) if ledger_path.exists() else None
 
@@ -137,7 +140,9 @@ class Gateway:
         return self.log_path.read_text(encoding="utf-8") if self.log_path else ""
 
 
-def start_gateway(folder: Path, *, fill_store: bool = True, **gateway: Any) -> Gateway:
+def start_gateway(
+    folder: Path, *, fill_store: bool = True, live_poll_ms: int = 100, **gateway: Any
+) -> Gateway:
     site_path = write_site(folder, **gateway)
     site = load_site(site_path)
     store_path = folder / "store.db"
@@ -150,7 +155,7 @@ def start_gateway(folder: Path, *, fill_store: bool = True, **gateway: Any) -> G
         tokens[role] = users.create_token(role, "tests")
     port = free_port()
     log_path = folder / "gateway.log"
-    env = {**os.environ, "SHOPFLOOR_LIVE_POLL_MS": "100", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "SHOPFLOOR_LIVE_POLL_MS": str(live_poll_ms), "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [
