@@ -171,7 +171,8 @@ def generate_for_site(
     while t < end_ns:
         for dev in site_.devices:
             producing = rnd.random() < 0.8
-            made = rnd.randint(0, 2) if producing else 0
+            rate = step_s / (dev.ideal_cycle_s or 30.0) * 0.85  # below the ideal rate
+            made = int(rate) + int(rnd.random() < rate - int(rate)) if producing else 0
             bad = 1 if made and rnd.random() < 0.05 else 0
             for k, pt in enumerate(dev.points):
                 key = (dev.id, pt.id)
