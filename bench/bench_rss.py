@@ -102,7 +102,8 @@ async def main_async(seconds: float, interval: float) -> None:
             samples.append(rss_mb()[0])
         stop.set()
         await task
-        _, peak = rss_mb()
+        _, hwm = rss_mb()
+        peak = max(hwm, *samples)  # the kernel updates VmHWM lazily
         w = col.writer
         assert w is not None
         print(
