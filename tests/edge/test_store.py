@@ -199,8 +199,9 @@ def test_prior_with_wide_chunks_and_other_points(store: SqliteStore) -> None:
     assert got.ts.tolist() == [11_500]
     assert got.values.tolist() == [2.5]
     # many later chunks without the point: prior walks back past them
-    for seq in range(3, 300):
-        store.write_batches([b("m1", seq, S("busy", 20_000 + seq, float(seq)))])
+    store.write_batches(
+        [b("m1", seq, S("busy", 20_000 + seq, float(seq))) for seq in range(3, 300)]
+    )
     got = store.read("m1", "a", 50_000, 60_000, prior=True)
     assert got.ts.tolist() == [11_500]
     assert store.read("m1", "busy", 20_100, 20_103).ts.tolist() == [20_100, 20_101, 20_102]
