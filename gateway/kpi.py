@@ -109,9 +109,22 @@ class KpiService:
         return result
 
     async def live_today(self) -> dict[str, Any] | None:
-        """Today's per-machine figures for the live stream (None when the engine is absent)."""
+        """The per-machine figures of the day of the newest data (today on a live gateway; the
+        simulated day for a demo whose clock runs elsewhere), for the live stream. None when
+        the engine or the store is absent."""
+
+        def newest(store: ReadStore) -> int | None:
+            return max((int(s.ts) for s in store.latest()), default=None)
+
+        tz = self._site.site.timezone
         try:
-            rng, result = await self.period(today_range(self._site.site.timezone))
+            ts = await self._pool.run(newest)
+            day = (
+                today_range(tz)
+                if ts is None
+                else today_range(tz, dt.datetime.fromtimestamp(ts / 1e9, zoneinfo.ZoneInfo(tz)))
+            )
+            rng, result = await self.period(day)
         except Unavailable:
             return None
         return {"period": rng.label, "result": result}

@@ -85,6 +85,9 @@ class HistoryOut(Out):
     max: list[float | None]
     mean: list[float | None]
     last: list[float | None]
+    prior: float | None = Field(
+        default=None, description="the value in force at start (last sample before it)"
+    )
 
 
 class PeriodOut(Out):

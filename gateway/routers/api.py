@@ -155,11 +155,13 @@ async def history(
     if end_ns <= start_ns:
         raise HTTPException(422, "end must be after start")
 
-    def read(store: ReadStore) -> Any:
-        series = store.read(device, point, start_ns, end_ns)
-        return downsample(series, start_ns, end_ns, buckets)
+    def read(store: ReadStore) -> tuple[Any, float | None]:
+        series = store.read(device, point, start_ns, end_ns, prior=True)
+        before = series.ts < start_ns
+        prior = float(series.values[before][-1]) if before.any() else None
+        return downsample(series, start_ns, end_ns, buckets), prior
 
-    b = await get_state(request).pool.run(read)
+    b, prior = await get_state(request).pool.run(read)
 
     def floats(a: Any) -> list[float | None]:
         return [None if x != x else float(x) for x in a.tolist()]
@@ -177,6 +179,7 @@ async def history(
         max=floats(b.max),
         mean=floats(b.mean),
         last=floats(b.last),
+        prior=prior if prior is None or prior == prior else None,
     )
 
 

@@ -147,9 +147,9 @@
   window.addEventListener("resize", () => Object.values(charts).forEach((c) => c.resize()));
   // the end of a plot: now, or the newest sample when the device clock runs ahead (simulators)
   const endOf = (d) => {
-    let end = Date.now() * 1e6;
+    let end = 0;
     for (const [k, s] of latest) if (k.startsWith(d + "/") && s.ts >= end) end = s.ts + 1;
-    return end;
+    return end || Date.now() * 1e6;
   };
   const hist = (d, p, hours, buckets) => {
     const end = endOf(d);
@@ -182,7 +182,7 @@
       const h = await hist(d.id, sp.id, 8, 480);
       const names = Object.keys(boot.colors);
       const data = [];
-      let last = null;
+      let last = h.prior;
       for (let i = 0; i < h.t.length; i++) {
         const v = h.last[i] !== null ? h.last[i] : last;
         last = v;
@@ -315,17 +315,7 @@
   async function start() {
     if (page === "login" || page === "table" || page === "export" || page === "verify") return;
     connect();
-    if (page === "overview") {
-      try {
-        const r = await api("/api/v1/kpi?period=" + encodeURIComponent(boot.today));
-        kpi = r.result;
-        const p = $("#kpi-period");
-        if (p) p.textContent = L.oee + " · " + r.label;
-      } catch (e) {
-        kpi = false;
-      }
-      scheduleRedraw();
-    }
+    // the overview's KPI figures arrive as "kpi" events (first one right after connecting)
     if (page === "machine") { setTimeout(() => machineCharts().catch(() => {}), 500); setInterval(() => machineCharts().catch(() => {}), 10000); }
     if (page === "energy") { setTimeout(() => renderEnergy().catch(() => {}), 500); setInterval(() => renderEnergy().catch(() => {}), 10000); }
   }
