@@ -1,10 +1,16 @@
 """Cumulative counters (pieces, kWh, m³): increments with resets and rollovers.
 
-A counter's increment is attributed to the instant of the later sample. A negative step is a
-rollover when the counter width is configured (``counter_bits``) and wrapping gives a plausible
-step (less than half the range), otherwise a reset: the new value counts from zero. Bad and NaN
-samples are skipped. With the value in force before the period (``prior=True``) the first
-in-period sample counts from it; without one, the first sample is only the baseline.
+A counter's increment is attributed to the instant of the later sample. A negative step is
+
+- a rollover when the counter width is configured (``counter_bits``) and wrapping gives a
+  plausible step (less than half the range): the wrapped difference counts;
+- else a reset when the new value is at most half the previous one (the counter restarted from
+  zero, e.g. a replaced meter or a PLC restart): the new value counts;
+- else a backstep (the counter jumped back to a value that cannot be a fresh count, e.g. a
+  different data source or a corrected reading): nothing counts, and it is reported.
+
+Bad and NaN samples are skipped. With the value in force before the period (``prior=True``) the
+first in-period sample counts from it; without one, the first sample is only the baseline.
 """
 
 from __future__ import annotations
@@ -28,12 +34,13 @@ class CounterSteps:
     inc: F64
     resets: int
     rollovers: int
+    backsteps: int
     no_prior: bool  # the first usable sample is inside the period: it only sets the baseline
     samples: int
 
     @classmethod
     def empty(cls) -> CounterSteps:
-        return cls(np.empty(0, np.int64), np.empty(0, np.float64), 0, 0, True, 0)
+        return cls(np.empty(0, np.int64), np.empty(0, np.float64), 0, 0, 0, True, 0)
 
     def total(self, start: int, end: int) -> float:
         m = (self.ts >= start) & (self.ts < end)
@@ -50,12 +57,11 @@ def counter_steps(series: Series, start: int, bits: int | None = None) -> Counte
     no_prior = bool(ts[0] >= start)
     if ts.size == 1:
         return CounterSteps(
-            np.empty(0, np.int64), np.empty(0, np.float64), 0, 0, no_prior, int(ts.size)
+            np.empty(0, np.int64), np.empty(0, np.float64), 0, 0, 0, no_prior, int(ts.size)
         )
     d = np.diff(v)
     neg = d < 0
-    resets = 0
-    rollovers = 0
+    resets = rollovers = backsteps = 0
     if neg.any():
         inc = d.copy()
         prev = v[:-1][neg]
@@ -67,11 +73,19 @@ def counter_steps(series: Series, start: int, bits: int | None = None) -> Counte
         else:
             wrapped = new
             is_roll = np.zeros(new.shape, dtype=bool)
-        inc[neg] = np.where(is_roll, wrapped, new)
+        is_reset = ~is_roll & (new <= prev / 2)
+        inc[neg] = np.where(is_roll, wrapped, np.where(is_reset, new, 0.0))
         rollovers = int(is_roll.sum())
-        resets = int((~is_roll).sum())
+        resets = int(is_reset.sum())
+        backsteps = int(new.size - rollovers - resets)
     else:
         inc = d
     return CounterSteps(
-        ts[1:].astype(np.int64), inc.astype(np.float64), resets, rollovers, no_prior, int(ts.size)
+        ts[1:].astype(np.int64),
+        inc.astype(np.float64),
+        resets,
+        rollovers,
+        backsteps,
+        no_prior,
+        int(ts.size),
     )

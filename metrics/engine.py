@@ -290,9 +290,22 @@ class _Reads:
         )
 
 
-def _stale_ns(site: SiteConfig, point: Point) -> int:
+NO_STALENESS = 2**62  # values hold until the next sample
+
+
+def _stale_ns(site: SiteConfig, device: Device, point: Point) -> int:
+    """How long a value holds without a new sample before the point counts as offline.
+
+    ``kpi.stale_after_s`` when set. Otherwise only polled points (Modbus, OPC UA ``mode: poll``)
+    go stale, after 3 x their heartbeat (the recorder stores at least one sample per heartbeat
+    while the poll succeeds); subscribed OPC UA and MQTT points only deliver changes, so their
+    values hold until the next sample and a lost link shows as a bad-quality sample.
+    """
     if site.kpi.stale_after_s is not None:
         return int(site.kpi.stale_after_s * NS_PER_S)
+    polled = device.modbus is not None or (point.opcua is not None and point.opcua.mode == "poll")
+    if not polled:
+        return NO_STALENESS
     hb = point.heartbeat_s or site.runtime.heartbeat_s
     return int(3 * hb * NS_PER_S)
 
@@ -340,21 +353,21 @@ def _collect(
                 dd.counters[p.id] = (p, counter_steps(ser, s, p.counter_bits))
                 dd.recorded |= _has_good(ser, s, e)
                 if not state_points:
-                    cover_sets.append(presence(ser, s, e, _stale_ns(site, p)))
+                    cover_sets.append(presence(ser, s, e, _stale_ns(site, dev, p)))
             elif p.role == "state":
                 if p is not state_points[0]:
                     continue  # one state signal per machine: the first one
                 ser = rd.read(dev.id, p.id, prior=True)
                 assert p.state_map is not None
                 smap: dict[str, str] = dict(p.state_map)
-                dd.times = fast_times(ser, smap, s, e, _stale_ns(site, p), win)
+                dd.times = fast_times(ser, smap, s, e, _stale_ns(site, dev, p), win)
                 if any(q.role == "apc_mode" for q in dev.points):
-                    tl = timeline(ser, smap, s, e, _stale_ns(site, p))
+                    tl = timeline(ser, smap, s, e, _stale_ns(site, dev, p))
                     dd.producing = state_set(tl, PRODUCING)  # APC running time
                 dd.recorded |= _has_good(ser, s, e)
             elif p.role == "apc_mode":
                 ser = rd.read(dev.id, p.id, prior=True)
-                st = _stale_ns(site, p)
+                st = _stale_ns(site, dev, p)
                 dd.apc.append((p, level_set(ser, s, e, st), presence(ser, s, e, st)))
                 dd.recorded |= _has_good(ser, s, e)
                 if not state_points:
@@ -362,7 +375,7 @@ def _collect(
             elif not state_points:
                 ser = rd.read(dev.id, p.id, prior=True)
                 dd.recorded |= _has_good(ser, s, e)
-                cover_sets.append(presence(ser, s, e, _stale_ns(site, p)))
+                cover_sets.append(presence(ser, s, e, _stale_ns(site, dev, p)))
         if dd.times is not None:
             dd.coverage = ratio(dd.times.covered, dd.times.window)
         elif cover_sets:
@@ -585,7 +598,6 @@ def _defect_rate(
     s, e = period.start_ns, period.end_ns
     pq = sq = rq = 0.0
     used: list[str] = []
-    resets: list[str] = []
     for d in data:
         if chosen is not None and d.device.id not in chosen:
             continue
@@ -596,11 +608,6 @@ def _defect_rate(
         pq += q.pq_period
         sq += q.sq_period
         rq += q.rq_period
-        for pid, (_p, steps) in d.counters.items():
-            if steps.resets or steps.rollovers:
-                resets.append(
-                    f"{d.device.id}/{pid}: {steps.resets} resets, {steps.rollovers} rollovers"
-                )
     with_rework = site.kpi.defect_rate_includes_rework
     value = ratio(sq + rq, pq) if with_rework else ratio(sq, pq)
     other = ratio(sq, pq) if with_rework else ratio(sq + rq, pq)
@@ -610,7 +617,7 @@ def _defect_rate(
         ("scrap + rework" if with_rework else "scrap only")
         + f"; the other reading ({'scrap only' if with_rework else 'scrap + rework'}): "
         + _fmt_frac(other),
-        *resets,
+        *_counter_notes([d for d in data if d.device.id in used], set(QTY_ROLES)),
     ]
     return KpiValue(
         _pct(value),
@@ -690,8 +697,22 @@ def _water(data: list[_DeviceData], period: TimeRange, imported: bool) -> KpiVal
         if src
         else (),
         None,
-        () if src else ("no water meters (water_fresh_m3 / water_reused_m3)",),
+        tuple(_counter_notes(data, {"water_fresh_m3", "water_reused_m3"}))
+        if src
+        else ("no water meters (water_fresh_m3 / water_reused_m3)",),
     )
+
+
+def _counter_notes(data: list[_DeviceData], roles: frozenset[str] | set[str]) -> list[str]:
+    out = []
+    for d in data:
+        for pid, (p, steps) in d.counters.items():
+            if p.role in roles and (steps.resets or steps.rollovers or steps.backsteps):
+                out.append(
+                    f"{d.device.id}/{pid}: {steps.resets} resets, {steps.rollovers} rollovers, "
+                    f"{steps.backsteps} backsteps (not counted)"
+                )
+    return out
 
 
 def _in_period(steps: CounterSteps, period: TimeRange) -> bool:
@@ -850,6 +871,7 @@ def _per_value(
     src: list[str],
     ov: KpiValue,
     imported: bool,
+    counter_notes: list[str],
 ) -> KpiValue:
     p = _prov(imported)
     if not src:
@@ -868,6 +890,7 @@ def _per_value(
     prov = p if ov.provenance == p else "mixed"
     notes = [f"{i['carrier']}: factor {i['factor']['id']} ({i['factor']['source']})" for i in parts]
     notes.append(f"output value {ov.variant or ''}: {ov.provenance}")
+    notes += counter_notes
     return KpiValue(value, prov, tuple(inputs), ov.coverage, tuple(notes))
 
 
@@ -979,8 +1002,9 @@ def compute_period(
     f = site.kpi.factors
     tce, eparts = energy_tce(carriers, f)
     tco2, cparts = co2_t(carriers, f)
-    kpis["energy_per_value"] = _per_value("energy", tce, "tce", eparts, esrc, ov, imported)
-    kpis["co2_per_value"] = _per_value("CO2", tco2, "tCO2", cparts, esrc, ov, imported)
+    cnotes = _counter_notes(data, set(CARRIER_ROLES))
+    kpis["energy_per_value"] = _per_value("energy", tce, "tce", eparts, esrc, ov, imported, cnotes)
+    kpis["co2_per_value"] = _per_value("CO2", tco2, "tCO2", cparts, esrc, ov, imported, cnotes)
     kpis["solid_waste_util"] = dec.ratio_kpi(
         "solid_waste_utilised",
         ["solid_waste_generated", "solid_waste_utilised_from_storage"],
@@ -1000,6 +1024,7 @@ def compute_period(
                 "total": steps.total(period.start_ns, period.end_ns),
                 "resets": steps.resets,
                 "rollovers": steps.rollovers,
+                "backsteps": steps.backsteps,
                 "no_prior": steps.no_prior,
             }
     energy = {

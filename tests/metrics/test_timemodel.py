@@ -99,15 +99,30 @@ def test_missing_ideal_cycle_gives_no_oee_with_a_flag() -> None:
     assert any("no ideal_cycle_s" in n for n in res.kpis["oee"].notes)
 
 
-def test_default_staleness_follows_heartbeat() -> None:
-    cfg = site([machine("m1")], runtime={"heartbeat_s": 60})
+def test_default_staleness_polled_points_only() -> None:
+    polled = machine("m1")
+    polled["points"] = [dict(p, opcua={**p["opcua"], "mode": "poll"}) for p in polled["points"]]
+    cfg = site([polled, machine("m2")], runtime={"heartbeat_s": 60})
     r = parse_range("2026-01-05T00:00..2026-01-05T01:00", "UTC")
     rd = MemReader()
-    rd.add("m1", "state", [r.start_ns], [0])  # never repeated: stale after 3 x 60 s
+    for dev in ("m1", "m2"):
+        # one sample more than a day before the period, never repeated
+        rd.add(dev, "state", [r.start_ns - 30 * H], [0])
     res = compute_period(rd, cfg, r)
-    assert res.machines[0]["times_s"]["apt"] == 180
-    assert res.machines[0]["times_s"]["offline"] == 3600 - 180
-    assert res.device_coverage["m1"] == 180 / 3600
+    m1, m2 = res.machines
+    # polled: stale 3 x 60 s after its sample, long before the period: all offline
+    assert m1["times_s"]["offline"] == 3600
+    assert res.device_coverage["m1"] == 0.0
+    # subscribed: only changes arrive, the value holds until the next sample
+    assert m2["times_s"]["apt"] == 3600
+    assert res.device_coverage["m2"] == 1.0
+    rd.add("m1", "state", [r.start_ns, r.start_ns + H // 2], [0, 0])
+    res = compute_period(rd, cfg, r)
+    assert res.machines[0]["times_s"]["apt"] == 180 + 180
+    # a configured staleness applies to every point
+    cfg2 = site([machine("m2")], kpi={"stale_after_s": 600})
+    res2 = compute_period(rd, cfg2, r)
+    assert res2.machines[0]["times_s"]["apt"] == 0
 
 
 MINUTE = 60_000_000_000
