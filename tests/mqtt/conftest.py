@@ -8,10 +8,6 @@ import pytest
 
 from tests.support.mosquitto import Mosquitto, Pki, make_pki, mosquitto_binary
 
-needs_mosquitto = pytest.mark.skipif(
-    mosquitto_binary() is None, reason="mosquitto (Debian package) is not installed"
-)
-
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
