@@ -108,14 +108,20 @@ class Collector:
 
     async def run(self, stop: asyncio.Event) -> None:
         rt = self.site.runtime
-        observers = list(self.observers)
-        if self._evidence_wanted:
-            self.evidence = open_evidence(self.site)
-            observers.append(self.evidence)
-        store = self._store if self._store is not None else open_store(self.site)
+        # connectors first: a point they cannot read fails before anything is opened
         connectors = (
             list(self._connectors) if self._connectors is not None else build_connectors(self.site)
         )
+        observers = list(self.observers)
+        store = self._store if self._store is not None else open_store(self.site)
+        if self._evidence_wanted:
+            try:
+                self.evidence = open_evidence(self.site)
+            except BaseException:
+                if self._store is None:
+                    store.close()
+                raise
+            observers.append(self.evidence)
         writer = Writer(
             store,
             self.queue,

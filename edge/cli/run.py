@@ -86,6 +86,9 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: cannot open the store: {exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # a point a connector cannot read (codec, plan, topic, cert)
+        print(f"error: {args.config}: {exc}", file=sys.stderr)
+        return 2
 
 
 def register(sub: Any) -> None:

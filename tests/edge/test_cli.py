@@ -207,3 +207,25 @@ def test_factory_time_sink_restamps_gateway_time() -> None:
     assert abs(a.ts - clock.now_ns()) < 60 * 10**9 // 2  # within half a factory minute
     assert 59 * 10**9 < a.ts - b.ts < 61 * 10**9  # one wall second = 60 factory seconds
     assert (a.value, b.value) == (1.0, 2.0)
+
+
+def test_run_with_an_unreadable_point_fails_before_opening_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "plan.yaml"
+    f.write_text(
+        """\
+site: {id: t, name: T}
+storage: {kind: sqlite, path: data/s.db}
+devices:
+  - id: m
+    name: M
+    modbus: {host: 127.0.0.1, port: 1502, unit: 1}
+    points:
+      - {id: s, datatype: string, modbus: {address: 0}}
+""",
+        encoding="utf-8",
+    )
+    assert main(["run", "-c", str(f)]) == 2
+    assert "a string point needs 'length'" in capsys.readouterr().err
+    assert not (tmp_path / "data" / "s.db").exists()
