@@ -10,6 +10,7 @@ of an evidence bundle gives the same numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Sequence
@@ -1051,6 +1052,10 @@ def compute_period(
     )
 
 
+def _per_year(value: float | None, years: float) -> str:
+    return "n/a" if value is None or years <= 0 else f"{value / years:.2f}"
+
+
 def change_of(kpi: Kpi, before: float | None, after: float | None) -> tuple[float | None, str]:
     """``(after - before) / before`` and the form's label by the KPI's good direction."""
     label = "提升" if kpi.direction == "up" else "下降"
@@ -1090,9 +1095,20 @@ def compute_table(
     before = compute_period(reader, site, baseline, imported=baseline_imported)
     after = compute_period(reader, site, current, imported=current_imported)
     rows: list[KpiRow] = []
+    tz = site.site.timezone
+    yb, yc = calendar_years(baseline, tz), calendar_years(current, tz)
+    period_totals = {"output_value"}
+    if site.kpi.operating_cost_basis == "absolute":
+        period_totals.add("operating_cost")
     for kpi in CATALOGUE:
         b = before.kpis[kpi.id]
         a = after.kpis[kpi.id]
+        if kpi.id in period_totals and abs(yb - yc) > 0.01 * max(yb, yc):
+            note = (
+                f"totals of periods of different length ({yb:.4f} vs {yc:.4f} calendar years): "
+                f"per year {_per_year(b.value, yb)} -> {_per_year(a.value, yc)}"
+            )
+            a = dataclasses.replace(a, notes=(*a.notes, note))
         change, label = change_of(kpi, b.value, a.value)
         rows.append(
             KpiRow(
@@ -1114,7 +1130,6 @@ def compute_table(
                 change_label=label,
             )
         )
-    tz = site.site.timezone
     tiers = {
         "baseline": evaluate(site, _last_day(baseline, tz)).to_dict(),
         "current": evaluate(site, _last_day(current, tz)).to_dict(),

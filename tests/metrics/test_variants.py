@@ -162,3 +162,17 @@ def test_missing_declared_and_no_meters() -> None:
     assert res.kpis["water_reuse"].value is None
     assert res.kpis["network_rate"].value == 0.0  # no data: not networked
     assert res.kpis["cnc_rate"].value == 0.0  # controller per register but nothing recorded
+
+
+def test_period_totals_of_different_length_are_noted() -> None:
+    from metrics.engine import compute_table
+
+    two = parse_range("2026-01-06..2026-01-07", "UTC")
+    t = compute_table(_reader(), _site(), P, two)
+    ov = t.row("output_value")
+    assert ov.after.value == pytest.approx(2 * ov.before.value)
+    assert any(
+        "different length" in n and "per year 3650.00 -> 3650.00" in n for n in ov.after.notes
+    )
+    same = compute_table(_reader(), _site(), P, parse_range("2026-01-06..2026-01-06", "UTC"))
+    assert not any("different length" in n for n in same.row("output_value").after.notes)
