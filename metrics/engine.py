@@ -620,6 +620,10 @@ def _defect_rate(
         + _fmt_frac(other),
         *_counter_notes([d for d in data if d.device.id in used], set(QTY_ROLES)),
     ]
+    if chosen is not None:
+        unknown = sorted(set(chosen) - {d.id for d in site.devices})
+        if unknown:
+            notes.append("kpi.quality_devices not in the site file: " + ", ".join(unknown))
     return KpiValue(
         _pct(value),
         p,

@@ -176,3 +176,10 @@ def test_period_totals_of_different_length_are_noted() -> None:
     )
     same = compute_table(_reader(), _site(), P, parse_range("2026-01-06..2026-01-06", "UTC"))
     assert not any("different length" in n for n in same.row("output_value").after.notes)
+
+
+def test_unknown_quality_device_is_reported() -> None:
+    res = compute_period(_reader(), _site(quality_devices=["m1", "ghost"]), P)
+    d = res.kpis["defect_rate"]
+    assert d.value == pytest.approx(100 * 30 / 330)
+    assert any("not in the site file: ghost" in n for n in d.notes)
