@@ -27,6 +27,7 @@ import bisect
 import datetime as dt
 import math
 import random
+import zlib
 import zoneinfo
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -138,8 +139,16 @@ class _Day:
     scrap: int
 
 
-def _hash01(*key: object) -> float:
-    return random.Random(":".join(str(k) for k in key)).random()
+_M64 = (1 << 64) - 1
+
+
+def _hash01(key: int, tick: int) -> float:
+    """A uniform number in [0, 1) from (key, tick): splitmix64, fast and deterministic."""
+    x = (key + (tick + 1) * 0x9E3779B97F4A7C15) & _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    x ^= x >> 31
+    return (x >> 11) / float(1 << 53)
 
 
 class MachineModel:
@@ -168,6 +177,7 @@ class MachineModel:
         self.process = process
         self.profile = PROFILES[profile]
         self._days: dict[int, _Day] = {}
+        self._noise_key = zlib.crc32(f"{seed}:{device}".encode()) * 0x100000001B3 & _M64
         self._epoch_ns = self._local_ns(EPOCH_DATE, dt.time(0, 0))
 
     # ----------------------------------------------------------------- calendar windows
@@ -176,7 +186,7 @@ class MachineModel:
         return int(local.timestamp()) * _S
 
     def _day_index(self, t_ns: int) -> int:
-        local = dt.datetime.fromtimestamp(t_ns / _S, tz=self.tz).date()
+        local = dt.datetime.fromtimestamp(t_ns // _S, tz=self.tz).date()
         return (local - EPOCH_DATE).days
 
     def windows(self, index: int) -> list[tuple[int, int]]:
@@ -295,8 +305,20 @@ class MachineModel:
 
     def month_start_ns(self, t_ns: int) -> int:
         """Local midnight of the first day of ``t_ns``'s month (when the counters reset)."""
-        local = dt.datetime.fromtimestamp(t_ns / _S, tz=self.tz).date()
+        local = dt.datetime.fromtimestamp(t_ns // _S, tz=self.tz).date()
         return self._local_ns(local.replace(day=1), dt.time(0))
+
+    def resets_between(self, start_ns: int, end_ns: int) -> list[int]:
+        """The counters' reset instants (local midnight on the 1st) in (start, end)."""
+        out: list[int] = []
+        local = dt.datetime.fromtimestamp(start_ns // _S, tz=self.tz).date().replace(day=1)
+        while True:
+            local = (local.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+            t = self._local_ns(local, dt.time(0))
+            if t >= end_ns:
+                return out
+            if t > start_ns:
+                out.append(t)
 
     def counts_at(self, t_ns: int) -> tuple[int, int]:
         """Cumulative (good, scrap) since the counters' last reset (start of the month)."""
@@ -360,9 +382,7 @@ class MachineModel:
                         break
                     if c > start_ns:
                         times.add(c)
-        reset = self.month_start_ns(end_ns)
-        if start_ns < reset < end_ns:
-            times.add(reset)
+        times.update(self.resets_between(start_ns, end_ns))
         return sorted(times)
 
     def power_at(self, t_ns: int, state: str) -> float:
@@ -370,14 +390,14 @@ class MachineModel:
         if level == 0.0:
             return 0.0
         tick = t_ns // (10 * _S)
-        wobble = 0.08 * math.sin(tick / 7.0) + 0.05 * (_hash01(self.seed, self.device, tick) - 0.5)
+        wobble = 0.08 * math.sin(tick / 7.0) + 0.05 * (_hash01(self._noise_key, tick) - 0.5)
         return round(self.rated_power_kw * level * (1.0 + wobble), 2)
 
     def temperature_at(self, t_ns: int, state: str, apc: bool) -> float:
         base = {"producing": 860.0, "idle": 840.0, "down": 700.0, "setup": 840.0}.get(state, 600.0)
         tick = t_ns // (10 * _S)
         spread = 2.0 if apc else 8.0
-        noise = spread * (2.0 * _hash01(self.seed, self.device, "t", tick) - 1.0)
+        noise = spread * (2.0 * _hash01(self._noise_key ^ 0x5A5A5A5A, tick) - 1.0)
         return round(base + noise, 1)
 
     def episodes(self, start_ns: int, end_ns: int) -> Iterator[Episode]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,58 @@ def test_bad_inputs_are_refused(site: SiteConfig) -> None:
         MachineModel("x", seed=1, calendar=Calendar(), profile="future")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="epoch"):
         _model(site, "cnc1", "current").at(_ns(1999, 12, 1))
+
+
+# ------------------------------------------------------------------ offline history generator
+def test_generated_week_covers_every_device_and_matches_the_live_model(site: SiteConfig) -> None:
+    from connectors.simulators.cnc import model_for, reading_value
+    from connectors.simulators.history import generate_history
+
+    start, end = _ns(2025, 3, 24), _ns(2025, 3, 31)
+    samples = list(generate_history(site, 7, start, end))
+    assert {s.device for s in samples} == {d.id for d in site.devices}
+    assert all(start <= s.ts < end for s in samples)
+    for dev in site.devices:
+        ts = [s.ts for s in samples if s.device == dev.id]
+        assert ts == sorted(ts), dev.id
+        assert {s.point for s in samples if s.device == dev.id} == {p.id for p in dev.points}
+    for dev_id in ("cnc2", "furnace1"):
+        dev = site.device(dev_id)
+        model = model_for(site, dev, 7, "baseline")
+        mine = [s for s in samples if s.device == dev_id]
+        for s in mine[:: max(1, len(mine) // 300)]:
+            assert float(reading_value(dev.point(s.point), model.at(s.ts))) == s.value, s
+    goods = [s.value for s in samples if s.device == "cnc1" and s.point == "good"]
+    assert all(b - a == 1 for a, b in itertools.pairwise(goods))
+    meter = [s.ts for s in samples if s.device == "meter1" and s.point == "energy"]
+    assert {b - a for a, b in itertools.pairwise(meter)} == {60 * S}
+    inspected = [s.value for s in samples if s.device == "qs1" and s.point == "inspected"]
+    assert inspected == sorted(inspected)
+    assert len(inspected) > 1000
+
+
+def test_generated_counters_reset_at_the_month_boundary(site: SiteConfig) -> None:
+    from connectors.simulators.history import generate_history
+
+    start, end = _ns(2025, 3, 31, 8), _ns(2025, 4, 1, 12)
+    good = [
+        s for s in generate_history(site, 3, start, end) if (s.device, s.point) == ("cnc1", "good")
+    ]
+    reset = _ns(2025, 4, 1)
+    before = [s.value for s in good if s.ts < reset]
+    after = [s for s in good if s.ts >= reset]
+    assert before[-1] > 100
+    assert after[0].ts == reset
+    assert after[0].value == 0.0
+    assert after[-1].value > 0
+
+
+def test_generate_history_refuses_bad_input(site: SiteConfig) -> None:
+    from connectors.simulators.history import generate_history
+
+    with pytest.raises(ValueError, match="end after it starts"):
+        list(generate_history(site, 1, _ns(2025, 3, 2), _ns(2025, 3, 1)))
+    with pytest.raises(ValueError, match="profile"):
+        list(generate_history(site, 1, _ns(2025, 3, 1), _ns(2025, 3, 2), "later"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="positive"):
+        list(generate_history(site, 1, _ns(2025, 3, 1), _ns(2025, 3, 2), meter_step_s=0))
