@@ -16,6 +16,7 @@ counting drops if it overflows).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import logging
@@ -165,21 +166,39 @@ class Writer:
         return out
 
     async def run(self) -> None:
-        """Write until the queue is closed and empty."""
+        """Write until the queue is closed and empty.
+
+        One write is in flight while the next take is prepared (the store's thread waits on
+        the disk while the loop counts and filters); writes stay in order because the next one
+        is submitted only after the previous one was acknowledged."""
         q = self.queue
-        while True:
-            items = await q.get_batch(self.batch_max_samples, self.flush_s)
-            if items:
-                groups = self.prepare(items)
-                # a backlog: more full batches in the same transaction (one commit, one fsync)
-                for _ in range(self.max_takes - 1):
-                    if len(q) < self.batch_max_samples:
-                        break
-                    groups += self.prepare(q.get_nowait(self.batch_max_samples))
-                if groups:
-                    await self.persist(groups, give_up_s=30.0 if q.closed else None)
-            elif q.closed:
-                return
+        pending: asyncio.Task[list[Batch]] | None = None
+        try:
+            while True:
+                items = await q.get_batch(self.batch_max_samples, self.flush_s)
+                if items:
+                    groups = self.prepare(items)
+                    # a backlog: more full batches in the same transaction (one commit, one fsync)
+                    for _ in range(self.max_takes - 1):
+                        if len(q) < self.batch_max_samples:
+                            break
+                        groups += self.prepare(q.get_nowait(self.batch_max_samples))
+                    if groups:
+                        if pending is not None:
+                            await pending
+                        pending = asyncio.create_task(
+                            self.persist(groups, give_up_s=30.0 if q.closed else None)
+                        )
+                elif q.closed:
+                    break
+            if pending is not None:
+                await pending
+        finally:
+            if pending is not None and not pending.done():
+                # cancelled: the store thread finishes the write it started; stop retrying
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
 
     async def write_import(self, samples: Iterable[Sample], *, batch_size: int = 50_000) -> int:
         """Store historical samples as batches with source ``import:<device>`` (no recording
