@@ -13,10 +13,10 @@ from config.base import Frozen, SecretRef
 class SqliteStorage(Frozen):
     kind: Literal["sqlite"] = "sqlite"
     path: Path = Field(default=Path("data/shopfloor.db"), description="relative to the site file")
-    synchronous: Literal["FULL", "NORMAL"] = Field(
-        default="FULL",
-        description="FULL: an acknowledged batch survives power loss (fsync per commit); "
-        "NORMAL: survives a crash or kill -9, may lose the last commits on power loss",
+    synchronous: Literal["full", "normal"] = Field(
+        default="full",
+        description="full: an acknowledged batch survives power loss (fsync per commit); "
+        "normal: survives a crash or kill -9, may lose the last commits on power loss",
     )
 
 

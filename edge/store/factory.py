@@ -12,7 +12,7 @@ def open_store(site: SiteConfig) -> Store:
     if storage.kind == "sqlite":
         from edge.store.sqlite import SqliteStore
 
-        return SqliteStore(site.resolve(storage.path), synchronous=storage.synchronous)
+        return SqliteStore(site.resolve(storage.path), synchronous=storage.synchronous.upper())
     if storage.kind == "influxdb":
         from edge.store.influx import open_influx_store
 
