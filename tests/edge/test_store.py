@@ -229,3 +229,20 @@ def test_batch_of_several_devices(store: SqliteStore) -> None:
         ("m2", "a", "timeout"),
         ("m2", "b", "x"),
     }
+
+
+@pytest.mark.parametrize(("mode", "pragma"), [("full", 2), ("normal", 1)])
+def test_open_store_from_the_site_file(tmp_path: Path, mode: str, pragma: int) -> None:
+    from config.loader import load_site_text
+    from edge.store.factory import open_store
+
+    site = load_site_text(
+        f"site: {{id: s, name: S}}\nstorage: {{kind: sqlite, path: d/x.db, synchronous: {mode}}}\n"
+    ).with_source_dir(tmp_path)
+    store = open_store(site)
+    assert isinstance(store, SqliteStore)
+    assert store.path == tmp_path / "d" / "x.db"
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == pragma
+    assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
+    store.close()  # idempotent
