@@ -57,7 +57,8 @@ def fmt_change(row: KpiRow, lang: str = "zh") -> str:
     pct = row.change * 100.0
     shown = pct if row.direction == "up" else -pct
     label = row.change_label if lang == "zh" else _CHANGE_EN.get(row.change_label, "")
-    return f"{label} {shown:.1f}%"
+    text = f"{shown:.1f}"
+    return f"{label} {'0.0' if text == '-0.0' else text}%"
 
 
 def _prov(v: KpiValue) -> str:

@@ -204,3 +204,21 @@ def test_csv_and_xlsx_exports(demo: tuple) -> None:  # type: ignore[type-arg]
     assert en[1][0] == "*Key equipment CNC rate"
     assert "关键设备数控化率" in to_text(t)
     assert "Key equipment CNC rate" in to_text(t, "en")
+
+
+def test_change_formatting() -> None:
+    from metrics.engine import KpiRow, KpiValue
+
+    def row(direction: str, change: float | None) -> KpiRow:
+        v = KpiValue(1.0, "measured")
+        label = "提升" if direction == "up" else "下降"
+        return KpiRow(
+            "x", "x", "x", "%", direction, False, "measured", "f", 1, None, v, v, change, label
+        )
+
+    assert fmt_change(row("up", 0.223)) == "提升 22.3%"
+    assert fmt_change(row("down", -0.502)) == "下降 50.2%"
+    assert fmt_change(row("down", 0.1)) == "下降 -10.0%"  # a worsening shows negative
+    assert fmt_change(row("down", 0.0)) == "下降 0.0%"
+    assert fmt_change(row("up", None)) == "—"
+    assert fmt_change(row("up", 0.05), "en") == "up 5.0%"
