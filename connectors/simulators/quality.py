@@ -27,6 +27,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import zlib
 import zoneinfo
 from collections.abc import Sequence
@@ -532,7 +533,14 @@ def build_quality(
     broker: str | None = None,
     broker_kind: BrokerKind = "auto",
 ) -> list[QualityStation]:
-    """One station per broker of the site's MQTT devices; ``broker="host:port"`` names one."""
+    """One station per broker of the site's MQTT devices.
+
+    ``broker="host:port"`` names a running broker to publish to (default: the environment
+    variable ``SHOPFLOOR_MQTT_BROKER``); without one, each station starts its own broker on
+    the host and port of its devices (mosquitto, else embedded amqtt; ``broker_kind``).
+    """
+    if broker is None:
+        broker = os.environ.get("SHOPFLOOR_MQTT_BROKER") or None
     groups: dict[tuple[str, int], list[Device]] = {}
     for dev in site.devices:
         if dev.mqtt is not None:

@@ -14,6 +14,7 @@ from connectors.mqtt import build
 from connectors.mqtt.connector import routes_of
 from connectors.mqtt.payload import decode
 from connectors.simulators.base import SimClock
+from connectors.simulators.broker import BrokerError
 from connectors.simulators.quality import QualityModel, build_quality, publications
 from tests.mqtt.helpers import RecordingSink, device, mqtt_site, point, running
 from tests.support.mosquitto import Mosquitto
@@ -178,3 +179,18 @@ async def test_station_uses_a_broker_the_user_names(demo: SiteConfig, broker: Mo
     finally:
         await station.stop()
     assert broker.running  # a named broker is never stopped by the simulator
+
+
+def test_a_named_broker_can_come_from_the_environment(
+    demo: SiteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOPFLOOR_MQTT_BROKER", "10.1.2.3:1884")
+    (station,) = build_quality(demo, 1, SimClock())
+    assert (station.broker.kind, station.broker.host, station.broker.port) == (
+        "external",
+        "10.1.2.3",
+        1884,
+    )
+    monkeypatch.setenv("SHOPFLOOR_MQTT_BROKER", "nonsense")
+    with pytest.raises(BrokerError, match="expected host:port"):
+        build_quality(demo, 1, SimClock())
