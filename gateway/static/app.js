@@ -195,7 +195,7 @@
         tooltip: { formatter: (p) => (L[p.value[2]] || p.value[2]) + " · " + new Date(p.value[0]).toLocaleTimeString() },
         series: [{ type: "custom", renderItem: (params, api2) => {
           const a = api2.coord([api2.value(0), 1]); const b = api2.coord([api2.value(1), 0]);
-          return { type: "rect", shape: { x: a[0], y: a[1], width: Math.max(1, b[0] - a[0]), height: b[1] - a[1] }, style: api2.style() };
+          return { type: "rect", shape: { x: a[0], y: a[1], width: Math.max(1, b[0] - a[0] + 0.5), height: b[1] - a[1] }, style: api2.style() };
         }, encode: { x: [0, 1] }, data }],
         legend: { show: false }, names,
       });
