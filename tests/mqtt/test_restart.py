@@ -34,8 +34,8 @@ async def test_broker_restart_resumes_and_delivers_what_was_published_meanwhile(
 ) -> None:
     mq = Mosquitto(tmp_path).start()
     try:
-        # reconnect no sooner than 1.5 s: the broker is back and gets messages before we are
-        conn = _connector(mq.port, "t-restart", reconnect_delay_s=1.5, reconnect_max_delay_s=2.0)
+        # reconnect no sooner than 3 s: the broker is back and gets messages before we are
+        conn = _connector(mq.port, "t-restart", reconnect_delay_s=3.0, reconnect_max_delay_s=3.0)
         sink = RecordingSink()
         async with running(conn, sink) as task:
             await sink.wait_for(lambda: sink.up("r1") is True)
