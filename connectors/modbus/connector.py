@@ -103,6 +103,15 @@ class PollStats:
     by_unit: dict[int, int] = field(default_factory=lambda: defaultdict(int))
 
 
+def _reraise_lost_cancellation() -> None:
+    """Raise CancelledError if this task was cancelled but an inner ``wait_for`` (pymodbus uses
+    one; on Python 3.11 it can return a result that raced with the cancellation) swallowed it.
+    Without this a cancelled connector could keep polling and stall a clean shutdown."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def _device_connection(device: Device) -> ModbusConnection:
     if device.modbus is None:
         raise PlanError(f"device {device.id} has no modbus block")
@@ -156,7 +165,7 @@ class ModbusConnector:
         return [r for job in self._jobs for r in job.requests]
 
     def _client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
-        # our own per-request timeout (wait_for) always fires first; the library's is a backstop
+        # our own per-request timeout (asyncio.timeout) fires first; the library's is a backstop
         backstop = max(c.timeout_s for c in self._conn.values()) + 1.0
         if self.endpoint.transport == "rtu":
             s = self._serial
@@ -199,6 +208,7 @@ class ModbusConnector:
         for job in self._jobs:
             job.next_due = start
         while True:
+            _reraise_lost_cancellation()
             now = time.monotonic()
             for job in self._jobs:
                 if job.next_due <= now:
@@ -268,9 +278,8 @@ class ModbusConnector:
             self.stats.requests += 1
             self.stats.by_unit[req.unit] += 1
             try:
-                response = await asyncio.wait_for(
-                    call(req.address, count=req.count, device_id=req.unit), conn.timeout_s
-                )
+                async with asyncio.timeout(conn.timeout_s):
+                    response = await call(req.address, count=req.count, device_id=req.unit)
             except TimeoutError:
                 self.stats.timeouts += 1
                 continue
@@ -281,6 +290,7 @@ class ModbusConnector:
                     raise ConnectorError(f"Modbus {self.endpoint}: {exc}") from exc
                 self.stats.timeouts += 1
                 continue
+            _reraise_lost_cancellation()
             self._last_response = time.monotonic()
             self.stats.responses += 1
             if response.isError():

@@ -104,7 +104,8 @@ async def read_block(
             "input": client.read_input_registers,
         }[table]
         try:
-            response = await asyncio.wait_for(call(address, count=count, device_id=unit), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                response = await call(address, count=count, device_id=unit)
         except (TimeoutError, ModbusException):
             raise ProbeError(
                 f"no answer from unit {unit} at {target} within {timeout_s:g} s "

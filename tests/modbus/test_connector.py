@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from pathlib import Path
@@ -351,3 +352,25 @@ async def test_rtu_over_a_bridged_pseudo_terminal_pair() -> None:
     assert sink.latest("rtu", "t").value == 21.5  # type: ignore[union-attr]
     assert sink.latest("rtu", "c1").value == 1.0  # type: ignore[union-attr]
     assert conn.name.startswith("modbus rtu:")
+
+
+async def test_cancellation_always_stops_a_busy_connector() -> None:
+    """Cancelled mid-poll, at any moment, the connector stops (no swallowed CancelledError)."""
+    image = UnitImage(holding={a: a for a in range(250)})
+    server = MeterServer({1: image}, port=free_port())
+    await server.start()
+    points = [{"id": f"p{a}", "datatype": "uint16", "modbus": {"address": a}} for a in range(250)]
+    try:
+        for i in range(20):
+            conn = connector_of([device("b", server.port, points, poll_interval_ms=10)])
+            sink = Recorder()
+            task = asyncio.ensure_future(conn.run(sink))
+            await sink.wait(lambda: conn.stats.responses >= 1)  # noqa: B023
+            # cancel at moments spread over a poll cycle, racing with responses
+            await asyncio.sleep((i % 20) * 0.0007)
+            task.cancel()
+            async with asyncio.timeout(3):
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+    finally:
+        await server.stop()
