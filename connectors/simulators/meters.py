@@ -92,7 +92,8 @@ def _uniform_days(key: int, days: Sequence[int], n: int) -> npt.NDArray[np.float
 
 def _uniform(key: int, day: int, n: int) -> npt.NDArray[np.float64]:
     """``n`` deterministic uniforms in [0, 1) for (key, day)."""
-    return _uniform_days(key, [day], n)[0]
+    row: npt.NDArray[np.float64] = _uniform_days(key, [day], n)[0]
+    return row
 
 
 def _key(seed: int, *parts: str) -> int:
