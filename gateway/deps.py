@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, HTTPException, Request
 
@@ -33,7 +33,6 @@ class State:
     api_metrics: ApiMetrics
     started: float = field(default_factory=time.time)
     token_cache: dict[str, tuple[float, User | None]] = field(default_factory=dict)
-    kpi_cache: dict[tuple[str, ...], tuple[float, Any]] = field(default_factory=dict)
 
 
 def get_state(request: Request) -> State:
