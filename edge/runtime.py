@@ -16,7 +16,7 @@ import signal
 from collections.abc import Callable, Iterable, Sequence
 
 from config.models import SiteConfig
-from connectors.base import Connector, Sample
+from connectors.base import Connector, Sample, now_ns
 from connectors.registry import build_connectors
 from edge.health import HealthTracker
 from edge.queue import SampleQueue
@@ -28,6 +28,10 @@ from edge.supervisor import Backoff, Supervisor
 from edge.writer import BatchObserver, Writer
 
 log = logging.getLogger("shopfloor.collector")
+
+# the embedded store merges small chunks of data older than COMPACT_SETTLE_S every COMPACT_EVERY_S
+COMPACT_EVERY_S = 60.0
+COMPACT_SETTLE_S = 600
 
 
 def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:
@@ -90,6 +94,21 @@ class Collector:
             await asyncio.sleep(self.site.runtime.health_interval_s)
             await self._write_health(writer)
 
+    async def _compact_loop(self, writer: Writer) -> None:
+        """Merge the small chunks of settled data (embedded store) in the store's thread."""
+        compact = getattr(writer.store, "compact", None)
+        if compact is None:
+            return
+        while True:
+            await asyncio.sleep(COMPACT_EVERY_S)
+            try:
+                removed = await writer.call(compact, now_ns() - COMPACT_SETTLE_S * 10**9)
+            except Exception as exc:
+                log.error("store compaction failed: %r", exc)
+            else:
+                if removed:
+                    log.info("store compaction merged %d chunk rows", removed)
+
     async def _write_health(self, writer: Writer) -> None:
         self.health.set_drops(self.queue.drops)
         records = self.health.snapshot()
@@ -141,6 +160,7 @@ class Collector:
         writer_task = asyncio.create_task(writer.run(), name="writer")
         sup_task = asyncio.create_task(self.supervisor.run(), name="supervisor")
         health_task = asyncio.create_task(self._health_loop(writer), name="health")
+        compact_task = asyncio.create_task(self._compact_loop(writer), name="compaction")
         stop_task = asyncio.create_task(stop.wait(), name="stop")
         ev_task = (
             asyncio.create_task(
@@ -166,6 +186,9 @@ class Collector:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await ev_task
             try:
+                compact_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await compact_task
                 await self._shutdown(writer, writer_task, sup_task, health_task, stop_task)
             finally:
                 if self.evidence is not None:

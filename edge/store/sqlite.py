@@ -575,6 +575,123 @@ class SqliteStore:
             bound = int(rows[-1][5])
             page = min(page * 4, 4096)
 
+    # -- compaction ---------------------------------------------------------------------------
+
+    def compact(
+        self,
+        before_ns: int,
+        *,
+        small: int = 2000,
+        max_samples: int = 50_000,
+        max_span_ns: int = 3600 * 10**9,
+        min_rows: int = 8,
+    ) -> int:
+        """Merge small chunks (fewer than ``small`` samples) that end before ``before_ns`` into
+        chunks of at most ``max_samples`` samples spanning at most ``max_span_ns``, per device,
+        so that a long recording at a short flush interval reads as few large rows. Samples,
+        their order for equal timestamps, statuses, ``latest`` and the ``batches`` records are
+        unchanged; merged chunks no longer name their batch (``batch()`` then returns None for
+        those batches). Returns the number of chunk rows removed."""
+        if self.readonly:
+            raise StoreError("store opened read-only")
+        removed = 0
+        with self._lock:
+            devices = [
+                str(r[0])
+                for r in self._db.execute(
+                    "SELECT device FROM chunks WHERE last_ts < ? AND count < ? AND seq > 0 "
+                    "GROUP BY device HAVING COUNT(*) >= ?",
+                    (before_ns, small, min_rows),
+                )
+            ]
+            for device in devices:
+                removed += self._compact_device(
+                    device, before_ns, small, max_samples, max_span_ns, min_rows
+                )
+        return removed
+
+    def _compact_device(
+        self,
+        device: str,
+        before_ns: int,
+        small: int,
+        max_samples: int,
+        max_span_ns: int,
+        min_rows: int,
+    ) -> int:
+        db = self._db
+        rows = db.execute(
+            "SELECT rowid, first_ts, last_ts, count, sid, ts, val, qual, status FROM chunks "
+            "WHERE device = ? AND last_ts < ? AND count < ? AND seq > 0 "
+            "ORDER BY first_ts, rowid LIMIT 200000",
+            (device, before_ns, small),
+        ).fetchall()
+        groups: list[list[Any]] = []
+        cur: list[Any] = []
+        n = 0
+        for r in rows:
+            if cur and (n + r[3] > max_samples or r[2] - cur[0][1] > max_span_ns):
+                groups.append(cur)
+                cur, n = [], 0
+            cur.append(r)
+            n += r[3]
+        if cur:
+            groups.append(cur)
+        groups = [g for g in groups if len(g) >= min(min_rows, 2)]
+        if not groups:
+            return 0
+        removed = 0
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            span = self._spans.get(device, 0)
+            for g in groups:
+                sid = np.concatenate([np.frombuffer(r[4], dtype=_U32) for r in g])
+                ts = np.concatenate([np.frombuffer(r[5], dtype=_I64) for r in g])
+                val = np.concatenate([np.frombuffer(r[6], dtype=_F64) for r in g])
+                qual = np.concatenate([np.frombuffer(r[7], dtype=_U8) for r in g])
+                statuses: dict[int, str] = {}
+                offset = 0
+                for r in g:
+                    if r[8]:
+                        for i, st in json.loads(r[8]):
+                            statuses[offset + int(i)] = str(st)
+                    offset += r[3]
+                # time order, storage order kept for equal timestamps
+                order = np.argsort(ts, kind="stable")
+                sid, ts, val, qual = sid[order], ts[order], val[order], qual[order]
+                where = {int(old): new for new, old in enumerate(order.tolist())}
+                st_rows = sorted([where[i], st] for i, st in statuses.items())
+                first, last = int(ts[0]), int(ts[-1])
+                span = max(span, last - first)
+                db.execute(
+                    "INSERT INTO chunks VALUES (?, ?, ?, ?, '', 0, 1, ?, ?, ?, ?, ?)",
+                    (
+                        device,
+                        first,
+                        last,
+                        int(ts.shape[0]),
+                        sid.tobytes(),
+                        ts.tobytes(),
+                        val.tobytes(),
+                        qual.tobytes(),
+                        json.dumps(st_rows, ensure_ascii=False) if st_rows else None,
+                    ),
+                )
+                db.executemany("DELETE FROM chunks WHERE rowid = ?", [(r[0],) for r in g])
+                removed += len(g) - 1
+            if span > self._spans.get(device, -1):
+                db.execute(
+                    "INSERT INTO devices VALUES (?, ?) ON CONFLICT (device) "
+                    "DO UPDATE SET max_span = excluded.max_span",
+                    (device, span),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._spans[device] = max(span, self._spans.get(device, 0))
+        return removed
+
     # -- batches ------------------------------------------------------------------------------
 
     def batch_records(

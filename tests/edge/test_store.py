@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -246,3 +247,39 @@ def test_open_store_from_the_site_file(tmp_path: Path, mode: str, pragma: int) -
     assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     store.close()
     store.close()  # idempotent
+
+
+def test_compaction_merges_small_chunks_and_keeps_every_sample(store: SqliteStore) -> None:
+    statuses = {7: "timeout", 33: "clamped"}
+    for seq in range(1, 41):
+        samples = []
+        for k in range(3):
+            i = (seq - 1) * 3 + k
+            q = Quality.BAD if i in statuses else Quality.GOOD
+            samples.append(S("abc"[k], 1000 * i, float(i), q, statuses.get(i, "")))
+        store.write_batches([b("m1", seq, *samples)])
+    # a late batch overlapping the others, and a recent one that is not settled yet
+    store.write_batches([b("m1", 41, S("a", 1500, -1.0)), b("m1", 42, S("a", 10**9, 9.0))])
+    before = {p: store.read("m1", p, 0, 2 * 10**9) for p in "abc"}
+    prior = store.read("m1", "a", 50_000, 60_000, prior=True)
+    records = store.batch_records("m1")
+    latest = store.latest("m1")
+    rows = store._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    removed = store.compact(10**8, max_span_ns=60_000)
+    assert removed > 0
+    assert store._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0] == rows - removed
+    for p in "abc":
+        after = store.read("m1", p, 0, 2 * 10**9)
+        assert after.ts.tolist() == before[p].ts.tolist()
+        assert after.values.tolist() == before[p].values.tolist()
+        assert after.quality.tolist() == before[p].quality.tolist()
+    got = store.read("m1", "a", 50_000, 60_000, prior=True)
+    assert got.ts.tolist() == prior.ts.tolist()
+    assert store.batch_records("m1") == records
+    assert store.latest("m1") == latest
+    assert store.batch("m1", 42) is not None  # not compacted: still reconstructable
+    assert store.compact(10**8, max_span_ns=60_000) == 0  # nothing small left to merge
+    # statuses followed their samples
+    merged = store._db.execute("SELECT status FROM chunks WHERE seq = 0 AND status IS NOT NULL")
+    found = {st for row in merged for _, st in json.loads(row[0])}
+    assert found == {"timeout", "clamped"}
