@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import os
 import signal
+import subprocess
 import sys
 import time
 import zoneinfo
@@ -21,7 +22,7 @@ from edge.cli.demo import baseline_period, move_ports, packaged_demo, prepare, s
 from edge.cli.main import main
 from edge.store.base import Batch, DeviceHealth
 from edge.store.sqlite import SqliteStore, StoreError
-from tests.support.net import free_port
+from tests.support.net import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -229,3 +230,31 @@ devices:
     assert main(["run", "-c", str(f)]) == 2
     assert "a string point needs 'length'" in capsys.readouterr().err
     assert not (tmp_path / "data" / "s.db").exists()
+
+
+def test_sim_serves_the_site_until_ctrl_c(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    f = tmp_path / "site.yaml"
+    f.write_text(SITE.format(port=port), encoding="utf-8")
+    assert main(["sim", "-c", str(f), "--speed", "0"]) == 2
+    assert main(["sim", "-c", str(f), "--start", "yesterday"]) == 2
+    assert "--start" in capsys.readouterr().err
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli.main", "sim", "-c", str(f), "--speed", "60"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    try:
+        wait_port(port, timeout=60)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert f"Modbus TCP on 127.0.0.1:{port}" in out
+    assert "sim: stopped" in out
