@@ -138,12 +138,12 @@ class MeterModel:
         self._holidays = frozenset(self.calendar.holidays)
 
     # -- public ---------------------------------------------------------------------------
-    def values_at(self, t_ns: int) -> dict[str, float]:
-        """Engineering value of every point of the device at ``t_ns`` (ns UTC)."""
+    def values_at(self, t_ns: int, points: Iterable[Point] | None = None) -> dict[str, float]:
+        """Engineering value of every point of the device (or of ``points``) at ``t_ns``."""
         day_no, slot, frac = self._locate(t_ns)
         day = self._day(day_no)
         out: dict[str, float] = {}
-        for point in self.device.points:
+        for point in self.device.points if points is None else points:
             out[point.id] = self._value(point, day, day_no, slot, frac)
         return out
 
@@ -572,18 +572,25 @@ class _UnitFeed:
 
     def __call__(self, table: Table, address: int, count: int) -> dict[int, int | bool]:
         t = self.clock.now_ns()
-        cache: dict[int, dict[str, float]] = {}
         out: dict[int, int | bool] = {}
         bits = table in ("coil", "discrete")
         lo = address
         hi = address + (count * 16 if bits else count)
-        for pl in self.placed:
-            if pl.table != table or pl.address + pl.width <= lo or pl.address >= hi:
-                continue
-            values = cache.get(id(pl.model))
-            if values is None:
-                values = cache[id(pl.model)] = pl.model.values_at(t)
-            value = values[pl.point.id]
+        hit = [
+            pl
+            for pl in self.placed
+            if pl.table == table and pl.address + pl.width > lo and pl.address < hi
+        ]
+        by_model: dict[int, tuple[MeterModel, list[Point]]] = {}
+        for pl in hit:
+            by_model.setdefault(id(pl.model), (pl.model, []))[1].append(pl.point)
+        values = {
+            (key, pid): v
+            for key, (model, pts) in by_model.items()
+            for pid, v in model.values_at(t, pts).items()
+        }
+        for pl in hit:
+            value = values[(id(pl.model), pl.point.id)]
             if bits:
                 out[pl.address] = bool(value)
                 continue
