@@ -33,6 +33,19 @@ class State:
     api_metrics: ApiMetrics
     started: float = field(default_factory=time.time)
     token_cache: dict[str, tuple[float, User | None]] = field(default_factory=dict)
+    failed_logins: dict[str, list[float]] = field(default_factory=dict)
+
+    def login_blocked(self, username: str, *, limit: int = 5, window_s: float = 300.0) -> bool:
+        """True after ``limit`` failed logins of ``username`` within ``window_s``."""
+        now = time.monotonic()
+        recent = [t for t in self.failed_logins.get(username, []) if now - t < window_s]
+        self.failed_logins[username] = recent
+        return len(recent) >= limit
+
+    def login_failed(self, username: str) -> None:
+        if len(self.failed_logins) > 10_000:
+            self.failed_logins.clear()
+        self.failed_logins.setdefault(username, []).append(time.monotonic())
 
 
 def get_state(request: Request) -> State:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ from gateway.present import pretty_json, report_checks, table_rows
 from gateway.routers.evidence import _read_limited
 from gateway.users import User
 
+log = logging.getLogger("shopfloor.gateway.pages")
 router = APIRouter(include_in_schema=False)
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent.parent / "templates"),
@@ -170,8 +172,13 @@ async def login(
     state = get_state(request)
     if not state.signer.check_prelogin(request.cookies.get(PRELOGIN_COOKIE), csrf_token):
         raise HTTPException(403, "the login form expired or lacks its CSRF token; reload it")
+    if state.login_blocked(username):
+        log.warning("login refused: too many failures", extra={"username": username})
+        raise HTTPException(429, "too many failed logins for this user; wait 5 minutes")
     user = await asyncio.to_thread(state.users.authenticate, username, password)
     if user is None:
+        state.login_failed(username)
+        log.info("login failed", extra={"username": username})
         cookie, csrf = state.signer.prelogin()
         failed = _render(
             request,

@@ -162,3 +162,10 @@ def test_secrets_never_appear_in_logs(gw: Gateway) -> None:
     assert PASSWORD not in log
     for token in gw.tokens.values():
         assert token not in log
+
+
+def test_repeated_failed_logins_are_throttled(gw: Gateway) -> None:
+    with gw.client() as c:
+        codes = [_login(c, "mallory", "wrong password!").status_code for _ in range(6)]
+    assert codes[:5] == [401] * 5
+    assert codes[5] == 429
