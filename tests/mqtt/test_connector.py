@@ -235,3 +235,38 @@ async def test_retained_values_without_a_payload_time_are_uncertain(broker: Mosq
     ]
     (j,) = sink.of("rt1", "j")
     assert (j.value, j.quality, j.ts) == (6.0, Quality.GOOD, 1_780_000_000_000 * 10**6)
+
+
+async def test_a_stalled_event_loop_drops_beyond_the_inbox_limit_and_counts_it(
+    broker: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from connectors.mqtt import connector as connector_mod
+
+    monkeypatch.setattr(connector_mod, "INBOX_LIMIT", 5)
+    conn = _one(
+        [device("f1", broker.port, [point("v", "f/f1/v")], client_id="t-flood", clean_session=True)]
+    )
+    sink = RecordingSink()
+    async with running(conn, sink):
+        await sink.wait_for(lambda: sink.up("f1") is True)
+        done = threading.Event()
+
+        def flood() -> None:
+            with publisher(broker.port) as pub:
+                for n in range(20):
+                    pub("f/f1/v", str(n), 1)
+            done.set()
+
+        worker = threading.Thread(target=flood, name="flood")
+        worker.start()
+        assert done.wait(10)  # the event loop is blocked meanwhile: paho's inbox fills up
+        # blocking on purpose: paho takes delivery of all 20 before the loop runs again
+        time.sleep(1.0)  # noqa: ASYNC251
+        worker.join()
+        await sink.wait_for(
+            lambda: len(sink.samples) + sink.errors[("f1", "dropped:inbox_full")] == 20
+        )
+    assert len(sink.samples) == 5
+    assert [s.value for s in sink.samples] == [0.0, 1.0, 2.0, 3.0, 4.0]
