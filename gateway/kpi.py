@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import time
 import zoneinfo
 from typing import Any
@@ -50,6 +51,7 @@ class KpiService:
         self._cache_s = cache_s
         self._cache: dict[tuple[str, ...], tuple[float, Any]] = {}
         self._inflight: dict[tuple[str, ...], asyncio.Future[Any]] = {}
+        self._encoded: dict[tuple[str, str], tuple[dict[str, Any], bytes]] = {}
 
     async def _cached(self, key: tuple[str, ...], compute: Any) -> Any:
         hit = self._cache.get(key)
@@ -107,6 +109,21 @@ class KpiService:
 
         result: dict[str, Any] = await self._cached(("table", b.label, c.label), compute)
         return result
+
+    async def table_json(self, baseline: str, current: str) -> bytes:
+        """The ``/api/v1/table`` answer, encoded once per cached result (a table is ~40 KB
+        of JSON: encoding it again for every dashboard would cost more than reading it)."""
+        table = await self.table(baseline, current)
+        key = (baseline, current)
+        hit = self._encoded.get(key)
+        if hit is not None and hit[0] is table:  # the same cached result object
+            return hit[1]
+        doc = {"baseline": baseline, "current": current, "table": table}
+        body = json.dumps(doc, ensure_ascii=False, allow_nan=False).encode()
+        if len(self._encoded) > 64:
+            self._encoded.clear()
+        self._encoded[key] = (table, body)
+        return body
 
     async def live_today(self) -> dict[str, Any] | None:
         """The per-machine figures of the day of the newest data (today on a live gateway; the
