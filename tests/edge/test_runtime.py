@@ -147,3 +147,43 @@ async def test_bad_samples_count_in_health(tmp_path: Path) -> None:
     (lat,) = ro.latest("m1")
     assert lat.quality == Quality.BAD
     ro.close()
+
+
+async def test_overflow_drops_are_counted_in_health(tmp_path: Path) -> None:
+    text = """
+site: {id: t, name: T}
+runtime: {queue_size: 100, overflow: drop_oldest, flush_interval_ms: 20, health_interval_s: 60}
+storage: {kind: sqlite, path: store.db}
+devices:
+  - id: m1
+    name: M1
+    modbus: {host: 127.0.0.1, port: 1502, unit: 1}
+    points:
+      - {id: e, modbus: {address: 0}}
+"""
+    site = load_site_text(text).with_source_dir(tmp_path)
+    done = asyncio.Event()
+
+    class Burst:
+        name = "burst"
+        devices = ("m1",)
+
+        async def run(self, sink: Sink) -> None:
+            sink.link("m1", True)
+            sink.put_many([Sample("m1", "e", i, float(i)) for i in range(1000)])  # 10x the queue
+            done.set()
+            await asyncio.Event().wait()
+
+    col = Collector(site, connectors=[Burst()])
+    stop = asyncio.Event()
+    task = asyncio.create_task(col.run(stop))
+    await asyncio.wait_for(done.wait(), 10)
+    stop.set()
+    await task
+    ro = SqliteStore.open_readonly(tmp_path / "store.db")
+    (h,) = ro.health()
+    stored = ro.read("m1", "e", 0, 10_000)
+    ro.close()
+    assert h.drops == 900
+    assert len(stored) == 100
+    assert stored.ts.tolist() == list(range(900, 1000))  # drop_oldest kept the newest
