@@ -51,6 +51,10 @@ SLOT_NS = 60 * 1_000_000_000
 """Load is constant over one-minute slots; energy is its exact integral."""
 ORIGIN = dt.date(2024, 1, 1)
 """Meters start counting at local midnight of this day (earlier times read the initial value)."""
+REFERENCE = dt.date(2027, 7, 1)
+"""Until this day a ``baseline`` counter always reads at most what the ``current`` counter reads
+at the same or any later time, so baseline history followed by live data never steps down (a
+step down would read as a counter reset)."""
 
 # rate of each cumulative role per unit of load, per hour (power meters: kW -> kWh)
 _RATE_PER_CAPACITY: dict[str, float] = {
@@ -131,7 +135,8 @@ class MeterModel:
         u = _uniform(self._key, -1, 4)
         self.capacity_kw = device.rated_power_kw or float(60.0 + 80.0 * u[0])
         self.water_m3_h = float(4.0 + 4.0 * u[1])
-        self._initial = float(20_000.0 + 50_000.0 * u[2])
+        self._initial_hours = float(10_000.0 + 5_000.0 * u[2])  # meter reading at ORIGIN
+        self._offsets: dict[str, float] | None = None
         self._roles = {p.role for p in device.points}
         self._totals: list[dict[str, float]] = []  # cumulative at the start of day i from ORIGIN
         self._days: dict[int, _Day] = {}
@@ -280,11 +285,38 @@ class MeterModel:
         return sorted(self._roles & known)
 
     def _initial_of(self, role: str) -> float:
+        """Reading at ORIGIN: the role's full-load rate for ``_initial_hours``."""
         if role in _COUNT_RATES:
+            rate = _COUNT_RATES[role]
+        elif role in _RATE_PER_CAPACITY:
+            rate = self.capacity_kw * _RATE_PER_CAPACITY[role]
+        else:
+            rate = self.water_m3_h
+        return rate * self._initial_hours
+
+    def _offset(self, role: str) -> float:
+        """What a baseline counter reads below its plain integral (0 for ``current``).
+
+        The baseline integral grows faster than the current one; shifting it down by the most
+        it ever leads (up to REFERENCE, plus one day's worth) keeps every baseline reading at or
+        below the current counter at that time and later."""
+        if self.profile != "baseline":
             return 0.0
-        if role.startswith("water"):
-            return self._initial / 10.0
-        return self._initial
+        if self._offsets is None:
+            ref_day = (REFERENCE - ORIGIN).days
+            current = MeterModel(self.seed, self.device, self.calendar, str(self.tz.key), "current")
+            roles = self._rate_roles()
+            self._offsets = {}
+            if roles:
+                self._total_before(ref_day, roles[0])
+                current._total_before(ref_day, roles[0])
+            for r in roles:
+                base = np.array([t[r] for t in self._totals[: ref_day + 1]])
+                cur = np.array([t[r] for t in current._totals[: ref_day + 1]])
+                lead = float(np.max(base - cur))
+                day_max = float(np.max(np.diff(base))) if len(base) > 1 else 0.0
+                self._offsets[r] = max(0.0, lead) + day_max
+        return self._offsets.get(role, 0.0)
 
     def _value(self, point: Point, day: _Day, day_no: int, slot: int, frac: float) -> float:
         role = point.role
@@ -295,6 +327,7 @@ class MeterModel:
             cum = day.cumulative[role]
             within = float(cum[slot]) + float(day.rates[role][slot]) * frac * SLOT_NS / 3.6e12
             total = self._initial_of(role) + self._total_before(day_no, role) + within
+            total = max(0.0, total - self._offset(role))
             return float(math.floor(total)) if role in _COUNT_RATES else total
         if role == "power_kw":
             return self.capacity_kw * load
