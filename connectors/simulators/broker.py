@@ -147,7 +147,7 @@ class MosquittoBroker:
             shutil.rmtree(folder, ignore_errors=True)
 
     def describe(self) -> str:
-        return f"MQTT broker: private mosquitto on {self.host}:{self.port}"
+        return f"MQTT 代理 broker: private mosquitto on {self.host}:{self.port}"
 
 
 class EmbeddedBroker:
@@ -188,7 +188,7 @@ class EmbeddedBroker:
             await broker.shutdown()
 
     def describe(self) -> str:
-        return f"MQTT broker: embedded amqtt on {self.host}:{self.port}"
+        return f"MQTT 代理 broker: embedded amqtt on {self.host}:{self.port}"
 
 
 class ExternalBroker:
@@ -210,7 +210,7 @@ class ExternalBroker:
         return None
 
     def describe(self) -> str:
-        return f"MQTT broker: {self.host}:{self.port} (named by the user)"
+        return f"MQTT 代理 broker: {self.host}:{self.port} (named by the user)"
 
 
 def parse_address(text: str) -> tuple[str, int]:

@@ -518,8 +518,9 @@ class QualityStation:
 
     def describe(self) -> str:
         topics = ", ".join(sorted({p.topic for p in self.pubs}))
+        names = ", ".join(d.id for d in self.devices)
         return (
-            f"MQTT quality station ({', '.join(d.id for d in self.devices)}) publishing to "
+            f"在线检测站 MQTT quality station ({names}) publishing to "
             f"{self.broker.host}:{self.broker.port} [{topics}] (QoS 1); {self.broker.describe()}"
         )
 
