@@ -9,6 +9,7 @@ response is decoded back into one reading per point. Nothing here does I/O.
 from __future__ import annotations
 
 import math
+import struct
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,13 @@ from dataclasses import dataclass
 from config.modbus import ByteOrder, ModbusConnection, Table
 from config.models import DataType, Device
 from connectors.base import Quality
-from connectors.modbus.codec import CodecError, decode_raw, register_count
+from connectors.modbus.codec import (
+    NUMERIC_TYPES,
+    CodecError,
+    decode_raw,
+    numeric_decoder,
+    register_count,
+)
 
 BIT_TABLES: frozenset[str] = frozenset({"coil", "discrete"})
 FUNCTION_CODE: dict[str, int] = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
@@ -242,9 +249,13 @@ def decode_response(request: ReadRequest, words: Sequence[int] | Sequence[bool])
 def _decode_point(ref: PointRef, chunk: Sequence[int] | Sequence[bool]) -> Reading:
     if ref.table in BIT_TABLES:
         return Reading(ref, 1.0 if chunk[0] else 0.0, Quality.GOOD)
+    raw: int | float | bool | str
     try:
-        raw = decode_raw([int(w) for w in chunk], ref.datatype, ref.order, bit=ref.bit)
-    except CodecError:
+        if ref.datatype in NUMERIC_TYPES:
+            raw = numeric_decoder(ref.datatype, ref.order)(chunk)
+        else:
+            raw = decode_raw([int(w) for w in chunk], ref.datatype, ref.order, bit=ref.bit)
+    except (CodecError, struct.error):
         return Reading(ref, math.nan, Quality.BAD, "decode_error")
     if isinstance(raw, str):
         try:
