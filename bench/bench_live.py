@@ -160,6 +160,7 @@ def main() -> int:
             lat = asyncio.run(
                 live_latency(gw.url, gw.tokens["viewer"], gw.store_path, args.writes, args.clients)
             )
+            service_kb = tree_rss_kb(gw.proc.pid)
         finally:
             stop_gateway(gw)
     ms = [x * 1000 for x in lat]
@@ -169,6 +170,10 @@ def main() -> int:
         f"p99 {pct(ms, 99):.0f} ms  max {max(ms):.0f} ms"
     )
     print("  + the collector's latest-table throttle: up to 500 ms (edge.store.sqlite)")
+    print(
+        f"`shopfloor serve` alone after the run (4 readers, {args.clients} streams): "
+        f"RSS {service_kb / 1024:.0f} MB"
+    )
     if args.demo_seconds > 0:
         peak, steady = demo_rss(args.demo_seconds, services=True)
         print(
