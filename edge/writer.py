@@ -82,6 +82,7 @@ class Writer:
         self.retry_max_s = retry_max_s
         self.max_takes = max(1, max_takes)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="shopfloor-store")
+        self._flush_latest: Callable[[], None] | None = getattr(store, "flush_latest", None)
         self._seq: dict[str, int] = {}
         self.acked_batches = 0
         self.acked_samples = 0
@@ -191,6 +192,12 @@ class Writer:
                         )
                 elif q.closed:
                     break
+                elif self._flush_latest is not None and (pending is None or pending.done()):
+                    # a quiet interval: write what the store held back (its latest values)
+                    try:
+                        await self.call(self._flush_latest)
+                    except Exception as exc:
+                        log.error("cannot write the latest values: %r", exc)
             if pending is not None:
                 await pending
         finally:

@@ -257,6 +257,13 @@ class SqliteStore:
             else:
                 self._latest_pending.update(touched)
 
+    def flush_latest(self) -> None:
+        """Write the latest values held back by the throttle now (the writer calls this when a
+        flush interval passed without samples, so a quiet store is never stale)."""
+        with self._lock:
+            if not self._closed:
+                self._flush_latest()
+
     def _flush_latest(self) -> None:
         """Write the latest values held back by the throttle (own transaction)."""
         if self.readonly or not self._latest_pending:

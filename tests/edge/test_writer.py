@@ -181,3 +181,28 @@ async def test_import_batches_use_the_import_source(tmp_path: Path) -> None:
     await w.close()
     with pytest.raises(sqlite3.ProgrammingError):
         store.last_seq("m1")  # closed with the writer
+
+
+async def test_latest_held_back_by_the_throttle_is_written_when_quiet(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "w.db")
+    store.latest_interval_s = 3600.0  # only the quiet-interval flush can write it
+    q = SampleQueue(100)
+    w = Writer(store, q, flush_interval_ms=20)
+    task = asyncio.create_task(w.run())
+    q.put(Sample("a", "x", 1, 1.0))  # first write: flushed with the batch
+    for _ in range(500):
+        if w.acked_samples == 1:
+            break
+        await asyncio.sleep(0.01)
+    q.put(Sample("a", "x", 2, 2.0))  # held back by the throttle, then flushed when quiet
+    ro = SqliteStore.open_readonly(tmp_path / "w.db")
+    seen: list[float] = []
+    for _ in range(500):
+        seen = [s.value for s in ro.latest("a")]
+        if seen == [2.0]:
+            break
+        await asyncio.sleep(0.01)
+    ro.close()
+    assert seen == [2.0]
+    await _drain_task(q, task)
+    await w.close()
