@@ -64,8 +64,11 @@ class Collector:
         connectors: Sequence[Connector] | None = None,
         observers: Sequence[BatchObserver] = (),
         evidence: bool | None = None,
+        time_ns: Callable[[], int] = now_ns,
     ) -> None:
         self.site = site
+        # the clock of the link_lost samples (the gateway's; the demo passes its factory clock)
+        self.time_ns = time_ns
         rt = site.runtime
         # the evidence ledger (edge.store.ledger): on by default for a real run (no injected
         # store) when site.evidence.enabled; tests pass evidence=True to have it
@@ -156,6 +159,8 @@ class Collector:
             self.queue,
             self.health,
             Backoff(rt.backoff_initial_s, rt.backoff_max_s, rt.healthy_after_s),
+            points={d.id: [p.id for p in d.points] for d in self.site.devices},
+            time_ns=self.time_ns,
         )
         writer_task = asyncio.create_task(writer.run(), name="writer")
         sup_task = asyncio.create_task(self.supervisor.run(), name="supervisor")

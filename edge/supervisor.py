@@ -6,6 +6,15 @@ devices, marks them disconnected, counts a restart, waits a capped exponential b
 jitter (``uniform(0, min(backoff_max_s, backoff_initial_s * 2**attempt))``) and runs the
 connector again. A run that lasted ``healthy_after_s`` resets the backoff. Cancellation always
 propagates: the supervisor never swallows :class:`asyncio.CancelledError`.
+
+On a failure the supervisor also writes one bad-quality sample (value NaN, status ``link_lost``,
+stamped with ``time_ns()``, the gateway's clock) per configured point of the connector's devices
+into the sink, so that the KPI engine sees the outage as offline even for points that only send
+changes (subscribed OPC UA, MQTT). It does so once per outage: on the first failure after the
+supervisor started and on every failure after the connector linked up again, not on every failed
+retry while the link stays down. A clean stop (cancellation) writes no such samples.
+
+``delays`` keeps the last :data:`DELAYS_KEPT` backoff waits (connector name, seconds).
 """
 
 from __future__ import annotations
@@ -14,13 +23,17 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from connectors.base import Connector, ConnectorError, Sink
+from connectors.base import NAN, Connector, ConnectorError, Quality, Sample, Sink, now_ns
 from edge.health import HealthTracker
 
 log = logging.getLogger("shopfloor.supervisor")
+
+DELAYS_KEPT = 1000
+LINK_LOST = "link_lost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +61,24 @@ def error_kind(exc: BaseException | None) -> str:
     return f"crash:{type(exc).__name__}"
 
 
+class _RunSink:
+    """The sink of one connector run: passes everything through and notes a link-up."""
+
+    __slots__ = ("error", "linked", "put", "put_many", "sink")
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.linked = False
+        self.put = sink.put
+        self.put_many = sink.put_many
+        self.error = sink.error
+
+    def link(self, device: str, connected: bool) -> None:
+        if connected:
+            self.linked = True
+        self.sink.link(device, connected)
+
+
 class Supervisor:
     """Keeps connectors running; ``run()`` returns only by cancellation."""
 
@@ -61,6 +92,8 @@ class Supervisor:
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        points: Mapping[str, Sequence[str]] | None = None,
+        time_ns: Callable[[], int] = now_ns,
     ) -> None:
         self.connectors = tuple(connectors)
         self.sink = sink
@@ -69,7 +102,9 @@ class Supervisor:
         self.rng = rng or random.Random()
         self._sleep = sleep
         self._clock = clock
-        self.delays: list[tuple[str, float]] = []
+        self.points: dict[str, tuple[str, ...]] = {d: tuple(ps) for d, ps in (points or {}).items()}
+        self._time_ns = time_ns
+        self.delays: deque[tuple[str, float]] = deque(maxlen=DELAYS_KEPT)
 
     async def run(self) -> None:
         """Run every connector until cancelled."""
@@ -79,18 +114,36 @@ class Supervisor:
             for c in self.connectors:
                 tg.create_task(self.keep_running(c), name=f"connector:{c.name}")
 
+    def mark_lost(self, devices: Sequence[str]) -> int:
+        """One bad ``link_lost`` sample (NaN, gateway time) per configured point of
+        ``devices`` into the sink; returns how many."""
+        ts = self._time_ns()
+        samples = [
+            Sample(d, p, ts, NAN, Quality.BAD, LINK_LOST)
+            for d in devices
+            for p in self.points.get(d, ())
+        ]
+        if samples:
+            self.sink.put_many(samples)
+        return len(samples)
+
     async def keep_running(self, connector: Connector) -> None:
         attempt = 0
+        marked = False  # the current outage already has its link_lost samples
         while True:
             started = self._clock()
             failure: BaseException | None = None
+            run_sink = _RunSink(self.sink)
             try:
-                await connector.run(self.sink)
+                await connector.run(run_sink)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 failure = exc
             kind = error_kind(failure)
+            if run_sink.linked or not marked:
+                self.mark_lost(connector.devices)
+                marked = True
             if failure is None:
                 log.warning("connector %s returned by itself; restarting", connector.name)
             else:

@@ -4,15 +4,16 @@ run, error kinds in health, cancellation always propagates."""
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Callable
 
 import pytest
 
-from connectors.base import ConnectorError, Sample, Sink
+from connectors.base import ConnectorError, Quality, Sample, Sink
 from edge.health import HealthTracker
 from edge.queue import SampleQueue
-from edge.supervisor import Backoff, Supervisor, error_kind
+from edge.supervisor import DELAYS_KEPT, Backoff, Supervisor, error_kind
 
 
 class FakeConnector:
@@ -181,3 +182,121 @@ async def test_a_connector_that_swallows_nothing_stops_with_the_supervisor() -> 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_delays_are_bounded() -> None:
+    """A connector that fails for ever does not grow the supervisor's memory."""
+    health = HealthTracker()
+
+    async def no_sleep(d: float) -> None:
+        await asyncio.sleep(0)
+
+    conn = FakeConnector("m", [fail_link])
+    sup = Supervisor([conn], SampleQueue(10), health, Backoff(0.0, 0.0, 100.0), sleep=no_sleep)
+    task = asyncio.create_task(sup.keep_running(conn))
+    n = DELAYS_KEPT + 50
+    for _ in range(20 * n):
+        await asyncio.sleep(0)
+        if conn.runs > n:
+            break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert conn.runs > n
+    assert len(sup.delays) == DELAYS_KEPT
+    assert health.get("m-dev").restarts >= n
+
+
+async def test_link_loss_writes_one_bad_sample_per_point_once_per_outage() -> None:
+    """link_lost samples: every configured point of the lost devices, gateway time, NaN, bad;
+    not again while the link stays down; again after the connector linked up and failed."""
+    health = HealthTracker()
+    q = SampleQueue(100, on_link=health.link)
+    ticks = iter(range(1000, 10**6, 1000))
+
+    def no_link_fail(sink: Sink) -> None:
+        raise ConnectorError("refused")  # never linked up in this run
+
+    class Conn(FakeConnector):
+        async def run(self, sink: Sink) -> None:
+            step = self.steps[min(self.runs, len(self.steps) - 1)]
+            self.runs += 1
+            if step is not no_link_fail:
+                sink.link(self.devices[0], True)
+            result = step(sink)
+            if asyncio.iscoroutine(result):
+                await result
+
+    conn = Conn("m", [fail_link, no_link_fail, no_link_fail, crash, forever])
+
+    async def no_sleep(d: float) -> None:
+        await asyncio.sleep(0)
+
+    sup = Supervisor(
+        [conn],
+        q,
+        health,
+        Backoff(0.0, 0.0, 100.0),
+        sleep=no_sleep,
+        points={"m-dev": ["state", "count"], "other": ["x"]},
+        time_ns=lambda: next(ticks),
+    )
+    task = asyncio.create_task(sup.keep_running(conn))
+    for _ in range(500):
+        await asyncio.sleep(0)
+        if conn.runs >= 5 and len(q) >= 5:
+            break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    got = q.get_nowait(100)
+    lost = [s for s in got if s.status == "link_lost"]
+    # run 1 (linked, lost) -> 2 samples; runs 2-3 (still down) -> none; run 4 (linked, crash) -> 2
+    assert [(s.device, s.point) for s in lost] == [("m-dev", "state"), ("m-dev", "count")] * 2
+    assert all(s.quality == Quality.BAD and math.isnan(s.value) for s in lost)
+    assert [s.ts for s in lost] == [1000, 1000, 2000, 2000]
+    assert [s for s in got if s.status != "link_lost"] == [Sample("x-dev", "p", 1, 1.0)]
+
+
+async def test_first_failure_without_link_marks_the_points_once() -> None:
+    """A gateway started during an outage records it once (the store may still hold the last
+    state of the previous run); cancellation writes nothing."""
+    health = HealthTracker()
+    q = SampleQueue(100)
+
+    async def no_sleep(d: float) -> None:
+        await asyncio.sleep(0)
+
+    class NeverUp(FakeConnector):
+        async def run(self, sink: Sink) -> None:
+            self.runs += 1
+            raise ConnectorError("refused")
+
+    conn = NeverUp("m", [])
+    sup = Supervisor(
+        [conn], q, health, Backoff(0.0, 0.0, 100.0), sleep=no_sleep, points={"m-dev": ["s"]}
+    )
+    task = asyncio.create_task(sup.keep_running(conn))
+    for _ in range(200):
+        await asyncio.sleep(0)
+        if conn.runs >= 5:
+            break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert conn.runs >= 5
+    assert [(s.point, s.status) for s in q.get_nowait(100)] == [("s", "link_lost")]
+
+    # a clean stop of a running connector writes no link_lost sample
+    q2 = SampleQueue(100)
+    up = FakeConnector("u", [forever])
+    sup2 = Supervisor([up], q2, health, Backoff(0.0, 0.0, 100.0), points={"u-dev": ["s"]})
+    task2 = asyncio.create_task(sup2.keep_running(up))
+    for _ in range(100):
+        await asyncio.sleep(0)
+        if len(q2):
+            break
+    task2.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task2
+    assert [s.status for s in q2.get_nowait(100)] == [""]
