@@ -112,9 +112,9 @@ async def one_run(site: SiteConfig, seconds: float) -> dict[str, float]:
     task = asyncio.create_task(conn.run(sink))
     await asyncio.sleep(0.5)  # connect and warm up
     r0, s0, q0 = conn.stats.registers, sink.samples, conn.stats.requests
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     await asyncio.sleep(seconds)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     r1, s1, q1 = conn.stats.registers, sink.samples, conn.stats.requests
     task.cancel()
     try:
@@ -128,6 +128,8 @@ async def one_run(site: SiteConfig, seconds: float) -> dict[str, float]:
         "samples_s": (s1 - s0) / elapsed,
         "requests_s": (q1 - q0) / elapsed,
         "requests_per_cycle": len(conn.requests),
+        "cpu_us_per_request": cpu / max(1, q1 - q0) * 1e6,
+        "registers_per_cpu_s": (r1 - r0) / max(cpu, 1e-9),
     }
 
 
@@ -171,12 +173,15 @@ def main() -> None:
             print(
                 f"run {i + 1}: {r['registers_s']:,.0f} registers/s, "
                 f"{r['samples_s']:,.0f} samples/s, {r['requests_s']:,.0f} requests/s "
-                f"({r['requests_per_cycle']:.0f} requests per cycle)"
+                f"({r['requests_per_cycle']:.0f} requests per cycle); connector CPU "
+                f"{r['cpu_us_per_request']:,.0f} us/request, "
+                f"{r['registers_per_cpu_s']:,.0f} registers per CPU-second"
             )
         med = {k: statistics.median(r[k] for r in results) for k in results[0]}
         print(
             f"median: {med['registers_s']:,.0f} registers/s, {med['samples_s']:,.0f} samples/s, "
-            f"{med['requests_s']:,.0f} requests/s"
+            f"{med['requests_s']:,.0f} requests/s; connector CPU {med['cpu_us_per_request']:,.0f} "
+            f"us/request, {med['registers_per_cpu_s']:,.0f} registers per CPU-second"
         )
     finally:
         proc.terminate()
