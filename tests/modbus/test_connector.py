@@ -223,9 +223,9 @@ async def test_dead_unit_times_out_without_stalling_the_live_one() -> None:
     to_dead = [r for r in seen.seen if r[0] == 2]
     to_live = [r for r in seen.seen if r[0] == 1]
     # the dead unit is retried with a backoff: it costs far fewer attempts than the live polls
-    assert len(to_dead) * 2 < len(to_live)
-    # ... and 12 live polls at 100 ms would be impossible if each cycle waited a 0.3 s timeout
-    assert conn.stats.timeouts == len(to_dead)
+    assert len(to_dead) * 2 <= len(to_live)
+    # every request to the dead unit timed out (the last one may still have been waiting)
+    assert len(to_dead) - 1 <= conn.stats.timeouts <= len(to_dead)
 
 
 async def test_connection_refused_raises_connector_error() -> None:
