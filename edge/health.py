@@ -5,7 +5,8 @@ Sources of each figure:
 - ``connected``: the connector's ``Sink.link`` reports; the supervisor marks a failed
   connector's devices disconnected;
 - ``samples``, ``last_sample_ts``, ``last_good_ts``: counted by the writer from what it takes off
-  the queue (received samples, before change-based recording);
+  the queue (received samples, before change-based recording; the supervisor's ``link_lost``
+  markers are not counted);
 - ``errors``: ``Sink.error`` kinds, the supervisor's failure kinds (``link_lost``,
   ``crash:<Exception>``) and ``bad:<status>`` for every bad sample;
 - ``restarts``: connector restarts by the supervisor;
@@ -20,6 +21,9 @@ from operator import attrgetter
 
 from connectors.base import Quality, Sample, now_ns
 from edge.store.base import DeviceHealth
+
+# status of the bad sample the supervisor writes per point when a connector loses its link
+LINK_LOST = "link_lost"
 
 _ts = attrgetter("ts")
 _quality = attrgetter("quality")
@@ -71,9 +75,18 @@ class HealthTracker:
         """Count samples of one device taken off the queue."""
         if not samples:
             return
+        quals = list(map(_quality, samples))
+        if quals.count(Quality.GOOD) != len(quals):
+            # the supervisor's link_lost markers are not readings of the device (the outage is
+            # already counted as the error link_lost)
+            real = [s for s in samples if s.status != LINK_LOST or s.quality != Quality.BAD]
+            if len(real) != len(samples):
+                if not real:
+                    return
+                samples = real
+                quals = list(map(_quality, samples))
         h = self._get(device)
         ts = list(map(_ts, samples))
-        quals = list(map(_quality, samples))
         newest = max(ts)
         if h.last_sample_ts is None or newest > h.last_sample_ts:
             h.last_sample_ts = newest

@@ -28,12 +28,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from connectors.base import NAN, Connector, ConnectorError, Quality, Sample, Sink, now_ns
-from edge.health import HealthTracker
+from edge.health import LINK_LOST, HealthTracker
 
 log = logging.getLogger("shopfloor.supervisor")
 
 DELAYS_KEPT = 1000
-LINK_LOST = "link_lost"
 
 
 @dataclass(frozen=True, slots=True)

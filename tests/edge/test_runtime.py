@@ -4,6 +4,7 @@ a restarted collector continues the sequence numbers."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -86,8 +87,14 @@ async def test_collector_end_to_end_with_restart_and_flush(tmp_path: Path) -> No
     # every sample pushed before stop is stored: nothing left in the queue
     assert len(e) == feeder.t
     assert e.ts.tolist() == list(range(1, feeder.t + 1))
-    # the constant deadbanded point is stored once (no heartbeat elapsed within 300 s)
-    assert len(ro.read("m1", "p", 0, 10**12)) == 1
+    # the constant deadbanded point is stored once per link-up (no heartbeat elapsed within
+    # 300 s): the link_lost sample of the outage (gateway time) is a change, so the first value
+    # after the restart (ts 6) is kept again
+    assert ro.read("m1", "p", 0, 10**12).ts.tolist() == [1, 6]
+    for point in ("e", "p"):
+        lost = ro.read("m1", point, 10**12, 2**62)
+        assert len(lost) == 1
+        assert math.isnan(lost.values[0]) and lost.quality[0] == Quality.BAD
     (h,) = ro.health()
     assert h.device == "m1"
     assert h.connected is False  # stopped

@@ -300,3 +300,14 @@ async def test_first_failure_without_link_marks_the_points_once() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task2
     assert [s.status for s in q2.get_nowait(100)] == [""]
+
+
+def test_health_does_not_count_link_lost_markers_as_readings() -> None:
+    health = HealthTracker()
+    marker = Sample("d", "s", 50, math.nan, Quality.BAD, "link_lost")
+    health.observe("d", [Sample("d", "s", 10, 1.0), marker])
+    h = health.get("d")
+    assert (h.samples, h.last_sample_ts, h.last_good_ts, h.errors) == (1, 10, 10, {})
+    health.observe("d", [marker])
+    health.observe("d", [Sample("d", "s", 60, math.nan, Quality.BAD, "timeout")])
+    assert (h.samples, h.last_sample_ts, h.errors) == (2, 60, {"bad:timeout": 1})
