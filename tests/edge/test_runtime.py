@@ -94,7 +94,8 @@ async def test_collector_end_to_end_with_restart_and_flush(tmp_path: Path) -> No
     for point in ("e", "p"):
         lost = ro.read("m1", point, 10**12, 2**62)
         assert len(lost) == 1
-        assert math.isnan(lost.values[0]) and lost.quality[0] == Quality.BAD
+        assert math.isnan(lost.values[0])
+        assert lost.quality[0] == Quality.BAD
     (h,) = ro.health()
     assert h.device == "m1"
     assert h.connected is False  # stopped
