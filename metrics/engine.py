@@ -125,6 +125,11 @@ class KpiRow:
     def form_label(self) -> str:
         return f"*{self.label_zh}" if self.mandatory else self.label_zh
 
+    @property
+    def worse(self) -> bool:
+        """The change goes the bad way for the KPI's direction (its sign is kept as it is)."""
+        return is_worse(self.direction, self.change)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -141,6 +146,7 @@ class KpiRow:
             "after": self.after.to_dict(),
             "change": _num(self.change),
             "change_label": self.change_label,
+            "worse": self.worse,
         }
 
     @classmethod
@@ -1058,6 +1064,13 @@ def compute_period(
 
 def _per_year(value: float | None, years: float) -> str:
     return "n/a" if value is None or years <= 0 else f"{value / years:.2f}"
+
+
+def is_worse(direction: str, change: float | None) -> bool:
+    """Whether a relative change goes against the KPI's good direction."""
+    if change is None or not math.isfinite(change):
+        return False
+    return change < 0 if direction == "up" else change > 0
 
 
 def change_of(kpi: Kpi, before: float | None, after: float | None) -> tuple[float | None, str]:

@@ -61,6 +61,16 @@ def fmt_change(row: KpiRow, lang: str = "zh") -> str:
     return f"{label} {'0.0' if text == '-0.0' else text}%"
 
 
+WORSE_MARK = "↓"
+
+
+def change_cell(row: KpiRow, lang: str = "zh") -> str:
+    """:func:`fmt_change` with the worse mark when the change goes the bad way
+    (``提升 -16.7% ↓``, ``下降 -10.0% ↓``): the sign is kept, the mark makes it visible."""
+    text = fmt_change(row, lang)
+    return f"{text} {WORSE_MARK}" if row.worse else text
+
+
 def _prov(v: KpiValue) -> str:
     return v.provenance
 
@@ -99,7 +109,7 @@ def records(table: KpiTable, lang: str = "zh") -> list[list[str]]:
                 label(r, lang),
                 fmt_value(r.before.value, r.unit),
                 fmt_value(r.after.value, r.unit),
-                fmt_change(r, lang),
+                change_cell(r, lang),
                 r.unit,
                 _provenance_cell(r, lang),
                 formula,
@@ -138,7 +148,7 @@ def to_xlsx(table: KpiTable, lang: str = "zh") -> bytes:
                 label(r, lang),
                 r.before.value,
                 r.after.value,
-                fmt_change(r, lang),
+                change_cell(r, lang),
                 r.unit,
                 _provenance_cell(r, lang),
                 formula,
@@ -192,6 +202,12 @@ def to_text(table: KpiTable, lang: str = "zh", notes: bool = False) -> str:
         lines.append("  ".join(_pad(c, widths[j]) for j, c in enumerate(rec)).rstrip())
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
+    if any(r.worse for r in table.rows):
+        lines.append(
+            f"{WORSE_MARK} 变差：变化方向不利于该指标 (worse: the change goes the KPI's bad way)"
+            if lang == "zh"
+            else f"{WORSE_MARK} worse: the change goes the KPI's bad way"
+        )
     return "\n".join(lines) + "\n"
 
 
