@@ -74,7 +74,8 @@ def test_worse_shows_in_every_export() -> None:
     t = _table(_row("oee", 60.0, 50.0), _row("defect_rate", 2.0, 1.0))
     text = to_text(t)
     assert "提升 -16.7% ↓" in text
-    assert "下降 50.0%" in text and "下降 50.0% ↓" not in text
+    assert "下降 50.0%" in text
+    assert "下降 50.0% ↓" not in text
     assert "↓ 变差" in text  # the legend says what the mark means
     assert "up -16.7% ↓" in to_text(t, "en")
     assert records(t)[1][3] == "提升 -16.7% ↓"
