@@ -136,3 +136,32 @@ def test_render_lists_each_start_register() -> None:
     assert "40001  float64" in text
     assert "40004  uint16" in text  # the last register alone
     assert "40004  int32" not in text  # not enough registers left
+
+
+async def test_probe_over_rtu(probe: Cli) -> None:
+    from tests.modbus.pty_bridge import PtyBridge
+
+    async with PtyBridge() as bridge:
+        image = UnitImage(input=dict(enumerate(encode_raw(-7.25, "float32", "ABCD"))))
+        server = MeterServer({5: image}, serial_port=bridge.device_a, baudrate=19200)
+        await server.start()
+        try:
+            code, out, err = await probe(
+                bridge.device_b,
+                "--baudrate",
+                "19200",
+                "--unit",
+                "5",
+                "--table",
+                "input",
+                "--address",
+                "0",
+                "--count",
+                "2",
+            )
+        finally:
+            await server.stop()
+    assert code == 0, err
+    assert f"Modbus {bridge.device_b} unit 5 input address 0 count 2" in out
+    row = next(line for line in out.splitlines() if line.split()[:2] == ["0", "float32"])
+    assert row.split()[2] == "-7.25"
