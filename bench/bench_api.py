@@ -2,7 +2,8 @@
 
 A real `shopfloor serve` process reads a real SQLite store holding the demo factory's points
 (two hours at one sample a minute per point, plus health records). 50 clients send requests
-back to back for a fixed time on: the latest values, the history of one point (300 buckets),
+back to back for a fixed time on: /healthz (no login, no store: the cost of the HTTP stack and
+of the client itself, for comparison), the latest values, the history of one point (300 buckets),
 and the before/after KPI table (cached by the service for 10 s; its cold time is reported
 apart). Prints p50 / p99 / max latency and requests per second.
 
@@ -90,6 +91,7 @@ def main() -> int:
                 c.get("/api/v1/latest")  # warm the readers
             print(f"KPI table, cold (one client, computed): {cold * 1000:.0f} ms")
             for name, path in (
+                ("healthz (baseline)", "/healthz"),
                 ("latest values", "/api/v1/latest"),
                 ("history 300 buckets", "/api/v1/history?device=cnc1&point=spindle_kw"),
                 ("KPI table (cached 10 s)", table),
