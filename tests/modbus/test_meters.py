@@ -239,3 +239,13 @@ def test_baseline_history_then_live_counters_never_step_down(demo: SiteConfig) -
         e1 = base.values_at(ns(2025, 1, 6))
         e2 = base.values_at(ns(2025, 1, 13))
         assert all(e2[p] > e1[p] > 0 for p in e1 if dev.point(p).role != "power_kw")
+
+
+def test_bad_simulator_arguments(demo: SiteConfig) -> None:
+    from connectors.simulators.meters import MeterServer
+
+    model = MeterModel(1, demo.device("meter1"))
+    with pytest.raises(ValueError, match="step_ns must be positive"):
+        list(model.samples(0, 10, 0))
+    with pytest.raises(ValueError, match="at least one unit"):
+        MeterServer({})
