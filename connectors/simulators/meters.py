@@ -18,7 +18,9 @@ history generator can call without a server:
   is a load-following reading; ``state``/``apc_mode``/bool points follow the shift.
 
 The ``baseline`` profile (before the project) draws more power for the same work and reuses less
-water than ``current``.
+water than ``current``. Its cumulative counters are shifted down so that they never read more
+than the ``current`` counters at the same or a later time (until ``REFERENCE``): a baseline
+history followed by live data never steps down, which the KPI engine would take for a reset.
 """
 
 from __future__ import annotations
