@@ -106,6 +106,9 @@ def _key(seed: int, *parts: str) -> int:
     return (seed * 1_000_003 + zlib.crc32("/".join(parts).encode())) & 0xFFFFFFFFFFFF
 
 
+_TOTALS: dict[tuple[object, ...], list[dict[str, float]]] = {}
+
+
 @dataclass(frozen=True)
 class _Day:
     start_ns: int
@@ -140,7 +143,20 @@ class MeterModel:
         self._initial_hours = float(10_000.0 + 5_000.0 * u[2])  # meter reading at ORIGIN
         self._offsets: dict[str, float] | None = None
         self._roles = {p.role for p in device.points}
-        self._totals: list[dict[str, float]] = []  # cumulative at the start of day i from ORIGIN
+        # cumulative at the start of day i from ORIGIN; shared by identical models of a process
+        self._totals: list[dict[str, float]] = _TOTALS.setdefault(
+            (
+                self._key,
+                profile,
+                self.capacity_kw,
+                self.water_m3_h,
+                tuple(sorted(self._roles)),
+                timezone,
+                self.calendar,
+                device.id,
+            ),
+            [],
+        )
         self._days: dict[int, _Day] = {}
         self._holidays = frozenset(self.calendar.holidays)
 

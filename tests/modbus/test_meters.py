@@ -16,6 +16,7 @@ from config.models import Device, SiteConfig
 from connectors.base import Quality
 from connectors.modbus import build
 from connectors.simulators.base import SimClock
+from connectors.simulators import meters
 from connectors.simulators.meters import MeterModel, build_meters
 from tests.modbus.helpers import Recorder, running, site
 from tests.support.net import free_port
@@ -55,6 +56,7 @@ def test_model_is_deterministic_with_the_seed(demo: SiteConfig) -> None:
     meter = demo.device("meter1")
     t = ns(2026, 3, 2, 10, 17)
     a = MeterModel(7, meter, demo.calendar).values_at(t)
+    meters._TOTALS.clear()  # recompute from scratch, not from the shared per-process totals
     b = MeterModel(7, meter, demo.calendar).values_at(t)
     c = MeterModel(8, meter, demo.calendar).values_at(t)
     assert a == b
