@@ -15,8 +15,8 @@ from config.loader import load_site
 from config.models import Device, SiteConfig
 from connectors.base import Quality
 from connectors.modbus import build
-from connectors.simulators.base import SimClock
 from connectors.simulators import meters
+from connectors.simulators.base import SimClock
 from connectors.simulators.meters import MeterModel, build_meters
 from tests.modbus.helpers import Recorder, running, site
 from tests.support.net import free_port
