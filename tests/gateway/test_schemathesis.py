@@ -29,7 +29,7 @@ schema = schemathesis.from_pytest_fixture("api_schema")
 
 @schema.parametrize()
 @settings(
-    max_examples=8,
+    max_examples=5,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
