@@ -55,7 +55,7 @@ def serve(port: int, changes: int, every_ms: int, ready: Any, go: Any, done: Any
         var = await folder.add_variable(ua.NodeId("L.v", idx), f"{idx}:v", 0.0)
         await server.start()
         ready.set()
-        while not go.is_set():
+        while not go.is_set():  # noqa: ASYNC110 (a multiprocessing event)
             await asyncio.sleep(0.01)
         for _ in range(changes):
             now = time.time()
@@ -100,7 +100,9 @@ devices:
     name: m
     opcua: {{endpoint: "opc.tcp://127.0.0.1:{port}/lat", publishing_interval_ms: {publish_ms}}}
     points:
-      - {{id: v, datatype: float64, opcua: {{node_id: "ns=2;s=L.v", sampling_ms: 0}}}}
+      - id: v
+        datatype: float64
+        opcua: {{node_id: "ns=2;s=L.v", sampling_ms: 0, queue_size: 10}}
 """
 
 
@@ -113,7 +115,7 @@ async def gateway(site_yaml: str, db: Path, go: Any, done: Any) -> list[float]:
     run = asyncio.create_task(collector.run(stop))
     await asyncio.sleep(1.5)  # session and subscription up
     go.set()
-    while not done.is_set():
+    while not done.is_set():  # noqa: ASYNC110 (a multiprocessing event)
         await asyncio.sleep(0.05)
     await asyncio.sleep(1.0)
     stop.set()

@@ -76,7 +76,8 @@ def serve(
                     if j % 100 == 99:
                         with made.get_lock():
                             made.value += 100
-                        await asyncio.sleep(0)  # let the server publish while we write
+                        # let the server publish and answer while we write
+                        await asyncio.sleep(0.001)
         finally:
             await server.stop()
 
@@ -91,7 +92,7 @@ def site_text(port: int, items: int, publish_ms: int) -> str:
         "  - id: m",
         "    name: m",
         f"    opcua: {{endpoint: 'opc.tcp://127.0.0.1:{port}/bench', "
-        f"publishing_interval_ms: {publish_ms}, watchdog_s: 60}}",
+        f"publishing_interval_ms: {publish_ms}, watchdog_s: 60, timeout_s: 20}}",
         "    points:",
     ]
     lines += [
@@ -123,12 +124,14 @@ async def measure(
     try:
         # warm-up: every item's initial value arrived
         t_end = time.monotonic() + 60
-        while received < items and time.monotonic() < t_end:
+        while received < items and time.monotonic() < t_end:  # noqa: ASYNC110 (polled)
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)
         r0, m0, t0 = received, made.value, time.perf_counter()
         await asyncio.sleep(seconds)
         r1, m1, t1 = received, made.value, time.perf_counter()
+        if run.done():
+            print(f"  (the connector stopped during the run: {run.exception()!r})")
     finally:
         for t in (run, drainer):
             t.cancel()
