@@ -286,3 +286,33 @@ async def test_missing_store_is_a_clear_503(tmp_path: Path) -> None:
     assert ready.status_code == 503
     assert ready.json()["ready"] is False
     assert page.status_code == 200, "pages still render and explain through the API"
+
+
+async def test_site_config_shows_secret_references_never_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SF_TEST_INFLUX_TOKEN", "s3cr3t-token-value")
+    path = write_site(tmp_path)
+    text = path.read_text(encoding="utf-8").replace(
+        "storage:\n  kind: sqlite\n  path: store.db\n",
+        "storage:\n  kind: influxdb\n  url: http://127.0.0.1:9\n  api: v2\n  org: o\n"
+        "  bucket: b\n  token: {env: SF_TEST_INFLUX_TOKEN}\n  local_cache: store.db\n",
+    )
+    path.write_text(text, encoding="utf-8")
+    app = create_app(Settings.from_site(load_site(path)))
+    state = app.state.gw
+    state.users.add_user("e", "engineer", "engineer-password")
+    state.users.add_user("v", "viewer", "viewer-password")
+    eng = state.users.create_token("e", "t")
+    view = state.users.create_token("v", "t")
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
+            r = await c.get("/api/v1/config", headers={"Authorization": f"Bearer {eng}"})
+            denied = await c.get("/api/v1/config", headers={"Authorization": f"Bearer {view}"})
+    finally:
+        await state.pool.close()
+    assert r.status_code == 200
+    assert r.json()["storage"]["token"] == {"env": "SF_TEST_INFLUX_TOKEN", "file": None}
+    assert "s3cr3t-token-value" not in r.text
+    assert denied.status_code == 403
