@@ -54,6 +54,7 @@ class LiveHub:
         self._latest: dict[tuple[str, str], tuple[int, float, int, str]] = {}
         self._health: dict[str, dict[str, Any]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._kpi_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._closed = False
         self.last_poll_error: str | None = None
@@ -162,18 +163,23 @@ class LiveHub:
             except Exception as exc:
                 self.last_poll_error = f"{type(exc).__name__}: {exc}"
                 log.warning("live poll failed", extra={"error": self.last_poll_error})
-            if self._kpi is not None and time.monotonic() >= next_kpi:
+            busy = self._kpi_task is not None and not self._kpi_task.done()
+            if self._kpi is not None and time.monotonic() >= next_kpi and not busy:
+                # computed beside the poll loop: a slow KPI period never delays live values
                 next_kpi = time.monotonic() + self._kpi_s
-                try:
-                    kpi = await self._kpi()
-                except Unavailable:
-                    kpi = None
-                except Exception as exc:
-                    log.warning("live KPI update failed", extra={"error": repr(exc)})
-                    kpi = None
-                if kpi is not None:
-                    self._publish("kpi", kpi)
+                self._kpi_task = asyncio.create_task(self._kpi_update(self._kpi))
             await asyncio.sleep(self._poll_s)
+
+    async def _kpi_update(self, compute: Callable[[], Awaitable[dict[str, Any] | None]]) -> None:
+        try:
+            kpi = await compute()
+        except Unavailable:
+            return
+        except Exception as exc:
+            log.warning("live KPI update failed", extra={"error": repr(exc)})
+            return
+        if kpi is not None:
+            self._publish("kpi", kpi)
 
     async def poll_once(self) -> None:
         def read(store: ReadStore) -> tuple[Sequence[Any], list[DeviceHealth]]:
@@ -193,11 +199,13 @@ class LiveHub:
             with contextlib.suppress(asyncio.QueueFull):
                 q.put_nowait(None)
         self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._kpi_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = None
+        self._kpi_task = None
 
 
 def _same_nan(a: tuple[int, float, int, str], b: tuple[int, float, int, str]) -> bool:
