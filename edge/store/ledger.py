@@ -11,11 +11,23 @@ Appends store every completed perfect subtree hash (table ``nodes``), so an appe
 O(log n) hashes and a root or proof of any past size needs only O(log n) lookups. One SQLite
 transaction per append group: after a crash the log holds either all of a group or none of it.
 Checkpoints (C2SP signed notes) are kept in ``checkpoints`` with any witness cosignatures.
+
+Off the ingest path (``background=True``, what the collector uses): :meth:`Ledger.stored` only
+hands the acknowledged batches to the ledger's own thread (``shopfloor-ledger``) through a
+bounded FIFO (``max_pending_samples``); the thread appends everything pending in one
+transaction (larger groups, fewer fsyncs), in hand-off order. A writer finding the hand-off full
+waits for room at most ``handoff_timeout_s``, then drops that hand-off and counts it
+(:class:`HandoffStats`): the next batch of the source is logged after a ``seq_gap`` leaf, as
+after a crash between the store's acknowledgement and the append (batches handed off but not yet
+appended are lost with the process; the next run logs the jump as a ``seq_gap`` leaf).
+Special leaves and checkpoints wait until what was handed off before them is appended, so the
+log order stays the acknowledgement order; :meth:`Ledger.close` appends everything pending.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ctypes
 import ctypes.util
@@ -70,6 +82,21 @@ class LedgerError(Exception):
     """The ledger cannot do what was asked (the message says why)."""
 
 
+@dataclass
+class HandoffStats:
+    """Counters of the background hand-off (writer thread -> ledger thread)."""
+
+    handoffs: int = 0  # calls of stored() accepted
+    batches: int = 0  # batches accepted
+    appended_groups: int = 0  # transactions of the ledger thread
+    waits: int = 0  # hand-offs that found the FIFO full and waited for room
+    dropped_batches: int = 0  # given up after handoff_timeout_s (logged later as a seq_gap)
+    dropped_samples: int = 0
+    append_errors: int = 0  # groups whose transaction failed (rolled back, logged as a gap)
+    max_pending_samples: int = 0  # high-water mark of samples waiting or being appended
+    cpu_s: float = 0.0  # CPU time of the ledger thread's appends
+
+
 @dataclass(frozen=True)
 class Leaf:
     idx: int
@@ -118,9 +145,24 @@ class Ledger:
         readonly: bool = False,
         durable: bool = True,
         compress: bool = True,
+        background: bool = False,
+        max_pending_samples: int = 200_000,
+        handoff_timeout_s: float = 10.0,
+        group_max_samples: int = 250_000,
     ) -> None:
+        if background and readonly:
+            raise LedgerError("a read-only ledger cannot append in the background")
+        if max_pending_samples < 1 or group_max_samples < 1 or handoff_timeout_s < 0:
+            raise ValueError(
+                "max_pending_samples and group_max_samples must be at least 1, "
+                "handoff_timeout_s not negative"
+            )
         self.path = Path(path)
         self.compress = compress
+        self.max_pending_samples = max_pending_samples
+        self.handoff_timeout_s = handoff_timeout_s
+        self.group_max_samples = group_max_samples
+        self.handoff = HandoffStats()
         if readonly:
             uri = f"file:{self.path}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
@@ -133,6 +175,19 @@ class Ledger:
         self.readonly = readonly
         self._lock = threading.RLock()
         self._load()
+        # the background hand-off: FIFO of (batches, samples, hand-off time)
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: collections.deque[tuple[Sequence[Batch], int, int]] = collections.deque()
+        self._pending_samples = 0  # waiting or being appended
+        self._handed = 0  # hand-offs accepted
+        self._done = 0  # hand-offs appended (or failed)
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(
+                target=self._run_appender, name="shopfloor-ledger", daemon=True
+            )
+            self._thread.start()
 
     @classmethod
     def open_readonly(cls, path: str | Path) -> Ledger:
@@ -154,8 +209,119 @@ class Ledger:
         }
 
     def close(self) -> None:
+        """Append everything handed off (background mode), stop the thread, close the file."""
+        thread = self._thread
+        if thread is not None:
+            with self._cond:
+                self._stopping = True
+                self._cond.notify_all()
+            if thread is not threading.current_thread():
+                thread.join()
         with self._lock:
             self._db.close()
+
+    @property
+    def background(self) -> bool:
+        return self._thread is not None
+
+    # --- background hand-off ------------------------------------------------------------
+
+    def stored(self, batches: Sequence[Batch]) -> None:
+        """BatchObserver hook: called by the writer once the store acknowledged. Appends now,
+        or in background mode hands the batches to the ledger thread (see the module doc)."""
+        if self._thread is None:
+            self.append_batches(batches)
+            return
+        n = sum(len(b.samples) for b in batches)
+        st = self.handoff
+        with self._cond:
+            if self._stopping:
+                raise LedgerError("the ledger is closed: acknowledged batches were not logged")
+            limit = self.max_pending_samples
+            if self._pending_samples and self._pending_samples + n > limit:
+                st.waits += 1
+                deadline = time.monotonic() + self.handoff_timeout_s
+                while self._pending_samples and self._pending_samples + n > limit:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._stopping:
+                        st.dropped_batches += len(batches)
+                        st.dropped_samples += n
+                        log.error(
+                            "evidence: the ledger fell %.1f s behind; %d acknowledged batches "
+                            "are not logged (the next batch of each source is logged after a "
+                            "seq_gap leaf)",
+                            self.handoff_timeout_s,
+                            len(batches),
+                        )
+                        return
+                    self._cond.wait(left)
+            self._pending.append((batches, n, time.time_ns()))
+            self._pending_samples += n
+            self._handed += 1
+            st.handoffs += 1
+            st.batches += len(batches)
+            st.max_pending_samples = max(st.max_pending_samples, self._pending_samples)
+            self._cond.notify_all()
+
+    def pending_samples(self) -> int:
+        """Samples handed off and not yet appended (background mode)."""
+        with self._cond:
+            return self._pending_samples
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until every hand-off made before this call is appended (background mode);
+        ``False`` when ``timeout_s`` passed first. Immediate without a background thread."""
+        if self._thread is None or threading.current_thread() is self._thread:
+            return True
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._cond:
+            target = self._handed
+            while self._done < target:
+                if not self._thread.is_alive():
+                    return False
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def _run_appender(self) -> None:
+        """(The ledger thread) append pending hand-offs in order, many per transaction."""
+        cond = self._cond
+        while True:
+            with cond:
+                while not self._pending and not self._stopping:
+                    cond.wait()
+                if not self._pending:
+                    return  # stopping and drained
+                group: list[Batch] = []
+                taken = handoffs = 0
+                first_ns = self._pending[0][2]
+                while self._pending and (not group or taken < self.group_max_samples):
+                    batches, n, _ = self._pending.popleft()
+                    group.extend(batches)
+                    taken += n
+                    handoffs += 1
+            cpu0 = time.thread_time()
+            try:
+                self._append_batches(group, first_ns)
+                self.handoff.appended_groups += 1
+            except Exception:
+                # rolled back: these batches are not logged; the next batch of each source
+                # is logged after a seq_gap leaf
+                self.handoff.append_errors += 1
+                log.exception("evidence: cannot append %d batches to the ledger", len(group))
+            finally:
+                self.handoff.cpu_s += time.thread_time() - cpu0
+                with cond:
+                    self._pending_samples -= taken
+                    self._done += handoffs
+                    cond.notify_all()
+
+    def _wait_handoffs(self) -> None:
+        """Before a special leaf or a checkpoint: what was handed off before comes first."""
+        if not self.flush(self.handoff_timeout_s):
+            log.warning("evidence: the ledger thread is behind; appending out of turn")
 
     def __enter__(self) -> Ledger:
         return self
@@ -297,13 +463,15 @@ class Ledger:
                         self._size,
                         dict(self._last_seq),
                     )
+                leaf_rows: list[tuple[Any, ...]] = []
+                data_rows: list[tuple[int, bytes]] = []
+                nodes: list[tuple[int, int, bytes]] = []
                 for rec, data in items:
                     raw = canonical.record_bytes(rec)
                     h = merkle.leaf_hash(raw)
                     idx = size
                     is_batch = rec["kind"] == "batch"
-                    self._db.execute(
-                        "INSERT INTO leaves VALUES (?,?,?,?,?,?,?,?,?)",
+                    leaf_rows.append(
                         (
                             idx,
                             rec["kind"],
@@ -317,11 +485,8 @@ class Ledger:
                         ),
                     )
                     if data is not None:
-                        self._db.execute(
-                            "INSERT INTO batch_data VALUES (?,?)",
-                            (idx, zlib.compress(data, 1) if self.compress else data),
-                        )
-                    nodes = [(0, idx, h)]
+                        data_rows.append((idx, zlib.compress(data, 1) if self.compress else data))
+                    nodes.append((0, idx, h))
                     level, j, acc = 0, idx, h
                     while j & 1:
                         acc = merkle.node_hash(frontier.pop(level), acc)
@@ -329,11 +494,13 @@ class Ledger:
                         j >>= 1
                         nodes.append((level, j, acc))
                     frontier[level] = acc
-                    self._db.executemany("INSERT INTO nodes VALUES (?,?,?)", nodes)
                     if is_batch:
                         last_seq[str(rec["source"])] = int(rec["seq"])
                     size += 1
                     out.append(idx)
+                self._db.executemany("INSERT INTO leaves VALUES (?,?,?,?,?,?,?,?,?)", leaf_rows)
+                self._db.executemany("INSERT INTO batch_data VALUES (?,?)", data_rows)
+                self._db.executemany("INSERT INTO nodes VALUES (?,?,?)", nodes)
                 self._db.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -345,8 +512,9 @@ class Ledger:
     def _batch_items(
         self, batches: Iterable[Batch], now_ns: int
     ) -> list[tuple[Mapping[str, Any], bytes | None]]:
-        items: list[tuple[Mapping[str, Any], bytes | None]] = []
+        items: list[tuple[Mapping[str, Any], bytes | None] | Batch] = []
         last = dict(self._last_seq)
+        logged: list[Batch] = []  # their samples are encoded together below
         for b in batches:
             if not b.samples:
                 continue
@@ -379,18 +547,31 @@ class Ledger:
                         None,
                     )
                 )
-            data, t_first, t_last, n = canonical.encode_samples_range(b.samples)
-            rec = canonical.batch_record(
-                b.source, b.seq, t_first, t_last, n, canonical.sha256_hex(data)
-            )
-            items.append((rec, data))
+            logged.append(b)
+            items.append(b)
             last[b.source] = b.seq
-        return items
+        encoded = iter(canonical.encode_sample_groups([b.samples for b in logged]))
+        out: list[tuple[Mapping[str, Any], bytes | None]] = []
+        for item in items:
+            if isinstance(item, Batch):
+                data, t_first, t_last, n = next(encoded)
+                rec = canonical.batch_record(
+                    item.source, item.seq, t_first, t_last, n, canonical.sha256_hex(data)
+                )
+                out.append((rec, data))
+            else:
+                out.append(item)
+        return out
 
     def append_batches(self, batches: Sequence[Batch], now_ns: int | None = None) -> list[int]:
         """Log acknowledged batches (one transaction). A batch whose sequence number is not
         the next one of its source gets a ``gap`` leaf before it; a replayed sequence number
-        is not logged again but recorded as a ``gap`` leaf with reason ``duplicate_seq``."""
+        is not logged again but recorded as a ``gap`` leaf with reason ``duplicate_seq``.
+        In background mode, batches handed off earlier are appended first."""
+        self._wait_handoffs()
+        return self._append_batches(batches, now_ns)
+
+    def _append_batches(self, batches: Sequence[Batch], now_ns: int | None = None) -> list[int]:
         with self._lock:
             if not self.readonly:
                 row = self._db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves").fetchone()
@@ -398,12 +579,9 @@ class Ledger:
                     self._load()
             return self._append(self._batch_items(batches, now_ns or time.time_ns()))
 
-    def stored(self, batches: Sequence[Batch]) -> None:
-        """BatchObserver hook: called by the writer once the store acknowledged."""
-        self.append_batches(batches)
-
     def append_special(self, kind: str, fields: Mapping[str, Any], ts: int | None = None) -> int:
         rec = canonical.special_record(kind, time.time_ns() if ts is None else ts, fields)
+        self._wait_handoffs()
         return self._append([(rec, None)])[0]
 
     def latest_special(self, kind: str) -> dict[str, Any] | None:
@@ -420,7 +598,9 @@ class Ledger:
 
     def issue_checkpoint(self, signer: Signer, origin: str, now_s: int | None = None) -> str:
         """Sign a checkpoint of the current size (kept; an existing one of the same size with
-        its cosignatures is returned instead)."""
+        its cosignatures is returned instead). In background mode, what was handed off
+        before this call is appended first."""
+        self._wait_handoffs()
         with self._lock:
             size = self.size
             have = self.checkpoint(size)
@@ -487,7 +667,7 @@ class EvidenceRecorder:
         self._clock: bool | None = None
 
     def stored(self, batches: Sequence[Batch]) -> None:
-        self.ledger.append_batches(batches)
+        self.ledger.stored(batches)
 
     def start(self, site_canonical: bytes, formulas: Mapping[str, int]) -> None:
         """Leaves at start: the site file's hash (when it changed), formula versions (when
@@ -546,7 +726,8 @@ def open_evidence(site: Any) -> EvidenceRecorder:
 
     assert isinstance(site, SiteConfig)
     ev = site.evidence
-    ledger = Ledger(site.resolve(ev.ledger_path))
+    # appends run on the ledger's own thread, off the writer's path (see the module doc)
+    ledger = Ledger(site.resolve(ev.ledger_path), background=True)
     signer: Signer | None
     try:
         signer = load_key(site.resolve(ev.key_dir))

@@ -24,6 +24,7 @@ Sample encoding ``sfs1`` (little-endian, documented in docs/verification.md)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -215,7 +216,21 @@ def encode_columns(
     keys = sorted(dict.fromkeys(pairs))
     pos = {k: i for i, k in enumerate(keys)}
     sidx = np.fromiter(map(pos.__getitem__, pairs), np.uint32, n)
-    if len(keys) == 1 and (n < 2 or bool((np.diff(ts) >= 0).all())):
+    return _encode_indexed(keys, sidx, ts, values, quality, statuses)
+
+
+def _encode_indexed(
+    keys: Sequence[tuple[str, str]],
+    sidx: npt.NDArray[np.uint32],
+    ts: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float64],
+    quality: npt.NDArray[np.uint8],
+    statuses: Sequence[str] | None,
+) -> bytes:
+    """``sfs1`` bytes of columns whose series index ``sidx`` points into the sorted, unique
+    ``keys`` (the one encoder behind :func:`encode_columns` and :func:`encode_sample_groups`)."""
+    n = int(ts.shape[0])
+    if len(keys) == 1 and (n < 2 or bool((ts[1:] >= ts[:-1]).all())):
         order = None  # already canonical: one series in time order (the common batch)
     else:
         order = np.lexsort((ts, sidx))  # stable: equal (series, ts) keep their arrival order
@@ -259,20 +274,58 @@ def encode_samples(samples: Iterable[Any]) -> bytes:
 def encode_samples_range(samples: Iterable[Any]) -> tuple[bytes, int, int, int]:
     """``(sfs1 bytes, first ts, last ts, count)`` of ``Sample``-like objects."""
     items = samples if isinstance(samples, list | tuple) else list(samples)
-    if not items:
-        empty = encode_columns([], [], np.empty(0, np.int64), np.empty(0), np.empty(0, np.uint8))
-        return empty, 0, 0, 0
+    return encode_sample_groups([items])[0]
+
+
+@functools.cache
+def _empty() -> tuple[bytes, int, int, int]:
+    e64 = np.empty(0, np.int64)
+    return encode_columns([], [], e64, np.empty(0), np.empty(0, np.uint8)), 0, 0, 0
+
+
+def encode_sample_groups(
+    groups: Sequence[Sequence[Any]],
+) -> list[tuple[bytes, int, int, int]]:
+    """:func:`encode_samples_range` of every group of ``Sample``-like objects (one batch each),
+    byte for byte, with the columns of all groups read off the samples once (one pass per
+    attribute over every sample of the call, rather than per batch). A group of one device, the
+    collector's batch, skips the (device, point) pairs: its series are its points."""
+    flat: list[Any] = [s for g in groups for s in g]
+    if not flat:
+        return [_empty() for _ in groups]
     # one list comprehension per column is about twice as fast as attrgetter + zip
-    ts = np.array([s.ts for s in items], dtype=np.int64)
-    data = encode_columns(
-        [s.device for s in items],
-        [s.point for s in items],
-        ts,
-        np.array([s.value for s in items], dtype=np.float64),
-        np.array([s.quality for s in items], dtype=np.uint8),
-        [s.status for s in items],
-    )
-    return data, int(ts.min()), int(ts.max()), len(items)
+    devs = [s.device for s in flat]
+    pts = [s.point for s in flat]
+    ts_all = np.array([s.ts for s in flat], dtype=np.int64)
+    val_all = np.array([s.value for s in flat], dtype=np.float64)
+    qual_all = np.array([s.quality for s in flat], dtype=np.uint8)
+    st_all = [s.status for s in flat]
+    any_status = any(st_all)
+    out: list[tuple[bytes, int, int, int]] = []
+    a = 0
+    for g in groups:
+        z = a + len(g)
+        if z == a:
+            out.append(_empty())
+            continue
+        ts = ts_all[a:z]
+        statuses = st_all[a:z] if any_status else None
+        d = devs[a:z]
+        if d.count(d[0]) == z - a:
+            p = pts[a:z]
+            names = sorted(set(p))
+            keys = [(d[0], x) for x in names]
+            if len(names) == 1:
+                sidx = np.zeros(z - a, dtype=np.uint32)
+            else:
+                pos = {x: i for i, x in enumerate(names)}
+                sidx = np.fromiter(map(pos.__getitem__, p), np.uint32, z - a)
+            data = _encode_indexed(keys, sidx, ts, val_all[a:z], qual_all[a:z], statuses)
+        else:
+            data = encode_columns(d, pts[a:z], ts, val_all[a:z], qual_all[a:z], statuses)
+        out.append((data, int(ts.min()), int(ts.max()), z - a))
+        a = z
+    return out
 
 
 class _Reader:
