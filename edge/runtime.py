@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import signal
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 
 from config.models import SiteConfig
 from connectors.base import Connector, Sample, now_ns
@@ -32,6 +33,12 @@ log = logging.getLogger("shopfloor.collector")
 # the embedded store merges small chunks of data older than COMPACT_SETTLE_S every COMPACT_EVERY_S
 COMPACT_EVERY_S = 60.0
 COMPACT_SETTLE_S = 600
+# samples drawn from an import's iterable per worker-thread call
+IMPORT_CHUNK = 100_000
+
+
+def _take(it: Iterator[Sample], n: int) -> list[Sample]:
+    return list(itertools.islice(it, n))
 
 
 def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:
@@ -87,6 +94,7 @@ class Collector:
         self.supervisor: Supervisor | None = None
         self.ready = asyncio.Event()
         self.stopped = False
+        self.imported_batches = 0
 
     def add_observer(self, observer: BatchObserver) -> None:
         """Plug an observer in before ``run`` (e.g. the evidence ledger)."""
@@ -123,12 +131,50 @@ class Collector:
             log.error("cannot write health records: %s", exc)
 
     async def import_history(self, samples: Iterable[Sample]) -> int:
-        """Store historical samples (source ``import:<device>``) while running."""
-        if self.writer is None:
-            raise RuntimeError("the collector is not running")
-        return await self.writer.write_import(samples)
+        """Store historical samples (source ``import:<device>``) while running.
 
-    async def run(self, stop: asyncio.Event) -> None:
+        The samples are drawn off the event loop (in a worker thread, :data:`IMPORT_CHUNK` at a
+        time), so a slow generator or parser does not stall the connectors."""
+        writer = self.writer
+        if writer is None:
+            raise RuntimeError("the collector is not running")
+        it = iter(samples)
+        n = 0
+        while True:
+            chunk = await asyncio.to_thread(_take, it, IMPORT_CHUNK)
+            if not chunk:
+                return n
+            n += await writer.write_import(chunk)
+
+    async def _start_connectors(
+        self,
+        supervisor: Supervisor,
+        history: Iterable[Sample] | None,
+        before_connectors: Callable[[], Awaitable[None]] | None,
+    ) -> None:
+        """Import ``history``, run ``before_connectors``, then the connectors (never returns)."""
+        if history is not None:
+            self.imported_batches = await self.import_history(history)
+        if before_connectors is not None:
+            await before_connectors()
+        self.ready.set()
+        await supervisor.run()
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        *,
+        history: Iterable[Sample] | None = None,
+        before_connectors: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Collect until ``stop`` is set.
+
+        ``history`` (optional) is imported (source ``import:<device>``) before any connector
+        starts, so a long import never competes with the first connects; ``before_connectors``
+        (optional) runs after the import and before the connectors (the demo starts its
+        simulators there). ``ready`` is set once the connectors start. An exception of the
+        import or of ``before_connectors`` stops the collector (everything queued is flushed,
+        the store closed) and is raised from ``run``."""
         rt = self.site.runtime
         # connectors first: a point they cannot read fails before anything is opened
         connectors = (
@@ -163,7 +209,9 @@ class Collector:
             time_ns=self.time_ns,
         )
         writer_task = asyncio.create_task(writer.run(), name="writer")
-        sup_task = asyncio.create_task(self.supervisor.run(), name="supervisor")
+        sup_task = asyncio.create_task(
+            self._start_connectors(self.supervisor, history, before_connectors), name="supervisor"
+        )
         health_task = asyncio.create_task(self._health_loop(writer), name="health")
         compact_task = asyncio.create_task(self._compact_loop(writer), name="compaction")
         stop_task = asyncio.create_task(stop.wait(), name="stop")
@@ -177,7 +225,7 @@ class Collector:
             if self.evidence is not None
             else None
         )
-        self.ready.set()
+        failure: BaseException | None = None
         try:
             done, _ = await asyncio.wait(
                 {writer_task, sup_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
@@ -185,6 +233,8 @@ class Collector:
             for t in done:
                 if t is not stop_task and not t.cancelled() and t.exception() is not None:
                     log.error("%s stopped: %r", t.get_name(), t.exception())
+                    if t is sup_task and not self.ready.is_set():
+                        failure = t.exception()
         finally:
             if ev_task is not None:
                 ev_task.cancel()
@@ -198,6 +248,8 @@ class Collector:
             finally:
                 if self.evidence is not None:
                     await asyncio.to_thread(self._close_evidence, self.evidence)
+        if failure is not None:
+            raise failure
 
     def _drops(self) -> dict[str, int]:
         return dict(self.queue.drops)

@@ -3,11 +3,18 @@
 Loads the packaged ``config/examples/demo.yaml``, points its stores at ``--data`` (default
 ``./demo-data``), moves its ports to free ones when they are taken, starts the simulators
 (OPC UA CNC machines, Modbus meters, MQTT quality station), imports a baseline week (建设前)
-when the store holds nothing before now, runs the collector on the embedded store and every
+when the store holds nothing before the factory clock's start (before any connector or simulator
+starts, so the import never competes with the first connects), runs the collector on the
+embedded store and every
 service registered in the ``shopfloor.demo`` entry-point group (the gateway registers one:
 ``async def serve(site, stop)``), prints what runs and where the data goes, and stops cleanly on
 Ctrl-C (or after ``--duration`` seconds). The effective site file is written next to the data
 (``demo-site.yaml``) so ``shopfloor tail -c`` and ``shopfloor kpi -c`` can use it.
+
+The factory clock (``--speed``) starts by default at the most recent shift start of the site
+calendar on a working day (so the current period has planned busy time), or just after the data
+of an earlier run in the same store; at the end the demo prints the ``shopfloor kpi`` command
+whose current period is exactly the factory time that ran.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
@@ -36,7 +43,7 @@ from config.models import Device, SiteConfig
 from config.storage import SqliteStorage
 from connectors.base import Connector, Sample, Sink
 from connectors.registry import build_connectors
-from connectors.simulators.base import SimClock
+from connectors.simulators.base import SimClock, Simulator
 from connectors.simulators.factory import build_simulators
 from connectors.simulators.history import generate_history
 from edge.cli.run import load_or_report, setup_logging
@@ -201,6 +208,83 @@ def fmt_local(ts: int, tz_name: str) -> str:
     )
 
 
+# -- the factory clock ---------------------------------------------------------------------------
+
+
+def last_shift_start(site: SiteConfig, now_ns: int, *, days: int = 21) -> int:
+    """The most recent shift start at or before ``now_ns`` on a working day of the site calendar
+    (a shift's weekday, not a holiday); ``now_ns`` when the calendar has no shifts (the plant
+    runs around the clock) or no shift started in the last ``days`` days."""
+    cal = site.calendar
+    if not cal.shifts:
+        return now_ns
+    tz = zoneinfo.ZoneInfo(site.site.timezone)
+    today = dt.datetime.fromtimestamp(now_ns / 1e9, tz).date()
+    holidays = set(cal.holidays)
+    for back in range(days + 1):
+        day = today - dt.timedelta(days=back)
+        if day in holidays:
+            continue
+        starts = [
+            int(dt.datetime.combine(day, sh.start, tz).timestamp()) * 10**9
+            for sh in cal.shifts
+            if day.isoweekday() in sh.weekdays
+        ]
+        past = [t for t in starts if t <= now_ns]
+        if past:
+            return max(past)
+    return now_ns
+
+
+def newest_ts(db: Path) -> int | None:
+    """The newest sample timestamp in an existing store (None when there is none)."""
+    if not db.exists():
+        return None
+    try:
+        ro = SqliteStore.open_readonly(db)
+    except StoreError:
+        return None
+    try:
+        return max((s.ts for s in ro.latest()), default=None)
+    finally:
+        ro.close()
+
+
+def default_start(site: SiteConfig, db: Path, now_ns: int) -> int:
+    """Where the factory clock starts without ``--start``: the most recent shift start (so the
+    first minutes are planned busy time), or just after the newest data of an earlier demo run
+    in the same store when that is later (a second run continues, it never overlaps)."""
+    start = last_shift_start(site, now_ns)
+    newest = newest_ts(db)
+    if newest is not None and newest >= start:
+        start = (newest // 10**9 + 1) * 10**9
+    return start
+
+
+class FactoryClock(Protocol):
+    speed: float
+
+    def now_ns(self) -> int: ...
+
+
+class DemoClock:
+    """The demo's factory clock: decided up front (``speed``, ``start_ns``), started (a
+    :class:`SimClock`) only when the simulators start, after the baseline import, so the
+    factory time that runs is exactly the time the collector collects."""
+
+    def __init__(self, speed: float, start_ns: int) -> None:
+        self.speed = speed
+        self.start_ns = start_ns
+        self.clock: SimClock | None = None
+
+    def start(self) -> SimClock:
+        self.clock = SimClock(self.speed, self.start_ns)
+        return self.clock
+
+    def now_ns(self) -> int:
+        return self.start_ns if self.clock is None else self.clock.now_ns()
+
+
 # -- factory time for devices without source timestamps -------------------------------------------
 
 
@@ -213,7 +297,7 @@ class FactoryTimeSink:
     Only the demo does this; a real collector keeps the gateway's time.
     """
 
-    def __init__(self, sink: Sink, clock: SimClock) -> None:
+    def __init__(self, sink: Sink, clock: FactoryClock) -> None:
         self.sink = sink
         self.clock = clock
 
@@ -237,7 +321,7 @@ class FactoryTimeSink:
 class OnFactoryTime:
     """A connector whose samples go through :class:`FactoryTimeSink`."""
 
-    def __init__(self, inner: Connector, clock: SimClock) -> None:
+    def __init__(self, inner: Connector, clock: FactoryClock) -> None:
         self.inner = inner
         self.clock = clock
         self.name = inner.name
@@ -248,7 +332,7 @@ class OnFactoryTime:
 
 
 def on_factory_time(
-    connectors: Sequence[Connector], site: SiteConfig, clock: SimClock
+    connectors: Sequence[Connector], site: SiteConfig, clock: FactoryClock
 ) -> list[Connector]:
     """Wrap the connectors of devices without source timestamps (Modbus) for the demo."""
     out: list[Connector] = []
@@ -299,20 +383,44 @@ async def run_demo(
     services: bool = True,
     start_ns: int | None = None,
 ) -> int:
-    """Run a prepared demo site (see :func:`prepare`) until Ctrl-C or ``duration``."""
+    """Run a prepared demo site (see :func:`prepare`) until Ctrl-C or ``duration``.
+
+    Order: the collector opens the store and imports the baseline (no connector runs yet),
+    then the factory clock starts (at ``start_ns``, default :func:`default_start`) with the
+    simulators, then the connectors and the services."""
     stop = asyncio.Event()
     remove = install_stop_signals(stop)
+    sims: list[Simulator] = []
     try:
-        clock = SimClock(speed, start_ns)
-        live_start = clock.start_ns
-        sims = await start_all(build_simulators(site, seed, clock), prefix="demo: simulator")
+        assert isinstance(site.storage, SqliteStorage), "the demo runs on the embedded store"
+        db = site.resolve(site.storage.path)
+        if start_ns is None:
+            start_ns = default_start(site, db, time.time_ns())
+        clock = DemoClock(speed, start_ns)
+
+        async def start_simulators() -> None:
+            sims.extend(
+                await start_all(
+                    build_simulators(site, seed, clock.start()), prefix="demo: simulator"
+                )
+            )
+
         try:
             return await _collect(
-                site, site_file, clock, live_start, stop, seed, duration, history_days, services
+                site,
+                site_file,
+                clock,
+                stop,
+                seed,
+                duration,
+                history_days,
+                services,
+                start_simulators,
             )
         finally:
-            await stop_all(sims)
-            print("demo: simulators stopped", flush=True)
+            if sims:
+                await stop_all(sims)
+                print("demo: simulators stopped", flush=True)
     finally:
         remove()
 
@@ -320,48 +428,65 @@ async def run_demo(
 async def _collect(
     site: SiteConfig,
     site_file: Path,
-    clock: SimClock,
-    live_start: int,
+    clock: DemoClock,
     stop: asyncio.Event,
     seed: int,
     duration: float | None,
     history_days: int,
     services: bool,
+    start_simulators: Callable[[], Awaitable[None]],
 ) -> int:
     tz = site.site.timezone
     assert isinstance(site.storage, SqliteStorage), "the demo runs on the embedded store"
     db = site.resolve(site.storage.path)
+    live_start = clock.start_ns  # updated to the factory time the connectors start at
+    end = live_start
     need_baseline = history_days > 0 and not holds_data_before(db, live_start)
-    collector = Collector(site, connectors=on_factory_time(build_connectors(site), site, clock))
-    run_task = asyncio.create_task(collector.run(stop), name="collector")
+    history: Iterable[Sample] | None = None
+    if need_baseline:
+        b0, b1 = baseline_period(live_start, tz, history_days)
+        print(
+            f"demo: importing baseline 建设前 {fmt_local(b0, tz)} .. {fmt_local(b1, tz)} "
+            "(source import:<device>) before the connectors start ...",
+            flush=True,
+        )
+        history = generate_history(site, seed, b0, b1, profile="baseline")
+    else:
+        print("demo: the store already holds earlier data; no baseline import", flush=True)
+    collector = Collector(
+        site,
+        connectors=on_factory_time(build_connectors(site), site, clock),
+        time_ns=clock.now_ns,
+    )
+    run_task = asyncio.create_task(
+        collector.run(stop, history=history, before_connectors=start_simulators),
+        name="collector",
+    )
     service_tasks: list[asyncio.Task[None]] = []
     try:
         ready = asyncio.create_task(collector.ready.wait())
         await asyncio.wait({ready, run_task}, return_when=asyncio.FIRST_COMPLETED)
-        if run_task.done():
+        if not ready.done():
             ready.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ready
-            run_task.result()
-            return 1
+            run_task.result()  # raises what stopped the collector before its connectors ran
+            return 1 if not stop.is_set() else 0
+        # the connectors start now: the current period of this run begins here (the simulators'
+        # start-up, a few factory minutes at high speed, is not collection time)
+        live_start = clock.now_ns()
+        if need_baseline:
+            print(f"demo: baseline imported in {collector.imported_batches} batches", flush=True)
         points = sum(len(d.points) for d in site.devices)
         print(
             f"demo: collector running: {len(site.devices)} devices, {points} points -> SQLite {db}",
             flush=True,
         )
-        print(f"demo: factory clock x{speed_text(clock)} from {fmt_local(live_start, tz)}")
-        if need_baseline:
-            b0, b1 = baseline_period(live_start, tz, history_days)
-            print(
-                f"demo: importing baseline 建设前 {fmt_local(b0, tz)} .. {fmt_local(b1, tz)} "
-                "(source import:<device>) ...",
-                flush=True,
-            )
-            history = generate_history(site, seed, b0, b1, profile="baseline")
-            n = await collector.import_history(history)
-            print(f"demo: baseline imported in {n} batches", flush=True)
-        else:
-            print("demo: the store already holds earlier data; no baseline import", flush=True)
+        print(
+            f"demo: factory clock x{clock.speed:g} from {fmt_local(clock.start_ns, tz)}, "
+            f"collecting from {fmt_iso(live_start, tz)}",
+            flush=True,
+        )
         if services:
             for ep in entry_points(group="shopfloor.demo"):
                 try:
@@ -379,6 +504,7 @@ async def _collect(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(_first(stop, run_task), duration)
     finally:
+        end = clock.now_ns()
         stop.set()
         for t in service_tasks:
             with contextlib.suppress(Exception):
@@ -395,17 +521,22 @@ async def _collect(
             f"{db}, {collector.queue.dropped} dropped",
             flush=True,
         )
-    now = clock.now_ns()
+    kpi = kpi_command(site_file, tz, live_start, end, history_days)
+    print(f"demo: KPI table 建设前/建成后: {kpi}", flush=True)
+    return 0
+
+
+def kpi_command(site_file: Path, tz: str, live_start: int, now: int, history_days: int) -> str:
+    """The ``shopfloor kpi`` command of this run: the baseline week and, as the current period,
+    exactly the factory time that ran (to the second)."""
     b0, b1 = baseline_period(live_start, tz, history_days or 7)
     day = dt.timedelta(days=1)
     base = f"{local_date(b0, tz)}..{(local_date(b1, tz) - day)}"
-    current = f"{fmt_iso(live_start, tz)}..{fmt_iso(now, tz)}"
-    print(
-        f"demo: KPI table 建设前/建成后: shopfloor kpi -c {site_file} "
-        f"--baseline {base} --current {current} --baseline-imported",
-        flush=True,
-    )
-    return 0
+    # whole seconds inside what ran: start rounded up, end rounded down (at least 1 s)
+    first = -(-live_start // 10**9)
+    last = max(now // 10**9, first + 1)
+    current = f"{fmt_iso(first * 10**9, tz)}..{fmt_iso(last * 10**9, tz)}"
+    return f"shopfloor kpi -c {site_file} --baseline {base} --current {current} --baseline-imported"
 
 
 def local_date(ts: int, tz_name: str) -> dt.date:
@@ -414,11 +545,7 @@ def local_date(ts: int, tz_name: str) -> dt.date:
 
 def fmt_iso(ts: int, tz_name: str) -> str:
     t = dt.datetime.fromtimestamp(ts / 1e9, zoneinfo.ZoneInfo(tz_name))
-    return t.strftime("%Y-%m-%dT%H:%M")
-
-
-def speed_text(clock: SimClock) -> str:
-    return f"{clock.speed:g}"
+    return t.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 async def _first(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
@@ -482,7 +609,9 @@ def register(sub: Any) -> None:
     p.add_argument("--speed", type=float, default=60.0, help="factory clock speed (default 60)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument(
-        "--start", default=None, help="factory clock start, local ISO time (default: now)"
+        "--start",
+        default=None,
+        help="factory clock start, local ISO time (default: the most recent shift start)",
     )
     p.add_argument("--data", default="demo-data", help="folder of the store (default demo-data)")
     p.add_argument("--duration", type=float, default=None, help="stop after S wall seconds")

@@ -71,6 +71,13 @@ async def test_demo_collects_every_protocol_and_stops_on_ctrl_c(tmp_path: Path) 
     for what in ("Modbus TCP", "OPC UA", "MQTT", "collector running", "simulators stopped"):
         assert what in out, out
     assert str(db) in out
+    # the baseline import ran before the connectors: no first connect timed out
+    for what in ("Failed to connect", "no answer within", "timed out", "link_lost"):
+        assert what not in out, out
+    assert out.index("baseline imported") < out.index("collector running")
+    # the KPI command's current period starts when the connectors started (after --start)
+    (kpi,) = [ln for ln in out.splitlines() if "shopfloor kpi -c" in ln]
+    assert "--current 2026-03-02T09:0" in kpi, kpi
     store = SqliteStore.open_readonly(db)
     try:
         health = {h.device: h for h in store.health()}

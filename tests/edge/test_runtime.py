@@ -4,9 +4,13 @@ a restarted collector continues the sequence numbers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+import pytest
 
 from config.loader import load_site_text
 from config.models import SiteConfig
@@ -195,3 +199,87 @@ devices:
     assert h.drops == 900
     assert len(stored) == 100
     assert stored.ts.tolist() == list(range(900, 1000))  # drop_oldest kept the newest
+
+
+async def test_history_is_imported_off_the_loop_before_the_connectors(tmp_path: Path) -> None:
+    """A slow baseline import neither starts after the connectors nor stalls the event loop."""
+    site = site_for(tmp_path)
+    order: list[str] = []
+
+    def history() -> Iterator[Sample]:
+        for i in range(1, 11):
+            time.sleep(0.03)  # a slow generator or parser (blocks whoever drives it)
+            yield Sample("m1", "e", i, float(i))
+        order.append("history done")
+
+    class First:
+        name = "first"
+        devices = ("m1",)
+
+        async def run(self, sink: Sink) -> None:
+            order.append("connector")
+            sink.link("m1", True)
+            sink.put(Sample("m1", "e", 100, 100.0))
+            await asyncio.Event().wait()
+
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def before() -> None:
+        order.append("before_connectors")
+
+    col = Collector(site, connectors=[First()])
+    stop = asyncio.Event()
+    tick_task = asyncio.create_task(ticker())
+    task = asyncio.create_task(col.run(stop, history=history(), before_connectors=before))
+    await asyncio.wait_for(col.ready.wait(), 10)
+    ticks_during_import = ticks
+    tick_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await tick_task
+    stop.set()
+    await task
+    assert order == ["history done", "before_connectors", "connector"]
+    assert col.imported_batches == 1
+    # the loop kept running during the 0.3 s import (blocked, it would count ~0)
+    assert ticks_during_import >= 5
+    ro = SqliteStore.open_readonly(tmp_path / "store.db")
+    try:
+        assert ro.read("m1", "e", 0, 50).ts.tolist() == list(range(1, 11))
+        assert ro.last_seq("import:m1") == 1
+    finally:
+        ro.close()
+
+
+async def test_a_failing_start_hook_stops_cleanly_and_raises(tmp_path: Path) -> None:
+    site = site_for(tmp_path)
+    ran: list[str] = []
+
+    class Never:
+        name = "never"
+        devices = ("m1",)
+
+        async def run(self, sink: Sink) -> None:
+            ran.append("connector")
+
+    async def before() -> None:
+        raise OSError("simulator port taken")
+
+    col = Collector(site, connectors=[Never()])
+    with pytest.raises(OSError, match="port taken"):
+        await col.run(
+            asyncio.Event(), history=iter([Sample("m1", "e", 1, 1.0)]), before_connectors=before
+        )
+    assert col.stopped
+    assert not col.ready.is_set()
+    assert ran == []
+    ro = SqliteStore.open_readonly(tmp_path / "store.db")
+    try:
+        assert ro.last_seq("import:m1") == 1  # the import finished and is stored
+    finally:
+        ro.close()
