@@ -154,8 +154,10 @@ class OpcUaConnector:
         by_path: list[PointRef] = []
         now = now_ns()
         for ref in self.refs:
-            if ref.node_id is not None:
-                continue
+            # resolved again at every session: a restarted server may number its nodes anew
+            ref.node_id = None
+            ref.status = ""
+            ref.eu_range = None
             addr = ref.point.opcua
             assert addr is not None
             if addr.node_id is not None:
