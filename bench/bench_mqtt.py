@@ -29,6 +29,7 @@ import platform
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -51,6 +52,20 @@ POINTS = {
     "reworked": ("/totals/reworked", "count_rework", "uint32"),
     "diameter_mm": ("/measure/diameter_mm", "measurement", "float32"),
 }
+
+
+_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _thread_cpu(tid: int | None) -> float:
+    """CPU seconds (user + system) of one thread of this process, from /proc (Linux)."""
+    if tid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TCK
 
 
 def make_site(port: int, client_id: str) -> SiteConfig:
@@ -155,12 +170,17 @@ async def run_once(mode: str, n: int, stations: int, folder: Path, run: int) -> 
         conn_task = asyncio.create_task(conn.run(queue))
         first: float | None = None
         cpu0 = 0.0
+        paho_tid: int | None = None
+        t0 = (0.0, 0.0)
         want = n * len(POINTS)
         deadline = time.monotonic() + 600
         while writer.acked_samples < want:
             if first is None and conn.messages > 0:
                 first = time.perf_counter()
                 cpu0 = time.process_time()
+                client = conn._client  # paho's thread, to split the CPU time by thread
+                paho_tid = client._thread.native_id if client and client._thread else None
+                t0 = _thread_cpu(paho_tid), _thread_cpu(threading.get_native_id())
             if time.monotonic() > deadline or conn_task.done():
                 raise RuntimeError(
                     f"stalled: {conn.messages} messages, {writer.acked_samples} samples stored"
@@ -168,6 +188,8 @@ async def run_once(mode: str, n: int, stations: int, folder: Path, run: int) -> 
             await asyncio.sleep(0.001 if first is None else 0.01)
         end = time.perf_counter()
         cpu = time.process_time() - cpu0
+        paho_cpu = _thread_cpu(paho_tid) - t0[0]
+        loop_cpu = _thread_cpu(threading.get_native_id()) - t0[1]
         conn_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await conn_task
@@ -185,6 +207,9 @@ async def run_once(mode: str, n: int, stations: int, folder: Path, run: int) -> 
             "publish_s": pub_s,
             "batches": float(writer.acked_batches),
             "cpu_us_per_msg": cpu / n * 1e6,
+            "paho_us": paho_cpu / n * 1e6,
+            "loop_us": loop_cpu / n * 1e6,
+            "other_us": (cpu - paho_cpu - loop_cpu) / n * 1e6,
         }
     finally:
         store.close()
@@ -214,6 +239,8 @@ def main() -> None:
                 f"run {run + 1}: {r['msgs_per_s']:,.0f} msgs/s into the store "
                 f"({r['samples_per_s']:,.0f} samples/s, {r['elapsed_s']:.2f} s, "
                 f"{r['batches']:.0f} batches, {r['cpu_us_per_msg']:.0f} us CPU/msg "
+                f"[paho thread {r['paho_us']:.0f}, event loop {r['loop_us']:.0f}, "
+                f"writer/other {r['other_us']:.0f}] "
                 f"= {1e6 / r['cpu_us_per_msg']:,.0f} msgs per CPU-second"
                 + (f"; publish took {r['publish_s']:.2f} s" if r["publish_s"] else "")
                 + ")"
