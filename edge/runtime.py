@@ -4,7 +4,15 @@
 connectors, marks their devices disconnected, flushes every queued sample to the store, writes
 the final health records and closes the store. Sequence numbers continue after a restart
 (the writer reads ``store.last_seq``). :func:`install_stop_signals` makes SIGINT/SIGTERM set
-the stop event.
+the stop event; a second signal (``on_repeat``) calls :meth:`Collector.force_stop`.
+
+A stop waits for the flush: a store that keeps failing is retried (the writer gives a write
+started after the stop 30 s, a write started before it retries on). A second stop request
+(``force_stop``) ends that: the writer stops retrying, what is still queued gets one more write
+attempt, and every remaining step (health, store close, final checkpoint) gets at most
+:data:`FORCE_GRACE_S`; a step still running then is abandoned (listed in ``abandoned``: the
+caller should exit the process, e.g. ``os._exit``, since the store's thread is stuck) and the
+samples not stored are counted in ``unflushed``.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import itertools
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from config.models import SiteConfig
 from connectors.base import Connector, Sample, now_ns
@@ -33,6 +42,8 @@ log = logging.getLogger("shopfloor.collector")
 # the embedded store merges small chunks of data older than COMPACT_SETTLE_S every COMPACT_EVERY_S
 COMPACT_EVERY_S = 60.0
 COMPACT_SETTLE_S = 600
+# after a forced stop, each remaining shutdown step gets at most this long
+FORCE_GRACE_S = 5.0
 # samples drawn from an import's iterable per worker-thread call
 IMPORT_CHUNK = 100_000
 
@@ -41,13 +52,27 @@ def _take(it: Iterator[Sample], n: int) -> list[Sample]:
     return list(itertools.islice(it, n))
 
 
-def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:
-    """SIGINT and SIGTERM set ``stop``; returns a function that removes the handlers."""
+def install_stop_signals(
+    stop: asyncio.Event, on_repeat: Callable[[], None] | None = None
+) -> Callable[[], None]:
+    """SIGINT and SIGTERM set ``stop``; once ``stop`` is set, a further signal calls
+    ``on_repeat`` (e.g. :meth:`Collector.force_stop`). Returns a function that removes the
+    handlers (the default actions come back: SIGINT raises KeyboardInterrupt, SIGTERM ends the
+    process), so no signal is ever ignored."""
     loop = asyncio.get_running_loop()
     installed: list[int] = []
+
+    def handle(sig: int) -> None:
+        if not stop.is_set():
+            log.warning("%s: stopping (flushing what is queued)", signal.Signals(sig).name)
+            stop.set()
+        elif on_repeat is not None:
+            log.warning("%s again: forcing the stop", signal.Signals(sig).name)
+            on_repeat()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, handle, sig)
             installed.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):
             pass
@@ -95,6 +120,26 @@ class Collector:
         self.ready = asyncio.Event()
         self.stopped = False
         self.imported_batches = 0
+        self.forced = False
+        self.unflushed = 0  # samples a forced stop could not store
+        self.abandoned: list[asyncio.Task[Any]] = []  # shutdown steps a forced stop left running
+        self._force = asyncio.Event()
+        self._writer_task: asyncio.Task[None] | None = None
+
+    def force_stop(self) -> None:
+        """A second stop request: no more store retries; flush what can be flushed within
+        :data:`FORCE_GRACE_S` per step, then let ``run`` return (idempotent)."""
+        if self.forced:
+            return
+        self.forced = True
+        log.warning(
+            "forced stop: no more store retries; %d queued samples get one last write attempt",
+            len(self.queue),
+        )
+        self._force.set()
+        t = self._writer_task
+        if t is not None and not t.done():
+            t.cancel()
 
     def add_observer(self, observer: BatchObserver) -> None:
         """Plug an observer in before ``run`` (e.g. the evidence ledger)."""
@@ -209,6 +254,9 @@ class Collector:
             time_ns=self.time_ns,
         )
         writer_task = asyncio.create_task(writer.run(), name="writer")
+        self._writer_task = writer_task
+        if self.forced:
+            writer_task.cancel()
         sup_task = asyncio.create_task(
             self._start_connectors(self.supervisor, history, before_connectors), name="supervisor"
         )
@@ -247,7 +295,9 @@ class Collector:
                 await self._shutdown(writer, writer_task, sup_task, health_task, stop_task)
             finally:
                 if self.evidence is not None:
-                    await asyncio.to_thread(self._close_evidence, self.evidence)
+                    await self._step(
+                        asyncio.to_thread(self._close_evidence, self.evidence), "evidence close"
+                    )
         if failure is not None:
             raise failure
 
@@ -286,12 +336,51 @@ class Collector:
         try:
             await asyncio.shield(writer_task)
         except asyncio.CancelledError:
-            # a second cancellation while flushing: finish the flush, then propagate
-            await writer_task
-            raise
+            current = asyncio.current_task()
+            if self.forced and writer_task.cancelled() and not (current and current.cancelling()):
+                await self._final_flush(writer)
+            else:
+                # a second cancellation while flushing: finish the flush, then propagate
+                await writer_task
+                raise
         except Exception as exc:
             log.error("writer failed while flushing: %r", exc)
         finally:
-            await self._write_health(writer)
-            await writer.close()
+            await self._step(self._write_health(writer), "health write")
+            await self._step(writer.close(), "store close")
             self.stopped = True
+
+    async def _final_flush(self, writer: Writer) -> None:
+        """(Forced stop) one write attempt for what is still queued, within FORCE_GRACE_S."""
+        items = self.queue.get_nowait(len(self.queue))
+        if not items:
+            return
+        groups = writer.prepare(items)
+        try:
+            await asyncio.wait_for(writer.persist(groups, give_up_s=0.0), FORCE_GRACE_S)
+        except (Exception, TimeoutError) as exc:
+            self.unflushed += len(items)
+            log.error("forced stop: %d queued samples not stored: %r", len(items), exc)
+
+    async def _step(self, aw: Awaitable[object], what: str) -> None:
+        """Await a shutdown step; after a forced stop give it at most FORCE_GRACE_S, then
+        leave it running (``abandoned``)."""
+        task = asyncio.ensure_future(aw)
+        force = asyncio.create_task(self._force.wait())
+        try:
+            await asyncio.wait({task, force}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                await asyncio.wait({task}, timeout=FORCE_GRACE_S)
+        except asyncio.CancelledError:
+            # cancelled while shutting down: finish the step, then propagate
+            await asyncio.shield(task)
+            raise
+        finally:
+            force.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await force
+        if not task.done():
+            log.error("forced stop: %s did not finish within %.0f s; left", what, FORCE_GRACE_S)
+            self.abandoned.append(task)
+        elif not task.cancelled() and task.exception() is not None:
+            log.error("%s failed: %r", what, task.exception())

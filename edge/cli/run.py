@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,13 @@ def storage_text(site: SiteConfig) -> str:
 
 
 async def run_collector(site: SiteConfig, banner: bool = True) -> int:
+    """Collect until SIGINT/SIGTERM. A second signal forces the stop (no more store retries,
+    what can be flushed is flushed within a few seconds); exit code 1 then, and the process
+    ends at once (``os._exit``) when a store call is stuck in its thread."""
     stop = asyncio.Event()
-    remove = install_stop_signals(stop)
+    collector = Collector(site)
+    remove = install_stop_signals(stop, on_repeat=collector.force_stop)
     try:
-        collector = Collector(site)
         if banner:
             points = sum(len(d.points) for d in site.devices)
             print(
@@ -59,7 +63,11 @@ async def run_collector(site: SiteConfig, banner: bool = True) -> int:
                 f"{len(site.devices)} devices, {points} points -> {storage_text(site)}",
                 flush=True,
             )
-            print("shopfloor: Ctrl-C (SIGINT) or SIGTERM stops and flushes", flush=True)
+            print(
+                "shopfloor: Ctrl-C (SIGINT) or SIGTERM stops and flushes; "
+                "a second one forces the stop",
+                flush=True,
+            )
         await collector.run(stop)
         w = collector.writer
         if banner and w is not None:
@@ -68,6 +76,21 @@ async def run_collector(site: SiteConfig, banner: bool = True) -> int:
                 f"stored, {collector.queue.dropped} dropped",
                 flush=True,
             )
+        if collector.forced:
+            print(
+                f"shopfloor: forced stop; {collector.unflushed} queued samples not stored"
+                + (
+                    f"; {len(collector.abandoned)} step(s) still stuck, exiting now"
+                    if collector.abandoned
+                    else ""
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
+            if collector.abandoned:
+                sys.stdout.flush()
+                os._exit(1)
+            return 1
         return 0
     finally:
         remove()
