@@ -21,7 +21,7 @@ import numpy as np
 
 from config.models import Device, Point, SiteConfig
 from metrics.catalogue import BY_ID, CATALOGUE, Kpi
-from metrics.counters import CounterSteps, counter_steps
+from metrics.counters import CounterSteps, GapRule, counter_steps
 from metrics.declared import DeclaredValue, declared_value
 from metrics.energy import CARRIER_ROLES, Carriers, co2_t, energy_tce, factor_dict
 from metrics.intervals import IntervalSet
@@ -310,11 +310,29 @@ def _stale_ns(site: SiteConfig, device: Device, point: Point) -> int:
     """
     if site.kpi.stale_after_s is not None:
         return int(site.kpi.stale_after_s * NS_PER_S)
-    polled = device.modbus is not None or (point.opcua is not None and point.opcua.mode == "poll")
-    if not polled:
+    if not _polled(device, point):
         return NO_STALENESS
     hb = point.heartbeat_s or site.runtime.heartbeat_s
     return int(3 * hb * NS_PER_S)
+
+
+def _polled(device: Device, point: Point) -> bool:
+    return device.modbus is not None or (point.opcua is not None and point.opcua.mode == "poll")
+
+
+def _gap_rule(site: SiteConfig, device: Device, point: Point, imported: bool) -> GapRule:
+    """When a counter's increment cannot be placed in time (:mod:`metrics.counters`): a step
+    longer than the point's staleness, else (subscribed points) than 3 x its heartbeat of
+    planned busy time; imported history only by the bad-sample rule."""
+    stale = _stale_ns(site, device, point)
+    hb = point.heartbeat_s or site.runtime.heartbeat_s
+    limit = stale if stale < NO_STALENESS else int(3 * hb * NS_PER_S)
+    cal, tz, dev_id = site.calendar, site.site.timezone, device.id
+
+    def busy(a: int, b: int) -> IntervalSet:
+        return device_windows(cal, tz, a, b, dev_id).window
+
+    return GapRule(limit, _polled(device, point), busy, length_rule=not imported)
 
 
 def _has_good(series: Series, start: int, end: int) -> bool:
@@ -342,7 +360,11 @@ class _DeviceData:
 
 
 def _collect(
-    rd: _Reads, site: SiteConfig, devices: Sequence[Device], period: TimeRange
+    rd: _Reads,
+    site: SiteConfig,
+    devices: Sequence[Device],
+    period: TimeRange,
+    imported: bool = False,
 ) -> list[_DeviceData]:
     tz = site.site.timezone
     s, e = period.start_ns, period.end_ns
@@ -357,7 +379,10 @@ def _collect(
         for p in dev.points:
             if p.role in QTY_ROLES or p.role in CARRIER_ROLES or p.role.startswith("water_"):
                 ser = rd.read(dev.id, p.id, prior=True)
-                dd.counters[p.id] = (p, counter_steps(ser, s, p.counter_bits))
+                steps = counter_steps(
+                    ser, s, p.counter_bits, rule=_gap_rule(site, dev, p, imported), end=e
+                )
+                dd.counters[p.id] = (p, steps)
                 dd.recorded |= _has_good(ser, s, e)
                 if not state_points:
                     cover_sets.append(presence(ser, s, e, _stale_ns(site, dev, p)))
@@ -542,6 +567,7 @@ def _machines(data: list[_DeviceData], period: TimeRange) -> tuple[list[MachineO
             q = Quantities(0, 0, 0, 0, 0, 0, 0, 0, False, False)
         m = MachineOee(d.device.id, d.device.ideal_cycle_s, d.times, q)
         out.append(MachineOee(m.device, m.ideal_cycle_s, m.times, m.qty, machine_flags(m)))
+        notes += _counter_notes([d], set(QTY_ROLES), period)
     return out, notes
 
 
@@ -580,8 +606,13 @@ def _fmt_frac(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
-def _production_efficiency(all_machines: list[MachineOee], imported: bool) -> KpiValue:
+def _production_efficiency(
+    all_machines: list[MachineOee], data: list[_DeviceData], period: TimeRange, imported: bool
+) -> KpiValue:
     machines = [m for m in all_machines if m.qty.has_good or m.qty.has_total]
+    used = {m.device for m in machines}
+    mdata = [d for d in data if d.device.id in used]
+    roles = {"count_good", "count_total", "count_scrap", "count_rework"}
     gq = sum(m.qty.gq_period for m in machines)
     apt_h = sum(m.times.producing_total for m in machines) / 3.6e12
     p = _prov(imported)
@@ -593,8 +624,11 @@ def _production_efficiency(all_machines: list[MachineOee], imported: bool) -> Kp
             KpiInput("good quantity", gq, "件", p, src),
             KpiInput("actual producing time", apt_h, "h", p, src),
         ),
-        None,
-        ("the form's 生产效率提升 is the change between the periods",),
+        _counter_cov(mdata, roles, period),
+        (
+            "the form's 生产效率提升 is the change between the periods",
+            *_counter_notes(mdata, roles, period),
+        ),
     )
 
 
@@ -624,7 +658,7 @@ def _defect_rate(
         ("scrap + rework" if with_rework else "scrap only")
         + f"; the other reading ({'scrap only' if with_rework else 'scrap + rework'}): "
         + _fmt_frac(other),
-        *_counter_notes([d for d in data if d.device.id in used], set(QTY_ROLES)),
+        *_counter_notes([d for d in data if d.device.id in used], set(QTY_ROLES), period),
     ]
     if chosen is not None:
         unknown = sorted(set(chosen) - {d.id for d in site.devices})
@@ -638,7 +672,7 @@ def _defect_rate(
             KpiInput("scrap", sq, "件", p, src),
             KpiInput("rework", rq, "件", p, src),
         ),
-        None,
+        _counter_cov([d for d in data if d.device.id in used], set(QTY_ROLES), period),
         tuple(notes),
         "scrap_and_rework" if with_rework else "scrap_only",
     )
@@ -707,28 +741,60 @@ def _water(data: list[_DeviceData], period: TimeRange, imported: bool) -> KpiVal
         )
         if src
         else (),
-        None,
-        tuple(_counter_notes(data, {"water_fresh_m3", "water_reused_m3"}))
+        _counter_cov(data, {"water_fresh_m3", "water_reused_m3"}, period) if src else None,
+        tuple(_counter_notes(data, {"water_fresh_m3", "water_reused_m3"}, period))
         if src
         else ("no water meters (water_fresh_m3 / water_reused_m3)",),
     )
 
 
-def _counter_notes(data: list[_DeviceData], roles: frozenset[str] | set[str]) -> list[str]:
+def _counter_notes(
+    data: list[_DeviceData], roles: frozenset[str] | set[str], period: TimeRange
+) -> list[str]:
     out = []
+    s, e = period.start_ns, period.end_ns
     for d in data:
         for pid, (p, steps) in d.counters.items():
-            if p.role in roles and (steps.resets or steps.rollovers or steps.backsteps):
+            if p.role not in roles:
+                continue
+            if steps.resets or steps.rollovers or steps.backsteps:
                 out.append(
                     f"{d.device.id}/{pid}: {steps.resets} resets, {steps.rollovers} rollovers, "
                     f"{steps.backsteps} backsteps (not counted)"
                 )
+            n = steps.unattributed_steps(s, e)
+            if n:
+                cov = steps.coverage(s, e)
+                out.append(
+                    f"{d.device.id}/{pid}: {steps.unattributed(s, e):.6g} unattributed in {n} "
+                    f"step(s) across a data gap or link loss (cannot be placed in time, not "
+                    f"counted); counter coverage {_fmt_frac(cov)}"
+                )
     return out
+
+
+def _counter_cov(
+    data: list[_DeviceData], roles: frozenset[str] | set[str], period: TimeRange
+) -> float | None:
+    """The lowest coverage of the counters with these roles (the time they can place)."""
+    covs = [
+        c
+        for d in data
+        for p, steps in d.counters.values()
+        if p.role in roles and (c := steps.coverage(period.start_ns, period.end_ns)) is not None
+    ]
+    return min(covs) if covs else None
+
+
+def _min_cov(*covs: float | None) -> float | None:
+    got = [c for c in covs if c is not None]
+    return min(got) if got else None
 
 
 def _in_period(steps: CounterSteps, period: TimeRange) -> bool:
     """The meter reported at least one step inside the period (else it has no data there)."""
-    return bool(((steps.ts >= period.start_ns) & (steps.ts < period.end_ns)).any())
+    s, e = period.start_ns, period.end_ns
+    return bool(((steps.ts >= s) & (steps.ts < e)).any()) or steps.unattributed_steps(s, e) > 0
 
 
 def _carriers(data: list[_DeviceData], period: TimeRange) -> tuple[Carriers, list[str]]:
@@ -883,6 +949,7 @@ def _per_value(
     ov: KpiValue,
     imported: bool,
     counter_notes: list[str],
+    counter_cov: float | None = None,
 ) -> KpiValue:
     p = _prov(imported)
     if not src:
@@ -902,7 +969,7 @@ def _per_value(
     notes = [f"{i['carrier']}: factor {i['factor']['id']} ({i['factor']['source']})" for i in parts]
     notes.append(f"output value {ov.variant or ''}: {ov.provenance}")
     notes += counter_notes
-    return KpiValue(value, prov, tuple(inputs), ov.coverage, tuple(notes))
+    return KpiValue(value, prov, tuple(inputs), _min_cov(ov.coverage, counter_cov), tuple(notes))
 
 
 def _ai_ratio(site: SiteConfig, period: TimeRange) -> tuple[KpiValue, dict[str, Any]]:
@@ -962,7 +1029,7 @@ def compute_period(
 ) -> PeriodResult:
     """Every KPI of the catalogue for one period (measured ones over ``devices`` if given)."""
     rd = _Reads(reader, period)
-    data = _collect(rd, site, _select(site, devices), period)
+    data = _collect(rd, site, _select(site, devices), period, imported)
     machines, mnotes = _machines(data, period)
     fleet = FleetOee(tuple(machines))
     summed = fleet.summed()
@@ -974,7 +1041,7 @@ def compute_period(
     kpis["labour_productivity"] = dec.ratio_kpi(
         lp_basis, ["headcount"], per_year=True, variant=lp_basis
     )
-    kpis["production_efficiency"] = _production_efficiency(machines, imported)
+    kpis["production_efficiency"] = _production_efficiency(machines, data, period, imported)
     kpis["resource_utilisation"] = dec.ratio_kpi(
         "material_in_product", ["material_input"], pct=True
     )
@@ -1013,9 +1080,14 @@ def compute_period(
     f = site.kpi.factors
     tce, eparts = energy_tce(carriers, f)
     tco2, cparts = co2_t(carriers, f)
-    cnotes = _counter_notes(data, set(CARRIER_ROLES))
-    kpis["energy_per_value"] = _per_value("energy", tce, "tce", eparts, esrc, ov, imported, cnotes)
-    kpis["co2_per_value"] = _per_value("CO2", tco2, "tCO2", cparts, esrc, ov, imported, cnotes)
+    cnotes = _counter_notes(data, set(CARRIER_ROLES), period)
+    ccov = _counter_cov(data, set(CARRIER_ROLES), period)
+    kpis["energy_per_value"] = _per_value(
+        "energy", tce, "tce", eparts, esrc, ov, imported, cnotes, ccov
+    )
+    kpis["co2_per_value"] = _per_value(
+        "CO2", tco2, "tCO2", cparts, esrc, ov, imported, cnotes, ccov
+    )
     kpis["solid_waste_util"] = dec.ratio_kpi(
         "solid_waste_utilised",
         ["solid_waste_generated", "solid_waste_utilised_from_storage"],
@@ -1037,6 +1109,9 @@ def compute_period(
                 "rollovers": steps.rollovers,
                 "backsteps": steps.backsteps,
                 "no_prior": steps.no_prior,
+                "unattributed": steps.unattributed(period.start_ns, period.end_ns),
+                "unattributed_steps": steps.unattributed_steps(period.start_ns, period.end_ns),
+                "coverage": steps.coverage(period.start_ns, period.end_ns),
             }
     energy = {
         "electricity_kwh": carriers.electricity_kwh,

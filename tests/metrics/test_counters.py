@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from metrics.counters import counter_steps
+from metrics.counters import GapRule, counter_steps
+from metrics.intervals import IntervalSet
 from metrics.series import Series
 
 
@@ -34,3 +36,66 @@ def test_prior_bad_and_single_samples() -> None:
     assert one.inc.size == 0
     assert one.no_prior
     assert counter_steps(Series.empty(), start=0).samples == 0
+
+
+# --- gap rules: steps that cannot be placed in time --------------------------------------------
+S = 1_000_000_000
+
+
+def _at(seconds: list[int], values: list[float], quality: list[int] | None = None) -> Series:
+    return Series(
+        np.array(seconds, dtype=np.int64) * S,
+        np.array(values, dtype=np.float64),
+        np.array(quality or [0] * len(values), dtype=np.uint8),
+    )
+
+
+def test_polled_step_longer_than_the_limit_is_unattributed() -> None:
+    rule = GapRule(900 * S, polled=True)
+    st = counter_steps(_at([0, 60, 2000, 2060], [1, 2, 50, 51]), 0, rule=rule, end=3600 * S)
+    assert st.inc.tolist() == [1, 1]
+    assert st.gap_inc.tolist() == [48]
+    assert st.unattributed(0, 3600 * S) == 48
+    assert st.unattributed_steps(0, 3600 * S) == 1
+    # uncovered: the 60-2000 s step, and after 2060 + 900 s (stale) to the end
+    assert st.uncovered.pairs() == [(60 * S, 2000 * S), (2960 * S, 3600 * S)]
+    assert st.coverage(0, 3600 * S) == pytest.approx(1 - (1940 + 640) / 3600)
+
+
+def test_polled_read_error_inside_a_short_step_is_placed() -> None:
+    rule = GapRule(900 * S, polled=True)
+    st = counter_steps(_at([0, 1, 2], [10, float("nan"), 12], [0, 2, 0]), 0, rule=rule, end=3 * S)
+    assert st.inc.tolist() == [2]
+    assert st.gap_inc.size == 0
+
+
+def test_subscribed_link_loss_and_busy_time() -> None:
+    # planned busy time only in [0, 1000) and [5000, 6000): the 1000-5000 quiet is not busy
+    busy = IntervalSet.of([(0, 1000 * S), (5000 * S, 6000 * S)])
+    rule = GapRule(900 * S, polled=False, busy=lambda a, b: busy.clip(a, b))
+    quiet = counter_steps(_at([500, 5100], [1, 2]), 0, rule=rule, end=6000 * S)
+    assert quiet.inc.tolist() == [1]  # 500 s + 100 s of busy time: placed
+    assert quiet.coverage(0, 6000 * S) == pytest.approx(1 - 500 / 6000)  # before the first
+    long_ = counter_steps(_at([0, 5950], [1, 9]), 0, rule=rule, end=6000 * S)
+    assert long_.gap_inc.tolist() == [8]  # 1000 s + 950 s of busy time
+    lost = counter_steps(
+        _at([10, 20, 30], [1, float("nan"), 4], [0, 2, 0]), 0, rule=rule, end=60 * S
+    )
+    assert lost.inc.size == 0
+    assert lost.gap_inc.tolist() == [3]  # across the link_lost sample
+    tail = counter_steps(_at([10, 20], [1, float("nan")], [0, 2]), 0, rule=rule, end=60 * S)
+    assert tail.uncovered.pairs() == [(0, 10 * S), (20 * S, 60 * S)]  # offline after link loss
+
+
+def test_imported_history_keeps_its_own_cadence() -> None:
+    rule = GapRule(900 * S, polled=True, length_rule=False)
+    hourly = counter_steps(_at([0, 3600, 7200], [0, 5, 9]), 0, rule=rule, end=7300 * S)
+    assert hourly.inc.tolist() == [5, 4]
+    assert hourly.coverage(0, 7300 * S) == 1.0
+
+
+def test_no_good_sample_leaves_the_period_uncovered() -> None:
+    rule = GapRule(900 * S, polled=True)
+    st = counter_steps(_at([5], [float("nan")], [2]), 0, rule=rule, end=10 * S)
+    assert st.coverage(0, 10 * S) == 0.0
+    assert counter_steps(Series.empty(), 0, rule=rule, end=10 * S).coverage(0, 10 * S) == 0.0
