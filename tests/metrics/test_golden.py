@@ -77,4 +77,5 @@ def test_golden_cases_present() -> None:
         "counter_old_prior",
         "counter_gap_jump",
         "counter_reset_in_gap",
+        "link_lost_offline",
     } <= set(CASES)
