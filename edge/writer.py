@@ -11,6 +11,13 @@ go into one ``write_batches`` call (one transaction, one fsync). Then every
 :class:`BatchObserver` is called with them, in the same thread, in order. A failing write is
 retried with capped backoff and keeps the samples (the queue meanwhile absorbs new ones,
 counting drops if it overflows).
+
+Columns read once: when the store has ``write_batch_columns(batches, columns)`` (same contract
+as ``write_batches``, plus the samples as :class:`metrics.evidence.canonical.SampleColumns`),
+the writer reads the samples' attributes once per write call, hands the columns to the store,
+and to every observer that has ``stored_columns(batches, columns)`` (the evidence ledger);
+other observers get ``stored(batches)``. Without that store hook the ledger reads the samples
+itself, on its own thread when it runs in the background.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from edge.health import HealthTracker
 from edge.queue import SampleQueue
 from edge.recording import Recorder
 from edge.store.base import Batch, Store
+from metrics.evidence.canonical import SampleColumns
 
 log = logging.getLogger("shopfloor.writer")
 
@@ -83,6 +91,10 @@ class Writer:
         self.max_takes = max(1, max_takes)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="shopfloor-store")
         self._flush_latest: Callable[[], None] | None = getattr(store, "flush_latest", None)
+        # the store's columns hook, when it has one (see the module docstring)
+        self._write_columns: Callable[[Sequence[Batch], SampleColumns], None] | None = getattr(
+            store, "write_batch_columns", None
+        )
         self._seq: dict[str, int] = {}
         self.acked_batches = 0
         self.acked_samples = 0
@@ -111,8 +123,13 @@ class Writer:
                 seq = self.store.last_seq(source)
             numbered[source] = seq + 1
             batches.append(Batch(source, seq + 1, tuple(samples)))
+        columns: SampleColumns | None = None
         try:
-            self.store.write_batches(batches)
+            if self._write_columns is not None:
+                columns = SampleColumns.of([b.samples for b in batches])
+                self._write_columns(batches, columns)
+            else:
+                self.store.write_batches(batches)
         except BaseException:
             # re-read sequence numbers from the store before the retry
             self._seq.clear()
@@ -123,7 +140,11 @@ class Writer:
         self.acked_samples += sum(len(b.samples) for b in batches)
         for obs in self.observers:
             try:
-                obs.stored(batches)
+                with_columns = getattr(obs, "stored_columns", None) if columns else None
+                if with_columns is not None:
+                    with_columns(batches, columns)
+                else:
+                    obs.stored(batches)
             except Exception:
                 self.observer_errors += 1
                 log.exception("batch observer %r failed", obs)

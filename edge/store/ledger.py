@@ -54,6 +54,10 @@ from metrics.evidence.note import (
 
 log = logging.getLogger("shopfloor.ledger")
 
+Encoded = tuple[bytes, int, int, int]  # sfs1 bytes, first ts, last ts, count
+# one hand-off: batches, their columns when the writer built them, samples, hand-off time
+_Handoff = tuple[Sequence[Batch], "canonical.SampleColumns | None", int, int]
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS leaves (
     idx INTEGER PRIMARY KEY,
@@ -88,6 +92,7 @@ class HandoffStats:
 
     handoffs: int = 0  # calls of stored() accepted
     batches: int = 0  # batches accepted
+    with_columns: int = 0  # hand-offs that came with the writer's columns
     appended_groups: int = 0  # transactions of the ledger thread
     waits: int = 0  # hand-offs that found the FIFO full and waited for room
     dropped_batches: int = 0  # given up after handoff_timeout_s (logged later as a seq_gap)
@@ -177,7 +182,7 @@ class Ledger:
         self._load()
         # the background hand-off: FIFO of (batches, samples, hand-off time)
         self._cond = threading.Condition(threading.Lock())
-        self._pending: collections.deque[tuple[Sequence[Batch], int, int]] = collections.deque()
+        self._pending: collections.deque[_Handoff] = collections.deque()
         self._pending_samples = 0  # waiting or being appended
         self._handed = 0  # hand-offs accepted
         self._done = 0  # hand-offs appended (or failed)
@@ -226,11 +231,18 @@ class Ledger:
 
     # --- background hand-off ------------------------------------------------------------
 
-    def stored(self, batches: Sequence[Batch]) -> None:
+    def stored(
+        self, batches: Sequence[Batch], columns: canonical.SampleColumns | None = None
+    ) -> None:
         """BatchObserver hook: called by the writer once the store acknowledged. Appends now,
-        or in background mode hands the batches to the ledger thread (see the module doc)."""
+        or in background mode hands the batches to the ledger thread (see the module doc).
+        ``columns`` (the batches' samples as columns, built once by the writer) saves reading
+        the samples again."""
+        if columns is not None and not columns.fits([b.samples for b in batches]):
+            raise ValueError("the sample columns are not those of these batches")
         if self._thread is None:
-            self.append_batches(batches)
+            self._wait_handoffs()
+            self._append_batches(batches, None, self._encode(batches, columns))
             return
         n = sum(len(b.samples) for b in batches)
         st = self.handoff
@@ -255,13 +267,22 @@ class Ledger:
                         )
                         return
                     self._cond.wait(left)
-            self._pending.append((batches, n, time.time_ns()))
+            self._pending.append((batches, columns, n, time.time_ns()))
             self._pending_samples += n
             self._handed += 1
             st.handoffs += 1
             st.batches += len(batches)
+            st.with_columns += columns is not None
             st.max_pending_samples = max(st.max_pending_samples, self._pending_samples)
             self._cond.notify_all()
+
+    def stored_columns(self, batches: Sequence[Batch], columns: canonical.SampleColumns) -> None:
+        """The writer's hook when it built the columns of ``batches`` (see :meth:`stored`)."""
+        self.stored(batches, columns)
+
+    @staticmethod
+    def _encode(batches: Sequence[Batch], columns: canonical.SampleColumns | None) -> list[Encoded]:
+        return canonical.encode_sample_groups([b.samples for b in batches], columns)
 
     def pending_samples(self) -> int:
         """Samples handed off and not yet appended (background mode)."""
@@ -294,17 +315,21 @@ class Ledger:
                     cond.wait()
                 if not self._pending:
                     return  # stopping and drained
-                group: list[Batch] = []
-                taken = handoffs = 0
-                first_ns = self._pending[0][2]
-                while self._pending and (not group or taken < self.group_max_samples):
-                    batches, n, _ = self._pending.popleft()
-                    group.extend(batches)
-                    taken += n
-                    handoffs += 1
+                parts: list[_Handoff] = []
+                taken = 0
+                first_ns = self._pending[0][3]
+                while self._pending and (not parts or taken < self.group_max_samples):
+                    parts.append(self._pending.popleft())
+                    taken += parts[-1][2]
+                handoffs = len(parts)
             cpu0 = time.thread_time()
+            group: list[Batch] = []
             try:
-                self._append_batches(group, first_ns)
+                encoded: list[Encoded] = []
+                for batches, columns, _, _ in parts:
+                    group.extend(batches)
+                    encoded += self._encode(batches, columns)
+                self._append_batches(group, first_ns, encoded)
                 self.handoff.appended_groups += 1
             except Exception:
                 # rolled back: these batches are not logged; the next batch of each source
@@ -510,12 +535,15 @@ class Ledger:
             return out
 
     def _batch_items(
-        self, batches: Iterable[Batch], now_ns: int
+        self, batches: Sequence[Batch], now_ns: int, encoded: Sequence[Encoded] | None = None
     ) -> list[tuple[Mapping[str, Any], bytes | None]]:
+        """Leaf records (and sample bytes) of ``batches``; ``encoded[i]`` when given is the
+        :func:`canonical.encode_sample_groups` result of ``batches[i]``."""
         items: list[tuple[Mapping[str, Any], bytes | None] | Batch] = []
         last = dict(self._last_seq)
         logged: list[Batch] = []  # their samples are encoded together below
-        for b in batches:
+        chosen: list[Encoded] = []
+        for k, b in enumerate(batches):
             if not b.samples:
                 continue
             prev = last.get(b.source, 0)
@@ -548,13 +576,17 @@ class Ledger:
                     )
                 )
             logged.append(b)
+            if encoded is not None:
+                chosen.append(encoded[k])
             items.append(b)
             last[b.source] = b.seq
-        encoded = iter(canonical.encode_sample_groups([b.samples for b in logged]))
+        if encoded is None:
+            chosen = canonical.encode_sample_groups([b.samples for b in logged])
+        it = iter(chosen)
         out: list[tuple[Mapping[str, Any], bytes | None]] = []
         for item in items:
             if isinstance(item, Batch):
-                data, t_first, t_last, n = next(encoded)
+                data, t_first, t_last, n = next(it)
                 rec = canonical.batch_record(
                     item.source, item.seq, t_first, t_last, n, canonical.sha256_hex(data)
                 )
@@ -571,13 +603,18 @@ class Ledger:
         self._wait_handoffs()
         return self._append_batches(batches, now_ns)
 
-    def _append_batches(self, batches: Sequence[Batch], now_ns: int | None = None) -> list[int]:
+    def _append_batches(
+        self,
+        batches: Sequence[Batch],
+        now_ns: int | None = None,
+        encoded: Sequence[Encoded] | None = None,
+    ) -> list[int]:
         with self._lock:
             if not self.readonly:
                 row = self._db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves").fetchone()
                 if int(row[0]) != self._size:
                     self._load()
-            return self._append(self._batch_items(batches, now_ns or time.time_ns()))
+            return self._append(self._batch_items(batches, now_ns or time.time_ns(), encoded))
 
     def append_special(self, kind: str, fields: Mapping[str, Any], ts: int | None = None) -> int:
         rec = canonical.special_record(kind, time.time_ns() if ts is None else ts, fields)

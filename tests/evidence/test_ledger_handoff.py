@@ -10,13 +10,14 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from connectors.base import Sample
+from connectors.base import Quality, Sample
 from edge.queue import SampleQueue
 from edge.store.base import Batch
 from edge.store.ledger import Ledger, LedgerError
@@ -129,7 +130,7 @@ def test_crash_with_handoffs_pending_is_logged_as_a_gap(tmp_path: Path) -> None:
         f"""
         import sys, time
         sys.path.insert(0, {str(Path(__file__).parents[2])!r})
-        from connectors.base import Sample
+        from connectors.base import Quality, Sample
         from edge.store.base import Batch
         from edge.store.ledger import Ledger
         def b(seq):
@@ -211,3 +212,95 @@ def test_bad_arguments_and_use_after_close(tmp_path: Path) -> None:
     led.close()
     with pytest.raises(LedgerError, match="closed"):
         led.stored([_batch("a", 1)])
+
+
+class ColumnStore(SqliteStore):
+    """The embedded store plus the writer's columns hook (``write_batch_columns``): records
+    whether the columns it got are those of the batches, then stores the batches."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, synchronous="NORMAL")
+        self.column_calls = 0
+        self.mismatches: list[str] = []
+
+    def write_batch_columns(
+        self, batches: Sequence[Batch], columns: canonical.SampleColumns
+    ) -> None:
+        ref = canonical.SampleColumns.of([b.samples for b in batches])
+        same = (
+            columns.bounds == ref.bounds
+            and columns.devices == ref.devices
+            and columns.points == ref.points
+            and np.array_equal(columns.ts, ref.ts)
+            and np.array_equal(columns.values, ref.values, equal_nan=True)
+            and np.array_equal(columns.quality, ref.quality)
+            and columns.statuses == ref.statuses
+        )
+        if not same:
+            self.mismatches.append(f"{batches[0].source}#{batches[0].seq}")
+        self.column_calls += 1
+        self.write_batches(batches)
+
+
+class Plain:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int]] = []
+
+    def stored(self, batches: Sequence[Batch]) -> None:
+        self.seen += [(b.source, b.seq) for b in batches]
+
+
+async def test_writer_hands_the_columns_it_read_once_to_store_and_ledger(tmp_path: Path) -> None:
+    store = ColumnStore(tmp_path / "s.db")
+    led = Ledger(tmp_path / "l.db", durable=False, background=True)
+    plain = Plain()
+    q = SampleQueue(10_000)
+    w = Writer(store, q, observers=[led, plain], batch_max_samples=200, flush_interval_ms=10)
+    try:
+        task = asyncio.create_task(w.run())
+        for k in range(5):
+            q.put_many(
+                Sample(
+                    f"d{i % 3}",
+                    f"p{i % 4}",
+                    k * 1000 + i,
+                    float(i),
+                    Quality(i % 3),
+                    "BadTimeout" if i % 7 == 0 else "",
+                )
+                for i in range(150)
+            )
+            await asyncio.sleep(0)
+        q.close()
+        await task
+        assert await asyncio.to_thread(led.flush, 10.0)
+        assert store.column_calls >= 1
+        assert store.mismatches == []
+        assert led.handoff.with_columns == led.handoff.handoffs == store.column_calls
+        stored = [(r[0], r[1]) for r in store.batch_records()]
+        assert sorted(plain.seen) == sorted(stored)  # plain observers still get stored()
+        for lf in led.leaves(kind="batch"):
+            assert lf.source is not None
+            assert lf.seq is not None
+            b = store.batch(lf.source, lf.seq)
+            assert b is not None
+            rec = canonical.parse_canonical(lf.record, "leaf")
+            assert rec["samples_sha256"] == canonical.sha256_hex(
+                canonical.encode_samples(b.samples)
+            )
+        assert len(led.leaves(kind="batch")) == len(stored)
+    finally:
+        await w.close()
+        led.close()
+
+
+def test_columns_that_are_not_the_batches_are_refused(tmp_path: Path) -> None:
+    cols = canonical.SampleColumns.of([_batch("a", 1).samples])
+    with Ledger(tmp_path / "l.db", durable=False, background=True) as led:
+        with pytest.raises(ValueError, match="not those of these batches"):
+            led.stored([_batch("a", 1, n=4)], cols)
+        led.stored_columns([_batch("a", 1)], cols)
+        assert led.flush(5.0)
+        assert led.handoff.with_columns == 1
+    with pytest.raises(ValueError, match="sizes differ"):
+        canonical.encode_sample_groups([[], _batch("a", 1).samples], cols)
