@@ -121,8 +121,12 @@ class LiveHub:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
+                # asyncio.timeout, not wait_for: in Python 3.11 wait_for hands back an item
+                # that arrives together with a cancellation and drops the cancellation (the
+                # stream would then never stop)
                 try:
-                    item = await asyncio.wait_for(q.get(), timeout=min(left, 15.0))
+                    async with asyncio.timeout(min(left, 15.0)):
+                        item = await q.get()
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue

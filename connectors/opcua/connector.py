@@ -245,8 +245,12 @@ class OpcUaConnector:
             if remaining <= 0:
                 return
             self._first_seen.clear()
+            # asyncio.timeout, not wait_for: in Python 3.11 wait_for returns the result and
+            # drops a cancellation that arrives just as the event fires (the connector then
+            # never stops); asyncio.timeout lets the CancelledError through.
             try:
-                await asyncio.wait_for(self._first_seen.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._first_seen.wait()
             except TimeoutError:
                 return
 

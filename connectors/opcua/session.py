@@ -208,6 +208,8 @@ async def translate(
 async def close_client(client: Client) -> None:
     """Close the session if the server still answers, else just the socket (never raises)."""
     try:
-        await asyncio.wait_for(client.disconnect(), timeout=2.0)
+        # asyncio.timeout, not wait_for (3.11's wait_for can swallow a cancellation)
+        async with asyncio.timeout(2.0):
+            await client.disconnect()
     except (Exception, TimeoutError):
         client.disconnect_socket()
