@@ -20,6 +20,7 @@ import asyncio
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from connectors.base import Sample
@@ -55,12 +56,20 @@ def bench_append(batches: list[Batch], durable: bool, group: int) -> float:
     return len(batches) / dt
 
 
-async def _ingest(samples: list[Sample], db: Path, ledger: Ledger | None) -> float:
+@dataclass
+class Run:
+    wall: float  # samples/s of wall time
+    cpu: float  # samples per CPU-second of the process (every thread)
+    ledger_cpu_us: float  # CPU of the ledger thread per sample (background modes)
+
+
+async def _ingest(samples: list[Sample], db: Path, ledger: Ledger | None) -> Run:
     store = SqliteStore(db)
     q = SampleQueue(len(samples) + 10, "drop_newest")
     w = Writer(store, q, observers=[ledger] if ledger else [], batch_max_samples=5000,
                flush_interval_ms=50)  # fmt: skip
     t = time.perf_counter()
+    c = time.process_time()
     task = asyncio.create_task(w.run())
     q.put_many(samples)
     q.close()
@@ -68,17 +77,30 @@ async def _ingest(samples: list[Sample], db: Path, ledger: Ledger | None) -> flo
     if ledger is not None:
         await asyncio.to_thread(ledger.flush)  # every batch logged, not only handed off
     dt = time.perf_counter() - t
+    cpu = time.process_time() - c
     await w.close()
     if ledger is not None:
         n = sum(lf.count or 0 for lf in ledger.leaves(kind="batch"))
         assert n == len(samples), f"{n} samples logged of {len(samples)}"
-    return len(samples) / dt
+    led_cpu = ledger.handoff.cpu_s / len(samples) * 1e6 if ledger is not None else 0.0
+    return Run(len(samples) / dt, len(samples) / cpu, led_cpu)
 
 
-def bench_ingest(samples: list[Sample], mode: str) -> float:
-    """``mode``: ``none``, ``inline`` (ledger in the writer's thread) or ``background``."""
+MODES = {
+    "none": "without ledger",
+    "inline": "ledger appended in the writer's thread",
+    "background": "ledger on its own thread (default)",
+    "background-raw": "ledger on its own thread, copy not compressed",
+}
+
+
+def bench_ingest(samples: list[Sample], mode: str) -> Run:
+    """``mode``: one of :data:`MODES`."""
     with tempfile.TemporaryDirectory() as d:
-        led = None if mode == "none" else Ledger(Path(d) / "l.db", background=mode == "background")
+        led = None
+        if mode != "none":
+            led = Ledger(Path(d) / "l.db", background=mode.startswith("background"),
+                         compress=mode != "background-raw")  # fmt: skip
         try:
             return asyncio.run(_ingest(samples, Path(d) / "s.db", led))
         finally:
@@ -93,6 +115,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=400_000, help="ingest samples")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--skip-append", action="store_true", help="only the ingest figures")
+    ap.add_argument("--modes", default=",".join(MODES), help="ingest modes, comma-separated")
     a = ap.parse_args()
     batches = make_batches(a.batches, a.batch)
     for durable in () if a.skip_append else (True, False):
@@ -108,22 +131,29 @@ def main() -> None:
         Sample(f"dev{i % 20:02d}", f"p{(i // 20) % 10}", t0 + i * 1000, float(i % 977))
         for i in range(a.samples)
     ]
-    modes = ("none", "inline", "background")
-    rates: dict[str, list[float]] = {m: [] for m in modes}
+    modes = [m for m in MODES if m in a.modes.split(",")]
+    runs: dict[str, list[Run]] = {m: [] for m in modes}
     for _ in range(a.runs):  # interleaved: same conditions for all
         for m in modes:
-            rates[m].append(bench_ingest(samples, m))
-    m0 = statistics.median(rates["none"])
-    labels = {
-        "none": "without ledger",
-        "inline": "with ledger, appended in the writer's thread",
-        "background": "with ledger, background hand-off",
-    }
+            runs[m].append(bench_ingest(samples, m))
+    base = statistics.median(r.wall for r in runs[modes[0]])
+    base_cpu = statistics.median(r.cpu for r in runs[modes[0]])
+    print(f"ingest queue->writer->SQLite (FULL), {a.samples:,} samples, medians of {a.runs}:")
     for m in modes:
-        med = statistics.median(rates[m])
-        runs = ", ".join(f"{r:,.0f}" for r in rates[m])
-        slower = "" if m == "none" else f" ({(1 - med / m0) * 100:.1f}% slower)"
-        print(f"ingest queue->writer->SQLite {labels[m]}: {med:,.0f} samples/s{slower} [{runs}]")
+        wall = statistics.median(r.wall for r in runs[m])
+        cpu = statistics.median(r.cpu for r in runs[m])
+        each = ", ".join(f"{r.wall:,.0f}" for r in runs[m])
+        rel = (
+            ""
+            if m == modes[0]
+            else (
+                f" ({(1 - wall / base) * 100:+.1f}% wall, {(1 - cpu / base_cpu) * 100:+.1f}% CPU)"
+            )
+        )
+        led = statistics.median(r.ledger_cpu_us for r in runs[m])
+        extra = f"; ledger thread {led:.2f} us CPU/sample" if m.startswith("background") else ""
+        print(f"  {MODES[m]:48s} {wall:>9,.0f} samples/s wall, {cpu:>9,.0f} per CPU-s{rel}"
+              f"{extra} [{each}]")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -22,6 +22,10 @@ after a crash between the store's acknowledgement and the append (batches handed
 appended are lost with the process; the next run logs the jump as a ``seq_gap`` leaf).
 Special leaves and checkpoints wait until what was handed off before them is appended, so the
 log order stays the acknowledgement order; :meth:`Ledger.close` appends everything pending.
+In background mode the stored copy of a batch's samples is written uncompressed and
+compressed later by the ledger thread once no hand-off arrived for ``compress_idle_s``
+(zlib is the largest single cost of an append): at sustained peak rates the copies stay raw
+until the rate drops; a copy still raw at close or at a crash stays raw (it reads the same).
 """
 
 from __future__ import annotations
@@ -82,6 +86,9 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 
+_RAW_MAGIC = b"SFS1"  # a stored copy starting so is uncompressed sfs1
+
+
 class LedgerError(Exception):
     """The ledger cannot do what was asked (the message says why)."""
 
@@ -100,6 +107,7 @@ class HandoffStats:
     append_errors: int = 0  # groups whose transaction failed (rolled back, logged as a gap)
     max_pending_samples: int = 0  # high-water mark of samples waiting or being appended
     cpu_s: float = 0.0  # CPU time of the ledger thread's appends
+    compressed_later: int = 0  # stored copies compressed while idle
 
 
 @dataclass(frozen=True)
@@ -154,6 +162,7 @@ class Ledger:
         max_pending_samples: int = 200_000,
         handoff_timeout_s: float = 10.0,
         group_max_samples: int = 250_000,
+        compress_idle_s: float = 0.1,
     ) -> None:
         if background and readonly:
             raise LedgerError("a read-only ledger cannot append in the background")
@@ -167,6 +176,8 @@ class Ledger:
         self.max_pending_samples = max_pending_samples
         self.handoff_timeout_s = handoff_timeout_s
         self.group_max_samples = group_max_samples
+        self.compress_idle_s = compress_idle_s
+        self._raw: collections.deque[int] = collections.deque()  # copies to compress later
         self.handoff = HandoffStats()
         if readonly:
             uri = f"file:{self.path}?mode=ro"
@@ -307,41 +318,66 @@ class Ledger:
         return True
 
     def _run_appender(self) -> None:
-        """(The ledger thread) append pending hand-offs in order, many per transaction."""
-        cond = self._cond
+        """(The ledger thread) append pending hand-offs in order, many per transaction;
+        compress the stored copies when idle."""
         while True:
-            with cond:
-                while not self._pending and not self._stopping:
-                    cond.wait()
-                if not self._pending:
-                    return  # stopping and drained
-                parts: list[_Handoff] = []
-                taken = 0
-                first_ns = self._pending[0][3]
-                while self._pending and (not parts or taken < self.group_max_samples):
-                    parts.append(self._pending.popleft())
-                    taken += parts[-1][2]
-                handoffs = len(parts)
-            cpu0 = time.thread_time()
-            group: list[Batch] = []
+            parts = self._next_parts()
+            if parts is None:
+                return  # stopping and drained
+            if parts:
+                self._append_parts(parts)
+                continue
             try:
-                encoded: list[Encoded] = []
-                for batches, columns, _, _ in parts:
-                    group.extend(batches)
-                    encoded += self._encode(batches, columns)
-                self._append_batches(group, first_ns, encoded)
-                self.handoff.appended_groups += 1
+                self._compress_some()
             except Exception:
-                # rolled back: these batches are not logged; the next batch of each source
-                # is logged after a seq_gap leaf
-                self.handoff.append_errors += 1
-                log.exception("evidence: cannot append %d batches to the ledger", len(group))
-            finally:
-                self.handoff.cpu_s += time.thread_time() - cpu0
-                with cond:
-                    self._pending_samples -= taken
-                    self._done += handoffs
-                    cond.notify_all()
+                self._raw.clear()  # those copies stay raw (they read the same)
+                log.exception("evidence: cannot compress stored samples in the ledger")
+
+    def _next_parts(self) -> list[_Handoff] | None:
+        """Wait for hand-offs and take them (up to ``group_max_samples``); ``[]`` when idle
+        for ``compress_idle_s`` with stored copies to compress; ``None`` when stopping and
+        everything was appended."""
+        cond = self._cond
+        with cond:
+            while not self._pending:
+                if self._stopping:
+                    return None
+                if self._raw and self.compress:
+                    since = time.monotonic()
+                    cond.wait(self.compress_idle_s)
+                    waited = time.monotonic() - since
+                    if not self._pending and not self._stopping and waited >= self.compress_idle_s:
+                        return []
+                else:
+                    cond.wait()
+            parts: list[_Handoff] = []
+            taken = 0
+            while self._pending and (not parts or taken < self.group_max_samples):
+                parts.append(self._pending.popleft())
+                taken += parts[-1][2]
+            return parts
+
+    def _append_parts(self, parts: list[_Handoff]) -> None:
+        cpu0 = time.thread_time()
+        group: list[Batch] = []
+        try:
+            encoded: list[Encoded] = []
+            for batches, columns, _, _ in parts:
+                group.extend(batches)
+                encoded += self._encode(batches, columns)
+            self._append_batches(group, parts[0][3], encoded)
+            self.handoff.appended_groups += 1
+        except Exception:
+            # rolled back: these batches are not logged; the next batch of each source is
+            # logged after a seq_gap leaf
+            self.handoff.append_errors += 1
+            log.exception("evidence: cannot append %d batches to the ledger", len(group))
+        finally:
+            self.handoff.cpu_s += time.thread_time() - cpu0
+            with self._cond:
+                self._pending_samples -= sum(p[2] for p in parts)
+                self._done += len(parts)
+                self._cond.notify_all()
 
     def _wait_handoffs(self) -> None:
         """Before a special leaf or a checkpoint: what was handed off before comes first."""
@@ -510,7 +546,9 @@ class Ledger:
                         ),
                     )
                     if data is not None:
-                        data_rows.append((idx, zlib.compress(data, 1) if self.compress else data))
+                        if self.compress and not self._thread:
+                            data = zlib.compress(data, 1)
+                        data_rows.append((idx, data))
                     nodes.append((0, idx, h))
                     level, j, acc = 0, idx, h
                     while j & 1:
@@ -532,7 +570,33 @@ class Ledger:
                     self._db.execute("ROLLBACK")
                 raise
             self._frontier, self._size, self._last_seq = frontier, size, last_seq
+            if self._thread is not None and self.compress:
+                self._raw.extend(i for i, _ in data_rows)
             return out
+
+    def _compress_some(self, limit: int = 64) -> int:
+        """(The ledger thread, when idle) compress up to ``limit`` stored copies written raw;
+        returns how many. zlib runs outside the lock; one transaction for the updates."""
+        idxs = [self._raw.popleft() for _ in range(min(limit, len(self._raw)))]
+        if not idxs:
+            return 0
+        marks = ",".join("?" * len(idxs))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT idx, data FROM batch_data WHERE idx IN ({marks})", idxs
+            ).fetchall()
+        done = [(zlib.compress(bytes(d), 1), int(i)) for i, d in rows if bytes(d[:4]) == _RAW_MAGIC]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("UPDATE batch_data SET data=? WHERE idx=?", done)
+                self._db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+        self.handoff.compressed_later += len(done)
+        return len(done)
 
     def _batch_items(
         self, batches: Sequence[Batch], now_ns: int, encoded: Sequence[Encoded] | None = None

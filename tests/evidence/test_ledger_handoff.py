@@ -304,3 +304,26 @@ def test_columns_that_are_not_the_batches_are_refused(tmp_path: Path) -> None:
         assert led.handoff.with_columns == 1
     with pytest.raises(ValueError, match="sizes differ"):
         canonical.encode_sample_groups([[], _batch("a", 1).samples], cols)
+
+
+def test_stored_copies_are_written_raw_and_compressed_when_idle(tmp_path: Path) -> None:
+    batches = [_batch("a", seq, n=200) for seq in range(1, 6)]
+    with Ledger(tmp_path / "l.db", durable=False, background=True, compress_idle_s=0.05) as led:
+        led.stored(batches)
+        assert led.flush(5.0)
+        deadline = time.monotonic() + 10
+        while led.handoff.compressed_later < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert led.handoff.compressed_later == 5
+        raw = [bytes(r[0]) for r in led._db.execute("SELECT data FROM batch_data ORDER BY idx")]
+        assert all(r[:4] != b"SFS1" for r in raw)  # zlib now
+        assert sum(map(len, raw)) < 5 * 200 * 21 / 2
+        for i, b in enumerate(batches):
+            assert led.batch_data(i) == canonical.encode_samples(b.samples)
+    with Ledger(tmp_path / "r.db", durable=False, background=True, compress_idle_s=60) as led:
+        led.stored(batches[:1])
+        assert led.flush(5.0)
+        # not idle long enough yet: still raw, and it reads the same
+        assert bytes(led._db.execute("SELECT data FROM batch_data").fetchone()[0])[:4] == b"SFS1"
+        assert led.batch_data(0) == canonical.encode_samples(batches[0].samples)
+        assert led.handoff.compressed_later == 0
