@@ -29,6 +29,7 @@ from config.base import SecretError
 from config.models import Device
 from config.mqtt import MqttConnection
 from connectors.base import ConnectorError, Quality, Sample, Sink
+from connectors.mqtt.fastclient import ChunkClient, supported
 from connectors.mqtt.payload import FieldSpec, compile_spec, decode
 from connectors.mqtt.topics import TopicError, device_from_topic, device_level_ok, matches
 
@@ -168,6 +169,18 @@ class MqttConnector:
                 bool(msg.retain),
             )
         )
+        if not self._scheduled:
+            self._scheduled = True
+            self._call(self._drain_later)
+
+    def _on_batch(self, batch: list[tuple[str, bytes, int, bool]]) -> None:
+        """The messages of one read of :class:`ChunkClient` (paho's thread): hand over only."""
+        inbox = self._inbox
+        room = INBOX_LIMIT - len(inbox)
+        if room < len(batch):
+            self._dropped += len(batch) - max(room, 0)
+            batch = batch[: max(room, 0)]
+        inbox.extend(batch)
         if not self._scheduled:
             self._scheduled = True
             self._call(self._drain_later)
@@ -344,12 +357,24 @@ class MqttConnector:
     # ---- lifecycle -----------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
         conn = self.conn
-        client = mqtt.Client(
+        client: mqtt.Client = ChunkClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             clean_session=conn.clean_session,
             protocol=mqtt.MQTTv311,
+            on_batch=self._on_batch,
         )
+        if not supported(client):
+            log.warning(
+                "%s: this paho release lacks what the chunked reader needs; using its plain client",
+                self.name,
+            )
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self.client_id,
+                clean_session=conn.clean_session,
+                protocol=mqtt.MQTTv311,
+            )
         if conn.username is not None:
             try:
                 password = None if conn.password is None else conn.password.reveal()
