@@ -298,6 +298,22 @@ class _Reads:
 
 
 NO_STALENESS = 2**62  # values hold until the next sample
+NO_DATA = "no value: no recorded data in this period (期间内无采集数据)"
+NO_DATA_RATE = "no recorded data in this period (期间内无采集数据): no device counts"
+NO_PRODUCING = "no value: no producing time with production counters in this period"
+# measured KPIs without a value when nothing at all was recorded in the period (held states or
+# old prior samples would otherwise give figures)
+NO_DATA_KPIS = (
+    "production_efficiency",
+    "defect_rate",
+    "oee",
+    "apc_rate",
+    "energy_per_value",
+    "co2_per_value",
+    "water_reuse",
+)
+# register rates keep their value, 0 of N key/production devices, with the note
+REGISTER_RATES = ("cnc_rate", "network_rate", "digital_equipment_rate")
 
 
 def _stale_ns(site: SiteConfig, device: Device, point: Point) -> int:
@@ -597,9 +613,25 @@ def _oee(fleet: FleetOee, summed: dict[str, Any], imported: bool, notes: list[st
             f"mean of machines' OEE {_fmt_frac(mean)}",
             *notes,
             *flags,
+            *(() if summed["oee"] is not None else (_oee_missing(fleet, summed),)),
         ),
         "fleet_summed",
     )
+
+
+def _oee_missing(fleet: FleetOee, summed: dict[str, Any]) -> str:
+    t = summed["times_s"]
+    if not fleet.machines:
+        why = "no key machine with a state point"
+    elif t["pbt"] <= 0:
+        why = "no planned busy time in this period"
+    elif t["apt"] <= 0:
+        why = "no producing time recorded (effectiveness undefined)"
+    elif summed["quality_ratio"] is None:
+        why = "nothing produced was counted"
+    else:
+        why = "a machine has no ideal_cycle_s"
+    return f"no value: {why}"
 
 
 def _fmt_frac(x: float | None) -> str:
@@ -628,6 +660,7 @@ def _production_efficiency(
         (
             "the form's 生产效率提升 is the change between the periods",
             *_counter_notes(mdata, roles, period),
+            *(() if apt_h > 0 else (NO_PRODUCING,)),
         ),
     )
 
@@ -660,6 +693,8 @@ def _defect_rate(
         + _fmt_frac(other),
         *_counter_notes([d for d in data if d.device.id in used], set(QTY_ROLES), period),
     ]
+    if pq <= 0:
+        notes.append("no value: nothing produced was counted in this period (生产总数为 0)")
     if chosen is not None:
         unknown = sorted(set(chosen) - {d.id for d in site.devices})
         if unknown:
@@ -707,14 +742,12 @@ def _apc_rate(data: list[_DeviceData], site: SiteConfig, imported: bool) -> KpiV
     )
     value, other = (time_val, count_val) if basis == "time" else (count_val, time_val)
     other_name = "count" if basis == "time" else "time"
-    return KpiValue(
-        _pct(value),
-        prov,
-        inputs,
-        None,
-        (f"{basis}-based; {other_name}-based: {_fmt_frac(other)}",),
-        basis,
-    )
+    notes = [f"{basis}-based; {other_name}-based: {_fmt_frac(other)}"]
+    if loops == 0:
+        notes.append("no value: no APC loops (apc_mode points)")
+    elif value is None:
+        notes.append("no value: no running time recorded in this period")
+    return KpiValue(_pct(value), prov, inputs, None, tuple(notes), basis)
 
 
 def _water(data: list[_DeviceData], period: TimeRange, imported: bool) -> KpiValue:
@@ -743,8 +776,13 @@ def _water(data: list[_DeviceData], period: TimeRange, imported: bool) -> KpiVal
         else (),
         _counter_cov(data, {"water_fresh_m3", "water_reused_m3"}, period) if src else None,
         tuple(_counter_notes(data, {"water_fresh_m3", "water_reused_m3"}, period))
+        + (() if reused + fresh > 0 else ("no value: no water used in this period",))
         if src
-        else ("no water meters (water_fresh_m3 / water_reused_m3)",),
+        else (
+            "no value: no water meter data in this period"
+            if any(p.role.startswith("water_") for d in data for p, _ in d.counters.values())
+            else "no value: no water meters (water_fresh_m3 / water_reused_m3)",
+        ),
     )
 
 
@@ -891,7 +929,10 @@ def _output_value(
         q = _qty(
             d, IntervalSet.of([(period.start_ns, period.end_ns)]), period.start_ns, period.end_ns
         )
-        if q is not None:
+        counted = any(
+            p.role in QTY_ROLES and _in_period(st, period) for p, st in d.counters.values()
+        )
+        if q is not None and counted:
             priced.append((d.device.id, q.gq_period, price))
     measured = sum(g * pr for _, g, pr in priced) if priced else None
     use_declared = src_mode == "declared" or (src_mode == "auto" and declared is not None)
@@ -915,7 +956,10 @@ def _output_value(
             "none",
             (),
             None,
-            ("no declared output value and no device with unit_price_wan",),
+            (
+                "no value: no declared output value and no counted good quantity of a device "
+                "with unit_price_wan in this period",
+            ),
             "measured",
         )
     p = _prov(imported)
@@ -950,10 +994,12 @@ def _per_value(
     imported: bool,
     counter_notes: list[str],
     counter_cov: float | None = None,
+    has_meters: bool = False,
 ) -> KpiValue:
     p = _prov(imported)
     if not src:
-        return KpiValue(None, "none", (), None, (f"no meters for {name}",))
+        why = "no meter data in this period" if has_meters else "no meters"
+        return KpiValue(None, "none", (), None, (f"no value: {why} for {name}",))
     inputs = [KpiInput(name, amount, unit, p, ", ".join(src), {"parts": parts})]
     inputs += [
         KpiInput(
@@ -1082,11 +1128,12 @@ def compute_period(
     tco2, cparts = co2_t(carriers, f)
     cnotes = _counter_notes(data, set(CARRIER_ROLES), period)
     ccov = _counter_cov(data, set(CARRIER_ROLES), period)
+    metered = any(p.role in CARRIER_ROLES for d in data for p, _ in d.counters.values())
     kpis["energy_per_value"] = _per_value(
-        "energy", tce, "tce", eparts, esrc, ov, imported, cnotes, ccov
+        "energy", tce, "tce", eparts, esrc, ov, imported, cnotes, ccov, metered
     )
     kpis["co2_per_value"] = _per_value(
-        "CO2", tco2, "tCO2", cparts, esrc, ov, imported, cnotes, ccov
+        "CO2", tco2, "tCO2", cparts, esrc, ov, imported, cnotes, ccov, metered
     )
     kpis["solid_waste_util"] = dec.ratio_kpi(
         "solid_waste_utilised",
@@ -1099,6 +1146,15 @@ def compute_period(
     kpis["ai_model_count"] = dec.single("ai_model_count")
     kpis["output_value"] = ov
     kpis["digital_equipment_rate"] = _digital_rate(data, imported)
+    if not any(d.recorded for d in data):
+        for kid in NO_DATA_KPIS:
+            v = kpis[kid]
+            kpis[kid] = dataclasses.replace(v, value=None, notes=(*v.notes, NO_DATA))
+        for kid in REGISTER_RATES:
+            v = kpis[kid]
+            # none is networked: values held from before the period are no recorded data
+            value = 0.0 if v.value is not None else None
+            kpis[kid] = dataclasses.replace(v, value=value, notes=(*v.notes, NO_DATA_RATE))
     counters: dict[str, dict[str, Any]] = {}
     for d in data:
         for pid, (p, steps) in d.counters.items():
