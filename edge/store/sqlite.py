@@ -5,23 +5,33 @@ Layout (one file):
 - ``series(id, device, point)``: one small integer id per point;
 - ``devices(device, max_span)``: the widest chunk (last_ts - first_ts) of each device, so range
   reads can bound their index scan;
-- ``chunks(device, first_ts, last_ts, count, source, seq, sorted, sid, ts, val, qual, status)``:
+- ``chunks(device, first_ts, last_ts, count, source, seq, sorted, sidx, sid, ts, val, qual,
+  status)``:
   one row per (batch, device), i.e. one row per batch for the collector's batches: ``sid``
   uint32 series ids, ``ts`` int64, ``val`` float64 and ``qual`` uint8 little-endian numpy
   arrays as blobs in the batch's own sample order, ``status`` sparse (JSON ``[[index, status],
-  ...]`` of the non-empty ones, or NULL), ``sorted`` 1 when ``ts`` is non-decreasing; indexed by
+  ...]`` of the non-empty ones, or NULL), ``sorted`` 1 when ``ts`` is non-decreasing, ``sidx``
+  the chunk's series index (uint32 quadruples ``sid, first, end, count`` sorted by ``sid``:
+  the series' samples lie at positions ``first <= i < end``, ``count`` of them; placed before
+  the blobs so that reading it does not walk their overflow pages; a store created before the
+  index gets it as its last column by ``ALTER TABLE``, NULL in the rows written before, which
+  are read the old way); indexed by
   (device, first_ts) and (source, seq). One row per batch rather than per (series, batch) keeps
   the insert cost per sample low when many points report a few samples each; :meth:`compact`
   later merges the small rows of settled data (the collector runs it every minute) so a year
-  recorded at a 200 ms flush interval reads as few large rows;
+  recorded at a 200 ms flush interval reads as few large rows, each holding its samples grouped
+  by series (each series in time order, one contiguous range per series);
 - ``batches(source, seq, first_ts, last_ts, count, written_ts)``: one row per acknowledged batch;
 - ``latest(device, points)``: the newest sample of every point of a device (JSON), written with
   the batches at most every ``latest_interval_s`` (0.5 s) and on ``latest()``/``close()``;
 - ``health(device, ...)``: the last health record of every device.
 
-``read(device, point, ...)`` selects the device's chunks overlapping the range, keeps the samples
-of the series (numpy mask), concatenates, stable-sorts only when out of order (late or
-backfilled data) and trims to [start, end). A batch is one transaction; ``write_batches``
+``read(device, point, ...)`` selects the series indexes of the device's chunks overlapping the
+range, then fetches from the chunks holding the series only the byte ranges ``[first, end)`` of
+its columns (``substr`` on the blobs, so the values of the device's other points are neither
+read nor decoded), keeps the samples of the series (numpy mask, skipped when the range holds
+only them), concatenates, stable-sorts only when out of order (late or backfilled data) and
+trims to [start, end). A batch is one transaction; ``write_batches``
 returns after COMMIT with ``synchronous=FULL`` (default), so an acknowledged batch survives
 ``kill -9`` (and power loss where the disk honours fsync). :meth:`SqliteStore.batch` returns a
 stored batch with its samples in the order they were written.
@@ -67,6 +77,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     source TEXT NOT NULL,
     seq INTEGER NOT NULL,
     sorted INTEGER NOT NULL,
+    sidx BLOB,
     sid BLOB NOT NULL,
     ts BLOB NOT NULL,
     val BLOB NOT NULL,
@@ -112,6 +123,13 @@ _ts = attrgetter("ts")
 _val = attrgetter("value")
 _qual = attrgetter("quality")
 _status = attrgetter("status")
+
+_CHUNK_INSERT = (
+    "INSERT INTO chunks (device, first_ts, last_ts, count, source, seq, sorted, sid, ts, val, "
+    "qual, status, sidx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# chunks per read query of series ranges (4 parameters each, below SQLite's variable limit)
+_RANGES_PER_QUERY = 4000
 
 # a point's latest: [ts, value or None (NaN), quality, status]
 LatestEntry = list[Any]
@@ -164,6 +182,7 @@ class SqliteStore:
         self._closed = False
         self._spans: dict[str, int] = {}
         self._latest: dict[str, dict[str, LatestEntry]] = {}
+        self._has_sidx = False
         try:
             self._setup(synchronous)
         except sqlite3.DatabaseError as exc:
@@ -186,6 +205,7 @@ class SqliteStore:
             if row is None:
                 raise StoreError(f"{self.path}: not a shopfloor store")
             self._check_version(int(row[0]))
+            self._has_sidx = self._chunks_have_sidx()
             return
         db.execute("PRAGMA journal_mode = WAL")
         db.execute(f"PRAGMA synchronous = {synchronous}")
@@ -197,6 +217,10 @@ class SqliteStore:
         )
         row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         self._check_version(int(row[0]))
+        if not self._chunks_have_sidx():
+            # a store written before the series index: new rows get one, old rows stay NULL
+            db.execute("ALTER TABLE chunks ADD COLUMN sidx BLOB")
+        self._has_sidx = True
         for sid, dev, pt in db.execute("SELECT id, device, point FROM series"):
             self._sids[(dev, pt)] = sid
             self._names[sid] = (dev, pt)
@@ -204,6 +228,10 @@ class SqliteStore:
             self._spans[dev] = span
         for dev, points in db.execute("SELECT device, points FROM latest"):
             self._latest[dev] = json.loads(points)
+
+    def _chunks_have_sidx(self) -> bool:
+        cols = {str(r[1]) for r in self._db.execute("PRAGMA table_info(chunks)")}
+        return "sidx" in cols
 
     def _check_version(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -353,6 +381,7 @@ class SqliteStore:
                         val[idx].tobytes(),
                         qual[idx].tobytes(),
                         json.dumps(st_rows, ensure_ascii=False) if st_rows else None,
+                        series_index(sid[idx]),
                     )
                 )
         db.execute("SAVEPOINT batch_rows")
@@ -362,7 +391,7 @@ class SqliteStore:
             db.execute("ROLLBACK TO batch_rows")
             raise BatchConflict(self._conflict(batches)) from None
         db.execute("RELEASE batch_rows")
-        db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", chunk_rows)
+        db.executemany(_CHUNK_INSERT, chunk_rows)
         if span_updates:
             db.executemany(
                 "INSERT INTO devices VALUES (?, ?) ON CONFLICT (device) "
@@ -532,12 +561,15 @@ class SqliteStore:
             if row is None:
                 return Series.empty()
             sid, span = int(row[0]), int(row[1])
-            rows = db.execute(
-                "SELECT sid, ts, val, qual, sorted FROM chunks WHERE device = ? "
-                "AND first_ts >= ? AND first_ts < ? AND last_ts >= ? ORDER BY first_ts, rowid",
-                (device, start - span, end, start),
-            ).fetchall()
-            series = _assemble(rows, sid)
+            where = (device, start - span, end, start)
+            series = self._read_indexed(sid, where) if self._has_sidx else None
+            if series is None:
+                rows = db.execute(
+                    "SELECT sid, ts, val, qual, sorted FROM chunks WHERE device = ? "
+                    "AND first_ts >= ? AND first_ts < ? AND last_ts >= ? ORDER BY first_ts, rowid",
+                    where,
+                ).fetchall()
+                series = _assemble(rows, sid)
             before: tuple[int, float, int] | None = None
             if prior:
                 before = self._prior(device, sid, span, start, series)
@@ -551,6 +583,60 @@ class SqliteStore:
                 np.concatenate((np.array([before[2]], dtype=np.uint8), q[lo:hi])),
             )
         return Series(ts[lo:hi], val[lo:hi], q[lo:hi])
+
+    def _read_indexed(self, sid: int, where: tuple[str, int, int, int]) -> Series | None:
+        """The samples of series ``sid`` in the chunks selected by ``where`` through the
+        chunks' series indexes; None when a selected chunk has no index (an old row)."""
+        db = self._db
+        idx_rows = db.execute(
+            "SELECT rowid, sidx FROM chunks WHERE device = ? "
+            "AND first_ts >= ? AND first_ts < ? AND last_ts >= ? ORDER BY first_ts, rowid",
+            where,
+        ).fetchall()
+        if not idx_rows:
+            return Series.empty()
+        blobs = [r[1] for r in idx_rows]
+        if None in blobs:
+            return None
+        quads = np.frombuffer(b"".join(blobs), dtype=_U32).reshape(-1, 4)
+        per_row = np.fromiter((len(b) // 16 for b in blobs), dtype=np.int64, count=len(blobs))
+        hit = np.flatnonzero(quads[:, 0] == sid)
+        if hit.shape[0] == 0:
+            return Series.empty()
+        row_of = np.repeat(np.arange(len(blobs), dtype=np.int64), per_row)[hit]
+        first = quads[hit, 1].astype(np.int64)
+        width = quads[hit, 2].astype(np.int64) - first
+        mixed = bool((quads[hit, 3] != width).any())  # other series inside some ranges
+        rowids = [int(idx_rows[i][0]) for i in row_of.tolist()]
+        got_all: list[tuple[int, bytes | None, bytes, bytes, bytes]] = []
+        f_list, w_list = first.tolist(), width.tolist()
+        sid_col = "substr(c.sid, w.a * 4 + 1, w.n * 4)" if mixed else "NULL"
+        for lo in range(0, len(rowids), _RANGES_PER_QUERY):
+            part = range(lo, min(lo + _RANGES_PER_QUERY, len(rowids)))
+            values = ", ".join(["(?, ?, ?, ?)"] * len(part))
+            args: list[int] = []
+            for k in part:
+                args += (k, rowids[k], f_list[k], w_list[k])
+            # no ORDER BY (it would make SQLite sort the blobs): ordered by k below
+            got_all += db.execute(
+                f"WITH w(k, r, a, n) AS (VALUES {values}) "
+                f"SELECT w.k, {sid_col}, substr(c.ts, w.a * 8 + 1, w.n * 8), "
+                "substr(c.val, w.a * 8 + 1, w.n * 8), substr(c.qual, w.a + 1, w.n) "
+                "FROM w JOIN chunks c ON c.rowid = w.r",
+                args,
+            ).fetchall()
+        got_all.sort(key=_first)
+        # concatenate copies: writable arrays owning their memory
+        ts = np.concatenate([np.frombuffer(r[2], dtype=_I64) for r in got_all])
+        val = np.concatenate([np.frombuffer(r[3], dtype=_F64) for r in got_all])
+        q = np.concatenate([np.frombuffer(r[4], dtype=_U8) for r in got_all])
+        if mixed:
+            mask = np.concatenate([np.frombuffer(r[1] or b"", dtype=_U32) for r in got_all]) == sid
+            ts, val, q = ts[mask], val[mask], q[mask]
+        if ts.shape[0] > 1 and not bool((ts[1:] >= ts[:-1]).all()):
+            order = np.argsort(ts, kind="stable")
+            ts, val, q = ts[order], val[order], q[order]
+        return Series(ts, val, q)
 
     def _prior(
         self, device: str, sid: int, span: int, start: int, overlapping: Series
@@ -600,7 +686,9 @@ class SqliteStore:
         so that a long recording at a short flush interval reads as few large rows. Samples,
         their order for equal timestamps, statuses, ``latest`` and the ``batches`` records are
         unchanged; merged chunks no longer name their batch (``batch()`` then returns None for
-        those batches). Returns the number of chunk rows removed."""
+        those batches) and hold their samples grouped by series, each series in time order (so a
+        read of one point fetches one contiguous range of a merged chunk). Returns the number
+        of chunk rows removed."""
         if self.readonly:
             raise StoreError("store opened read-only")
         removed = 0
@@ -665,25 +753,32 @@ class SqliteStore:
                         for i, st in json.loads(r[8]):
                             statuses[offset + int(i)] = str(st)
                     offset += r[3]
-                # time order, storage order kept for equal timestamps
-                order = np.argsort(ts, kind="stable")
+                # grouped by series, each in time order (storage order kept for equal
+                # timestamps): a read of one series then fetches one contiguous range
+                by_time = np.argsort(ts, kind="stable")
+                order = by_time[np.argsort(sid[by_time], kind="stable")]
                 sid, ts, val, qual = sid[order], ts[order], val[order], qual[order]
+                in_time = bool((ts[1:] >= ts[:-1]).all())
                 where = {int(old): new for new, old in enumerate(order.tolist())}
                 st_rows = sorted([where[i], st] for i, st in statuses.items())
-                first, last = int(ts[0]), int(ts[-1])
+                first, last = int(ts.min()), int(ts.max())
                 span = max(span, last - first)
                 db.execute(
-                    "INSERT INTO chunks VALUES (?, ?, ?, ?, '', 0, 1, ?, ?, ?, ?, ?)",
+                    _CHUNK_INSERT,
                     (
                         device,
                         first,
                         last,
                         int(ts.shape[0]),
+                        "",
+                        0,
+                        int(in_time),
                         sid.tobytes(),
                         ts.tobytes(),
                         val.tobytes(),
                         qual.tobytes(),
                         json.dumps(st_rows, ensure_ascii=False) if st_rows else None,
+                        series_index(sid),
                     ),
                 )
                 db.executemany("DELETE FROM chunks WHERE rowid = ?", [(r[0],) for r in g])
@@ -783,6 +878,25 @@ class SqliteStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def series_index(sids: npt.NDArray[np.uint32]) -> bytes:
+    """The series index of a chunk's ``sid`` column: for each series (ascending id) its id,
+    first position, end position (last + 1) and count, as little-endian uint32."""
+    n = int(sids.shape[0])
+    if n == 0:
+        return b""
+    s0 = sids[0]
+    if bool((sids == s0).all()):
+        return np.array([s0, 0, n, n], dtype=_U32).tobytes()
+    order = np.argsort(sids, kind="stable")
+    ordered = sids[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    counts = np.diff(np.concatenate((starts, [n])))
+    first = order[starts]
+    last = order[starts + counts - 1]
+    quads = np.stack((ordered[starts], first, last + 1, counts), axis=1)
+    return np.ascontiguousarray(quads, dtype=_U32).tobytes()
 
 
 def _assemble(rows: list[Any], sid: int) -> Series:
