@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import rfc8785
 
 from connectors.base import Quality, Sample
 from metrics.evidence import canonical
@@ -63,3 +64,14 @@ def test_one_series_in_order_and_statuses_only_in_later_groups() -> None:
     assert dec.series == (("m", "p"), ("m", "q"))
     assert dec.statuses == {1: "link_lost"}  # moved with its sample by the canonical order
     assert canonical.encode_samples_range(later) == got[2]
+
+
+def test_record_bytes_fast_path_is_rfc8785() -> None:
+    records = [
+        canonical.batch_record("机床-01", 7, 1, 2**62, 3, "ab" * 32),
+        canonical.batch_record('q"\\\x01\u2028', 2**53 + 5, -1, 0, 0, "x"),  # unsafe int: slow path
+        canonical.special_record("gap", 5, {"reason": "restart"}),
+        {"v": 1, "kind": "batch", "é": "non-ASCII key", "a": 1},
+    ]
+    for rec in records:
+        assert canonical.record_bytes(rec) == rfc8785.dumps(canonical.jsonable(rec))
