@@ -359,14 +359,22 @@ def encode_sample_groups(
         return [_empty() for _ in groups]
     sizes = [columns.bounds[i + 1] - columns.bounds[i] for i in range(columns.groups)]
     ts, devs, pts = columns.ts, columns.devices, columns.points
-    # series number: (device rank, point rank) sorts like the (device, point) pairs
-    dev_names = sorted(set(devs))
-    pt_names = sorted(set(pts))
-    n_pt = len(pt_names)
-    n_series = len(dev_names) * n_pt
-    gsid = _ranks(devs, dev_names) * n_pt + _ranks(pts, pt_names)
     nonempty = [i for i, k in enumerate(sizes) if k]
     nz_sizes = np.array([sizes[i] for i in nonempty], dtype=np.int64)
+    # series number: (device rank, point rank) sorts like the (device, point) pairs
+    pt_names = sorted(set(pts))
+    n_pt = len(pt_names)
+    bnd = columns.bounds
+    one_dev = [devs[bnd[i]] for i in nonempty]  # the collector's batches: one device each
+    pairs = zip(nonempty, one_dev, strict=True)
+    if all(devs[bnd[i] : bnd[i + 1]].count(d) == sizes[i] for i, d in pairs):
+        dev_names = sorted(set(one_dev))
+        dev_rank = np.repeat(_ranks(one_dev, dev_names), nz_sizes)
+    else:
+        dev_names = sorted(set(devs))
+        dev_rank = _ranks(devs, dev_names)
+    n_series = len(dev_names) * n_pt
+    gsid = dev_rank * n_pt + _ranks(pts, pt_names)
     starts = np.zeros(len(nonempty), dtype=np.int64)
     np.cumsum(nz_sizes[:-1], out=starts[1:])
     key = np.repeat(np.arange(len(nonempty), dtype=np.int64) * n_series, nz_sizes) + gsid
