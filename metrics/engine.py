@@ -336,19 +336,31 @@ def _polled(device: Device, point: Point) -> bool:
     return device.modbus is not None or (point.opcua is not None and point.opcua.mode == "poll")
 
 
+# a subscribed counter only reports changes: rare events (scrap, rework) leave it quiet for
+# hours while the link is up, so only a step holding more than a day of planned busy time
+# (e.g. from a baseline import that ended weeks before) counts as a gap by its length
+QUIET_BUSY_NS = 24 * 3600 * NS_PER_S
+
+
 def _gap_rule(site: SiteConfig, device: Device, point: Point, imported: bool) -> GapRule:
-    """When a counter's increment cannot be placed in time (:mod:`metrics.counters`): a step
-    longer than the point's staleness, else (subscribed points) than 3 x its heartbeat of
-    planned busy time; imported history only by the bad-sample rule."""
-    stale = _stale_ns(site, device, point)
+    """When a counter's increment cannot be placed in time (:mod:`metrics.counters`): polled
+    points, a step longer than the point's staleness; subscribed points, a step holding more
+    than max(3 x heartbeat, 24 h, ``kpi.stale_after_s``) of planned busy time; imported history
+    only by the bad-sample rule."""
+    polled = _polled(device, point)
     hb = point.heartbeat_s or site.runtime.heartbeat_s
-    limit = stale if stale < NO_STALENESS else int(3 * hb * NS_PER_S)
+    if polled:
+        limit = _stale_ns(site, device, point)
+    else:
+        limit = max(int(3 * hb * NS_PER_S), QUIET_BUSY_NS)
+        if site.kpi.stale_after_s is not None:
+            limit = max(limit, int(site.kpi.stale_after_s * NS_PER_S))
     cal, tz, dev_id = site.calendar, site.site.timezone, device.id
 
     def busy(a: int, b: int) -> IntervalSet:
         return device_windows(cal, tz, a, b, dev_id).window
 
-    return GapRule(limit, _polled(device, point), busy, length_rule=not imported)
+    return GapRule(limit, polled, busy, length_rule=not imported)
 
 
 def _has_good(series: Series, start: int, end: int) -> bool:
@@ -801,7 +813,7 @@ def _counter_notes(
                     f"{steps.backsteps} backsteps (not counted)"
                 )
             n = steps.unattributed_steps(s, e)
-            if n:
+            if n and steps.unattributed(s, e) != 0:
                 cov = steps.coverage(s, e)
                 out.append(
                     f"{d.device.id}/{pid}: {steps.unattributed(s, e):.6g} unattributed in {n} "

@@ -99,3 +99,41 @@ def test_no_good_sample_leaves_the_period_uncovered() -> None:
     st = counter_steps(_at([5], [float("nan")], [2]), 0, rule=rule, end=10 * S)
     assert st.coverage(0, 10 * S) == 0.0
     assert counter_steps(Series.empty(), 0, rule=rule, end=10 * S).coverage(0, 10 * S) == 0.0
+
+
+def test_engine_rules_rare_events_and_old_prior() -> None:
+    """Through the engine: a subscribed scrap counter quiet for hours inside the shift is placed
+    (rare events), a jump from a sample weeks old is not; a polled meter's 20-min gap is not."""
+    from metrics.engine import compute_period
+    from metrics.periods import parse_range
+    from tests.metrics.memreader import MemReader
+    from tests.metrics.sites import machine, site
+
+    meter = {
+        "id": "em",
+        "name": "em",
+        "production": False,
+        "modbus": {"host": "127.0.0.1", "port": 50201, "unit": 1},
+        "points": [
+            {"id": "kwh", "role": "energy_kwh", "modbus": {"table": "holding", "address": 0}}
+        ],
+    }
+    s = site([machine("m1"), meter])
+    p = parse_range("2026-01-05..2026-01-05", "UTC")
+    h = 3600 * S
+    rd = MemReader()
+    rd.add(
+        "m1",
+        "scrap",
+        [p.start_ns - 30 * 24 * h, p.start_ns + 8 * h, p.start_ns + 13 * h],
+        [0, 50, 51],
+    )
+    rd.add("m1", "good", [p.start_ns - h, p.start_ns + h], [10, 12])
+    mins = [0, 5, 10, 30, 35]
+    rd.add("em", "kwh", [p.start_ns + m * 60 * S for m in mins], [0, 1, 2, 9, 10])
+    res = compute_period(rd, s, p)
+    assert res.counters["m1/scrap"]["total"] == 1  # 5 h quiet, then +1: placed
+    assert res.counters["m1/scrap"]["unattributed"] == 50  # from a sample 30 days old
+    assert res.counters["m1/good"]["total"] == 2
+    assert res.counters["em/kwh"]["total"] == 3
+    assert res.counters["em/kwh"]["unattributed"] == 7  # 20 min > 3 x 300 s between polls
