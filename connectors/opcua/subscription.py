@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from asyncua import ua
@@ -18,8 +18,8 @@ from asyncua.client.ua_client import UaClient
 from asyncua.common.subscription import Subscription
 
 from config.models import Point
-from connectors.base import Sample, Sink, now_ns
-from connectors.opcua.convert import sample_of
+from connectors.base import Quality, Sample, Sink, now_ns
+from connectors.opcua.convert import ns_of, sample_of
 from connectors.opcua.session import chunks
 
 log = logging.getLogger("shopfloor.opcua")
@@ -78,16 +78,9 @@ class SampleSubscription(Subscription):  # type: ignore[misc]
         now = now_ns()
         for notif in data:
             if isinstance(notif, ua.DataChangeNotification):
-                out: list[Sample] = []
-                refs = self.refs
-                for item in notif.MonitoredItems:
-                    ref = refs.get(item.ClientHandle)
-                    if ref is None:
-                        continue
-                    s = sample_of(ref.device, ref.point.id, item.Value, now, ref.scale, ref.offset)
-                    if self.on_sample(ref, s):
-                        out.append(s)
-                self.notifications += len(notif.MonitoredItems)
+                items = notif.MonitoredItems
+                out = notification_samples(items, self.refs, now, self.on_sample)
+                self.notifications += len(items)
                 if out:
                     self.sink.put_many(out)
             elif isinstance(notif, ua.StatusChangeNotification):
@@ -143,6 +136,59 @@ class SampleSubscription(Subscription):  # type: ignore[misc]
         req.MonitoringMode = ua.MonitoringMode.Reporting
         req.RequestedParameters = mp
         return req
+
+
+def notification_samples(
+    items: Iterable[ua.MonitoredItemNotification],
+    refs: Mapping[int, PointRef],
+    now: int,
+    keep: Callable[[PointRef, Sample], bool],
+) -> list[Sample]:
+    """The samples of one DataChangeNotification's items (those ``keep`` accepts).
+
+    Same samples as :func:`sample_of` item by item, with a fast path for the common case (good
+    status, a plain float or int value, a source timestamp): the timestamp conversion is done
+    once per distinct source timestamp (a scan stamps many items alike) and the checks of the
+    general path are skipped. Anything else goes through :func:`sample_of`.
+    """
+    out: list[Sample] = []
+    append = out.append
+    good = Quality.GOOD
+    last_moment: object = None
+    last_ns: int | None = None
+    for item in items:
+        ref = refs.get(item.ClientHandle)
+        if ref is None:
+            continue
+        dv = item.Value
+        code = dv.StatusCode_
+        variant = dv.Value
+        moment = dv.SourceTimestamp
+        if (
+            (code is None or code.value == 0)
+            and variant is not None
+            and moment is not None
+            and type(raw := variant.Value) in _PLAIN
+            and raw == raw  # NaN: the general path
+        ):
+            if moment is not last_moment and moment != last_moment:
+                last_moment = moment
+                last_ns = ns_of(moment)
+            if last_ns is not None:
+                value = float(raw)
+                if ref.scale != 1.0 or ref.offset != 0.0:
+                    value = value * ref.scale + ref.offset
+                s = Sample(ref.device, ref.point.id, last_ns, value, good, "")
+                if keep(ref, s):
+                    append(s)
+                continue
+        s = sample_of(ref.device, ref.point.id, dv, now, ref.scale, ref.offset)
+        if keep(ref, s):
+            append(s)
+    return out
+
+
+_PLAIN = frozenset({float, int})
 
 
 def deadband_filter(ref: PointRef) -> ua.DataChangeFilter | None:
