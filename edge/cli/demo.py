@@ -389,7 +389,13 @@ async def run_demo(
     then the factory clock starts (at ``start_ns``, default :func:`default_start`) with the
     simulators, then the connectors and the services."""
     stop = asyncio.Event()
-    remove = install_stop_signals(stop)
+    forcers: list[Callable[[], None]] = []
+
+    def force() -> None:  # a second Ctrl-C: the collector stops retrying and exits promptly
+        for f in forcers:
+            f()
+
+    remove = install_stop_signals(stop, on_repeat=force)
     sims: list[Simulator] = []
     try:
         assert isinstance(site.storage, SqliteStorage), "the demo runs on the embedded store"
@@ -416,6 +422,7 @@ async def run_demo(
                 history_days,
                 services,
                 start_simulators,
+                forcers,
             )
         finally:
             if sims:
@@ -435,6 +442,7 @@ async def _collect(
     history_days: int,
     services: bool,
     start_simulators: Callable[[], Awaitable[None]],
+    forcers: list[Callable[[], None]] | None = None,
 ) -> int:
     tz = site.site.timezone
     assert isinstance(site.storage, SqliteStorage), "the demo runs on the embedded store"
@@ -458,6 +466,8 @@ async def _collect(
         connectors=on_factory_time(build_connectors(site), site, clock),
         time_ns=clock.now_ns,
     )
+    if forcers is not None:
+        forcers.append(collector.force_stop)
     run_task = asyncio.create_task(
         collector.run(stop, history=history, before_connectors=start_simulators),
         name="collector",
