@@ -30,16 +30,21 @@ from edge.store.ledger import Ledger
 from edge.store.sqlite import SqliteStore
 from edge.writer import Writer
 
+# Device and point names are shared string objects, as connectors make samples (from the
+# site's Device/Point objects), not a new string per sample.
+DEVICES = [f"dev{i:02d}" for i in range(100)]
+POINTS = [f"p{i}" for i in range(100)]
+
 
 def make_batches(n: int, size: int, sources: int = 8) -> list[Batch]:
     t0 = 1_780_000_000_000_000_000
     out = []
     for i in range(n):
-        src = f"dev{i % sources:02d}"
+        src = DEVICES[i % sources]
         seq = i // sources + 1
         out.append(
             Batch(src, seq, tuple(
-                Sample(src, f"p{j % 10}", t0 + i * 10**9 + j, float(j % 97)) for j in range(size)
+                Sample(src, POINTS[j % 10], t0 + i * 10**9 + j, float(j % 97)) for j in range(size)
             ))
         )  # fmt: skip
     return out
@@ -128,7 +133,7 @@ def main() -> None:
             )
     t0 = 1_780_000_000_000_000_000
     samples = [
-        Sample(f"dev{i % 20:02d}", f"p{(i // 20) % 10}", t0 + i * 1000, float(i % 977))
+        Sample(DEVICES[i % 20], POINTS[(i // 20) % 10], t0 + i * 1000, float(i % 977))
         for i in range(a.samples)
     ]
     modes = [m for m in MODES if m in a.modes.split(",")]

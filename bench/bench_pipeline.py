@@ -6,7 +6,10 @@ pinned to one core. Prints samples/s of wall time (includes fsync waits and what
 runs on that core) and samples per CPU-second of the process (what one dedicated core
 sustains when the disk keeps up).
 
-    .venv/bin/python bench/bench_pipeline.py [--samples N] [--runs R]
+With ``--ledger`` the evidence ledger observes the writer as the collector runs it (its own
+thread, ``synchronous=FULL``) and the clock stops once the ledger logged the last batch too.
+
+    .venv/bin/python bench/bench_pipeline.py [--samples N] [--runs R] [--ledger]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from connectors.base import Sample
 from edge.health import HealthTracker
 from edge.queue import SampleQueue
 from edge.recording import Recorder, rule_for
+from edge.store.ledger import Ledger
 from edge.store.sqlite import SqliteStore
 from edge.writer import Writer
 
@@ -39,7 +43,7 @@ def make_samples(n: int, devices: int, points: int) -> list[Sample]:
 
 
 async def one_run(
-    samples: list[Sample], db: Path, deadband: bool, chunk: int
+    samples: list[Sample], db: Path, deadband: bool, chunk: int, ledger: Ledger | None = None
 ) -> tuple[float, float]:
     store = SqliteStore(db)
     q = SampleQueue(len(samples) + 1)
@@ -48,7 +52,8 @@ async def one_run(
         keys = {(s.device, s.point) for s in samples[:10_000]}
         rec = Recorder({k: rule_for(Deadband(value=0.25), 300.0) for k in keys})
     health = HealthTracker()
-    w = Writer(store, q, recorder=rec, health=health, batch_max_samples=5000, flush_interval_ms=200)
+    w = Writer(store, q, recorder=rec, health=health, batch_max_samples=5000,
+               flush_interval_ms=200, observers=[ledger] if ledger else [])  # fmt: skip
     task = asyncio.create_task(w.run())
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -63,6 +68,8 @@ async def one_run(
         await asyncio.sleep(0)  # let the writer run, as connectors do between reads
     q.close()
     await task
+    if ledger is not None:
+        await asyncio.to_thread(ledger.flush)
     elapsed = time.perf_counter() - t0
     cpu = time.process_time() - c0
     assert w.received == len(samples)
@@ -74,6 +81,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--ledger", action="store_true", help="with the evidence ledger")
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
@@ -83,14 +91,22 @@ def main() -> None:
         ("100 devices x 10 points, deadband on every point", 100, 10, True, 1000),
         ("10 devices x 100 points, put_many(1000)", 10, 100, False, 1000),
     ]
-    print(f"pipeline queue -> writer -> SQLite, {args.samples:,} samples, {args.runs} runs, 1 core")
+    what = "SQLite + evidence ledger" if args.ledger else "SQLite"
+    print(f"pipeline queue -> writer -> {what}, {args.samples:,} samples, {args.runs} runs, 1 core")
     for label, devices, points, deadband, chunk in shapes:
         samples = make_samples(args.samples, devices, points)
         rates: list[float] = []
         cpu_rates: list[float] = []
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory() as tmp:
-                wall, cpu = asyncio.run(one_run(samples, Path(tmp) / "b.db", deadband, chunk))
+                led = Ledger(Path(tmp) / "l.db", background=True) if args.ledger else None
+                try:
+                    wall, cpu = asyncio.run(
+                        one_run(samples, Path(tmp) / "b.db", deadband, chunk, led)
+                    )
+                finally:
+                    if led is not None:
+                        led.close()
             rates.append(wall)
             cpu_rates.append(cpu)
         print(
