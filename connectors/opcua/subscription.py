@@ -148,14 +148,14 @@ def notification_samples(
 
     Same samples as :func:`sample_of` item by item, with a fast path for the common case (good
     status, a plain float or int value, a source timestamp): the timestamp conversion is done
-    once per distinct source timestamp (a scan stamps many items alike) and the checks of the
-    general path are skipped. Anything else goes through :func:`sample_of`.
+    once per distinct source timestamp of the notification (a scan stamps many items alike; a
+    queue size above 1 interleaves a few scans) and the checks of the general path are
+    skipped. Anything else goes through :func:`sample_of`.
     """
     out: list[Sample] = []
     append = out.append
     good = Quality.GOOD
-    last_moment: object = None
-    last_ns: int | None = None
+    stamps: dict[object, int | None] = {}
     for item in items:
         ref = refs.get(item.ClientHandle)
         if ref is None:
@@ -171,14 +171,15 @@ def notification_samples(
             and type(raw := variant.Value) in _PLAIN
             and raw == raw  # NaN: the general path
         ):
-            if moment is not last_moment and moment != last_moment:
-                last_moment = moment
-                last_ns = ns_of(moment)
-            if last_ns is not None:
+            try:
+                ts = stamps[moment]
+            except KeyError:
+                ts = stamps[moment] = ns_of(moment)
+            if ts is not None:
                 value = float(raw)
                 if ref.scale != 1.0 or ref.offset != 0.0:
                     value = value * ref.scale + ref.offset
-                s = Sample(ref.device, ref.point.id, last_ns, value, good, "")
+                s = Sample(ref.device, ref.point.id, ts, value, good, "")
                 if keep(ref, s):
                     append(s)
                 continue
