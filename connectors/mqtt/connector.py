@@ -18,7 +18,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,8 @@ from config.models import Device
 from config.mqtt import MqttConnection
 from connectors.base import ConnectorError, Quality, Sample, Sink
 from connectors.mqtt.fastclient import ChunkClient, supported
-from connectors.mqtt.payload import FieldSpec, compile_spec, decode
+from connectors.mqtt.payload import FieldSpec, RouteDecoder, compile_spec
+from connectors.mqtt.samples import good_samples
 from connectors.mqtt.topics import TopicError, device_from_topic, device_level_ok, matches
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,10 @@ class Route:
     qos: int
     needs_json: bool = True
     stamped: frozenset[str] = frozenset()  # points whose time comes from the payload
+    decoder: RouteDecoder = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "decoder", RouteDecoder(self.specs))
 
 
 def routes_of(device: Device) -> list[Route]:
@@ -324,9 +329,7 @@ class MqttConnector:
                 self._seen.add(device)
                 if device not in self.devices:
                     sink.link(device, True)
-            decoded = decode(
-                payload, route.specs, received, route.max_bytes, needs_json=route.needs_json
-            )
+            decoded = route.decoder(payload, received, route.max_bytes)
             if retained:
                 stamped = route.stamped
                 samples.extend(
@@ -336,7 +339,7 @@ class MqttConnector:
                     for p, ts, v in decoded.values
                 )
             else:
-                samples.extend([Sample(device, p, ts, v) for p, ts, v in decoded.values])
+                good_samples(device, decoded.values, samples)
             for _point, reason in decoded.errors:
                 self._malformed(sink, device, reason, topic)
 
