@@ -44,6 +44,37 @@ def fmt_change(change: Any, change_label: str | None) -> str:
     return f"{word} {pct:.1f}%".strip()
 
 
+WORSE_MARK = "↓"
+WORSE_LEGEND = {
+    "zh": f"{WORSE_MARK} 变差：变化方向不利于该指标 (worse: the change goes the KPI's bad way)",
+    "en": f"{WORSE_MARK} worse: the change goes the KPI's bad way",
+}
+
+
+def row_worse(r: dict[str, Any]) -> bool:
+    """The row's ``worse`` flag (``KpiRow.to_dict``); for a row without it (an older table),
+    worked out from the good direction and the change the same way as the engine."""
+    flag = r.get("worse")
+    if isinstance(flag, bool):
+        return flag
+    change = r.get("change")
+    if not isinstance(change, int | float) or isinstance(change, bool):
+        return False
+    if not math.isfinite(change):
+        return False
+    direction = r.get("direction")
+    if direction == "up":
+        return change < 0
+    if direction == "down":
+        return change > 0
+    return False
+
+
+def worse_legend(rows: list[dict[str, Any]], lang: Lang) -> str:
+    """The legend of the worse mark when a row of the table carries it, else ``""``."""
+    return WORSE_LEGEND["zh" if lang == "zh" else "en"] if any(r["worse"] for r in rows) else ""
+
+
 def table_rows(table: dict[str, Any] | None, lang: Lang) -> list[dict[str, Any]]:
     if not table:
         return []
@@ -65,6 +96,8 @@ def table_rows(table: dict[str, Any] | None, lang: Lang) -> list[dict[str, Any]]
                 "before": fmt_number(_value_of(r.get("before"))),
                 "after": fmt_number(_value_of(r.get("after"))),
                 "change": fmt_change(r.get("change"), r.get("change_label")),
+                "worse": row_worse(r),
+                "worse_title": WORSE_LEGEND["zh" if lang == "zh" else "en"] if row_worse(r) else "",
                 "provenance": " + ".join(
                     label(p, lang) for p in prov.replace("/", "+").split("+") if p
                 )

@@ -353,6 +353,26 @@ def row_value(v: Any) -> Any:
     return v
 
 
+WORSE_MARK = "↓"
+WORSE_LEGEND = f"{WORSE_MARK} 变差：变化方向不利于该指标 (worse: the change goes the KPI's bad way)"
+
+
+def row_worse(r: Mapping[str, Any]) -> bool:
+    """The row's ``worse`` flag (``KpiRow.to_dict``), or for a row without it the same rule from
+    its good direction and change."""
+    flag = r.get("worse")
+    if isinstance(flag, bool):
+        return flag
+    try:
+        change = float(r.get("change"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    if not np.isfinite(change):
+        return False
+    direction = r.get("direction")
+    return change < 0 if direction == "up" else change > 0 if direction == "down" else False
+
+
 def render_report(
     *,
     title: str,
@@ -364,9 +384,13 @@ def render_report(
 ) -> bytes:
     """The HTML report: facts, the before/after table, then plot sections ``(heading, svg)``."""
     rows_html = []
+    any_worse = False
     for r in table.get("rows", []):
         if not isinstance(r, Mapping):
             continue
+        worse = row_worse(r)
+        any_worse = any_worse or worse
+        mark = f' <span class="worse" title="{html.escape(WORSE_LEGEND)}">{WORSE_MARK}</span>'
         label = html.escape(str(r.get("label_zh", r.get("id", ""))))
         en = html.escape(str(r.get("label_en", "")))
         rows_html.append(
@@ -375,10 +399,12 @@ def render_report(
             f"<td>{html.escape(str(r.get('unit', '')))}</td>"
             f"<td>{_fmt(row_value(r.get('before')))}</td>"
             f"<td>{_fmt(row_value(r.get('after')))}</td>"
-            f"<td>{html.escape(str(r.get('change_label', '')))} {_pct(r.get('change'))}</td>"
+            f"<td>{html.escape(str(r.get('change_label', '')))} {_pct(r.get('change'))}"
+            f"{mark if worse else ''}</td>"
             f"<td>{html.escape(str(r.get('provenance', '')))}</td>"
             "</tr>"
         )
+    legend = f'<p class="legend">{html.escape(WORSE_LEGEND)}</p>' if any_worse else ""
     facts_html = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts
     )
@@ -392,6 +418,7 @@ body {{ font-family: sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }}
 small {{ color: #666; }}
+.worse {{ color: #b42318; font-weight: bold; }}
 </style></head>
 <body>
 <h1>{html.escape(title)}</h1>
@@ -404,6 +431,7 @@ small {{ color: #666; }}
 <th>变化 change</th><th>来源 provenance</th></tr>
 {"".join(rows_html)}
 </table>
+{legend}
 <p>所有实测指标均可用 <code>shopfloor verify bundle.zip --trust trust.json</code> 离线复算。
 Every measured KPI can be recomputed offline with
 <code>shopfloor verify bundle.zip --trust trust.json</code>.</p>
