@@ -12,8 +12,9 @@ keep-alive, reconnect, subscriptions, TLS, the thread) and replaces only the rea
   messages are handed to ``on_batch([(topic, payload, received_ns, retained), ...])`` in one
   call; every other packet (CONNACK, SUBACK, PINGRESP, QoS 2, a topic that is not UTF-8, ...)
   goes through paho's own handler unchanged;
-* the PUBACKs of the chunk are queued as one write, *after* ``on_batch`` returned: a message is
-  acknowledged only once it was handed over, as paho does one by one.
+* the PUBACKs of the chunk are written at once in one ``send``, *after* ``on_batch`` returned: a
+  message is acknowledged only once it was handed over, as paho does one by one;
+* ``disconnect`` waits for the chunk being handled, then nothing more is read or acknowledged.
 
 The parts of paho this relies on are checked by :func:`supported`; when a paho release changes
 them the connector uses the plain paho client (slower, same behaviour).
@@ -22,6 +23,7 @@ them the connector uses the plain paho client (slower, same behaviour).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -92,13 +94,32 @@ class ChunkClient(mqtt.Client):
         super().__init__(*args, **kwargs)
         self._on_batch = on_batch
         self._rbuf = bytearray()
+        # held by paho's thread while it reads and hands over a chunk, and by disconnect(): the
+        # PUBACKs of every batch handed over are queued before the DISCONNECT
+        self._reading = threading.Lock()
+        self._closing = False
 
     def reconnect(self) -> MQTTErrorCode:
         # a new connection starts with an empty read buffer (as paho resets its _in_packet)
         self._rbuf = bytearray()
+        self._closing = False
         return super().reconnect()
 
+    def disconnect(self, *args: Any, **kwargs: Any) -> MQTTErrorCode:
+        """paho's disconnect, after the chunk being handled (if any) has queued its PUBACKs;
+        nothing more is read: what the broker still sends is not acknowledged, so it comes
+        again on the next session instead of twice."""
+        with self._reading:
+            self._closing = True
+            return super().disconnect(*args, **kwargs)
+
     def _packet_read(self) -> MQTTErrorCode:
+        with self._reading:
+            if self._closing:
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+            return self._read_chunk()
+
+    def _read_chunk(self) -> MQTTErrorCode:
         try:
             data = self._sock_recv(RECV_SIZE)
         except BlockingIOError:
@@ -188,3 +209,6 @@ class ChunkClient(mqtt.Client):
             self._on_batch(batch)
         if acks:
             self._packet_queue(PUBACK, bytes(acks), 0, 0)
+            # paho's thread: write now, not after the next select (the broker sends at most
+            # its max_inflight_messages, 20 by default, before it waits for these)
+            self.loop_write()
