@@ -5,7 +5,12 @@ period the engine takes the figures of that id overlapping it, never two that ov
 (largest overlap first), and combines them by the figure's kind:
 
 - flows (output value, sales, deliveries...): each figure prorated by the share of its period
-  inside the KPI period, then summed;
+  inside the KPI period, then summed. With the site calendar (the engine passes it) the share is
+  by planned operating time (POT: shifts minus holidays), so an hour of a working shift gets
+  1/POT-hours of an annual figure and a night or a Sunday gets nothing: measured flows over the
+  working hours (energy) are then divided by the output value of the same hours. Without a
+  calendar, or when the figure's period has no planned operating time, the share is by
+  calendar time. The basis is recorded per figure (``share_basis``) and in the notes;
 - averages (headcount, average inventory, R&D cycle days): mean weighted by overlap;
 - counts of a register (AI models, replication): the latest overlapping figure.
 
@@ -25,8 +30,10 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
+from config.calendar import Calendar
 from config.declared import DeclaredFigure, DeclaredId, Period
 from config.models import SiteConfig
+from metrics.annualise import NS_PER_H, pot_ns
 from metrics.periods import TimeRange, day_start_ns, zone
 
 FLOW_IDS = frozenset(
@@ -91,10 +98,53 @@ def _to_unit(fig: DeclaredFigure) -> tuple[float, str, str | None]:
     return fig.value, fig.unit, None
 
 
+def _flow_share(
+    did: str,
+    fig: DeclaredFigure,
+    a: int,
+    b: int,
+    period: TimeRange,
+    tz: str,
+    calendar: Calendar | None,
+) -> tuple[float, str, str | None]:
+    """Share of a flow figure inside the period, its basis and a note saying how."""
+    lo, hi = max(a, period.start_ns), min(b, period.end_ns)
+    if hi - lo >= b - a:
+        return 1.0, "whole", None
+    where = f"{fig.period.start}..{fig.period.end}"
+    if calendar is not None:
+        pot_fig = pot_ns(calendar, tz, a, b)
+        if pot_fig > 0:
+            pot_in = pot_ns(calendar, tz, lo, hi)
+            return (
+                pot_in / pot_fig,
+                "planned_operating_time",
+                f"{did}: prorated by planned operating time: {pot_in / NS_PER_H:.2f} h of "
+                f"{pot_fig / NS_PER_H:.2f} h planned in {where} ({fig.source})",
+            )
+        return (
+            (hi - lo) / (b - a),
+            "calendar_time",
+            f"{did}: prorated by calendar time: no planned operating time in {where}",
+        )
+    return (
+        (hi - lo) / (b - a),
+        "calendar_time",
+        f"{did}: prorated by calendar time: {(hi - lo) / NS_PER_H:.2f} h of "
+        f"{(b - a) / NS_PER_H:.2f} h of {where} ({fig.source})",
+    )
+
+
 def declared_value(
-    figures: Sequence[DeclaredFigure], did: str, period: TimeRange, tz: str
+    figures: Sequence[DeclaredFigure],
+    did: str,
+    period: TimeRange,
+    tz: str,
+    calendar: Calendar | None = None,
 ) -> DeclaredValue | None:
-    """The value of one declared id for a KPI period, or ``None`` when no figure overlaps."""
+    """The value of one declared id for a KPI period, or ``None`` when no figure overlaps.
+
+    ``calendar`` (the site's) makes flows prorated by planned operating time."""
     cands: list[tuple[int, int, int, DeclaredFigure]] = []
     for fig in figures:
         if fig.id != did:
@@ -120,24 +170,30 @@ def declared_value(
     used: list[dict[str, Any]] = []
     vals: list[tuple[float, int, int, int, int]] = []
     unit = ""
+    shares: list[float] = []
     for ov, a, b, fig in chosen:
         v, unit, note = _to_unit(fig)
         if note:
             notes.append(note)
-        share = ov / (b - a)
-        used.append(
-            {
-                "value": fig.value,
-                "unit": fig.unit,
-                "period": f"{fig.period.start}..{fig.period.end}",
-                "source": fig.source,
-                "share": share,
-            }
-        )
+        entry: dict[str, Any] = {
+            "value": fig.value,
+            "unit": fig.unit,
+            "period": f"{fig.period.start}..{fig.period.end}",
+            "source": fig.source,
+            "share": ov / (b - a),
+        }
+        if did in FLOW_IDS:
+            share, basis, how = _flow_share(did, fig, a, b, period, tz, calendar)
+            entry["share"] = share
+            entry["share_basis"] = basis
+            if how:
+                notes.append(how)
+            shares.append(share)
+        used.append(entry)
         vals.append((v, ov, a, b, b - a))
     covered = sum(v[1] for v in vals) / period.duration_ns
     if did in FLOW_IDS:
-        value = sum(v * ov / length for v, ov, _, _, length in vals)
+        value = sum(v[0] * sh for v, sh in zip(vals, shares, strict=True))
         method = "prorated_sum"
         if covered < 0.999:
             notes.append(f"{did}: declared figures cover {covered:.1%} of the period")

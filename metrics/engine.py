@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 
 from config.models import Device, Point, SiteConfig
+from metrics.annualise import Annualisation, annualisation
 from metrics.catalogue import BY_ID, CATALOGUE, Kpi
 from metrics.counters import CounterSteps, GapRule, counter_steps
 from metrics.declared import DeclaredValue, declared_value
 from metrics.energy import CARRIER_ROLES, Carriers, co2_t, energy_tce, factor_dict
 from metrics.intervals import IntervalSet
 from metrics.oee import FleetOee, MachineOee, Quantities, machine_flags, ratio
-from metrics.periods import NS_PER_S, TimeRange, calendar_years, zone
+from metrics.periods import NS_PER_S, TimeRange, zone
 from metrics.series import QUALITY_BAD, Series, SeriesReader
 from metrics.tiers import evaluate
 from metrics.timemodel import (
@@ -875,10 +876,11 @@ class _Declared:
     def __init__(self, site: SiteConfig, period: TimeRange) -> None:
         self.site = site
         self.period = period
-        self.years = calendar_years(period, site.site.timezone)
+        self.annual = annualisation(period, site.calendar, site.site.timezone)
 
     def get(self, did: str) -> DeclaredValue | None:
-        return declared_value(self.site.declared.figures, did, self.period, self.site.site.timezone)
+        s = self.site
+        return declared_value(s.declared.figures, did, self.period, s.site.timezone, s.calendar)
 
     def missing(self, *ids: str) -> KpiValue:
         return KpiValue(
@@ -906,11 +908,15 @@ class _Declared:
             return self.missing(*[i for i, g in zip(ids, got, strict=True) if g is None])
         dvals = [d for d in ds if d is not None]
         den = sum(d.value for d in dvals)
-        num_v = n.value / self.years if per_year else n.value
-        v = ratio(num_v, den)
         notes = list(n.notes) + [x for d in dvals for x in d.notes]
+        num_v: float | None = n.value
         if per_year:
-            notes.append(f"{num} per year: period is {self.years:.4f} calendar years")
+            # the numerator is a flow prorated into the period: the same annualisation as the
+            # table's extensive rows (by planned operating time under a year)
+            factor = self.annual.factor
+            num_v = None if factor is None else n.value * factor
+            notes.append(self.annual.note(f"{num} per year"))
+        v = None if num_v is None else ratio(num_v, den)
         cov = min([n.coverage, *(d.coverage for d in dvals)])
         return KpiValue(
             _pct(v) if pct else v,
@@ -1026,6 +1032,8 @@ def _per_value(
     prov = p if ov.provenance == p else "mixed"
     notes = [f"{i['carrier']}: factor {i['factor']['id']} ({i['factor']['source']})" for i in parts]
     notes.append(f"output value {ov.variant or ''}: {ov.provenance}")
+    # how the declared output value was brought to the period (planned operating time)
+    notes += [n for n in ov.notes if "prorated" in n]
     notes += counter_notes
     return KpiValue(value, prov, tuple(inputs), _min_cov(ov.coverage, counter_cov), tuple(notes))
 
@@ -1205,8 +1213,30 @@ def compute_period(
     )
 
 
-def _per_year(value: float | None, years: float) -> str:
-    return "n/a" if value is None or years <= 0 else f"{value / years:.2f}"
+def extensive_ids(site: SiteConfig) -> frozenset[str]:
+    """The table's rows that are flow totals of their period (reported per year)."""
+    ids = {"output_value"}
+    if site.kpi.operating_cost_basis == "absolute":
+        ids.add("operating_cost")
+    return frozenset(ids)
+
+
+def annualised(v: KpiValue, ann: Annualisation, unit: str) -> KpiValue:
+    """A period total on the form's per-year basis; the raw total stays among the inputs."""
+    if v.value is None:
+        return v
+    total = KpiInput(
+        "period total (before annualisation)",
+        v.value,
+        unit,
+        v.provenance,
+        "the period's total of this KPI",
+        ann.detail(),
+    )
+    value = None if ann.factor is None else v.value * ann.factor
+    return dataclasses.replace(
+        v, value=value, inputs=(*v.inputs, total), notes=(*v.notes, ann.note("per year"))
+    )
 
 
 def is_worse(direction: str, change: float | None) -> bool:
@@ -1256,28 +1286,27 @@ def compute_table(
     after = compute_period(reader, site, current, imported=current_imported)
     rows: list[KpiRow] = []
     tz = site.site.timezone
-    yb, yc = calendar_years(baseline, tz), calendar_years(current, tz)
-    period_totals = {"output_value"}
-    if site.kpi.operating_cost_basis == "absolute":
-        period_totals.add("operating_cost")
+    ann_b = annualisation(baseline, site.calendar, tz)
+    ann_c = annualisation(current, site.calendar, tz)
+    extensive = extensive_ids(site)
     for kpi in CATALOGUE:
         b = before.kpis[kpi.id]
         a = after.kpis[kpi.id]
-        if kpi.id in period_totals and abs(yb - yc) > 0.01 * max(yb, yc):
-            note = (
-                f"totals of periods of different length ({yb:.4f} vs {yc:.4f} calendar years): "
-                f"per year {_per_year(b.value, yb)} -> {_per_year(a.value, yc)}"
-            )
-            a = dataclasses.replace(a, notes=(*a.notes, note))
+        unit = (
+            kpi.unit
+            if kpi.id != "operating_cost" or site.kpi.operating_cost_basis == "absolute"
+            else "万元/万元产值"
+        )
+        if kpi.id in extensive:
+            b, a = annualised(b, ann_b, unit), annualised(a, ann_c, unit)
+            unit = f"{unit}/年"
         change, label = change_of(kpi, b.value, a.value)
         rows.append(
             KpiRow(
                 id=kpi.id,
                 label_zh=kpi.label_zh,
                 label_en=kpi.label_en,
-                unit=kpi.unit
-                if kpi.id != "operating_cost" or site.kpi.operating_cost_basis == "absolute"
-                else "万元/万元产值",
+                unit=unit,
                 direction=kpi.direction,
                 mandatory=kpi.mandatory,
                 provenance=kpi.provenance,

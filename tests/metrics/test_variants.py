@@ -164,18 +164,29 @@ def test_missing_declared_and_no_meters() -> None:
     assert res.kpis["cnc_rate"].value == 0.0  # controller per register but nothing recorded
 
 
-def test_period_totals_of_different_length_are_noted() -> None:
+def test_period_totals_of_different_length_are_annualised() -> None:
+    # Before: the table compared a day's total (10) with two days' (20) and read +100 %; both are
+    # now on the form's per-year basis (the site runs around the clock: POT = calendar time).
     from metrics.engine import compute_table
 
     two = parse_range("2026-01-06..2026-01-07", "UTC")
     t = compute_table(_reader(), _site(), P, two)
     ov = t.row("output_value")
-    assert ov.after.value == pytest.approx(2 * ov.before.value)
-    assert any(
-        "different length" in n and "per year 3650.00 -> 3650.00" in n for n in ov.after.notes
-    )
-    same = compute_table(_reader(), _site(), P, parse_range("2026-01-06..2026-01-06", "UTC"))
-    assert not any("different length" in n for n in same.row("output_value").after.notes)
+    assert ov.unit == "万元/年"
+    assert ov.before.value == pytest.approx(3650.0)
+    assert ov.after.value == pytest.approx(3650.0)
+    assert ov.change == pytest.approx(0.0)
+    totals = [i for i in ov.after.inputs if i.name.startswith("period total")]
+    assert len(totals) == 1
+    assert totals[0].value == pytest.approx(20.0)  # the raw two-day total is kept
+    assert totals[0].detail["annualisation_basis"] == "planned_operating_time"
+    assert totals[0].detail["annualisation_factor"] == pytest.approx(365 / 2)
+    assert any("annualised by planned operating time" in n for n in ov.after.notes)
+    # operating cost (absolute) is a flow total too
+    oc = t.row("operating_cost")
+    assert oc.unit == "万元/年"
+    assert oc.before.value == pytest.approx(365.0)
+    assert oc.after.value == pytest.approx(365.0)
 
 
 def test_unknown_quality_device_is_reported() -> None:
