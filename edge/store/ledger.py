@@ -177,7 +177,8 @@ class Ledger:
         self.handoff_timeout_s = handoff_timeout_s
         self.group_max_samples = group_max_samples
         self.compress_idle_s = compress_idle_s
-        self._raw: collections.deque[int] = collections.deque()  # copies to compress later
+        # leaves [lo, hi) may have a raw stored copy (appends only grow idx: two ints suffice)
+        self._raw_lo = self._raw_hi = 0
         self.handoff = HandoffStats()
         if readonly:
             uri = f"file:{self.path}?mode=ro"
@@ -330,7 +331,7 @@ class Ledger:
             try:
                 self._compress_some()
             except Exception:
-                self._raw.clear()  # those copies stay raw (they read the same)
+                self._raw_lo = self._raw_hi  # those copies stay raw (they read the same)
                 log.exception("evidence: cannot compress stored samples in the ledger")
 
     def _next_parts(self) -> list[_Handoff] | None:
@@ -342,7 +343,7 @@ class Ledger:
             while not self._pending:
                 if self._stopping:
                     return None
-                if self._raw and self.compress:
+                if self._raw_lo < self._raw_hi and self.compress:
                     since = time.monotonic()
                     cond.wait(self.compress_idle_s)
                     waited = time.monotonic() - since
@@ -570,20 +571,22 @@ class Ledger:
                     self._db.execute("ROLLBACK")
                 raise
             self._frontier, self._size, self._last_seq = frontier, size, last_seq
-            if self._thread is not None and self.compress:
-                self._raw.extend(i for i, _ in data_rows)
+            if self._thread is not None and self.compress and data_rows:
+                if self._raw_lo == self._raw_hi:
+                    self._raw_lo = data_rows[0][0]
+                self._raw_hi = data_rows[-1][0] + 1
             return out
 
     def _compress_some(self, limit: int = 64) -> int:
         """(The ledger thread, when idle) compress up to ``limit`` stored copies written raw;
         returns how many. zlib runs outside the lock; one transaction for the updates."""
-        idxs = [self._raw.popleft() for _ in range(min(limit, len(self._raw)))]
-        if not idxs:
-            return 0
-        marks = ",".join("?" * len(idxs))
         with self._lock:
+            lo = self._raw_lo
+            hi = min(self._raw_hi, lo + limit)
+            if lo >= hi:
+                return 0
             rows = self._db.execute(
-                f"SELECT idx, data FROM batch_data WHERE idx IN ({marks})", idxs
+                "SELECT idx, data FROM batch_data WHERE idx >= ? AND idx < ?", (lo, hi)
             ).fetchall()
         done = [(zlib.compress(bytes(d), 1), int(i)) for i, d in rows if bytes(d[:4]) == _RAW_MAGIC]
         with self._lock:
@@ -595,6 +598,7 @@ class Ledger:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
                 raise
+            self._raw_lo = max(self._raw_lo, hi)
         self.handoff.compressed_later += len(done)
         return len(done)
 

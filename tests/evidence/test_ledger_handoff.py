@@ -307,19 +307,24 @@ def test_columns_that_are_not_the_batches_are_refused(tmp_path: Path) -> None:
 
 
 def test_stored_copies_are_written_raw_and_compressed_when_idle(tmp_path: Path) -> None:
-    batches = [_batch("a", seq, n=200) for seq in range(1, 6)]
+    batches = [_batch("a", seq, n=200) for seq in range(1, 81)]
     with Ledger(tmp_path / "l.db", durable=False, background=True, compress_idle_s=0.05) as led:
-        led.stored(batches)
+        led.stored(batches[:30])
+        assert led.flush(5.0)
+        led.append_special("clock", {"synchronised": True})  # a leaf without samples between
+        led.stored(batches[30:])
         assert led.flush(5.0)
         deadline = time.monotonic() + 10
-        while led.handoff.compressed_later < 5 and time.monotonic() < deadline:
+        while led.handoff.compressed_later < 80 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert led.handoff.compressed_later == 5
+        assert led.handoff.compressed_later == 80  # more than one round of 64
         raw = [bytes(r[0]) for r in led._db.execute("SELECT data FROM batch_data ORDER BY idx")]
+        assert len(raw) == 80
         assert all(r[:4] != b"SFS1" for r in raw)  # zlib now
-        assert sum(map(len, raw)) < 5 * 200 * 21 / 2
-        for i, b in enumerate(batches):
-            assert led.batch_data(i) == canonical.encode_samples(b.samples)
+        assert sum(map(len, raw)) < 80 * 200 * 21 / 2
+        logged = led.leaves(kind="batch")
+        for lf, b in zip(logged, batches, strict=True):
+            assert led.batch_data(lf.idx) == canonical.encode_samples(b.samples)
     with Ledger(tmp_path / "r.db", durable=False, background=True, compress_idle_s=60) as led:
         led.stored(batches[:1])
         assert led.flush(5.0)
