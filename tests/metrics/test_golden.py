@@ -41,7 +41,7 @@ def _reader(folder: Path, tz: str) -> MemReader:
 def _lookup(doc: dict[str, Any], path: str) -> Any:
     cur: Any = doc
     for part in path.split("."):
-        cur = cur[part]
+        cur = cur[int(part)] if isinstance(cur, list) else cur[part]
     return cur
 
 
@@ -78,4 +78,6 @@ def test_golden_cases_present() -> None:
         "counter_gap_jump",
         "counter_reset_in_gap",
         "link_lost_offline",
+        "energy_pot_declared",
+        "energy_measured_value",
     } <= set(CASES)
