@@ -25,7 +25,6 @@ from gateway.deps import AuthRequired, State
 from gateway.evidence import BundleInputError
 from gateway.kpi import KpiService, PeriodInputError
 from gateway.live import LiveHub
-from gateway.logs import configure_logging
 from gateway.metrics_prom import ApiMetrics
 from gateway.routers import admin, api, evidence, ops, pages
 from gateway.settings import Settings
@@ -102,7 +101,6 @@ def _wants_html(request: Request) -> bool:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    configure_logging(settings.log_level)
     users = UserDB(settings.users_db)
     pool = ReaderPool(settings.store_path, settings.readers)
     kpi = KpiService(pool, settings.site, settings.kpi_cache_s)

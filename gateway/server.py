@@ -11,6 +11,7 @@ from pathlib import Path
 import uvicorn
 
 from gateway.app import create_app
+from gateway.logs import configure_logging
 from gateway.settings import Settings
 
 
@@ -38,6 +39,8 @@ def uvicorn_config(
     proxy_headers: bool = False,
     forwarded_allow_ips: str | None = None,
 ) -> uvicorn.Config:
+    """The server of a process: also switches the process's logs to JSON lines."""
+    configure_logging(settings.log_level)
     return uvicorn.Config(
         create_app(settings),
         host=host,

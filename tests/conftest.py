@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +35,25 @@ class _Policy(asyncio.DefaultEventLoopPolicy):
 @pytest.fixture(scope="session")
 def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
     return _Policy()
+
+
+_LOGGERS = ("shopfloor", "uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """A test that configures process logging (e.g. JSON logs of a server it starts in-process)
+    must not change what the next test in the same worker captures."""
+    saved = []
+    for name in _LOGGERS:
+        lg = logging.getLogger(name)
+        saved.append((lg, list(lg.handlers), lg.level, lg.propagate, lg.disabled))
+    yield
+    for lg, handlers, level, propagate, disabled in saved:
+        lg.handlers = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
+        lg.disabled = disabled
 
 
 def _live_threads() -> set[threading.Thread]:
