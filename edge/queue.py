@@ -145,8 +145,12 @@ class SampleQueue:
             loop = asyncio.get_running_loop()
             self._waiter = loop.create_future()
             self._want = max_n
+            # asyncio.timeout, not wait_for: 3.11's wait_for returns normally when the consumer
+            # is cancelled just as the waiter completes (a put woke it), and the writer then
+            # never stops; here the cancellation always propagates (the samples stay queued)
             try:
-                await asyncio.wait_for(self._waiter, timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await self._waiter
             except TimeoutError:
                 pass
             finally:

@@ -357,7 +357,10 @@ class Collector:
             return
         groups = writer.prepare(items)
         try:
-            await asyncio.wait_for(writer.persist(groups, give_up_s=0.0), FORCE_GRACE_S)
+            # asyncio.timeout, not wait_for (3.11's wait_for can drop a cancellation that
+            # arrives as the write completes)
+            async with asyncio.timeout(FORCE_GRACE_S):
+                await writer.persist(groups, give_up_s=0.0)
         except (Exception, TimeoutError) as exc:
             self.unflushed += len(items)
             log.error("forced stop: %d queued samples not stored: %r", len(items), exc)

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+if TYPE_CHECKING:
+    from config.opcua import OpcUaConnection
 
-from config.base import SecretRef
-from config.opcua import OpcUaConnection
-from connectors.base import ConnectorError
-from connectors.opcua.browse import browse, format_tree
+# asyncio, asyncua and the config models load in the handler: registering the command stays
+# argparse-level so that ``shopfloor --help`` is fast on a small gateway.
 
 SECURITY = {
     "None": ("None", "None"),
@@ -23,6 +21,9 @@ SECURITY = {
 
 
 def _connection(args: argparse.Namespace) -> OpcUaConnection:
+    from config.base import SecretRef
+    from config.opcua import OpcUaConnection
+
     policy, mode = SECURITY[args.security]
     fields: dict[str, Any] = {
         "endpoint": args.url,
@@ -44,6 +45,13 @@ def _connection(args: argparse.Namespace) -> OpcUaConnection:
 
 
 def _browse_opcua(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from connectors.base import ConnectorError
+    from connectors.opcua.browse import browse, format_tree
+
     try:
         conn = _connection(args)
     except (ValidationError, ValueError) as exc:

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from edge.cli.keys import CliFail, guarded, load_site_or_fail, origin_of
-from edge.store import keys
-from edge.store.ledger import Ledger
-from metrics.evidence.note import encode_proof, open_checkpoint
 
 
 def _checkpoint(args: argparse.Namespace) -> int:
+    from edge.store import keys
+    from edge.store.ledger import Ledger
+    from metrics.evidence.note import encode_proof, open_checkpoint
+
     site = load_site_or_fail(args.config)
     ev = site.evidence
     path = site.resolve(ev.ledger_path)

@@ -6,10 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-from config.loader import ConfigError, json_schema, load_site, secret_issues
-
 
 def _check(args: argparse.Namespace) -> int:
+    # imported here: registering the command must stay argparse-level (fast ``--help``)
+    from config.loader import ConfigError, load_site, secret_issues
+
     try:
         site = load_site(args.file)
     except ConfigError as exc:
@@ -34,6 +35,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from config.loader import json_schema
+
     print(json_schema())
     return 0
 

@@ -54,6 +54,8 @@ from edge.store.sqlite import SqliteStore, StoreError
 log = logging.getLogger("shopfloor.demo")
 
 DAY_NS = 86_400 * 10**9
+SERVICE_STOP_S = 15.0
+
 Serve = Callable[[SiteConfig, asyncio.Event], Awaitable[None]]
 
 
@@ -511,14 +513,16 @@ async def _collect(
         print(f"demo: site file {site_file}", flush=True)
         print(f"demo: latest values: shopfloor tail -c {site_file}", flush=True)
         print("demo: Ctrl-C stops", flush=True)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(_first(stop, run_task), duration)
+        await until_stop(stop, run_task, duration)
     finally:
         end = clock.now_ns()
         stop.set()
         for t in service_tasks:
+            # a service gets 15 s to stop (then it is cancelled); a cancellation of the demo
+            # itself propagates (CancelledError is not an Exception)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(t, 15)
+                async with asyncio.timeout(SERVICE_STOP_S):
+                    await t
         try:
             await run_task
         except Exception as exc:
@@ -556,6 +560,15 @@ def local_date(ts: int, tz_name: str) -> dt.date:
 def fmt_iso(ts: int, tz_name: str) -> str:
     t = dt.datetime.fromtimestamp(ts / 1e9, zoneinfo.ZoneInfo(tz_name))
     return t.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+async def until_stop(stop: asyncio.Event, task: asyncio.Task[None], duration: float | None) -> None:
+    """Until ``stop`` is set, ``task`` ends or ``duration`` seconds passed (None: no limit).
+    A cancellation (Ctrl-C) always propagates: asyncio.timeout, not 3.11's wait_for, which
+    returns normally when the cancellation arrives just as the stop event or the task completes."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(duration):
+            await _first(stop, task)
 
 
 async def _first(stop: asyncio.Event, task: asyncio.Task[None]) -> None:
@@ -612,21 +625,3 @@ def _demo(args: argparse.Namespace) -> int:
     except (OSError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser("demo", help="simulated demo factory + collector (+ services) in one go")
-    p.add_argument("--speed", type=float, default=60.0, help="factory clock speed (default 60)")
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument(
-        "--start",
-        default=None,
-        help="factory clock start, local ISO time (default: the most recent shift start)",
-    )
-    p.add_argument("--data", default="demo-data", help="folder of the store (default demo-data)")
-    p.add_argument("--duration", type=float, default=None, help="stop after S wall seconds")
-    p.add_argument("--history-days", type=int, default=7, help="baseline days to import (0: none)")
-    p.add_argument("--no-services", action="store_true", help="do not start the gateway etc.")
-    p.add_argument("-c", "--config", default=None, help="another site file (default: demo.yaml)")
-    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
-    p.set_defaults(func=_demo)

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from edge.cli.keys import CliFail, guarded, load_site_or_fail
-from edge.store import keys
-from edge.store.export import ExportError, export_bundle
-from edge.store.ledger import Ledger
-from metrics.periods import PeriodError, parse_range
 
 
 def _export(args: argparse.Namespace) -> int:
+    from edge.store import keys
+    from edge.store.export import ExportError, export_bundle
+    from edge.store.ledger import Ledger
+    from metrics.periods import PeriodError, parse_range
+
     site = load_site_or_fail(args.config)
     tz = site.site.timezone
     try:

@@ -7,14 +7,14 @@ import json
 import stat
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from config.loader import ConfigError, load_site
-from config.models import SiteConfig
-from edge.store import keys
-from edge.store.ledger import Ledger, LedgerError
-from metrics.evidence.note import NoteError
-from metrics.evidence.trust import Role, TrustedKey, TrustError, parse_time
+if TYPE_CHECKING:
+    from config.models import SiteConfig
+    from metrics.evidence.trust import Role
+
+# Registering the commands imports only argparse-level code (``shopfloor --help`` stays fast
+# on a small gateway): the store, ledger, metrics and config modules load in the handlers.
 
 EXIT_USAGE = 2
 
@@ -24,6 +24,8 @@ class CliFail(Exception):
 
 
 def load_site_or_fail(path: str) -> SiteConfig:
+    from config.loader import ConfigError, load_site
+
     try:
         return load_site(path)
     except ConfigError as exc:
@@ -45,6 +47,11 @@ def origin_of(site: SiteConfig) -> str:
 
 def guarded(func: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
+        from edge.store import keys
+        from edge.store.ledger import LedgerError
+        from metrics.evidence.note import NoteError
+        from metrics.evidence.trust import TrustError
+
         try:
             code: int = func(args)
             return code
@@ -56,6 +63,8 @@ def guarded(func: Any) -> Any:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from edge.store import keys
+
     kd, site = key_dir_of(args)
     name = args.name or (origin_of(site) if site else None)
     if not name:
@@ -69,6 +78,8 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from edge.store import keys
+
     kd, _ = key_dir_of(args)
     pub = keys.load_public(kd)
     print(f"name:     {pub.name}")
@@ -84,6 +95,9 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _rotate(args: argparse.Namespace) -> int:
+    from edge.store import keys
+    from edge.store.ledger import Ledger
+
     kd, site = key_dir_of(args)
     rot = keys.rotate_key(kd)
     print(f"rotated {rot.old.name}: {rot.old.key_hash} -> {rot.new.key_hash}")
@@ -100,6 +114,9 @@ def _rotate(args: argparse.Namespace) -> int:
 
 
 def _trust(args: argparse.Namespace) -> int:
+    from edge.store import keys
+    from metrics.evidence.trust import TrustedKey, parse_time
+
     kd, _ = key_dir_of(args)
     pub = keys.load_public(kd)
     role: Role = "witness" if pub.alg == 4 else "gateway"

@@ -204,39 +204,8 @@ def _run(func: Any) -> Any:
     return wrapped
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "kpi",
-        help="the form's before/after KPI table (建设前 / 建成后), tiers, declared import",
-    )
-    p.add_argument("-c", "--config", help="site file")
-    p.add_argument("--baseline", help="建设前 period FROM..TO (dates inclusive)")
-    p.add_argument("--current", help="建成后 period FROM..TO (dates inclusive)")
-    p.add_argument("--lang", choices=("zh", "en"), default="zh")
-    p.add_argument("--csv", help="write the table as CSV")
-    p.add_argument("--xlsx", help="write the table as XLSX")
-    p.add_argument("--json", action="store_true", help="print the full table as JSON")
-    p.add_argument("--notes", action="store_true", help="show the notes column")
-    p.add_argument("--baseline-imported", action="store_true", help="baseline from imported data")
-    p.add_argument("--current-imported", action="store_true", help="current from imported data")
-    p.add_argument("--declared", action="append", help="CSV/XLSX of declared figures (repeatable)")
-    p.set_defaults(func=_run(_table))
-    ksub = p.add_subparsers(dest="kpi_command", metavar="ACTION")
-    ksub.required = False
-    t = ksub.add_parser("tiers", help="tier check: maturity, sections, AI scenario ratio")
-    t.add_argument("-c", "--config", dest="config", default=argparse.SUPPRESS, required=True)
-    t.add_argument("--at", help="count scenarios built by this date (default: all)")
-    t.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
-    t.set_defaults(func=_run(_tiers))
-    i = ksub.add_parser("import", help="validate a CSV/XLSX of declared figures")
-    i.add_argument("file")
-    i.add_argument("-c", "--config", dest="config", default=argparse.SUPPRESS)
-    i.set_defaults(func=_run(_import_declared))
-
-    imp = sub.add_parser("import", help="import historical data into the store")
-    isub = imp.add_subparsers(dest="import_command", metavar="KIND")
-    isub.required = True
-    m = isub.add_parser("meters", help="CSV of device,point,ts,value (source import:<device>)")
-    m.add_argument("file")
-    m.add_argument("-c", "--config", required=True)
-    m.set_defaults(func=_run(_import_meters))
+# the handlers named by edge.cli.kpi_cmd (imported when a kpi/import command runs)
+table_cmd = _run(_table)
+tiers_cmd = _run(_tiers)
+import_declared_cmd = _run(_import_declared)
+import_meters_cmd = _run(_import_meters)

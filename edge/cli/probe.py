@@ -8,13 +8,14 @@ exception, a timeout or a refused connection gets a clear message and exit code 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any
 
 
 def _probe_modbus(args: argparse.Namespace) -> int:
     # imported here: registering the command must not load pymodbus for every other command
+    import asyncio
+
     from connectors.modbus.probe import ProbeError, Target, read_block, render, render_bits
 
     try:

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from config.loader import ConfigError, load_site, secret_issues
-from config.models import SiteConfig
-from edge.runtime import Collector, install_stop_signals
-from edge.store.sqlite import StoreError
+if TYPE_CHECKING:
+    from config.models import SiteConfig
+
+# asyncio, the config models and the collector load in the functions that use them: registering
+# the command stays argparse-level so that ``shopfloor --help`` is fast on a small gateway.
 
 
 def load_or_report(path: str | Path, *, check_secrets: bool = True) -> SiteConfig | None:
     """The site file, or None after printing every problem (file:line: path: message)."""
+    from config.loader import ConfigError, load_site, secret_issues
+
     try:
         site = load_site(path)
     except ConfigError as exc:
@@ -52,6 +54,10 @@ async def run_collector(site: SiteConfig, banner: bool = True) -> int:
     """Collect until SIGINT/SIGTERM. A second signal forces the stop (no more store retries,
     what can be flushed is flushed within a few seconds); exit code 1 then, and the process
     ends at once (``os._exit``) when a store call is stuck in its thread."""
+    import asyncio
+
+    from edge.runtime import Collector, install_stop_signals
+
     stop = asyncio.Event()
     collector = Collector(site)
     remove = install_stop_signals(stop, on_repeat=collector.force_stop)
@@ -97,6 +103,10 @@ async def run_collector(site: SiteConfig, banner: bool = True) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from edge.store.sqlite import StoreError
+
     setup_logging(args.log_level)
     site = load_or_report(args.config)
     if site is None:

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import datetime as dt
 import logging
 import sys
 import zoneinfo
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from config.models import SiteConfig
-from connectors.simulators.base import SimClock, Simulator
-from connectors.simulators.factory import build_simulators
 from edge.cli.run import load_or_report, setup_logging
-from edge.runtime import install_stop_signals
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from config.models import SiteConfig
+    from connectors.simulators.base import Simulator
+
+# asyncio, the simulators (asyncua, pymodbus, paho) and the runtime load in the functions that
+# use them: registering the command stays argparse-level (``shopfloor --help`` is fast).
 
 log = logging.getLogger("shopfloor.sim")
 
@@ -53,6 +57,17 @@ async def stop_all(sims: Sequence[Simulator]) -> None:
             log.error("stopping %s failed: %r", s.name, exc)
 
 
+async def wait_stop(stop: asyncio.Event, duration: float | None) -> None:
+    """Until ``stop`` is set or ``duration`` seconds passed (None: no limit). A cancellation
+    always propagates: asyncio.timeout, not 3.11's wait_for, which returns normally when the
+    cancellation arrives just as the event is set (the simulators would then keep serving)."""
+    import asyncio
+
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(duration):
+            await stop.wait()
+
+
 async def serve(
     site: SiteConfig,
     seed: int,
@@ -60,6 +75,12 @@ async def serve(
     duration: float | None,
     start_ns: int | None = None,
 ) -> int:
+    import asyncio
+
+    from connectors.simulators.base import SimClock
+    from connectors.simulators.factory import build_simulators
+    from edge.runtime import install_stop_signals
+
     stop = asyncio.Event()
     remove = install_stop_signals(stop)
     try:
@@ -75,8 +96,7 @@ async def serve(
                 f"speed x{speed:g}; Ctrl-C stops",
                 flush=True,
             )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), duration)
+            await wait_stop(stop, duration)
         finally:
             await stop_all(started)
         print("sim: stopped", flush=True)
@@ -86,6 +106,8 @@ async def serve(
 
 
 def _sim(args: argparse.Namespace) -> int:
+    import asyncio
+
     setup_logging(args.log_level)
     if args.speed <= 0:
         print("error: --speed must be positive", file=sys.stderr)

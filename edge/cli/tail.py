@@ -9,13 +9,16 @@ import sys
 import time
 import zoneinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from config.models import SiteConfig
-from connectors.base import Sample
 from edge.cli.run import load_or_report
-from edge.store.base import DeviceHealth
-from edge.store.sqlite import SqliteStore, StoreError
+
+if TYPE_CHECKING:
+    from config.models import SiteConfig
+    from connectors.base import Sample
+    from edge.store.base import DeviceHealth
+
+# the store loads in the handler: registering the command stays argparse-level (fast --help)
 
 DEFAULT_DB = Path("data/shopfloor.db")
 
@@ -117,6 +120,8 @@ def _tail(args: argparse.Namespace) -> int:
     if found is None:
         return 2
     db, tz = found
+    from edge.store.sqlite import SqliteStore, StoreError
+
     try:
         store = SqliteStore.open_readonly(db)
     except StoreError as exc:

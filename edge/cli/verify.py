@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from metrics.evidence.trust import TrustError, parse_trust
-from metrics.evidence.verify import verify_bundle
-
 
 def _verify(args: argparse.Namespace) -> int:
+    # imported here: registering the command must stay argparse-level (fast ``--help``)
+    from metrics.evidence.trust import TrustError, parse_trust
+    from metrics.evidence.verify import verify_bundle
+
     try:
         data = Path(args.bundle).read_bytes()
     except OSError as exc:

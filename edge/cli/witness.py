@@ -13,20 +13,15 @@ import argparse
 import hashlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.cli.keys import CliFail, guarded
-from edge.store import keys
-from metrics.evidence import merkle
-from metrics.evidence.note import (
-    ALG_ED25519,
-    Checkpoint,
-    Verifier,
-    cosign,
-    decode_proof,
-    open_checkpoint,
-    parse_note,
-)
+
+if TYPE_CHECKING:
+    from metrics.evidence.note import Verifier
+
+# The key store and the note/merkle code (cryptography) load in the handlers: registering the
+# command stays argparse-level so that ``shopfloor --help`` is fast on a small gateway.
 
 LOGS = "logs.txt"
 
@@ -36,6 +31,8 @@ def _key_dir(state: Path) -> Path:
 
 
 def _logs(state: Path) -> list[Verifier]:
+    from metrics.evidence.note import Verifier
+
     path = state / LOGS
     if not path.exists():
         return []
@@ -47,6 +44,8 @@ def _state_file(state: Path, origin: str) -> Path:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from edge.store import keys
+
     state = Path(args.state)
     signer = keys.init_key(_key_dir(state), args.name, witness=True)
     print(f"witness key {signer.name} ({signer.verifier.key_hash})")
@@ -55,6 +54,8 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _add_log(args: argparse.Namespace) -> int:
+    from metrics.evidence.note import ALG_ED25519, Verifier
+
     state = Path(args.state)
     v = Verifier.parse(args.key)
     if v.alg != ALG_ED25519:
@@ -69,6 +70,10 @@ def _add_log(args: argparse.Namespace) -> int:
 
 
 def _cosign(args: argparse.Namespace) -> int:
+    from edge.store import keys
+    from metrics.evidence import merkle
+    from metrics.evidence.note import Checkpoint, cosign, decode_proof, open_checkpoint, parse_note
+
     state = Path(args.state)
     signer = keys.load_key(_key_dir(state))
     logs = _logs(state)
