@@ -46,7 +46,7 @@ import time
 from collections.abc import Iterator, Sequence
 from operator import attrgetter, itemgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -54,6 +54,9 @@ import numpy.typing as npt
 from connectors.base import Quality, Sample, now_ns
 from edge.store.base import Batch, DeviceHealth
 from metrics.series import Series
+
+if TYPE_CHECKING:  # the writer's columns (only their attributes are used here)
+    from metrics.evidence.canonical import SampleColumns
 
 SCHEMA_VERSION = 1
 
@@ -133,6 +136,31 @@ _RANGES_PER_QUERY = 4000
 
 # a point's latest: [ts, value or None (NaN), quality, status]
 LatestEntry = list[Any]
+
+
+class _Columns(NamedTuple):
+    """The columns ``_write_all`` stores: group ``i`` (one batch) is rows
+    ``bounds[i]:bounds[i + 1]``; ``statuses`` is None when every status is empty."""
+
+    bounds: Sequence[int]
+    keys: list[tuple[str, str]]
+    ts: npt.NDArray[np.int64]
+    val: npt.NDArray[np.float64]
+    qual: npt.NDArray[np.uint8]
+    statuses: list[str] | None
+
+    @classmethod
+    def of(cls, columns: SampleColumns) -> _Columns:
+        """The writer's :class:`SampleColumns` as stored (little-endian, no copy when they
+        already are)."""
+        return cls(
+            columns.bounds,
+            list(zip(columns.devices, columns.points, strict=True)),
+            np.asarray(columns.ts, dtype=_I64),
+            np.asarray(columns.values, dtype=_F64),
+            np.asarray(columns.quality, dtype=_U8),
+            columns.statuses if columns.statuses and any(columns.statuses) else None,
+        )
 
 
 class StoreError(Exception):
@@ -255,19 +283,48 @@ class SqliteStore:
 
     def write_batches(self, batches: Sequence[Batch]) -> None:
         """Store the batches in one transaction; durable when this returns."""
+        if self._check_batches(batches):
+            self._write(batches, None)
+
+    def write_batch_columns(self, batches: Sequence[Batch], columns: SampleColumns) -> None:
+        """:meth:`write_batches` with the samples' attributes already read into ``columns``
+        (the writer reads them once per write call and hands the same columns to the
+        ledger): same contract, same rows byte for byte, durable when this returns. The
+        columns must be those of ``batches`` (group ``i`` holds ``batches[i].samples``), else
+        ``ValueError`` and nothing is written. A subclass that overrides
+        :meth:`write_batches` (a wrapper, a fault injector) keeps its override: the columns
+        are then ignored and ``self.write_batches(batches)`` is called."""
+        if type(self).write_batches is not SqliteStore.write_batches:
+            self.write_batches(batches)
+            return
+        if not self._check_batches(batches):
+            if columns.bounds[-1]:
+                raise ValueError("the sample columns are not those of these batches")
+            return
+        if not columns.fits([b.samples for b in batches]):
+            raise ValueError("the sample columns are not those of these batches (sizes differ)")
+        self._write(batches, columns)
+
+    def _check_batches(self, batches: Sequence[Batch]) -> bool:
+        """Whether there is anything to write (errors for a read-only store, empty batches)."""
         if self.readonly:
             raise StoreError("store opened read-only")
         if not batches:
-            return
+            return False
         for b in batches:
             if not b.samples:
                 raise ValueError(f"batch {b.source}#{b.seq} has no samples")
+        return True
+
+    def _write(self, batches: Sequence[Batch], columns: SampleColumns | None) -> None:
+        """One transaction for the batches (the columns read off them, or given)."""
+        cols = self._columns(batches) if columns is None else _Columns.of(columns)
         with self._lock:
             db = self._db
             saved = (dict(self._sids), dict(self._names), dict(self._spans))
             db.execute("BEGIN IMMEDIATE")
             try:
-                touched = self._write_all(batches)
+                touched = self._write_all(batches, cols)
                 flush = time.monotonic() - self._latest_written >= self.latest_interval_s
                 if flush:
                     pending = {d: self._latest[d] for d in self._latest_pending}
@@ -284,6 +341,25 @@ class SqliteStore:
                 self._latest_written = time.monotonic()
             else:
                 self._latest_pending.update(touched)
+
+    @staticmethod
+    def _columns(batches: Sequence[Batch]) -> _Columns:
+        """The columns of the batches' samples, read off the ``Sample`` objects."""
+        samples: list[Sample] = []
+        bounds = [0]
+        for b in batches:
+            samples.extend(b.samples)
+            bounds.append(len(samples))
+        n = len(samples)
+        statuses = list(map(_status, samples))
+        return _Columns(
+            bounds,
+            list(map(_key, samples)),
+            np.fromiter(map(_ts, samples), dtype=_I64, count=n),
+            np.fromiter(map(_val, samples), dtype=_F64, count=n),
+            np.fromiter(map(_qual, samples), dtype=_U8, count=n),
+            statuses if any(statuses) else None,
+        )
 
     def flush_latest(self) -> None:
         """Write the latest values held back by the throttle now (the writer calls this when a
@@ -307,27 +383,20 @@ class SqliteStore:
         self._latest_pending.clear()
         self._latest_written = time.monotonic()
 
-    def _write_all(self, batches: Sequence[Batch]) -> dict[str, dict[str, LatestEntry]]:
+    def _write_all(
+        self, batches: Sequence[Batch], cols: _Columns
+    ) -> dict[str, dict[str, LatestEntry]]:
         """Insert the rows of every batch (columns built once for the whole call)."""
         db = self._db
-        samples: list[Sample] = []
-        bounds = [0]
-        for b in batches:
-            samples.extend(b.samples)
-            bounds.append(len(samples))
-        n = len(samples)
-        keys = list(map(_key, samples))
+        bounds, keys, ts, val, qual = cols.bounds, cols.keys, cols.ts, cols.val, cols.qual
         sids_map = self._sids
         try:
             sid_list = list(map(sids_map.__getitem__, keys))
         except KeyError:
             sid_list = [sids_map[k] if k in sids_map else self._new_sid(k) for k in keys]
         sid = np.array(sid_list, dtype=_U32)
-        ts = np.fromiter(map(_ts, samples), dtype=_I64, count=n)
-        val = np.fromiter(map(_val, samples), dtype=_F64, count=n)
-        qual = np.fromiter(map(_qual, samples), dtype=_U8, count=n)
-        statuses = list(map(_status, samples))
-        status_at = {i: st for i, st in enumerate(statuses) if st} if any(statuses) else {}
+        statuses = cols.statuses
+        status_at = {i: st for i, st in enumerate(statuses) if st} if statuses else {}
         starts = np.array(bounds[:-1], dtype=np.int64)
         firsts = np.minimum.reduceat(ts, starts).tolist()
         lasts = np.maximum.reduceat(ts, starts).tolist()
