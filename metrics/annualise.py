@@ -80,7 +80,11 @@ def annualisation(period: TimeRange, calendar: Calendar, tz: str) -> Annualisati
     """The factor putting a total of ``period`` on a per-year basis (see the module doc)."""
     years = calendar_years(period, tz)
     if years >= WHOLE_YEAR:
-        return Annualisation(1.0 / years, "calendar_years", years)
+        # whole years exactly (the day sum of calendar_years is 1 - 1e-16 for a year), so an
+        # annual figure over its own year is reported unchanged
+        whole = round(years)
+        yrs = float(whole) if abs(years - whole) < 1e-9 else years
+        return Annualisation(1.0 / yrs, "calendar_years", yrs)
     zi = zone(tz)
     year = dt.datetime.fromtimestamp(period.start_ns / NS_PER_S, zi).year
     y0 = day_start_ns(dt.date(year, 1, 1), zi)

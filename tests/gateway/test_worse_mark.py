@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import jinja2
-
 from gateway.i18n import Lang, label
 from gateway.present import WORSE_LEGEND, row_worse, table_rows, worse_legend
-
-TEMPLATES = Path(__file__).resolve().parents[2] / "gateway" / "templates"
+from gateway.routers.pages import _env  # the app's environment (StrictUndefined)
 
 
 def _row(kid: str, direction: str, change: float | None, **extra: Any) -> dict[str, Any]:
@@ -30,8 +26,7 @@ def _row(kid: str, direction: str, change: float | None, **extra: Any) -> dict[s
 
 
 def _page(rows: list[dict[str, Any]], lang: Lang = "zh") -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
-    return env.get_template("table.html").render(
+    return _env.get_template("table.html").render(
         t=lambda key: label(key, lang),
         lang=lang,
         page="table",
