@@ -33,7 +33,7 @@ from edge.queue import SampleQueue
 from edge.recording import Recorder
 from edge.store.base import Store
 from edge.store.factory import open_store
-from edge.store.ledger import EvidenceRecorder, checkpoint_loop, open_evidence
+from edge.store.ledger import EvidenceRecorder, Ledger, checkpoint_loop, open_evidence
 from edge.supervisor import Backoff, Supervisor
 from edge.writer import BatchObserver, Writer
 
@@ -83,6 +83,27 @@ def install_stop_signals(
                 loop.remove_signal_handler(sig)
 
     return remove
+
+
+def ledger_extra(ledger: Ledger) -> dict[str, Any]:
+    """The evidence ledger's hand-off counters as health ``extra`` fields. The collector adds
+    them to every device's record, like ``queue_len`` (both are the process's, not the
+    device's): ``ledger_pending_samples`` (handed off, not yet appended),
+    ``ledger_dropped_batches`` / ``ledger_dropped_samples`` (acknowledged but never logged: the
+    hand-off gave up after ``handoff_timeout_s``; the ledger logs a ``seq_gap`` leaf),
+    ``ledger_append_errors`` (groups whose transaction failed), ``ledger_waits`` (hand-offs
+    that found the FIFO full), ``ledger_max_pending_samples`` (high-water mark) and
+    ``ledger_cpu_s`` (CPU seconds of the ledger thread's appends)."""
+    st = ledger.handoff
+    return {
+        "ledger_pending_samples": ledger.pending_samples(),
+        "ledger_dropped_batches": st.dropped_batches,
+        "ledger_dropped_samples": st.dropped_samples,
+        "ledger_append_errors": st.append_errors,
+        "ledger_waits": st.waits,
+        "ledger_max_pending_samples": st.max_pending_samples,
+        "ledger_cpu_s": round(st.cpu_s, 3),
+    }
 
 
 class Collector:
@@ -168,8 +189,10 @@ class Collector:
     async def _write_health(self, writer: Writer) -> None:
         self.health.set_drops(self.queue.drops)
         records = self.health.snapshot()
+        ledger = ledger_extra(self.evidence.ledger) if self.evidence is not None else {}
         for h in records:
             h.extra["queue_len"] = len(self.queue)
+            h.extra.update(ledger)
         try:
             await writer.call(writer.store.write_health, records)
         except Exception as exc:
