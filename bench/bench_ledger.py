@@ -7,10 +7,11 @@
    writer's BatchObserver appending in the writer's thread (``background=False``, the earlier
    design), and with the background hand-off (``background=True``, what the collector uses; the
    clock stops when the ledger thread appended the last batch too), all on the same samples in
-   the same process, runs interleaved.
+   the same process, runs interleaved. ``background-recorder``: the background ledger seen
+   through :class:`EvidenceRecorder`, the observer the collector plugs in.
 
     .venv/bin/python bench/bench_ledger.py [--batches N] [--batch S] [--samples N] [--runs R]
-        [--skip-append]
+        [--skip-append] [--modes none,inline,background,background-raw,background-recorder]
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from pathlib import Path
 from connectors.base import Sample
 from edge.queue import SampleQueue
 from edge.store.base import Batch
-from edge.store.ledger import Ledger
+from edge.store.ledger import EvidenceRecorder, Ledger
 from edge.store.sqlite import SqliteStore
-from edge.writer import Writer
+from edge.writer import BatchObserver, Writer
 
 # Device and point names are shared string objects, as connectors make samples (from the
 # site's Device/Point objects), not a new string per sample.
@@ -68,10 +69,16 @@ class Run:
     ledger_cpu_us: float  # CPU of the ledger thread per sample (background modes)
 
 
-async def _ingest(samples: list[Sample], db: Path, ledger: Ledger | None) -> Run:
+async def _ingest(
+    samples: list[Sample], db: Path, ledger: Ledger | None, recorder: bool = False
+) -> Run:
     store = SqliteStore(db)
     q = SampleQueue(len(samples) + 10, "drop_newest")
-    w = Writer(store, q, observers=[ledger] if ledger else [], batch_max_samples=5000,
+    observers: list[BatchObserver] = []
+    if ledger is not None:
+        # the collector's observer is the EvidenceRecorder wrapping the ledger
+        observers.append(EvidenceRecorder(ledger, None, "bench") if recorder else ledger)
+    w = Writer(store, q, observers=observers, batch_max_samples=5000,
                flush_interval_ms=50)  # fmt: skip
     t = time.perf_counter()
     c = time.process_time()
@@ -96,6 +103,7 @@ MODES = {
     "inline": "ledger appended in the writer's thread",
     "background": "ledger on its own thread (default)",
     "background-raw": "ledger on its own thread, copy not compressed",
+    "background-recorder": "same, observed through the collector's EvidenceRecorder",
 }
 
 
@@ -107,7 +115,8 @@ def bench_ingest(samples: list[Sample], mode: str) -> Run:
             led = Ledger(Path(d) / "l.db", background=mode.startswith("background"),
                          compress=mode != "background-raw")  # fmt: skip
         try:
-            return asyncio.run(_ingest(samples, Path(d) / "s.db", led))
+            recorder = mode == "background-recorder"
+            return asyncio.run(_ingest(samples, Path(d) / "s.db", led, recorder))
         finally:
             if led:
                 led.close()
