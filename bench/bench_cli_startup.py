@@ -1,4 +1,4 @@
-"""Start-up cost of the ``shopfloor`` command: ``--help`` and ``config check`` of the demo site.
+"""Start-up cost of the ``shopfloor`` command: ``--help``, ``tail --help`` and ``config check``.
 
 Runs each command ``--runs`` times in a fresh interpreter (``python -m edge.cli.main ...``,
 the same code the console script runs) and prints the median, min and max wall time and CPU
@@ -58,6 +58,7 @@ def main() -> int:
     commands = {
         "python -c pass (interpreter)": [py, "-c", "pass"],
         "shopfloor --help": [py, "-m", "edge.cli.main", "--help"],
+        "shopfloor tail --help": [py, "-m", "edge.cli.main", "tail", "--help"],
         "shopfloor config check demo": [py, "-m", "edge.cli.main", "config", "check", str(demo)],
         "build_parser() only": [
             py,

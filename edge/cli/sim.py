@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import logging
 import sys
 import zoneinfo
 from collections.abc import Sequence
@@ -21,8 +20,6 @@ if TYPE_CHECKING:
 
 # asyncio, the simulators (asyncua, pymodbus, paho) and the runtime load in the functions that
 # use them: registering the command stays argparse-level (``shopfloor --help`` is fast).
-
-log = logging.getLogger("shopfloor.sim")
 
 
 def parse_start(text: str | None, tz_name: str) -> int | None:
@@ -50,11 +47,13 @@ async def start_all(sims: Sequence[Simulator], *, prefix: str = "sim") -> list[S
 
 
 async def stop_all(sims: Sequence[Simulator]) -> None:
+    import logging
+
     for s in reversed(sims):
         try:
             await s.stop()
         except Exception as exc:
-            log.error("stopping %s failed: %r", s.name, exc)
+            logging.getLogger("shopfloor.sim").error("stopping %s failed: %r", s.name, exc)
 
 
 async def wait_stop(stop: asyncio.Event, duration: float | None) -> None:
