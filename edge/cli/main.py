@@ -39,9 +39,10 @@ Register = Callable[[Any], None]
 
 
 def first_positional(argv: Sequence[str]) -> str | None:
-    """The command word of a command line (the top-level parser has no option with a value)."""
+    """The command word of a command line (the top-level parser has no option with a value);
+    None when there is none or the top-level help comes first (it lists every command)."""
     for arg in argv:
-        if arg == "--":
+        if arg in ("--", "-h", "--help"):
             return None
         if not arg.startswith("-"):
             return arg

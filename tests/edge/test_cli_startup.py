@@ -116,6 +116,8 @@ def test_lazy_handler_runs_its_target(capsys: pytest.CaptureFixture[str]) -> Non
 def test_first_positional() -> None:
     assert first_positional(["tail", "-n", "3"]) == "tail"
     assert first_positional(["-h"]) is None
+    assert first_positional(["-h", "tail"]) is None  # top-level help: every command, gateway's too
+    assert first_positional(["tail", "-h"]) == "tail"
     assert first_positional(["--", "tail"]) is None
     assert first_positional([]) is None
 
@@ -126,6 +128,7 @@ def test_gateway_commands_still_registered_for_help_and_their_own_lines() -> Non
     assert "serve" in names  # the gateway's entry point (shopfloor.commands)
     assert "serve" in _subcommands(build_parser(["serve", "-h"]))
     assert "serve" not in _subcommands(build_parser(["tail"]))
+    assert "serve" in _subcommands(build_parser(["--help", "tail"]))
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> list[str]:
