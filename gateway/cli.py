@@ -14,11 +14,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from config.loader import ConfigError, load_site
 from gateway.users import ROLES, UserDB, UserError
 
 
 def _site(path: str) -> Any:
+    from config.loader import ConfigError, load_site  # only when a command runs: --help stays light
+
     try:
         return load_site(path)
     except ConfigError as exc:
