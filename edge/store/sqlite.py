@@ -34,7 +34,9 @@ only them), concatenates, stable-sorts only when out of order (late or backfille
 trims to [start, end). A batch is one transaction; ``write_batches``
 returns after COMMIT with ``synchronous=FULL`` (default), so an acknowledged batch survives
 ``kill -9`` (and power loss where the disk honours fsync). :meth:`SqliteStore.batch` returns a
-stored batch with its samples in the order they were written.
+stored batch with its samples in the order they were written. ``write_batch_columns(batches,
+columns)`` is the same write from the writer's :class:`~metrics.evidence.canonical.SampleColumns`
+(read once per write and shared with the evidence ledger) instead of the ``Sample`` objects.
 """
 
 from __future__ import annotations
