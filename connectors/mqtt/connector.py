@@ -1,7 +1,8 @@
 """MQTT connector: one broker connection serving one or more devices of the site file.
 
-paho's network thread only hands each message (topic, payload, receive time) to the event loop:
-it appends to a deque and, when no drain is pending, schedules one with
+paho's network thread only hands messages (topic, payload, receive time) to the event loop: it
+appends them to a deque (all the messages of one socket read at once, see
+:mod:`connectors.mqtt.fastclient`) and, when no drain is pending, schedules one with
 ``loop.call_soon_threadsafe`` (the drain runs 2 ms later, so that a burst costs one wake-up of
 the loop instead of one per message). Decoding, routing and every call into the sink happen on the
 event loop. paho reconnects by itself with a capped backoff; with ``clean_session: false`` and
