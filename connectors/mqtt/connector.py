@@ -142,6 +142,8 @@ class MqttConnector:
         self._fatal: ConnectorError | None = None
         self._stopping = False
         self._subscribed = False
+        self._sub_mid: int | None = None  # SUBACK awaited before the link counts as up
+        self._sub_session_present = False
         self._route_cache: dict[str, tuple[tuple[Route, str | None], ...]] = {}
         self._seen: set[str] = set()
         self._warned: set[tuple[str, str]] = set()
@@ -197,10 +199,11 @@ class MqttConnector:
     def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, rc: Any, _p: Any) -> None:
         self._call(self._disconnected_cb, str(rc))
 
-    def _on_subscribe(self, _c: Any, _u: Any, _mid: int, codes: list[Any], _p: Any) -> None:
+    def _on_subscribe(self, _c: Any, _u: Any, mid: int, codes: list[Any], _p: Any) -> None:
         failed = [str(c) for c in codes if c.is_failure]
         if failed:
             self._call(self._subscribe_refused, failed)
+        self._call(self._subscribed_cb, mid)
 
     def _call(self, func: Callable[..., None], *args: Any) -> None:
         loop = self._loop
@@ -228,8 +231,20 @@ class MqttConnector:
         # the broker resend its retained messages. Subscribe on the first connection of each
         # run anyway (the site file may have changed the topics) and when the session is new.
         if client is not None and (not session_present or not self._subscribed):
-            client.subscribe(self.subscriptions())
+            _rc, self._sub_mid = client.subscribe(self.subscriptions())
+            self._sub_session_present = session_present
             self._subscribed = True
+            # the link is up for the devices once the broker confirmed the subscription:
+            # a message published before the SUBACK may not reach a new session
+            return
+        self._link_up(session_present)
+
+    def _subscribed_cb(self, mid: int) -> None:
+        if self._sub_mid is not None and mid == self._sub_mid:
+            self._sub_mid = None
+            self._link_up(self._sub_session_present)
+
+    def _link_up(self, session_present: bool) -> None:
         self._connected = True
         self._ever_connected = True
         self._down_since = None
