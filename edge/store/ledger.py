@@ -774,6 +774,10 @@ class EvidenceRecorder:
     def stored(self, batches: Sequence[Batch]) -> None:
         self.ledger.stored(batches)
 
+    def stored_columns(self, batches: Sequence[Batch], columns: canonical.SampleColumns) -> None:
+        """The writer's hook when it built the columns once for the store and the ledger."""
+        self.ledger.stored(batches, columns)
+
     def start(self, site_canonical: bytes, formulas: Mapping[str, int]) -> None:
         """Leaves at start: the site file's hash (when it changed), formula versions (when
         they changed), a restart gap and the clock-sync state."""
