@@ -22,11 +22,11 @@ import contextlib
 import itertools
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from config.models import SiteConfig
-from connectors.base import Connector, Sample, now_ns
+from connectors.base import NAN, Connector, Quality, Sample, now_ns
 from connectors.registry import build_connectors
 from edge.health import HealthTracker
 from edge.queue import SampleQueue
@@ -48,8 +48,42 @@ FORCE_GRACE_S = 5.0
 IMPORT_CHUNK = 100_000
 
 
-def _take(it: Iterator[Sample], n: int) -> list[Sample]:
-    return list(itertools.islice(it, n))
+# the status of the bad sample that closes each imported series (see import_end_markers)
+IMPORT_END = "import_end"
+
+
+def _take(it: Iterator[Sample], n: int, last: dict[tuple[str, str], int]) -> list[Sample]:
+    """The next ``n`` samples of ``it``; ``last`` keeps the newest timestamp of each
+    (device, point) seen."""
+    chunk = list(itertools.islice(it, n))
+    get = last.get
+    for s in chunk:
+        key = (s.device, s.point)
+        if s.ts > get(key, s.ts - 1):
+            last[key] = s.ts
+    return chunk
+
+
+def import_end_markers(
+    last: Mapping[tuple[str, str], int], end_ns: int | None = None
+) -> list[Sample]:
+    """One bad sample (NaN, status ``import_end``) per imported (device, point): imported
+    history covers a known range, after it nothing is known, so the KPI engine must not hold
+    the last imported state/value across the gap to the live data. The marker lies at
+    ``end_ns`` (the end of the imported range, exclusive) or, without it, 1 ns after the
+    series' last sample; never at or before a sample of its series (an ``end_ns`` inside the
+    data gives way to last + 1 ns)."""
+    return [
+        Sample(
+            device,
+            point,
+            ts + 1 if end_ns is None else max(end_ns, ts + 1),
+            NAN,
+            Quality.BAD,
+            IMPORT_END,
+        )
+        for (device, point), ts in last.items()
+    ]
 
 
 def install_stop_signals(
@@ -198,31 +232,42 @@ class Collector:
         except Exception as exc:
             log.error("cannot write health records: %s", exc)
 
-    async def import_history(self, samples: Iterable[Sample]) -> int:
-        """Store historical samples (source ``import:<device>``) while running.
+    async def import_history(self, samples: Iterable[Sample], *, end_ns: int | None = None) -> int:
+        """Store historical samples (source ``import:<device>``) while running; returns the
+        number of batches written.
 
         The samples are drawn off the event loop (in a worker thread, :data:`IMPORT_CHUNK` at a
-        time), so a slow generator or parser does not stall the connectors."""
+        time), so a slow generator or parser does not stall the connectors. The import ends
+        with one bad ``import_end`` sample per imported (device, point) (see
+        :func:`import_end_markers`) at ``end_ns`` (the end of the imported range, exclusive),
+        or 1 ns after each series' last sample when ``end_ns`` is None; the markers go in the
+        last batch of their device."""
         writer = self.writer
         if writer is None:
             raise RuntimeError("the collector is not running")
         it = iter(samples)
+        last: dict[tuple[str, str], int] = {}
         n = 0
-        while True:
-            chunk = await asyncio.to_thread(_take, it, IMPORT_CHUNK)
-            if not chunk:
-                return n
+        chunk = await asyncio.to_thread(_take, it, IMPORT_CHUNK, last)
+        while chunk:
+            # one chunk ahead: the markers join the import's last chunk (no extra batch)
+            nxt = await asyncio.to_thread(_take, it, IMPORT_CHUNK, last)
+            if not nxt:
+                chunk.extend(import_end_markers(last, end_ns))
             n += await writer.write_import(chunk)
+            chunk = nxt
+        return n
 
     async def _start_connectors(
         self,
         supervisor: Supervisor,
         history: Iterable[Sample] | None,
+        history_end_ns: int | None,
         before_connectors: Callable[[], Awaitable[None]] | None,
     ) -> None:
         """Import ``history``, run ``before_connectors``, then the connectors (never returns)."""
         if history is not None:
-            self.imported_batches = await self.import_history(history)
+            self.imported_batches = await self.import_history(history, end_ns=history_end_ns)
         if before_connectors is not None:
             await before_connectors()
         self.ready.set()
@@ -233,11 +278,13 @@ class Collector:
         stop: asyncio.Event,
         *,
         history: Iterable[Sample] | None = None,
+        history_end_ns: int | None = None,
         before_connectors: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Collect until ``stop`` is set.
 
-        ``history`` (optional) is imported (source ``import:<device>``) before any connector
+        ``history`` (optional) is imported (source ``import:<device>``, closed by ``import_end``
+        markers at ``history_end_ns``, see :meth:`import_history`) before any connector
         starts, so a long import never competes with the first connects; ``before_connectors``
         (optional) runs after the import and before the connectors (the demo starts its
         simulators there). ``ready`` is set once the connectors start. An exception of the
@@ -281,7 +328,8 @@ class Collector:
         if self.forced:
             writer_task.cancel()
         sup_task = asyncio.create_task(
-            self._start_connectors(self.supervisor, history, before_connectors), name="supervisor"
+            self._start_connectors(self.supervisor, history, history_end_ns, before_connectors),
+            name="supervisor",
         )
         health_task = asyncio.create_task(self._health_loop(writer), name="health")
         compact_task = asyncio.create_task(self._compact_loop(writer), name="compaction")

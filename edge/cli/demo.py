@@ -2,14 +2,15 @@
 
 Loads the packaged ``config/examples/demo.yaml``, points its stores at ``--data`` (default
 ``./demo-data``), moves its ports to free ones when they are taken, starts the simulators
-(OPC UA CNC machines, Modbus meters, MQTT quality station), imports a baseline week (建设前)
-when the store holds nothing before the factory clock's start (before any connector or simulator
-starts, so the import never competes with the first connects), runs the collector on the
-embedded store and every
-service registered in the ``shopfloor.demo`` entry-point group (the gateway registers one:
-``async def serve(site, stop)``), prints what runs and where the data goes, and stops cleanly on
-Ctrl-C (or after ``--duration`` seconds). The effective site file is written next to the data
-(``demo-site.yaml``) so ``shopfloor tail -c`` and ``shopfloor kpi -c`` can use it.
+(OPC UA CNC machines, Modbus meters, MQTT quality station), imports a baseline week (建设前,
+the same calendar week one year before the factory clock's start, closed by ``import_end``
+markers) when the store holds nothing before the factory clock's start (before any connector
+or simulator starts, so the import never competes with the first connects), runs the collector
+on the embedded store and every service registered in the ``shopfloor.demo`` entry-point group
+(the gateway registers one: ``async def serve(site, stop)``), prints what runs and where the
+data goes, and stops cleanly on Ctrl-C (or after ``--duration`` seconds). The effective site
+file is written next to the data (``demo-site.yaml``) so ``shopfloor tail -c`` and
+``shopfloor kpi -c`` can use it.
 
 The factory clock (``--speed``) starts by default at the most recent shift start of the site
 calendar on a working day (so the current period has planned busy time), or just after the data
@@ -178,11 +179,24 @@ def write_site_file(site: SiteConfig, path: Path) -> None:
 # -- baseline -----------------------------------------------------------------------------------
 
 
+def year_before(day: dt.date) -> dt.date:
+    """The same calendar date one year earlier (29 February -> 28 February)."""
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:
+        return day.replace(year=day.year - 1, day=28)
+
+
 def baseline_period(live_start_ns: int, tz_name: str, days: int = 7) -> tuple[int, int]:
-    """A week of whole local days ending at local midnight a week before the live start."""
+    """The baseline (建设前): ``days`` whole local days at the same calendar week one year
+    before the live start, ending at the local midnight after the live start's date a year
+    earlier (live 2026-11-21 -> 2025-11-15 00:00 .. 2025-11-22 00:00), so the declared figures
+    of the year before apply to it and a year-on-year table compares it with the live data."""
+    if days < 1:
+        raise ValueError("the baseline needs at least one day")
     tz = zoneinfo.ZoneInfo(tz_name)
     today = dt.datetime.fromtimestamp(live_start_ns / 1e9, tz).date()
-    end_day = today - dt.timedelta(days=7)
+    end_day = year_before(today) + dt.timedelta(days=1)
     start_day = end_day - dt.timedelta(days=days)
 
     def midnight(d: dt.date) -> int:
@@ -453,8 +467,10 @@ async def _collect(
     end = live_start
     need_baseline = history_days > 0 and not holds_data_before(db, live_start)
     history: Iterable[Sample] | None = None
+    history_end: int | None = None
     if need_baseline:
         b0, b1 = baseline_period(live_start, tz, history_days)
+        history_end = b1
         print(
             f"demo: importing baseline 建设前 {fmt_local(b0, tz)} .. {fmt_local(b1, tz)} "
             "(source import:<device>) before the connectors start ...",
@@ -471,7 +487,9 @@ async def _collect(
     if forcers is not None:
         forcers.append(collector.force_stop)
     run_task = asyncio.create_task(
-        collector.run(stop, history=history, before_connectors=start_simulators),
+        collector.run(
+            stop, history=history, history_end_ns=history_end, before_connectors=start_simulators
+        ),
         name="collector",
     )
     service_tasks: list[asyncio.Task[None]] = []
@@ -541,8 +559,9 @@ async def _collect(
 
 
 def kpi_command(site_file: Path, tz: str, live_start: int, now: int, history_days: int) -> str:
-    """The ``shopfloor kpi`` command of this run: the baseline week and, as the current period,
-    exactly the factory time that ran (to the second)."""
+    """The ``shopfloor kpi`` command of this run: the baseline week (a year before the live
+    start, :func:`baseline_period`) and, as the current period, exactly the factory time that
+    ran (to the second)."""
     b0, b1 = baseline_period(live_start, tz, history_days or 7)
     day = dt.timedelta(days=1)
     base = f"{local_date(b0, tz)}..{(local_date(b1, tz) - day)}"
@@ -597,6 +616,9 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
     if args.duration is not None and args.duration <= 0:
         print("error: --duration must be positive", file=sys.stderr)
+        return 2
+    if args.history_days < 0:
+        print("error: --history-days must be 0 (no baseline) or more", file=sys.stderr)
         return 2
     site = load_or_report(args.config or packaged_demo(), check_secrets=False)
     if site is None:

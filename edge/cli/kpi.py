@@ -21,7 +21,7 @@ from typing import Any
 
 from config.loader import ConfigError, load_site
 from config.models import SiteConfig
-from connectors.base import Quality, Sample
+from connectors.base import NAN, Quality, Sample
 from edge.store.base import Batch, Store
 from metrics.declared import DeclaredImportError, load_file, with_imports
 from metrics.engine import compute_table
@@ -33,6 +33,9 @@ from metrics.tiers import evaluate
 
 EXIT_USAGE = 2
 BATCH_SAMPLES = 5000
+# the status of the sample closing each imported series (edge.runtime.IMPORT_END; not imported
+# from there so `shopfloor import meters` does not load the collector)
+IMPORT_END = "import_end"
 
 
 class _Fail(Exception):
@@ -143,15 +146,26 @@ def _import_declared(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_imported(store: Store, series: list[Any]) -> tuple[int, int]:
-    """Write imported series as batches with source ``import:<device>``; (batches, samples)."""
+def write_imported(store: Store, series: list[Any]) -> tuple[int, int, int]:
+    """Write imported series as batches with source ``import:<device>``; (batches, samples,
+    ``import_end`` markers).
+
+    Each non-empty series ends with one bad sample (NaN, status ``import_end``, as
+    ``edge.runtime.import_end_markers`` writes for the collector's imports) 1 ns after its last
+    timestamp: after the imported range nothing is known, so the KPI engine does not hold the
+    last imported state/value across the gap to later data."""
     by_device: dict[str, list[Sample]] = {}
+    markers = 0
     for s in series:
         lst = by_device.setdefault(s.device, [])
+        ts = s.ts.tolist()
         lst.extend(
             Sample(s.device, s.point, int(t), float(v), Quality.GOOD, "")
-            for t, v in zip(s.ts.tolist(), s.values.tolist(), strict=True)
+            for t, v in zip(ts, s.values.tolist(), strict=True)
         )
+        if ts:
+            lst.append(Sample(s.device, s.point, int(max(ts)) + 1, NAN, Quality.BAD, IMPORT_END))
+            markers += 1
     batches: list[Batch] = []
     n_samples = 0
     for device, samples in by_device.items():
@@ -164,7 +178,7 @@ def write_imported(store: Store, series: list[Any]) -> tuple[int, int]:
             batches.append(Batch(source, seq, part))
             n_samples += len(part)
     store.write_batches(batches)
-    return len(batches), n_samples
+    return len(batches), n_samples - markers, markers
 
 
 def _import_meters(args: argparse.Namespace) -> int:
@@ -182,12 +196,12 @@ def _import_meters(args: argparse.Namespace) -> int:
 
     store = open_store(site)
     try:
-        nb, ns = write_imported(store, series)
+        nb, ns, nm = write_imported(store, series)
     finally:
         store.close()
     print(
         f"{path}: imported {ns} samples of {len(series)} points in {nb} batches "
-        "(source import:<device>)"
+        f"(source import:<device>), each point closed by an import_end sample ({nm})"
     )
     return 0
 

@@ -184,12 +184,45 @@ def test_demo_prepare_writes_a_valid_site_file(tmp_path: Path) -> None:
     assert (tmp_path / "d" / "keys" / "signing.key").exists()  # demo checkpoints get signed
 
 
-def test_baseline_period_is_a_week_of_local_days() -> None:
+def test_baseline_period_is_the_same_week_a_year_earlier() -> None:
     tz = zoneinfo.ZoneInfo("Asia/Shanghai")
-    live = int(dt.datetime(2026, 11, 22, 7, 30, tzinfo=tz).timestamp()) * 10**9
-    b0, b1 = baseline_period(live, "Asia/Shanghai")
-    assert dt.datetime.fromtimestamp(b0 / 1e9, tz) == dt.datetime(2026, 11, 8, tzinfo=tz)
-    assert dt.datetime.fromtimestamp(b1 / 1e9, tz) == dt.datetime(2026, 11, 15, tzinfo=tz)
+
+    def at(y: int, mo: int, d: int, h: int, mi: int = 0, s: int = 0) -> int:
+        return int(dt.datetime(y, mo, d, h, mi, s, tzinfo=tz).timestamp()) * 10**9
+
+    def local(ns: int) -> dt.datetime:
+        return dt.datetime.fromtimestamp(ns / 1e9, tz)
+
+    # whole local days ending with the live start's date a year earlier
+    b0, b1 = baseline_period(at(2026, 11, 21, 7, 30), "Asia/Shanghai")
+    assert local(b0) == dt.datetime(2025, 11, 15, tzinfo=tz)
+    assert local(b1) == dt.datetime(2025, 11, 22, tzinfo=tz)
+    # just after midnight and just before it: the same day
+    assert baseline_period(at(2026, 11, 21, 0, 0, 1), "Asia/Shanghai") == (b0, b1)
+    assert baseline_period(at(2026, 11, 21, 23, 59, 59), "Asia/Shanghai") == (b0, b1)
+    # --history-days
+    b0, b1 = baseline_period(at(2026, 3, 2, 8), "Asia/Shanghai", 1)
+    assert (local(b0), local(b1)) == (
+        dt.datetime(2025, 3, 2, tzinfo=tz),
+        dt.datetime(2025, 3, 3, tzinfo=tz),
+    )
+    # 29 February -> 28 February; the week may start in the year before that
+    b0, b1 = baseline_period(at(2028, 2, 29, 12), "Asia/Shanghai")
+    assert (local(b0), local(b1)) == (
+        dt.datetime(2027, 2, 22, tzinfo=tz),
+        dt.datetime(2027, 3, 1, tzinfo=tz),
+    )
+    b0, _ = baseline_period(at(2026, 1, 3, 8), "Asia/Shanghai")
+    assert local(b0) == dt.datetime(2024, 12, 28, tzinfo=tz)
+    # a DST zone: still whole local days (local midnights)
+    ny = zoneinfo.ZoneInfo("America/New_York")
+    live = int(dt.datetime(2026, 3, 10, 9, tzinfo=ny).timestamp()) * 10**9
+    b0, b1 = baseline_period(live, "America/New_York")
+    assert dt.datetime.fromtimestamp(b0 / 1e9, ny) == dt.datetime(2025, 3, 4, tzinfo=ny)
+    assert dt.datetime.fromtimestamp(b1 / 1e9, ny) == dt.datetime(2025, 3, 11, tzinfo=ny)
+    assert (b1 - b0) // 10**9 == 7 * 86_400 - 3600  # 9 March 2025 had 23 hours
+    with pytest.raises(ValueError, match="at least one day"):
+        baseline_period(live, "America/New_York", 0)
     assert load_site_text("site: {id: a, name: b}").site.timezone == "Asia/Shanghai"
 
 

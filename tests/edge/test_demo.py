@@ -4,11 +4,15 @@ Ctrl-C (SIGINT) stops cleanly."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import math
 import os
 import signal
 import sys
+import zoneinfo
 from pathlib import Path
 
+from connectors.base import Quality
 from edge.store.sqlite import SqliteStore, StoreError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,12 +82,30 @@ async def test_demo_collects_every_protocol_and_stops_on_ctrl_c(tmp_path: Path) 
     # the KPI command's current period starts when the connectors started (after --start)
     (kpi,) = [ln for ln in out.splitlines() if "shopfloor kpi -c" in ln]
     assert "--current 2026-03-02T09:0" in kpi, kpi
+    # the baseline day: the same date a year earlier (--history-days 1)
+    assert "--baseline 2025-03-02..2025-03-02 " in kpi, kpi
+    assert "importing baseline 建设前 2025-03-02 00:00 .. 2025-03-03 00:00" in out, out
     store = SqliteStore.open_readonly(db)
     try:
         health = {h.device: h for h in store.health()}
         seqs = [r[1] for r in store.batch_records("cnc1")]
+        imported = {
+            src: [s for b in store.batches_for(src) for s in b.samples]
+            for src in store.sources()
+            if src.startswith("import:")
+        }
     finally:
         store.close()
+    # every imported series is closed by one bad import_end sample at the baseline's end
+    end = int(dt.datetime(2025, 3, 3, tzinfo=zoneinfo.ZoneInfo("Asia/Shanghai")).timestamp())
+    assert set(imported) >= {"import:cnc1", "import:meter1", "import:water1"}
+    for src, samples in imported.items():
+        marks = [s for s in samples if s.status == "import_end"]
+        series = {(s.device, s.point) for s in samples}
+        assert sorted((s.device, s.point) for s in marks) == sorted(series), src
+        assert all(s.ts == end * 10**9 and s.quality == Quality.BAD for s in marks), src
+        assert all(math.isnan(s.value) for s in marks), src
+        assert max(s.ts for s in samples if s.status != "import_end") < end * 10**9
     assert health["cnc1"].samples > 0
     assert not any(h.connected for h in health.values())  # stopped cleanly
     assert seqs == list(range(1, len(seqs) + 1))

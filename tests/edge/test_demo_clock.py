@@ -11,6 +11,7 @@ from config.loader import load_site, load_site_text
 from connectors.base import Sample
 from edge.cli.demo import (
     DemoClock,
+    baseline_period,
     default_start,
     kpi_command,
     last_shift_start,
@@ -66,7 +67,13 @@ def test_kpi_command_covers_the_time_that_ran() -> None:
     start = at(2026, 3, 2, 8, 2, 15) + 400_000_000
     end = at(2026, 3, 2, 9, 2, 16) + 900_000_000
     cmd = kpi_command(Path("/d/demo-site.yaml"), "Asia/Shanghai", start, end, 7)
-    assert cmd.startswith("shopfloor kpi -c /d/demo-site.yaml --baseline 2026-02-16..2026-02-22 ")
+    # the baseline: the same calendar week a year earlier (2025 vs 2026, the default periods)
+    assert cmd.startswith("shopfloor kpi -c /d/demo-site.yaml --baseline 2025-02-24..2025-03-02 ")
+    assert cmd.endswith(" --baseline-imported")
+    base = parse_range(cmd.split("--baseline ")[1].split()[0], "Asia/Shanghai")
+    assert (base.start_ns, base.end_ns) == baseline_period(start, "Asia/Shanghai", 7)
+    one = kpi_command(Path("x.yaml"), "Asia/Shanghai", start, end, 1)
+    assert "--baseline 2025-03-02..2025-03-02 " in one
     current = cmd.split("--current ")[1].split()[0]
     assert current == "2026-03-02T08:02:16..2026-03-02T09:02:16"
     rng = parse_range(current, "Asia/Shanghai")

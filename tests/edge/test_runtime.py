@@ -250,7 +250,10 @@ async def test_history_is_imported_off_the_loop_before_the_connectors(tmp_path: 
     assert ticks_during_import >= 5
     ro = SqliteStore.open_readonly(tmp_path / "store.db")
     try:
-        assert ro.read("m1", "e", 0, 50).ts.tolist() == list(range(1, 11))
+        stored = ro.read("m1", "e", 0, 50)
+        # the imported samples, then the bad import_end marker 1 ns after the last one
+        assert stored.ts.tolist() == list(range(1, 12))
+        assert stored.quality.tolist() == [0] * 10 + [2]
         assert ro.last_seq("import:m1") == 1
     finally:
         ro.close()
