@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
 import os
 import platform
@@ -117,10 +118,8 @@ async def one_run(site: SiteConfig, seconds: float) -> dict[str, float]:
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     r1, s1, q1 = conn.stats.registers, sink.samples, conn.stats.requests
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass
     if sink.bad:
         raise SystemExit(f"{sink.bad} bad samples/errors during the run: fix the setup first")
     return {

@@ -105,11 +105,10 @@ def install_stop_signals(
             on_repeat()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        # not the main thread, or no signal support: the default action stays
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, handle, sig)
             installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
 
     def remove() -> None:
         for sig in installed:

@@ -91,7 +91,7 @@ class BodyLimit:
 
 
 class _TooLarge(Exception):
-    pass
+    """The request body went over the upload limit while it was being received."""
 
 
 def _wants_html(request: Request) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import ssl
 import time
@@ -209,10 +210,9 @@ class MqttConnector:
         loop = self._loop
         if loop is None:
             return
-        try:
+        # RuntimeError: the loop closed while paho was still delivering
+        with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(func, *args)
-        except RuntimeError:  # the loop closed while paho was still delivering
-            pass
 
     # ---- the event loop ------------------------------------------------------------------
     def _connected_cb(self, failed: bool, reason: str, session_present: bool) -> None:
@@ -470,11 +470,9 @@ class MqttConnector:
             self._changed.clear()
             # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancellation that
             # arrives as the event is set, and the connector would then never stop
-            try:
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._changed.wait()
-            except TimeoutError:
-                pass
 
     async def _shutdown(
         self, client: mqtt.Client, connect: asyncio.Future[Any], started: bool

@@ -137,7 +137,7 @@ class Influxd:
                     if c.get("/ping").status_code == 204:
                         return
             except httpx.HTTPError:
-                pass
+                time.sleep(0.02)  # not listening yet
             if time.monotonic() > deadline or not self.running:
                 raise RuntimeError(f"influxd did not come up: see {self.root / 'influxd.log'}")
             time.sleep(0.05)
