@@ -67,4 +67,16 @@ class KpiSettings(Frozen):
         description="a value older than this counts as no data (offline); absent = 3 x the "
         "point's heartbeat",
     )
+    oee_offline: Literal["exclude", "include"] = Field(
+        default="exclude",
+        description="exclude: OEE times over the covered part of the planned busy window "
+        "(availability = APT / (PBT - offline)), coverage reported beside it; include: offline "
+        "time stays in PBT (counted as lost time)",
+    )
+    max_hold_s: float | None = Field(
+        default=86400.0,
+        gt=0,
+        description="a subscribed state value holds at most this long (wall time) without a new "
+        "sample or a link_lost marker; after that the machine is offline; absent = no limit",
+    )
     factors: Factors = Factors()

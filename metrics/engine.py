@@ -26,7 +26,7 @@ from metrics.counters import CounterSteps, GapRule, counter_steps
 from metrics.declared import DeclaredValue, declared_value
 from metrics.energy import CARRIER_ROLES, Carriers, co2_t, energy_tce, factor_dict
 from metrics.intervals import IntervalSet
-from metrics.oee import FleetOee, MachineOee, Quantities, machine_flags, ratio
+from metrics.oee import NS, FleetOee, MachineOee, Quantities, machine_flags, offline_note, ratio
 from metrics.periods import NS_PER_S, TimeRange, zone
 from metrics.series import QUALITY_BAD, Series, SeriesReader
 from metrics.tiers import evaluate
@@ -333,6 +333,16 @@ def _stale_ns(site: SiteConfig, device: Device, point: Point) -> int:
     return int(3 * hb * NS_PER_S)
 
 
+def _state_hold_ns(site: SiteConfig, device: Device, point: Point) -> int:
+    """How long a machine state holds: :func:`_stale_ns`, but a subscribed state value with no
+    newer sample and no ``link_lost`` marker holds at most ``kpi.max_hold_s`` of wall time (a
+    state imported a week ago is not the machine's state all week)."""
+    stale = _stale_ns(site, device, point)
+    if site.kpi.max_hold_s is None or site.kpi.stale_after_s is not None or _polled(device, point):
+        return stale
+    return min(stale, int(site.kpi.max_hold_s * NS_PER_S))
+
+
 def _polled(device: Device, point: Point) -> bool:
     return device.modbus is not None or (point.opcua is not None and point.opcua.mode == "poll")
 
@@ -421,9 +431,10 @@ def _collect(
                 ser = rd.read(dev.id, p.id, prior=True)
                 assert p.state_map is not None
                 smap: dict[str, str] = dict(p.state_map)
-                dd.times = fast_times(ser, smap, s, e, _stale_ns(site, dev, p), win)
+                hold = _state_hold_ns(site, dev, p)
+                dd.times = fast_times(ser, smap, s, e, hold, win)
                 if any(q.role == "apc_mode" for q in dev.points):
-                    tl = timeline(ser, smap, s, e, _stale_ns(site, dev, p))
+                    tl = timeline(ser, smap, s, e, hold)
                     dd.producing = state_set(tl, PRODUCING)  # APC running time
                 dd.recorded |= _has_good(ser, s, e)
             elif p.role == "apc_mode":
@@ -583,7 +594,9 @@ def _digital_rate(data: list[_DeviceData], imported: bool) -> KpiValue:
     )
 
 
-def _machines(data: list[_DeviceData], period: TimeRange) -> tuple[list[MachineOee], list[str]]:
+def _machines(
+    data: list[_DeviceData], period: TimeRange, exclude_offline: bool = False
+) -> tuple[list[MachineOee], list[str]]:
     out: list[MachineOee] = []
     notes: list[str] = []
     s, e = period.start_ns, period.end_ns
@@ -594,8 +607,10 @@ def _machines(data: list[_DeviceData], period: TimeRange) -> tuple[list[MachineO
         if q is None:
             notes.append(f"{d.device.id}: no production counters, quantities 0")
             q = Quantities(0, 0, 0, 0, 0, 0, 0, 0, False, False)
-        m = MachineOee(d.device.id, d.device.ideal_cycle_s, d.times, q)
-        out.append(MachineOee(m.device, m.ideal_cycle_s, m.times, m.qty, machine_flags(m)))
+        m = MachineOee(d.device.id, d.device.ideal_cycle_s, d.times, q, (), exclude_offline)
+        out.append(
+            MachineOee(m.device, m.ideal_cycle_s, m.times, m.qty, machine_flags(m), exclude_offline)
+        )
         notes += _counter_notes([d], set(QTY_ROLES), period)
     return out, notes
 
@@ -607,6 +622,14 @@ def _oee(fleet: FleetOee, summed: dict[str, Any], imported: bool, notes: list[st
     src = ", ".join(m.device for m in fleet.machines)
     mean = fleet.mean_oee()
     flags = [f for m in fleet.machines for f in m.flags]
+    excluded = fleet.exclude_offline
+    pbt_label = "PBT covered (PBT - offline)" if excluded else "PBT"
+    pbt_h = (t["pbt_covered"] if excluded else t["pbt"]) / 3600
+    reading = (
+        offline_note("fleet", t["offline"] * NS, summed["coverage"], excluded)
+        if t["offline"] > 0 and summed["coverage"] is not None
+        else f"kpi.oee_offline: {summed['oee_offline']} (no offline time in the window)"
+    )
     return KpiValue(
         _pct(summed["oee"]),
         p,
@@ -614,7 +637,8 @@ def _oee(fleet: FleetOee, summed: dict[str, Any], imported: bool, notes: list[st
             KpiInput("availability", summed["availability"], "", p, src),
             KpiInput("effectiveness", summed["effectiveness"], "", p, src),
             KpiInput("quality ratio", summed["quality_ratio"], "", p, src),
-            KpiInput("PBT", t["pbt"] / 3600, "h", p, src),
+            KpiInput(pbt_label, pbt_h, "h", p, src),
+            KpiInput("offline", t["offline"] / 3600, "h", p, src),
             KpiInput("APT", t["apt"] / 3600, "h", p, src),
             KpiInput("PQ", q["pq"], "件", p, src),
             KpiInput("GQ", q["gq"], "件", p, src),
@@ -624,11 +648,12 @@ def _oee(fleet: FleetOee, summed: dict[str, Any], imported: bool, notes: list[st
         (
             f"fleet OEE on summed times and quantities of {len(fleet.machines)} key machines; "
             f"mean of machines' OEE {_fmt_frac(mean)}",
+            reading,
             *notes,
             *flags,
             *(() if summed["oee"] is not None else (_oee_missing(fleet, summed),)),
         ),
-        "fleet_summed",
+        f"fleet_summed, offline {'excluded' if excluded else 'included'}",
     )
 
 
@@ -1096,8 +1121,9 @@ def compute_period(
     """Every KPI of the catalogue for one period (measured ones over ``devices`` if given)."""
     rd = _Reads(reader, period)
     data = _collect(rd, site, _select(site, devices), period, imported)
-    machines, mnotes = _machines(data, period)
-    fleet = FleetOee(tuple(machines))
+    exclude_offline = site.kpi.oee_offline == "exclude"
+    machines, mnotes = _machines(data, period, exclude_offline)
+    fleet = FleetOee(tuple(machines), exclude_offline)
     summed = fleet.summed()
     dec = _Declared(site, period)
     kpis: dict[str, KpiValue] = {}

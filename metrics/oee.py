@@ -2,7 +2,10 @@
 
 Formulas (times in seconds, quantities in units; a ratio with a zero denominator is ``None``):
 
-- availability = APT / PBT
+- availability = APT / PBT (``include`` reading: offline time stays in PBT) or
+  APT / PBT_covered with PBT_covered = PBT - offline (``exclude`` reading, the default of
+  ``kpi.oee_offline``: the ISO 22400 times over the covered part of the planned busy window);
+  coverage is reported beside it either way
 - effectiveness = PRU x PQ / APT (PRU: ideal cycle time per unit); above 1 is flagged, not clipped
 - quality ratio = GQ / PQ
 - OEE = availability x effectiveness x quality ratio
@@ -53,6 +56,16 @@ class MachineOee:
     times: MachineTimes
     qty: Quantities
     flags: tuple[str, ...] = field(default=())
+    exclude_offline: bool = False
+
+    @property
+    def pbt_basis(self) -> float:
+        """The availability denominator in ns: PBT, or PBT - offline when offline is excluded."""
+        return (
+            covered_pbt(self.times.pbt, self.times.offline)
+            if self.exclude_offline
+            else self.times.pbt
+        )
 
     @property
     def ideal_time_s(self) -> float | None:
@@ -60,7 +73,7 @@ class MachineOee:
         return None if self.ideal_cycle_s is None else self.ideal_cycle_s * self.qty.pq
 
     def availability(self) -> float | None:
-        return ratio(self.times.apt, self.times.pbt)
+        return ratio(self.times.apt, self.pbt_basis)
 
     def effectiveness(self) -> float | None:
         ideal = self.ideal_time_s
@@ -82,7 +95,13 @@ class MachineOee:
             self.qty.rq,
             self.ideal_time_s,
             self.flags,
+            exclude_offline=self.exclude_offline,
         ) | {"ideal_cycle_s": self.ideal_cycle_s}
+
+
+def covered_pbt(pbt: float, offline: float) -> float:
+    """PBT minus the offline time (offline lies inside the window and outside planned_stop)."""
+    return max(pbt - offline, 0)
 
 
 def _product(*parts: float | None) -> float | None:
@@ -103,8 +122,12 @@ def details(
     rq: float,
     ideal_time_s: float | None,
     flags: Sequence[str],
+    *,
+    exclude_offline: bool = False,
 ) -> dict[str, Any]:
-    """Every figure of the time model and its ratios, JSON-safe (seconds, units, fractions)."""
+    """Every figure of the time model and its ratios, JSON-safe (seconds, units, fractions).
+
+    ``exclude_offline``: availability over PBT_covered = PBT - offline (``times_s.pbt_covered``)."""
     t = {
         k: sum(getattr(m, k) for m in times) / NS
         for k in (
@@ -122,8 +145,9 @@ def details(
             "producing_total",
         )
     }
+    t["pbt_covered"] = covered_pbt(t["pbt"], t["offline"])
     fe = sum(m.failures for m in times)
-    availability = ratio(t["apt"], t["pbt"])
+    availability = ratio(t["apt"], t["pbt_covered"] if exclude_offline else t["pbt"])
     effectiveness = None if ideal_time_s is None else ratio(ideal_time_s, t["apt"])
     quality = ratio(gq, pq)
     return {
@@ -142,6 +166,7 @@ def details(
         "mtbf_s": t["apt"] / (fe + 1) if t["pbt"] > 0 else None,
         "mttr_s": ratio(t["adet"], fe),
         "coverage": ratio(t["window"] - t["offline"], t["window"]),
+        "oee_offline": "exclude" if exclude_offline else "include",
         "flags": list(flags),
     }
 
@@ -156,6 +181,7 @@ def machine_flags(m: MachineOee) -> tuple[str, ...]:
     if m.times.offline > 0 and m.times.window > 0:
         cov = 1 - m.times.offline / m.times.window
         out.append(f"{m.device}: data coverage {cov:.1%} of the planned busy window")
+        out.append(offline_note(m.device, m.times.offline, cov, m.exclude_offline))
     if m.times.unmapped:
         out.append(f"{m.device}: {m.times.unmapped} state samples with unmapped raw values")
     outside = m.times.producing_total - m.times.apt
@@ -164,9 +190,16 @@ def machine_flags(m: MachineOee) -> tuple[str, ...]:
     return tuple(out)
 
 
+def offline_note(name: str, offline_ns: float, coverage: float, exclude: bool) -> str:
+    """How the OEE treated the offline time: "offline X h excluded, coverage Y %"."""
+    how = "excluded from PBT" if exclude else "included in PBT (counted as lost time)"
+    return f"{name}: offline {offline_ns / 3.6e12:.2f} h {how}, coverage {coverage:.1%}"
+
+
 @dataclass(frozen=True)
 class FleetOee:
     machines: tuple[MachineOee, ...]
+    exclude_offline: bool = False
 
     def summed(self) -> dict[str, Any]:
         """Fleet figures from summed times and quantities (machines without PRU excluded from
@@ -183,6 +216,7 @@ class FleetOee:
             sum(m.qty.rq for m in ms),
             None,
             flags,
+            exclude_offline=self.exclude_offline,
         )
         if with_pru and len(with_pru) == len(ms):
             ideal = sum(m.ideal_time_s or 0.0 for m in ms)

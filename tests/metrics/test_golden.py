@@ -80,4 +80,43 @@ def test_golden_cases_present() -> None:
         "link_lost_offline",
         "energy_pot_declared",
         "energy_measured_value",
+        "oee_offline_exclude",
+        "max_hold_state",
     } <= set(CASES)
+
+
+def test_oee_offline_include_reading_on_exclude_case() -> None:
+    """The same data read with ``kpi.oee_offline: include``: offline stays in PBT (README of
+    oee_offline_exclude: fleet availability 0.5625, OEE 0.5); coverage and times unchanged."""
+    folder = GOLDEN / "oee_offline_exclude"
+    site = load_site(folder / "site.yaml")
+    inc = site.model_copy(update={"kpi": site.kpi.model_copy(update={"oee_offline": "include"})})
+    period = parse_range("2026-01-05T08:00..2026-01-05T20:00", "UTC")
+    reader = _reader(folder, "UTC")
+    ex = compute_period(reader, site, period)
+    res = compute_period(reader, inc, period)
+    assert math.isclose(res.fleet["availability"], 48600 / 86400, rel_tol=1e-12)
+    assert math.isclose(res.fleet["oee"], 0.5, rel_tol=1e-12)
+    assert math.isclose(res.machines[0]["availability"], 12600 / 43200, rel_tol=1e-12)
+    assert math.isclose(res.machines[0]["oee"], 0.25, rel_tol=1e-12)
+    assert res.fleet["times_s"] == ex.fleet["times_s"]
+    assert res.kpis["oee"].coverage == ex.kpis["oee"].coverage == 0.625
+    assert res.kpis["oee"].variant == "fleet_summed, offline included"
+    assert ex.kpis["oee"].variant == "fleet_summed, offline excluded"
+    assert any("offline 9.00 h included in PBT" in n for n in res.kpis["oee"].notes)
+    pbt_inputs = {i.name: i.value for i in res.kpis["oee"].inputs}
+    assert pbt_inputs["PBT"] == 24.0
+    assert {i.name: i.value for i in ex.kpis["oee"].inputs}["PBT covered (PBT - offline)"] == 15.0
+
+
+@pytest.mark.parametrize(
+    "kpi",
+    [{"oee_offline": "covered"}, {"oee_offline": None}, {"max_hold_s": 0}, {"max_hold_s": -5}],
+)
+def test_bad_oee_offline_settings_refused(kpi: dict[str, Any]) -> None:
+    from pydantic import ValidationError
+
+    from config.kpi import KpiSettings
+
+    with pytest.raises(ValidationError):
+        KpiSettings.model_validate(kpi)

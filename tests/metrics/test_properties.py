@@ -91,6 +91,9 @@ def test_ratios_at_most_one(data: list[list[tuple[int, int, bool, int, int]]]) -
         t = m["times_s"]
         parts = t["apt"] + t["asut"] + t["idle"] + t["adet"] + t["offline"]
         assert math.isclose(parts, t["pbt"], rel_tol=1e-12, abs_tol=1e-6)
+        assert math.isclose(t["pbt_covered"], t["pbt"] - t["offline"], abs_tol=1e-6)
+        if m["availability"] is not None:
+            assert math.isclose(m["availability"], t["apt"] / t["pbt_covered"], rel_tol=1e-12)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -108,7 +111,8 @@ def test_split_and_recombine(data: list[list[tuple[int, int, bool, int, int]]], 
             assert sum(h.machines[i]["quantities"][q] for h in halves) == m["quantities"][q]
     # fleet figures from the recombined sums equal the whole period's
     apt = sum(h.fleet["times_s"]["apt"] for h in halves)
-    pbt = sum(h.fleet["times_s"]["pbt"] for h in halves)
+    # the site's reading (default exclude): availability over PBT - offline
+    pbt = sum(h.fleet["times_s"]["pbt_covered"] for h in halves)
     pq = sum(h.fleet["quantities"]["pq"] for h in halves)
     gq = sum(h.fleet["quantities"]["gq"] for h in halves)
     ideal = sum(

@@ -105,7 +105,7 @@ def test_values_provenance_and_change(demo: tuple) -> None:  # type: ignore[type
     assert oee.change_label == "提升"
     assert oee.change == pytest.approx((oee.after.value - oee.before.value) / oee.before.value)
     assert oee.before.provenance == "measured"
-    assert oee.variant == "fleet_summed"
+    assert oee.variant == "fleet_summed, offline excluded"
     assert any("mean of machines' OEE" in n for n in oee.after.notes)
     rd_cycle = t.row("rd_cycle")
     assert rd_cycle.before.value == 160

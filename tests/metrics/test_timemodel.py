@@ -113,9 +113,20 @@ def test_default_staleness_polled_points_only() -> None:
     # polled: stale 3 x 60 s after its sample, long before the period: all offline
     assert m1["times_s"]["offline"] == 3600
     assert res.device_coverage["m1"] == 0.0
-    # subscribed: only changes arrive, the value holds until the next sample
-    assert m2["times_s"]["apt"] == 3600
-    assert res.device_coverage["m2"] == 1.0
+    # subscribed: only changes arrive; with no link_lost marker the value holds at most
+    # kpi.max_hold_s (default 24 h of wall time): 30 h after the sample the machine is offline
+    assert m2["times_s"]["offline"] == 3600
+    assert res.device_coverage["m2"] == 0.0
+    # without the cap the value holds until the next sample
+    nocap = site([polled, machine("m2")], runtime={"heartbeat_s": 60}, kpi={"max_hold_s": None})
+    res_nocap = compute_period(rd, nocap, r)
+    assert res_nocap.machines[1]["times_s"]["apt"] == 3600
+    assert res_nocap.device_coverage["m2"] == 1.0
+    # a cap reaching into the period holds until its end (sample + 30.5 h = 00:30)
+    half = site([machine("m2")], kpi={"max_hold_s": 30.5 * 3600})
+    res_half = compute_period(rd, half, r)
+    assert res_half.machines[0]["times_s"]["apt"] == 1800
+    assert res_half.machines[0]["times_s"]["offline"] == 1800
     rd.add("m1", "state", [r.start_ns, r.start_ns + H // 2], [0, 0])
     res = compute_period(rd, cfg, r)
     assert res.machines[0]["times_s"]["apt"] == 180 + 180
