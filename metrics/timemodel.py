@@ -8,7 +8,9 @@
 - APT / ASUT / idle / ADET / offline: time in each state inside W. A state sample holds until the
   next sample, but at most ``stale_ns``: after that the machine is ``offline`` (no data) until the
   next sample; a bad-quality sample (link down, read error) is ``offline`` too, and so is a raw
-  value the state map does not know. Offline time stays inside PBT and is reported as coverage.
+  value the state map does not know. Offline time stays inside PBT here (``MachineTimes.pbt``);
+  whether OEE's availability uses PBT or PBT - offline is ``kpi.oee_offline`` (:mod:`metrics.oee`);
+  it is always reported as coverage.
 """
 
 from __future__ import annotations
