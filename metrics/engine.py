@@ -333,14 +333,17 @@ def _stale_ns(site: SiteConfig, device: Device, point: Point) -> int:
     return int(3 * hb * NS_PER_S)
 
 
-def _state_hold_ns(site: SiteConfig, device: Device, point: Point) -> int:
+def _state_hold_ns(site: SiteConfig, device: Device, point: Point, imported: bool) -> int:
     """How long a machine state holds: :func:`_stale_ns`, but a subscribed state value with no
     newer sample and no ``link_lost`` marker holds at most ``kpi.max_hold_s`` of wall time (a
-    state imported a week ago is not the machine's state all week)."""
+    state imported a week ago is not the machine's state all week). A period computed from
+    imported history (change-only logs, where a state may rightly hold over a weekend) is not
+    capped, as the counters' length rule is not applied to it."""
     stale = _stale_ns(site, device, point)
-    if site.kpi.max_hold_s is None or site.kpi.stale_after_s is not None or _polled(device, point):
+    cap = site.kpi.max_hold_s
+    if cap is None or imported or site.kpi.stale_after_s is not None or _polled(device, point):
         return stale
-    return min(stale, int(site.kpi.max_hold_s * NS_PER_S))
+    return min(stale, int(cap * NS_PER_S))
 
 
 def _polled(device: Device, point: Point) -> bool:
@@ -431,7 +434,7 @@ def _collect(
                 ser = rd.read(dev.id, p.id, prior=True)
                 assert p.state_map is not None
                 smap: dict[str, str] = dict(p.state_map)
-                hold = _state_hold_ns(site, dev, p)
+                hold = _state_hold_ns(site, dev, p, imported)
                 dd.times = fast_times(ser, smap, s, e, hold, win)
                 if any(q.role == "apc_mode" for q in dev.points):
                     tl = timeline(ser, smap, s, e, hold)

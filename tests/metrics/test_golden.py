@@ -109,6 +109,21 @@ def test_oee_offline_include_reading_on_exclude_case() -> None:
     assert {i.name: i.value for i in ex.kpis["oee"].inputs}["PBT covered (PBT - offline)"] == 15.0
 
 
+def test_max_hold_not_applied_to_imported_history() -> None:
+    """An imported period (change-only logs) keeps the hold; the live reading caps it at 24 h
+    (README of max_hold_state)."""
+    folder = GOLDEN / "max_hold_state"
+    site = load_site(folder / "site.yaml")
+    period = parse_range("2026-01-05T08:00..2026-01-05T12:00", "UTC")
+    reader = _reader(folder, "UTC")
+    live = compute_period(reader, site, period)
+    imp = compute_period(reader, site, period, imported=True)
+    assert live.machines[0]["times_s"]["offline"] == 7200
+    assert imp.machines[0]["times_s"]["apt"] == 14400
+    assert imp.machines[1]["times_s"]["idle"] == 14400
+    assert imp.fleet["times_s"]["offline"] == 0
+
+
 @pytest.mark.parametrize(
     "kpi",
     [{"oee_offline": "covered"}, {"oee_offline": None}, {"max_hold_s": 0}, {"max_hold_s": -5}],
