@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -234,6 +234,9 @@ class PeriodResult:
     counters: dict[str, dict[str, Any]]  # "device/point" -> total, resets, rollovers
     energy: dict[str, Any]
     reads: tuple[dict[str, Any], ...]
+    # latest recorded sample when it falls before the period end (time after it is outside the
+    # planned busy window); None when the data reach the period end or for imported history
+    horizon_ns: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = _clean(
@@ -249,6 +252,7 @@ class PeriodResult:
                 "counters": self.counters,
                 "energy": self.energy,
                 "reads": list(self.reads),
+                "data_horizon_ns": self.horizon_ns,
             }
         )
         return out
@@ -399,6 +403,41 @@ class _DeviceData:
     recorded: bool = False  # good data in the period
     coverage: float | None = None
     apc: list[tuple[Point, IntervalSet, IntervalSet]] = field(default_factory=list)
+    cut: int | None = None  # the data horizon when the window was truncated at it
+
+
+def _reads_points(dev: Device) -> list[Point]:
+    """The points of a device the engine reads, in reading order: counters, carriers and water
+    meters, the first state point, ``apc_mode`` points, and (only without a state point) every
+    other point for coverage."""
+    state_points = [p for p in dev.points if p.role == "state"]
+    out: list[Point] = []
+    for p in dev.points:
+        if p.role in QTY_ROLES or p.role in CARRIER_ROLES or p.role.startswith("water_"):
+            out.append(p)
+        elif p.role == "state":
+            if p is state_points[0]:
+                out.append(p)
+        elif p.role == "apc_mode" or not state_points:
+            out.append(p)
+    return out
+
+
+def data_horizon(series: Iterable[Series]) -> int | None:
+    """The latest timestamp of any sample (``None`` when there is none)."""
+    last = [int(ser.ts[-1]) for ser in series if ser.ts.size]
+    return max(last) if last else None
+
+
+def horizon_note(horizon_ns: int, tz: str) -> str:
+    when = dt.datetime.fromtimestamp(horizon_ns / NS_PER_S, zone(tz)).isoformat()
+    return f"period truncated at the data horizon {when}, latest recorded sample"
+
+
+def _truncate(win: CalendarWindows, start: int, cut: int) -> CalendarWindows:
+    """The planned busy window cut at ``cut``: later time is outside the window (neither
+    producing nor offline); POT and calendar planned downtime stay the calendar's."""
+    return CalendarWindows(win.pot, win.planned_downtime, win.window.clip(start, cut))
 
 
 def _collect(
@@ -407,50 +446,67 @@ def _collect(
     devices: Sequence[Device],
     period: TimeRange,
     imported: bool = False,
-) -> list[_DeviceData]:
+) -> tuple[list[_DeviceData], int | None]:
+    """Per-device data of the period and the data horizon applied (``None`` when the data
+    reach the period end, or for imported history).
+
+    The data horizon is the latest timestamp of any sample read for the period; when it falls
+    before the period end (a period running into the future on a live store), time after it is
+    outside the planned busy window, so states are held up to the horizon, not the period end.
+    Not cut: a period with no sample inside it (all data before its start: the no-data rules,
+    staleness and ``kpi.max_hold_s`` apply) and imported history (change-only logs end with
+    their own ``import_end`` marker).
+    """
     tz = site.site.timezone
     s, e = period.start_ns, period.end_ns
+    plan = [(dev, _reads_points(dev)) for dev in devices]
+    series: dict[tuple[str, str], Series] = {}
+    for dev, points in plan:
+        for p in points:
+            series[(dev.id, p.id)] = rd.read(dev.id, p.id, prior=True)
+    horizon = None if imported else data_horizon(series.values())
+    cut = e
+    if horizon is not None and s <= horizon < e:
+        cut = horizon
+    else:
+        horizon = None  # data reach the end, or none in the period (the no-data rules apply)
     site_win = device_windows(site.calendar, tz, s, e, None)
     specific = {d for pdt in site.calendar.planned_downtime for d in (pdt.devices or ())}
     out: list[_DeviceData] = []
-    for dev in devices:
+    for dev, points in plan:
         win = device_windows(site.calendar, tz, s, e, dev.id) if dev.id in specific else site_win
-        dd = _DeviceData(dev, win)
-        state_points = [p for p in dev.points if p.role == "state"]
+        if cut < e:
+            win = _truncate(win, s, cut)
+        dd = _DeviceData(dev, win, cut=cut if cut < e else None)
+        has_state = any(p.role == "state" for p in dev.points)
         cover_sets: list[IntervalSet] = []
-        for p in dev.points:
+        for p in points:
+            ser = series[(dev.id, p.id)]
+            dd.recorded |= _has_good(ser, s, e)
             if p.role in QTY_ROLES or p.role in CARRIER_ROLES or p.role.startswith("water_"):
-                ser = rd.read(dev.id, p.id, prior=True)
                 steps = counter_steps(
                     ser, s, p.counter_bits, rule=_gap_rule(site, dev, p, imported), end=e
                 )
                 dd.counters[p.id] = (p, steps)
-                dd.recorded |= _has_good(ser, s, e)
-                if not state_points:
-                    cover_sets.append(presence(ser, s, e, _stale_ns(site, dev, p)))
+                if not has_state:
+                    cover_sets.append(presence(ser, s, cut, _stale_ns(site, dev, p)))
             elif p.role == "state":
-                if p is not state_points[0]:
-                    continue  # one state signal per machine: the first one
-                ser = rd.read(dev.id, p.id, prior=True)
                 assert p.state_map is not None
                 smap: dict[str, str] = dict(p.state_map)
                 hold = _state_hold_ns(site, dev, p, imported)
-                dd.times = fast_times(ser, smap, s, e, hold, win)
+                dd.times = dataclasses.replace(
+                    fast_times(ser, smap, s, cut, hold, win), period=e - s
+                )
                 if any(q.role == "apc_mode" for q in dev.points):
-                    tl = timeline(ser, smap, s, e, hold)
+                    tl = timeline(ser, smap, s, cut, hold)
                     dd.producing = state_set(tl, PRODUCING)  # APC running time
-                dd.recorded |= _has_good(ser, s, e)
             elif p.role == "apc_mode":
-                ser = rd.read(dev.id, p.id, prior=True)
                 st = _stale_ns(site, dev, p)
-                dd.apc.append((p, level_set(ser, s, e, st), presence(ser, s, e, st)))
-                dd.recorded |= _has_good(ser, s, e)
-                if not state_points:
-                    cover_sets.append(presence(ser, s, e, st))
-            elif not state_points:
-                ser = rd.read(dev.id, p.id, prior=True)
-                dd.recorded |= _has_good(ser, s, e)
-                cover_sets.append(presence(ser, s, e, _stale_ns(site, dev, p)))
+                dd.apc.append((p, level_set(ser, s, cut, st), presence(ser, s, cut, st)))
+                if not has_state:
+                    cover_sets.append(presence(ser, s, cut, st))
+            else:
+                cover_sets.append(presence(ser, s, cut, _stale_ns(site, dev, p)))
         if dd.times is not None:
             dd.coverage = ratio(dd.times.covered, dd.times.window)
         elif cover_sets:
@@ -462,7 +518,7 @@ def _collect(
         else:
             dd.coverage = 0.0 if win.window.total > 0 else None
         out.append(dd)
-    return out
+    return out, horizon
 
 
 # --------------------------------------------------------------------------- measured KPIs
@@ -471,7 +527,12 @@ def _qty(dd: _DeviceData, win_set: IntervalSet, s: int, e: int) -> Quantities | 
     for _pid, (p, steps) in dd.counters.items():
         if p.role not in QTY_ROLES:
             continue
-        in_win = float(steps.inc[win_set.contains(steps.ts)].sum()) if steps.ts.size else 0.0
+        in_win = 0.0
+        if steps.ts.size:
+            sel = win_set.contains(steps.ts)
+            if dd.cut is not None and win_set.contains(np.array([dd.cut - 1], np.int64))[0]:
+                sel |= steps.ts == dd.cut  # the latest sample closes the truncated window
+            in_win = float(steps.inc[sel].sum())
         total = steps.total(s, e)
         w0, t0 = by_role.get(p.role, (0.0, 0.0))
         by_role[p.role] = (w0 + in_win, t0 + total)
@@ -1123,9 +1184,11 @@ def compute_period(
 ) -> PeriodResult:
     """Every KPI of the catalogue for one period (measured ones over ``devices`` if given)."""
     rd = _Reads(reader, period)
-    data = _collect(rd, site, _select(site, devices), period, imported)
+    data, horizon = _collect(rd, site, _select(site, devices), period, imported)
     exclude_offline = site.kpi.oee_offline == "exclude"
     machines, mnotes = _machines(data, period, exclude_offline)
+    if horizon is not None:
+        mnotes.insert(0, horizon_note(horizon, site.site.timezone))
     fleet = FleetOee(tuple(machines), exclude_offline)
     summed = fleet.summed()
     dec = _Declared(site, period)
@@ -1239,6 +1302,7 @@ def compute_period(
         counters=counters,
         energy=energy,
         reads=tuple(rd.log),
+        horizon_ns=horizon,
     )
 
 

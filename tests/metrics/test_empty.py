@@ -137,6 +137,7 @@ def test_no_planned_busy_time() -> None:
     _no_value(oee)
     assert "no value: no planned busy time in this period" in oee.notes
     assert res.kpis["network_rate"].value == 0.0  # recorded, but no busy time to be networked in
-    # 143 parts (144 samples 10 min apart) over 24 h producing (the last state holds to the end)
-    assert res.kpis["production_efficiency"].value == pytest.approx(143 / 24)
+    # 143 parts (144 samples 10 min apart) over 23 h 50 min producing: the last sample (23:50) is
+    # the data horizon, the state is not held past it
+    assert res.kpis["production_efficiency"].value == pytest.approx(143 / (23 + 50 / 60))
     _json_safe(res.to_dict())

@@ -82,12 +82,14 @@ def test_golden_cases_present() -> None:
         "energy_measured_value",
         "oee_offline_exclude",
         "max_hold_state",
+        "data_horizon",
     } <= set(CASES)
 
 
 def test_oee_offline_include_reading_on_exclude_case() -> None:
     """The same data read with ``kpi.oee_offline: include``: offline stays in PBT (README of
-    oee_offline_exclude: fleet availability 0.5625, OEE 0.5); coverage and times unchanged."""
+    oee_offline_exclude, data horizon 19:30: fleet availability 45 000 / 82 800, OEE
+    43 200 / 82 800); coverage and times unchanged."""
     folder = GOLDEN / "oee_offline_exclude"
     site = load_site(folder / "site.yaml")
     inc = site.model_copy(update={"kpi": site.kpi.model_copy(update={"oee_offline": "include"})})
@@ -95,18 +97,18 @@ def test_oee_offline_include_reading_on_exclude_case() -> None:
     reader = _reader(folder, "UTC")
     ex = compute_period(reader, site, period)
     res = compute_period(reader, inc, period)
-    assert math.isclose(res.fleet["availability"], 48600 / 86400, rel_tol=1e-12)
-    assert math.isclose(res.fleet["oee"], 0.5, rel_tol=1e-12)
-    assert math.isclose(res.machines[0]["availability"], 12600 / 43200, rel_tol=1e-12)
-    assert math.isclose(res.machines[0]["oee"], 0.25, rel_tol=1e-12)
+    assert math.isclose(res.fleet["availability"], 45000 / 82800, rel_tol=1e-12)
+    assert math.isclose(res.fleet["oee"], 43200 / 82800, rel_tol=1e-12)
+    assert math.isclose(res.machines[0]["availability"], 10800 / 41400, rel_tol=1e-12)
+    assert math.isclose(res.machines[0]["oee"], 10800 / 41400, rel_tol=1e-12)
     assert res.fleet["times_s"] == ex.fleet["times_s"]
-    assert res.kpis["oee"].coverage == ex.kpis["oee"].coverage == 0.625
+    assert res.kpis["oee"].coverage == ex.kpis["oee"].coverage == 50400 / 82800
     assert res.kpis["oee"].variant == "fleet_summed, offline included"
     assert ex.kpis["oee"].variant == "fleet_summed, offline excluded"
     assert any("offline 9.00 h included in PBT" in n for n in res.kpis["oee"].notes)
     pbt_inputs = {i.name: i.value for i in res.kpis["oee"].inputs}
-    assert pbt_inputs["PBT"] == 24.0
-    assert {i.name: i.value for i in ex.kpis["oee"].inputs}["PBT covered (PBT - offline)"] == 15.0
+    assert pbt_inputs["PBT"] == 23.0
+    assert {i.name: i.value for i in ex.kpis["oee"].inputs}["PBT covered (PBT - offline)"] == 14.0
 
 
 def test_max_hold_not_applied_to_imported_history() -> None:

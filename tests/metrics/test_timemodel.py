@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,7 @@ from tests.metrics.memreader import MemReader
 from tests.metrics.sites import STATE_MAP, machine, site
 
 H = 3_600_000_000_000
+S = 1_000_000_000
 
 
 def _t(s: str) -> int:
@@ -78,23 +80,24 @@ def test_effectiveness_above_one_is_flagged_not_clipped() -> None:
     cfg = site([machine("m1", ideal=120.0)], kpi={"stale_after_s": 86400})
     r = parse_range("2026-01-05T00:00..2026-01-05T01:00", "UTC")
     rd = MemReader()
-    rd.add("m1", "state", [r.start_ns], [0])
-    rd.add("m1", "good", [r.start_ns, r.start_ns + H // 2], [0, 60])  # 60 x 120 s = 2 h in 1 h
+    rd.add("m1", "state", [r.start_ns, r.start_ns + 3 * H // 4], [0, 0])
+    rd.add("m1", "good", [r.start_ns, r.start_ns + H // 2], [0, 60])  # 60 x 120 s = 2 h
+    # the latest sample (00:45) is the data horizon: 2 h of parts in 45 min producing
     res = compute_period(rd, cfg, r)
     m = res.machines[0]
-    assert m["effectiveness"] == 2.0
-    assert any("effectiveness 2.000 > 1" in f and "ideal_cycle_s" in f for f in m["flags"])
-    assert res.kpis["oee"].value == 200.0
-    assert any("effectiveness 2.000 > 1" in n for n in res.kpis["oee"].notes)
+    assert m["effectiveness"] == pytest.approx(7200 / 2700)
+    assert any("effectiveness 2.667 > 1" in f and "ideal_cycle_s" in f for f in m["flags"])
+    assert res.kpis["oee"].value == pytest.approx(100 * 7200 / 2700)
+    assert any("effectiveness 2.667 > 1" in n for n in res.kpis["oee"].notes)
 
 
 def test_missing_ideal_cycle_gives_no_oee_with_a_flag() -> None:
     cfg = site([machine("m1", ideal=None)])
     r = parse_range("2026-01-05..2026-01-05", "UTC")
     rd = MemReader()
-    rd.add("m1", "state", [r.start_ns], [0])
+    rd.add("m1", "state", [r.start_ns, r.start_ns + 12 * H], [0, 0])
     res = compute_period(rd, cfg, r)
-    assert res.machines[0]["availability"] is not None
+    assert res.machines[0]["availability"] == 1.0  # producing up to the data horizon, 12:00
     assert res.kpis["oee"].value is None
     assert any("no ideal_cycle_s" in n for n in res.kpis["oee"].notes)
 
@@ -127,9 +130,11 @@ def test_default_staleness_polled_points_only() -> None:
     res_half = compute_period(rd, half, r)
     assert res_half.machines[0]["times_s"]["apt"] == 1800
     assert res_half.machines[0]["times_s"]["offline"] == 1800
-    rd.add("m1", "state", [r.start_ns, r.start_ns + H // 2], [0, 0])
+    # the last sample (00:59) is the data horizon: it holds nothing, the others 3 x 60 s each
+    rd.add("m1", "state", [r.start_ns, r.start_ns + H // 2, r.start_ns + H - 60 * S], [0, 0, 0])
     res = compute_period(rd, cfg, r)
     assert res.machines[0]["times_s"]["apt"] == 180 + 180
+    assert res.horizon_ns == r.start_ns + H - 60 * S
     # a configured staleness applies to every point
     cfg2 = site([machine("m2")], kpi={"stale_after_s": 600})
     res2 = compute_period(rd, cfg2, r)
