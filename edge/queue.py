@@ -13,6 +13,7 @@ from the event loop thread. The writer awaits :meth:`SampleQueue.get_batch`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Literal
@@ -149,10 +150,9 @@ class SampleQueue:
             # is cancelled just as the waiter completes (a put woke it), and the writer then
             # never stops; here the cancellation always propagates (the samples stay queued)
             try:
-                async with asyncio.timeout(timeout_s):
-                    await self._waiter
-            except TimeoutError:
-                pass
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout_s):
+                        await self._waiter
             finally:
                 self._waiter = None
         return self.get_nowait(max_n)

@@ -82,11 +82,9 @@ def _standard_nodes(build: Callable[[], dict[Any, Any]]) -> bytes:
     if _STANDARD_NODES is not None:
         return _STANDARD_NODES
     path = _cache_file()
-    try:
+    with contextlib.suppress(OSError):  # no cache yet: build it below
         _STANDARD_NODES = path.read_bytes()
         return _STANDARD_NODES
-    except OSError:
-        pass
     blob = pickle.dumps(build(), pickle.HIGHEST_PROTOCOL)
     _STANDARD_NODES = blob
     try:
