@@ -4,10 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from config.loader import load_site_text
@@ -16,6 +12,7 @@ from edge.runtime import Collector, ledger_extra
 from edge.store.base import Batch
 from edge.store.ledger import Ledger
 from edge.store.sqlite import SqliteStore
+from tests.support.ledger import stalled
 
 KEYS = {
     "ledger_pending_samples",
@@ -32,26 +29,6 @@ def _batch(seq: int, n: int = 3) -> Batch:
     return Batch("a", seq, tuple(Sample("a", "p", seq * 1000 + i, float(i)) for i in range(n)))
 
 
-@contextmanager
-def _stalled(led: Ledger, seconds: float) -> Iterator[None]:
-    """Hold the ledger's lock from another thread (as when its fsync stalls): the ledger
-    thread cannot append meanwhile."""
-    held = threading.Event()
-
-    def hold() -> None:
-        with led._lock:
-            held.set()
-            time.sleep(seconds)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    held.wait(5)
-    try:
-        yield
-    finally:
-        t.join()
-
-
 def test_pending_and_dropped_handoffs_show_in_the_extra_fields(tmp_path: Path) -> None:
     with Ledger(
         tmp_path / "l.db",
@@ -61,7 +38,7 @@ def test_pending_and_dropped_handoffs_show_in_the_extra_fields(tmp_path: Path) -
         handoff_timeout_s=0.02,
     ) as led:
         assert ledger_extra(led) == dict.fromkeys(KEYS, 0) | {"ledger_cpu_s": 0.0}
-        with _stalled(led, 0.3):
+        with stalled(led, 0.3):
             led.stored([_batch(1)])  # 3 samples: the FIFO is full
             led.stored([_batch(2, 2)])  # waits 20 ms, then is dropped
             during = ledger_extra(led)

@@ -8,10 +8,8 @@ import asyncio
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,7 @@ from edge.store.ledger import Ledger, LedgerError
 from edge.store.sqlite import SqliteStore
 from edge.writer import Writer
 from metrics.evidence import canonical, merkle, note
+from tests.support.ledger import stalled
 
 
 def _batch(source: str, seq: int, n: int = 3) -> Batch:
@@ -34,26 +33,6 @@ def _batch(source: str, seq: int, n: int = 3) -> Batch:
 
 def _records(led: Ledger) -> list[dict[str, object]]:
     return [canonical.parse_canonical(lf.record, "leaf") for lf in led.leaves()]
-
-
-@contextmanager
-def _stalled(led: Ledger, seconds: float) -> Iterator[None]:
-    """Hold the ledger's lock from another thread for ``seconds``: the ledger thread cannot
-    append meanwhile (as when its fsync stalls)."""
-    held = threading.Event()
-
-    def hold() -> None:
-        with led._lock:
-            held.set()
-            time.sleep(seconds)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    held.wait(5)
-    try:
-        yield
-    finally:
-        t.join()
 
 
 def test_handoffs_are_appended_in_order_and_flushed_on_close(tmp_path: Path) -> None:
@@ -81,12 +60,12 @@ def test_handoffs_are_appended_in_order_and_flushed_on_close(tmp_path: Path) -> 
 def test_special_leaves_and_checkpoints_wait_for_earlier_handoffs(tmp_path: Path) -> None:
     signer = note.Signer.generate("log")
     with Ledger(tmp_path / "l.db", durable=False, background=True) as led:
-        with _stalled(led, 0.3):
+        with stalled(led, 0.3):
             led.stored([_batch("a", 1), _batch("a", 2)])
             assert led.pending_samples() == 6
             led.append_special("gap", {"reason": "queue_drops", "source": "a", "dropped": 2})
         assert [r["kind"] for r in _records(led)] == ["batch", "batch", "gap"]
-        with _stalled(led, 0.2):
+        with stalled(led, 0.2):
             led.stored([_batch("a", 3)])
             text = led.issue_checkpoint(signer, "log")
         cp, _, _ = note.open_checkpoint(text, [signer.verifier])
@@ -103,7 +82,7 @@ def test_full_handoff_waits_then_drops_and_the_jump_is_a_seq_gap(tmp_path: Path)
         max_pending_samples=3,
         handoff_timeout_s=0.05,
     ) as led:
-        with _stalled(led, 0.4):
+        with stalled(led, 0.4):
             led.stored([_batch("a", 1)])  # 3 samples: the FIFO is full
             t = time.monotonic()
             led.stored([_batch("a", 2)])  # waits 50 ms for room, then gives up
