@@ -3,13 +3,14 @@ edge's SqliteStore, users and tokens of every role, and ``shopfloor serve`` in a
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import yaml
@@ -28,6 +29,18 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "config" / "examples" / "demo.yaml"
 PASSWORD = "correct horse battery"
 S = 1_000_000_000
+TZ = ZoneInfo("Asia/Shanghai")  # the demo site's zone
+# The pinned "now" of the filled store: a Tuesday 10:30 in the demo site's day shift, so the two
+# recorded hours lie inside planned time and every OEE component has a value (a fixture clock
+# that follows the wall clock made the suite's verdict depend on the time of day).
+PINNED_NOW = dt.datetime(2026, 3, 10, 10, 30, tzinfo=TZ)
+PINNED_NOW_NS = int(PINNED_NOW.timestamp()) * S
+PINNED_DAY = PINNED_NOW.date().isoformat()
+# one good part every GOOD_EVERY_S and one scrap part per producing stretch, counted only while
+# the machine produces: effectiveness (ideal cycle x parts / producing time) stays below 1 on
+# every demo machine (45 s and 90 s ideal cycles), whatever hours the fill covers
+GOOD_EVERY_S = 180
+SCRAP_AT_S = 300
 
 
 def write_site(folder: Path, **gateway: Any) -> Path:
@@ -82,13 +95,21 @@ def fill(site: SiteConfig, store_path: Path, now_ns: int) -> None:
     samples: list[Sample] = []
     start = now_ns - 2 * 3600 * S
     for i, dev in enumerate(site.devices):
+        made = {"count_good": 0.0, "count_scrap": 0.0}
         for k in range(0, 7200, 60):
             ts = start + k * S + i * 1000
+            state = (k // 600 + i) % 4  # 10 min each: producing, setup, idle, down
+            if state == 0 and k % GOOD_EVERY_S == 0:
+                made["count_good"] += 1
+            if state == 0 and k % 600 == SCRAP_AT_S:
+                made["count_scrap"] += 1
             for p in dev.points:
                 if p.role == "state":
-                    v = float((k // 600 + i) % 4)
-                elif p.role in ("count_good", "count_total", "count_scrap", "count_rework"):
-                    v = float(k // 60 * (1 if p.role != "count_scrap" else 0.1) // 1)
+                    v = float(state)
+                elif p.role in made:
+                    v = made[p.role]
+                elif p.role in ("count_total", "count_rework"):  # the quality station
+                    v = float(k // 60 * (1 if p.role == "count_total" else 0.1) // 1)
                 elif p.role in COUNTER_ROLES:  # cumulative meters only go up
                     v = 1000.0 + k / 36.0
                 else:
@@ -141,13 +162,18 @@ class Gateway:
 
 
 def start_gateway(
-    folder: Path, *, fill_store: bool = True, live_poll_ms: int = 100, **gateway: Any
+    folder: Path,
+    *,
+    fill_store: bool = True,
+    live_poll_ms: int = 100,
+    now_ns: int = PINNED_NOW_NS,
+    **gateway: Any,
 ) -> Gateway:
     site_path = write_site(folder, **gateway)
     site = load_site(site_path)
     store_path = folder / "store.db"
     if fill_store:
-        fill(site, store_path, time.time_ns())
+        fill(site, store_path, now_ns)
     users = UserDB(folder / "users.db")
     tokens: dict[str, str] = {}
     for role in ROLES:

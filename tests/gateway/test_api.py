@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime
 import io
-import time
 import zipfile
-import zoneinfo
 from pathlib import Path
 
 import httpx
@@ -16,7 +14,7 @@ from config.loader import load_site
 from gateway.app import create_app
 from gateway.data import optional_module
 from gateway.settings import Settings
-from tests.gateway.support import Gateway, write_site
+from tests.gateway.support import PINNED_DAY, PINNED_NOW, PINNED_NOW_NS, Gateway, write_site
 
 
 def _has(module: str) -> bool:
@@ -67,11 +65,11 @@ def test_latest_values_with_states_and_bad_quality(gw: Gateway) -> None:
     assert bad["quality"] == "bad"
     assert bad["value"] is None
     assert bad["status"] == "BadTimeout"
-    assert by_point["good"]["value"] == 119.0
+    assert by_point["good"]["value"] == 10.0  # 4 producing stretches, 2-3 parts each
 
 
 def test_history_downsampled(gw: Gateway) -> None:
-    now = time.time_ns()
+    now = PINNED_NOW_NS
     start = now - 3 * 3600 * 10**9
     with gw.client("viewer") as c:
         r = c.get(
@@ -120,8 +118,7 @@ def test_history_bad_input(gw: Gateway, params: dict[str, object], status: int, 
 @pytest.mark.skipif(not _has("metrics.engine"), reason="metrics.engine is not in this build")
 def test_kpi_period_and_table(gw: Gateway) -> None:
     with gw.client("viewer") as c:
-        today = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
-        r = c.get("/api/v1/kpi", params={"period": f"{today}..{today}"})
+        r = c.get("/api/v1/kpi", params={"period": f"{PINNED_DAY}..{PINNED_DAY}"})
         assert r.status_code == 200, r.text
         result = r.json()["result"]
         assert {m["name"] for m in result["machines"]} >= {"cnc1", "cnc2", "cnc3", "cnc4"}
@@ -182,9 +179,8 @@ def test_prometheus_metrics_from_store_health(gw: Gateway) -> None:
 
 
 def _periods() -> dict[str, str]:
-    now = datetime.datetime.now(zoneinfo.ZoneInfo("Asia/Shanghai")).date()
-    before = now - datetime.timedelta(days=1)
-    return {"baseline": "2025-01-01..2025-12-31", "current": f"{before}..{now}"}
+    before = PINNED_NOW.date() - datetime.timedelta(days=1)
+    return {"baseline": "2025-01-01..2025-12-31", "current": f"{before}..{PINNED_DAY}"}
 
 
 @pytest.fixture(scope="module")

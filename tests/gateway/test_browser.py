@@ -4,6 +4,7 @@ Screenshots go to test-artifacts/ (kept by CI as artifacts)."""
 
 from __future__ import annotations
 
+import datetime
 import re
 import shutil
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from connectors.base import Sample
-from tests.gateway.support import PASSWORD, ROOT, Gateway, Writer
+from tests.gateway.support import PASSWORD, PINNED_DAY, PINNED_NOW, ROOT, Gateway, Writer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -79,11 +80,10 @@ def test_dashboard_live_export_verify(gw: Gateway, tmp_path: Path) -> None:
             expect(page.locator("h1")).to_have_text("Device health")
 
             # export the signed bundle
-            now = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
-            yesterday = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600 - 86400))
+            yesterday = (PINNED_NOW.date() - datetime.timedelta(days=1)).isoformat()
             page.goto("/export")
             page.fill("input[name=baseline]", "2025-01-01..2025-12-31")
-            page.fill("input[name=current]", f"{yesterday}..{now}")
+            page.fill("input[name=current]", f"{yesterday}..{PINNED_DAY}")
             with page.expect_download(timeout=60_000) as dl:
                 page.click("#export-submit")
             bundle = tmp_path / dl.value.suggested_filename
