@@ -100,7 +100,9 @@ def at(hh: int, mm: int = 0, day: int = 2) -> int:
     return int(t.timestamp()) * S
 
 
-def samples() -> list[Sample]:
+def samples(*, after_day: bool = True) -> list[Sample]:
+    """The recording; ``after_day=False`` leaves out the samples after 2026-11-02 (a gateway
+    then shows that day as the day of the newest data)."""
     out: list[Sample] = []
 
     def add(dev: str, point: str, when: int, v: float) -> None:
@@ -136,19 +138,22 @@ def samples() -> list[Sample]:
         add("oven", "temp", at(hh), 400.0 + hh)
     add("lathe9", "state", at(7), PRODUCING)
     add("lathe9", "state", at(23), PRODUCING)
-    # after the day: the collector kept recording (the data reach the period end)
-    for dev, point, v in (("cnc1", "state", IDLE), ("cnc2", "state", PRODUCING)):
-        add(dev, point, at(0, 5, day=3), v)
     hb = int(HEARTBEAT_S * S)
     out += [
-        Sample(HEARTBEAT_DEVICE, HEARTBEAT_POINT, t, 1.0) for t in range(at(6), at(0, 10, 3), hb)
+        Sample(HEARTBEAT_DEVICE, HEARTBEAT_POINT, t, 1.0) for t in range(at(6), at(0, 0, 3), hb)
     ]
+    if after_day:  # the collector kept recording (the data reach the period end)
+        for dev, point, v in (("cnc1", "state", IDLE), ("cnc2", "state", PRODUCING)):
+            add(dev, point, at(0, 5, day=3), v)
+        out += [
+            Sample(HEARTBEAT_DEVICE, HEARTBEAT_POINT, at(0, 0, 3) + k * hb, 1.0) for k in range(60)
+        ]
     return out
 
 
-def write_store(path: Path) -> None:
+def write_store(path: Path, *, after_day: bool = True) -> None:
     by_source: dict[str, list[Sample]] = {}
-    for s in samples():
+    for s in samples(after_day=after_day):
         by_source.setdefault(s.device, []).append(s)
     store = SqliteStore(path)
     try:
@@ -162,10 +167,11 @@ def write_store(path: Path) -> None:
         store.close()
 
 
-def write_site(folder: Path, **extra: Any) -> Path:
-    """The site file (store ``store.db`` beside it) with the recording written into the store."""
+def write_site(folder: Path, *, after_day: bool = True, **extra: Any) -> Path:
+    """The site file (store ``store.db`` beside it) with the recording written into the store;
+    ``extra`` sections replace the site file's (e.g. ``kpi``, ``gateway``)."""
     data = site_data() | extra
     path = folder / "site.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    write_store(folder / "store.db")
+    write_store(folder / "store.db", after_day=after_day)
     return path
