@@ -216,3 +216,29 @@ def test_bad_input_is_one_line_and_exit_2(
     assert cap.err.count("\n") == 1
     assert message in cap.err
     assert "Traceback" not in cap.err
+
+
+def test_bundle_report_shows_coverage_and_why_a_cell_is_empty(site: Path) -> None:
+    """The evidence report's before/after table (``render_report``) on the table of the
+    recording: the OEE cell with no value says why, beside its coverage."""
+    from config.loader import load_site
+    from edge.store.sqlite import SqliteStore
+    from metrics.engine import compute_table
+    from metrics.evidence.bundle import render_report
+    from metrics.periods import parse_range
+
+    s = load_site(site)
+    with SqliteStore.open_readonly(site.parent / "store.db") as store:
+        table = compute_table(store, s, parse_range(EMPTY_DAY, "UTC"), parse_range(DAY, "UTC"))
+    doc = render_report(
+        title="t",
+        site_name="s",
+        periods={"建设前": EMPTY_DAY, "建成后": DAY},
+        table=table.to_dict(),
+        sections=(),
+        facts=(),
+    ).decode("utf-8")
+    oee = next(tr for tr in doc.split("<tr>") if "设备综合利用率<br>" in tr)
+    assert "no value: a machine has no ideal_cycle_s" in oee
+    assert "覆盖率 coverage 93.3%" in oee
+    assert "no recorded data in this period" in oee  # the baseline: nothing recorded
