@@ -131,9 +131,12 @@ def fmt_coverage(v: Any) -> str:
 
 
 def _reason(d: dict[str, Any], lang: Lang) -> str:
+    """The reason of a missing figure: Chinese with the English beside, or English only."""
     if not d.get("reason"):
         return ""
-    return str(d.get("reason_en") if lang == "en" else d.get("reason_zh"))
+    if lang == "en":
+        return str(d.get("reason_en"))
+    return f"{d.get('reason_zh')} {d.get('reason_en')}"
 
 
 def reason_text(machine: dict[str, Any], lang: Lang) -> str:

@@ -64,7 +64,11 @@
   function figureCell(f) {
     const dd = el("dd", { figure: f.id }, f.text);
     const why = reasonOf(f);
-    if (why) dd.append(el("small", { class: "reason" }, why));
+    if (why) {
+      const small = el("small", { class: "reason" }, why);
+      if (boot.lang !== "en") small.title = f.reason_en;
+      dd.append(small);
+    }
     return dd;
   }
   const SHOWN = ["oee", "availability", "effectiveness", "quality_ratio", "coverage"];

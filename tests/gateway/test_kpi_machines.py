@@ -179,7 +179,7 @@ def test_machine_page_shows_figures_coverage_and_reasons(hand_gw: Gateway) -> No
         "性能效率 effectiveness",
         "—",
         "86.7 %",
-        "站点文件未配置理想节拍 ideal_cycle_s",
+        "站点文件未配置理想节拍 ideal_cycle_s no ideal_cycle_s in the site file",
     ]
     assert _cells(en, "mttr") == ["MTTR", "—", "86.7 %", "no failure events (no down episode)"]
     assert "无状态测点，设备时间未测量" in oven
