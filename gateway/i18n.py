@@ -89,6 +89,11 @@ LABELS: dict[str, tuple[str, str]] = {
     "mandatory": ("*为必填指标", "* mandatory indicator"),
     "fleet": ("全厂汇总", "fleet"),
     "role": ("角色", "role"),
+    "coverage": ("覆盖率", "coverage"),
+    "no_value_reason": ("无值原因", "no-value reason"),
+    "figures": ("设备指标", "machine figures"),
+    "figure": ("指标", "figure"),
+    "period": ("期间", "period"),
 }
 
 STATE_COLORS = {

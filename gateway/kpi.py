@@ -44,6 +44,16 @@ def today_range(tz: str, now: dt.datetime | None = None) -> str:
     return f"{day.isoformat()}..{day.isoformat()}"
 
 
+def machine_view(
+    result: dict[str, Any], site: SiteConfig, devices: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """``metrics.machine_table.view`` of a period result (the machines asked for, else every
+    machine of the site)."""
+    table = optional_module("metrics.machine_table")
+    view: dict[str, Any] = table.view(result, site, devices or None)
+    return view
+
+
 class KpiService:
     def __init__(self, pool: ReaderPool, site: SiteConfig, cache_s: float) -> None:
         self._pool = pool
@@ -92,9 +102,27 @@ class KpiService:
         def compute(store: ReadStore) -> dict[str, Any]:
             result = engine.compute_period(store, self._site, rng, devices=devices or None)
             out: dict[str, Any] = jsonable(result)
+            # each machine's figures with coverage and the reason of a missing value
+            # (metrics.machine_table; the same as `shopfloor kpi --period P --machines`)
+            out["machine_figures"] = machine_view(out, self._site, devices)
             return out
 
         return rng, await self._cached(("period", rng.label, *devices), compute)
+
+    async def machines(
+        self, text: str, devices: tuple[str, ...] = (), lang: str = "zh"
+    ) -> tuple[Any, dict[str, Any]]:
+        """Per-machine figures of one period (every machine, or ``devices``); the fleet row
+        is over every key machine of the site."""
+        for d in devices:
+            try:
+                self._site.device(d)
+            except KeyError:
+                raise PeriodInputError(f"unknown device {d!r}") from None
+        rng, result = await self.period(text)
+        table = optional_module("metrics.machine_table")
+        out: dict[str, Any] = table.view(result, self._site, devices or None, lang)
+        return rng, out
 
     async def table(self, baseline: str, current: str) -> dict[str, Any]:
         engine = optional_module("metrics.engine")
@@ -130,18 +158,21 @@ class KpiService:
         simulated day for a demo whose clock runs elsewhere), for the live stream. None when
         the engine or the store is absent."""
 
+        try:
+            rng, result = await self.period(await self.data_day())
+        except Unavailable:
+            return None
+        return {"period": rng.label, "result": result}
+
+    async def data_day(self) -> str:
+        """The day of the newest recorded sample as ``YYYY-MM-DD..YYYY-MM-DD`` (today when the
+        store is empty)."""
+
         def newest(store: ReadStore) -> int | None:
             return max((int(s.ts) for s in store.latest()), default=None)
 
         tz = self._site.site.timezone
-        try:
-            ts = await self._pool.run(newest)
-            day = (
-                today_range(tz)
-                if ts is None
-                else today_range(tz, dt.datetime.fromtimestamp(ts / 1e9, zoneinfo.ZoneInfo(tz)))
-            )
-            rng, result = await self.period(day)
-        except Unavailable:
-            return None
-        return {"period": rng.label, "result": result}
+        ts = await self._pool.run(newest)
+        if ts is None:
+            return today_range(tz)
+        return today_range(tz, dt.datetime.fromtimestamp(ts / 1e9, zoneinfo.ZoneInfo(tz)))

@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+from gateway.data import optional_module
 from gateway.i18n import Lang, label
 
 
@@ -95,6 +96,10 @@ def table_rows(table: dict[str, Any] | None, lang: Lang) -> list[dict[str, Any]]
                 "mandatory": bool(r.get("mandatory")),
                 "before": fmt_number(_value_of(r.get("before"))),
                 "after": fmt_number(_value_of(r.get("after"))),
+                "before_reason": value_reason(r.get("before")),
+                "after_reason": value_reason(r.get("after")),
+                "before_coverage": fmt_coverage(r.get("before")),
+                "after_coverage": fmt_coverage(r.get("after")),
                 "change": fmt_change(r.get("change"), r.get("change_label")),
                 "worse": row_worse(r),
                 "worse_title": WORSE_LEGEND["zh" if lang == "zh" else "en"] if row_worse(r) else "",
@@ -105,6 +110,55 @@ def table_rows(table: dict[str, Any] | None, lang: Lang) -> list[dict[str, Any]]
             }
         )
     return out
+
+
+def value_reason(v: Any) -> str:
+    """Why a KPI cell (``KpiValue.to_dict()``) has no value: its ``no value`` / ``not
+    declared`` notes, else all its notes; ``""`` when it has a value."""
+    if not isinstance(v, dict) or v.get("value") is not None:
+        return ""
+    # a table exists only when the engine computed it, so its module is there
+    reason: str = optional_module("metrics.machine_table").no_value_reason(v)
+    return reason
+
+
+def fmt_coverage(v: Any) -> str:
+    """A KPI cell's coverage as ``86.7%``; ``""`` without one."""
+    cov = v.get("coverage") if isinstance(v, dict) else None
+    if not isinstance(cov, int | float) or isinstance(cov, bool) or not math.isfinite(cov):
+        return ""
+    return f"{100.0 * cov:.1f}%"
+
+
+def _reason(d: dict[str, Any], lang: Lang) -> str:
+    """The reason of a missing figure: Chinese with the English beside, or English only."""
+    if not d.get("reason"):
+        return ""
+    if lang == "en":
+        return str(d.get("reason_en"))
+    return f"{d.get('reason_zh')} {d.get('reason_en')}"
+
+
+def reason_text(machine: dict[str, Any], lang: Lang) -> str:
+    """Why a machine has no figures at all (``metrics.machine_table``), ``""`` otherwise."""
+    return _reason(machine, lang)
+
+
+def figure_rows(machine: dict[str, Any] | None, lang: Lang) -> list[dict[str, str]]:
+    """The figures of one machine (``metrics.machine_table`` view) for the machine page."""
+    if not machine:
+        return []
+    return [
+        {
+            "id": str(f["id"]),
+            "label": str(f["label_en"] if lang == "en" else f["label_zh"]),
+            "label_en": str(f["label_en"]),
+            "text": str(f["text"]),
+            "coverage": str(f["coverage_text"]),
+            "reason": _reason(f, lang),
+        }
+        for f in machine.get("figures", [])
+    ]
 
 
 def report_checks(report: dict[str, Any]) -> list[dict[str, Any]]:

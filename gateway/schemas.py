@@ -97,6 +97,21 @@ class PeriodOut(Out):
     result: dict[str, Any]
 
 
+class MachinesOut(Out):
+    """Per-machine figures of one period (``metrics.machine_table.view``): each figure with
+    its value (percent, hours, units), text, coverage and, when it has no value, the reason."""
+
+    label: str
+    start: int
+    end: int
+    timezone: str
+    oee_offline: str
+    data_horizon_ns: int | None
+    machines: list[dict[str, Any]]
+    fleet: dict[str, Any]
+    fleet_mean_oee: float | None
+
+
 class TableOut(Out):
     baseline: str
     current: str

@@ -78,6 +78,11 @@ def open_reader(site: SiteConfig) -> Iterator[SeriesReader]:
 
 
 def _table(args: argparse.Namespace) -> int:
+    from edge.cli.kpi_machines import no_value_text, period_cmd
+
+    one = period_cmd(args)  # --period / --machines: one period, per-machine figures
+    if one is not None:
+        return one
     if not args.config or not args.baseline or not args.current:
         raise _Fail("error: give -c SITE, --baseline FROM..TO and --current FROM..TO")
     site = _site(args.config, args.declared)
@@ -104,6 +109,8 @@ def _table(args: argparse.Namespace) -> int:
         print(json.dumps(table.to_dict(), ensure_ascii=False, indent=2, allow_nan=False))
     else:
         sys.stdout.write(to_text(table, args.lang, notes=args.notes))
+        if not args.notes:
+            sys.stdout.write(no_value_text(table, args.lang))
         sys.stdout.write("\n" + tiers_text(table.tiers["current"], args.lang))
         for path in (args.csv, args.xlsx):
             if path:

@@ -15,9 +15,22 @@ from edge.cli.lazy import handler
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "kpi",
-        help="the form's before/after KPI table (建设前 / 建成后), tiers, declared import",
+        help="the form's before/after KPI table (建设前 / 建成后), one period, per-machine "
+        "figures, tiers, declared import",
     )
     p.add_argument("-c", "--config", help="site file")
+    p.add_argument("--period", help="one period FROM..TO (no baseline): every KPI of it")
+    p.add_argument(
+        "--machines",
+        action="store_true",
+        help="per-machine figures of --period (availability ... OEE, times, MTBF/MTTR, coverage)",
+    )
+    p.add_argument(
+        "--machine",
+        action="append",
+        metavar="ID",
+        help="only this machine (repeatable; implies --machines)",
+    )
     p.add_argument("--baseline", help="建设前 period FROM..TO (dates inclusive)")
     p.add_argument("--current", help="建成后 period FROM..TO (dates inclusive)")
     p.add_argument("--lang", choices=("zh", "en"), default="zh")

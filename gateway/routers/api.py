@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -18,6 +18,7 @@ from gateway.schemas import (
     DeviceOut,
     ErrorOut,
     HistoryOut,
+    MachinesOut,
     PeriodOut,
     PointOut,
     SampleOut,
@@ -199,10 +200,48 @@ async def kpi_period(
     device: Annotated[list[str] | None, Query(max_length=100)] = None,
 ) -> PeriodOut:
     """Measured KPI values of one period (OEE and its components per machine and for the
-    fleet, counts, energy, coverage), from ``metrics.engine.compute_period``."""
+    fleet, counts, energy, coverage), from ``metrics.engine.compute_period``; every KPI value
+    carries its coverage and notes (a missing value says why in a ``no value:`` note), and
+    ``machine_figures`` gives each machine's figures with their coverage and no-value reason
+    (as ``/api/v1/kpi/machines``)."""
     devices = tuple(device or ())
     rng, result = await _kpi(request).period(period, devices)
     return PeriodOut(label=rng.label, start=rng.start_ns, end=rng.end_ns, result=result)
+
+
+@router.get("/kpi/machines", response_model=MachinesOut, responses=_ERRORS, dependencies=[Viewer])
+async def kpi_machines(
+    request: Request,
+    period: Period,
+    device: Annotated[
+        list[str] | None, Query(max_length=100, description="only these machines (repeatable)")
+    ] = None,
+    lang: Annotated[
+        Literal["zh", "en"], Query(description="language of each figure's text")
+    ] = "zh",
+) -> MachinesOut:
+    """Each machine's availability, effectiveness, quality ratio, OEE, PBT / APT / ASUT / ADET /
+    idle / offline hours, failures, MTBF / MTTR, PQ / GQ and data coverage over one period, then
+    the fleet on summed times and quantities. A figure without a value has ``value: null``,
+    ``text: "—"`` and its reason (``reason`` code, ``reason_zh``, ``reason_en``); every figure
+    carries its ``coverage``. The same figures as ``shopfloor kpi --period P --machines``."""
+    rng, v = await _kpi(request).machines(period, tuple(device or ()), lang)
+    return MachinesOut(
+        label=rng.label,
+        start=rng.start_ns,
+        end=rng.end_ns,
+        **{
+            k: v[k]
+            for k in (
+                "timezone",
+                "oee_offline",
+                "data_horizon_ns",
+                "machines",
+                "fleet",
+                "fleet_mean_oee",
+            )
+        },
+    )
 
 
 @router.get(

@@ -24,7 +24,7 @@ from gateway.data import Unavailable
 from gateway.deps import Applicant, Viewer, get_state, optional_user, session_of
 from gateway.i18n import LANG_COOKIE, STATE_COLORS, Lang, label, pick_lang
 from gateway.kpi import KpiService, PeriodInputError, today_range
-from gateway.present import pretty_json, report_checks, table_rows
+from gateway.present import figure_rows, pretty_json, reason_text, report_checks, table_rows
 from gateway.routers.evidence import _read_limited
 from gateway.users import User
 
@@ -142,6 +142,8 @@ _JS_LABELS = (
     "value",
     "time",
     "point",
+    "coverage",
+    "no_value_reason",
 )
 
 
@@ -231,7 +233,27 @@ async def machine(request: Request, device_id: str) -> Response:
         dev = get_state(request).settings.site.device(device_id)
     except KeyError:
         raise HTTPException(404, f"no device {device_id!r}") from None
-    return _render(request, "machine.html", page="machine", device=dev)
+    kpi: KpiService = request.app.state.kpi
+    lang = _lang(request)
+    period = request.query_params.get("period")
+    figures: dict[str, Any] | None = None
+    error: str | None = None
+    try:
+        period = period or await kpi.data_day()
+        _, view = await kpi.machines(period, (dev.id,), lang)
+        figures = view["machines"][0]
+    except (Unavailable, PeriodInputError) as exc:
+        error = str(exc)
+    return _render(
+        request,
+        "machine.html",
+        page="machine",
+        device=dev,
+        period=period or "",
+        figures=figure_rows(figures, lang),
+        machine_reason=reason_text(figures, lang) if figures else "",
+        error=error,
+    )
 
 
 @router.get("/energy", response_class=HTMLResponse, dependencies=[Viewer])

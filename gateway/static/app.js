@@ -52,6 +52,34 @@
     return { oee: num(o.oee), a: num(o.availability), e: num(o.effectiveness), q: num(o.quality_ratio !== undefined ? o.quality_ratio : o.quality) };
   }
 
+  /* per-machine figures with coverage and the no-value reason (metrics.machine_table) */
+  function figuresOf(id) {
+    const mf = kpi && kpi.machine_figures;
+    if (!mf) return null;
+    if (id === "fleet") return mf.fleet || null;
+    return (mf.machines || []).find((m) => m.device === id) || null;
+  }
+  const reasonOf = (f) => (f && f.reason ? (boot.lang === "en" ? f.reason_en : f.reason_zh) : "");
+  const labelOf = (f) => (boot.lang === "en" ? f.label_en : f.label_zh);
+  function figureCell(f) {
+    const dd = el("dd", { figure: f.id }, f.text);
+    const why = reasonOf(f);
+    if (why) {
+      const small = el("small", { class: "reason" }, why);
+      if (boot.lang !== "en") small.title = f.reason_en;
+      dd.append(small);
+    }
+    return dd;
+  }
+  const SHOWN = ["oee", "availability", "effectiveness", "quality_ratio", "coverage"];
+  function addFigures(dl, m) {
+    if (m.reason) { dl.append(el("dt", {}, "—"), el("dd", { class: "reason", figure: "all" }, reasonOf(m))); }
+    for (const f of m.figures.filter((x) => SHOWN.includes(x.id))) {
+      if (m.reason && f.id !== "coverage") continue;
+      dl.append(el("dt", {}, labelOf(f)), figureCell(f));
+    }
+  }
+
   /* ---------- overview ---------- */
   function stateOf(d) {
     const sp = pointsOf(d, "state")[0];
@@ -78,7 +106,9 @@
       }
       const rows = el("dl", {});
       const add = (k, v) => rows.append(el("dt", {}, k), el("dd", {}, v));
-      if (parts) {
+      const figs = figuresOf(d.id);
+      if (figs) addFigures(rows, figs);
+      else if (parts) {
         add(L.oee, pct(parts.oee));
         add(L.availability, pct(parts.a));
         add(L.effectiveness, pct(parts.e));
@@ -99,9 +129,14 @@
       fleet.textContent = "";
       const f = kpi && (kpi.fleet || kpi.total);
       const parts = oeeParts(f);
+      const figs = figuresOf("fleet");
       fleet.append(el("h2", {}, L.fleet + " · " + L.oee));
       fleet.append(el("div", { class: "big", id: "fleet-oee" }, parts ? pct(parts.oee) : (kpi === false ? L.unavailable : "—")));
-      if (parts) fleet.append(el("div", {}, `${L.availability} ${pct(parts.a)} · ${L.effectiveness} ${pct(parts.e)} · ${L.quality} ${pct(parts.q)}`));
+      if (figs) {
+        const dl = el("dl", { class: "fleet-figures" });
+        addFigures(dl, figs);
+        fleet.append(dl);
+      } else if (parts) fleet.append(el("div", {}, `${L.availability} ${pct(parts.a)} · ${L.effectiveness} ${pct(parts.e)} · ${L.quality} ${pct(parts.q)}`));
     }
   }
   function renderLatestTable() {

@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from metrics.evidence import canonical
 from metrics.evidence.note import b64, b64decode_strict
+from metrics.machine_table import no_value_reason
 
 README = "README.txt"
 ENVELOPE = "snapshot.dsse.json"
@@ -353,6 +354,21 @@ def row_value(v: Any) -> Any:
     return v
 
 
+def _cell(v: Any) -> str:
+    """A before/after cell: the value, its coverage, and for no value the reason (never hidden:
+    ``metrics.machine_table.no_value_reason``)."""
+    out = _fmt(row_value(v))
+    if not isinstance(v, Mapping):
+        return out
+    cov = v.get("coverage")
+    if isinstance(cov, int | float) and not isinstance(cov, bool) and np.isfinite(cov):
+        out += f"<br><small>覆盖率 coverage {100.0 * cov:.1f}%</small>"
+    why = no_value_reason(v)
+    if why:
+        out += f'<br><small class="reason">{html.escape(why)}</small>'
+    return out
+
+
 WORSE_MARK = "↓"
 WORSE_LEGEND = f"{WORSE_MARK} 变差：变化方向不利于该指标 (worse: the change goes the KPI's bad way)"
 
@@ -397,8 +413,8 @@ def render_report(
             "<tr>"
             f"<td>{'*' if r.get('mandatory') else ''}{label}<br><small>{en}</small></td>"
             f"<td>{html.escape(str(r.get('unit', '')))}</td>"
-            f"<td>{_fmt(row_value(r.get('before')))}</td>"
-            f"<td>{_fmt(row_value(r.get('after')))}</td>"
+            f"<td>{_cell(r.get('before'))}</td>"
+            f"<td>{_cell(r.get('after'))}</td>"
             f"<td>{html.escape(str(r.get('change_label', '')))} {_pct(r.get('change'))}"
             f"{mark if worse else ''}</td>"
             f"<td>{html.escape(str(r.get('provenance', '')))}</td>"
