@@ -162,9 +162,16 @@ def _short(v: Any) -> str:
 
 
 class BundleReader:
-    """``metrics.series.SeriesReader`` over decoded batches (log order, then time order)."""
+    """``metrics.series.SeriesReader`` over decoded batches (log order, then time order).
+    ``records`` (source, seq, first_ts, last_ts of each batch) let the engine read the
+    provenance of a period off the batches' sources (:mod:`metrics.provenance`)."""
 
-    def __init__(self, batches: Iterable[canonical.DecodedSamples]) -> None:
+    def __init__(
+        self,
+        batches: Iterable[canonical.DecodedSamples],
+        records: Iterable[tuple[str, int, int, int]] = (),
+    ) -> None:
+        self._records = sorted(records)
         parts: dict[tuple[str, str], list[Series]] = {}
         for b in batches:
             for key, s in b.per_series().items():
@@ -181,6 +188,21 @@ class BundleReader:
 
     def keys(self) -> list[tuple[str, str]]:
         return sorted(self._series)
+
+    def sources(self) -> list[str]:
+        return sorted({r[0] for r in self._records})
+
+    def batch_records(
+        self, source: str | None = None, start: int | None = None, end: int | None = None
+    ) -> list[tuple[str, int, int, int]]:
+        """(source, seq, first_ts, last_ts) of the batches overlapping [start, end)."""
+        return [
+            r
+            for r in self._records
+            if (source is None or r[0] == source)
+            and (start is None or r[3] >= start)
+            and (end is None or r[2] < end)
+        ]
 
     def full(self, device: str, point: str) -> Series:
         return self._series.get((device, point), Series.empty())
@@ -349,12 +371,22 @@ def _verify(rep: Report, data: bytes, trust: Trust, tol: float) -> Report:
         _kpis_not_recomputed(rep, payload, "batch data or site file failed the checks above")
         return rep
     batches = [d for d in decoded if d.samples is not None]
-    reader = BundleReader(d.samples for d in batches if d.samples is not None)
+    reader = BundleReader(
+        (d.samples for d in batches if d.samples is not None), _batch_records(batches)
+    )
     rep.facts["batches"] = len(batches)
     rep.facts["samples"] = sum(len(d.samples) for d in batches if d.samples is not None)
     recomputed = _recompute(rep, payload, site, reader, tol)
     _plausibility(rep, payload, site, reader, decoded, recomputed, cp)
     return rep
+
+
+def _batch_records(decoded: Sequence[_Decoded]) -> list[tuple[str, int, int, int]]:
+    return [
+        (str(d.ref.source), int(d.ref.seq or 0), int(d.ref.first_ts or 0), int(d.ref.last_ts or 0))
+        for d in decoded
+        if d.ref.kind == "batch"
+    ]
 
 
 def _check_checkpoint(rep: Report, raw: bytes, trust: Trust) -> note.Checkpoint | None:

@@ -146,7 +146,7 @@ def build(tmp: Path, *, seed: int = 7) -> Built:
     store = SqliteStore(store_path, synchronous="NORMAL")
     ledger = Ledger(ledger_path, durable=False)
     rec = EvidenceRecorder(ledger, signer, "shopfloor.local/tiny")
-    rec.start(json.dumps(snapshot.site_json(s)).encode(), {"oee": 1})
+    rec.start(snapshot.site_json(s), {"oee": 1})
     history = list(generate(seed, base.start_ns, base.end_ns, quality=0.95))
     live = list(generate(seed + 1, cur.start_ns, cur.end_ns, quality=0.98))
     asyncio.run(_ingest(s, store, ledger, live, history))
