@@ -800,11 +800,13 @@ class EvidenceRecorder:
         """The writer's hook when it built the columns once for the store and the ledger."""
         self.ledger.stored(batches, columns)
 
-    def start(self, config: Mapping[str, Any], formulas: Mapping[str, int]) -> None:
+    def start(
+        self, config: Mapping[str, Any], formulas: Mapping[str, int], now_ns: int | None = None
+    ) -> None:
         """Leaves at start: the configuration in force (its canonical content, see
         :mod:`metrics.evidence.configlog`, when it differs from the last one recorded),
         formula versions (when they changed), a restart gap and the clock-sync state."""
-        now = time.time_ns()
+        now = time.time_ns() if now_ns is None else now_ns
         record_config(self.ledger, config, cause="start", now_ns=now)
         last_f = self.ledger.latest_special("formula")
         want = {k: int(v) for k, v in sorted(formulas.items())}

@@ -10,9 +10,10 @@ name, so moving the data folder never changes it. Fields of the leaf::
 
 ``effective_from`` is when the configuration takes effect (the collector's start, or the
 ``--from`` of ``shopfloor config record``; a time before the recording re-classifies history and
-the verifier's report shows it as such). The configuration *in force* at an instant is the leaf
-with the latest ``effective_from`` at or before it (a tie: the later leaf of the log); before the
-first one, the first one (imported history recorded before any configuration is read under the
+the verifier's report shows it as such). The configuration *in force* at an instant is, of the
+leaves in effect by then (``effective_from`` at or before it), the one recorded last: a leaf
+supersedes every earlier one from its ``effective_from`` on. Before any is in effect, the first
+one recorded applies (imported history recorded before any configuration is read under the
 configuration the log holds first).
 
 The *KPI view* of a configuration is what the KPI engine reads: the content without the
@@ -161,27 +162,35 @@ class InForce:
         }
 
 
+def at(leaves: Sequence[ConfigLeaf], t: int) -> ConfigLeaf | None:
+    """The configuration in force at ``t``: of the leaves in effect by then, the one recorded
+    last; before any, the first one recorded (only leaves with content count)."""
+    have = [lf for lf in leaves if lf.content is not None]
+    if not have:
+        return None
+    on = [lf for lf in have if lf.effective_from <= t]
+    if on:
+        return max(on, key=lambda lf: lf.index)
+    return min(have, key=lambda lf: lf.index)
+
+
 def in_force(leaves: Iterable[ConfigLeaf], start_ns: int, end_ns: int) -> list[InForce]:
     """The configurations in force over ``[start_ns, end_ns)``, as consecutive intervals
     (only leaves with content count); empty when the log holds none."""
-    order = sorted((lf for lf in leaves if lf.content is not None),
-                   key=lambda lf: (lf.effective_from, lf.index))  # fmt: skip
-    if not order:
-        return []
+    have = list(leaves)
+    cuts = sorted(
+        {start_ns} | {lf.effective_from for lf in have if start_ns < lf.effective_from < end_ns}
+    )
     out: list[InForce] = []
-    cur = order[0]
-    for lf in order[1:]:
-        if lf.effective_from <= start_ns:
-            cur = lf
-    t = start_ns
-    for lf in order:
-        if lf.effective_from <= start_ns or lf.effective_from >= end_ns:
-            continue
-        if lf.effective_from > t:
-            out.append(InForce(cur, t, lf.effective_from))
-            t = lf.effective_from
-        cur = lf
-    out.append(InForce(cur, t, end_ns))
+    for k, t in enumerate(cuts):
+        lf = at(have, t)
+        if lf is None:
+            return []
+        stop = cuts[k + 1] if k + 1 < len(cuts) else end_ns
+        if out and out[-1].leaf.index == lf.index:
+            out[-1] = InForce(lf, out[-1].start_ns, stop)
+        else:
+            out.append(InForce(lf, t, stop))
     return out
 
 
@@ -274,6 +283,18 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any], *, kpi_only: bool = Tru
 
 def fmt_ns(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def replaced(leaves: Sequence[ConfigLeaf], leaf: ConfigLeaf) -> ConfigLeaf | None:
+    """The configuration ``leaf`` replaced: the one the earlier leaves of the log put in force
+    at its ``effective_from`` (for a re-classification, what history was read under before)."""
+    earlier = [lf for lf in leaves if lf.index < leaf.index]
+    if not earlier:
+        return None
+    spans = in_force(earlier, leaf.effective_from, leaf.effective_from + 1)
+    if spans:
+        return spans[0].leaf
+    return max(earlier, key=lambda lf: lf.index)
 
 
 def describe(leaf: ConfigLeaf, previous: ConfigLeaf | None) -> str:
