@@ -5,8 +5,9 @@ Every acknowledged batch becomes one leaf whose bytes are the canonical batch re
 21 bytes a sample plus the series names, zlib level 1 unless ``compress=False``) are kept
 beside it so a bundle can carry them. Special leaves record the configuration
 in force (``config``: its canonical content, :mod:`metrics.evidence.configlog`), imported files
-(``import``: name, SHA-256 and the batches they became), formula versions (``formula``), key rotations (``key_rotation``),
-clock-sync state (``clock``) and gaps (``gap``: queue drops, restarts, sequence gaps).
+(``import``: name, SHA-256 and the batches they became), formula versions (``formula``), key
+rotations (``key_rotation``), clock-sync state (``clock``) and gaps (``gap``: queue drops,
+restarts, sequence gaps).
 
 Appends store every completed perfect subtree hash (table ``nodes``), so an append costs
 O(log n) hashes and a root or proof of any past size needs only O(log n) lookups. One SQLite
@@ -894,6 +895,7 @@ def open_evidence(site: Any) -> EvidenceRecorder:
     one, batches are still logged but no checkpoint is issued), start leaves written."""
     from config.models import SiteConfig
     from edge.store.keys import KeyDirError, load_key
+
     assert isinstance(site, SiteConfig)
     ev = site.evidence
     # appends run on the ledger's own thread, off the writer's path (see the module doc)

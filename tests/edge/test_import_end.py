@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from config.loader import load_site_text
+from config.markers import IMPORT_END
 from config.models import SiteConfig
 from connectors.base import Quality, Sample, Sink
 from edge import runtime
 from edge.cli.main import main
-from config.markers import IMPORT_END
 from edge.runtime import Collector, import_end_markers
 from edge.store.sqlite import SqliteStore
 

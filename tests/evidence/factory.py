@@ -5,7 +5,6 @@ writer, SQLite store and ledger (the ledger is the writer's BatchObserver)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass

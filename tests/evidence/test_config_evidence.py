@@ -69,7 +69,8 @@ def test_content_has_no_paths_and_moving_the_folder_keeps_it(tmp_path: Path) -> 
     ).with_source_dir(tmp_path / "elsewhere")
     ca, cb = configlog.config_content(a), configlog.config_content(b)
     assert ca == cb
-    assert "storage" not in ca and "evidence" not in ca
+    assert "storage" not in ca
+    assert "evidence" not in ca
     assert "/srv" not in canonical.canonical_json(ca).decode()
     # it loads back (the verifier recomputes with it)
     assert configlog.site_of(ca).devices[0].id == "cnc1"
@@ -163,10 +164,12 @@ def test_a_site_file_edit_after_recording_fails_with_the_diff(built: factory.Bui
     rep = verify_bundle(buf.getvalue(), built.trust)
     assert not rep.ok
     cfg = [c.reason for c in rep.failures() if c.name == "configuration"]
-    assert cfg and REMAP_LINE in cfg[0], _failed(rep)
+    assert cfg, _failed(rep)
+    assert REMAP_LINE in cfg[0], _failed(rep)
     assert "does not hold" in cfg[0]
     oee = next(k for k in rep.kpis if k.id == "oee")
-    assert not oee.ok and oee.status == "mismatch"
+    assert not oee.ok
+    assert oee.status == "mismatch"
     assert REMAP_LINE in rep.to_text()
 
 
@@ -230,14 +233,16 @@ def test_cli_config_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
                "--current", factory.CURRENT, "-o", str(tmp_path / "b.zip")])  # fmt: skip
     assert rc == 2
     err = capsys.readouterr().err
-    assert REMAP_LINE in err and "Traceback" not in err
+    assert REMAP_LINE in err
+    assert "Traceback" not in err
     assert main(["config", "record", "-c", str(site), "--reason", " "]) == 2
     assert main(["config", "record", "-c", str(site), "--reason", "r", "--from", "x"]) == 2
     capsys.readouterr()
     assert main(["config", "record", "-c", str(site), "--reason", "lunch",
                  "--from", "2026-04-01"]) == 0  # fmt: skip
     out = capsys.readouterr().out
-    assert "recorded as config leaf" in out and REMAP_LINE in out
+    assert "recorded as config leaf" in out
+    assert REMAP_LINE in out
     rc = main(["export", "-c", str(site), "--baseline", factory.BASELINE,
                "--current", factory.CURRENT, "-o", str(tmp_path / "b.zip")])  # fmt: skip
     assert rc == 0

@@ -85,10 +85,12 @@ def test_import_reaches_the_ledger_and_the_bundle_and_a_changed_file_fails(
     rep: dict[str, Any] = json.loads(capsys.readouterr().out)
     assert rc == 0, [c for c in rep["checks"] if not c["ok"]]
     imports = [c for c in rep["checks"] if c["check"] == "import"]
-    assert len(imports) == 1 and csv.name in imports[0]["reason"]
+    assert len(imports) == 1
+    assert csv.name in imports[0]["reason"]
     assert any(c["check"] == "import file" and c["ok"] for c in rep["checks"])
     energy = next(k for k in rep["kpis"] if k["id"] == "energy_per_value")
-    assert energy["ok"] and energy["provenance"] != "measured"
+    assert energy["ok"]
+    assert energy["provenance"] != "measured"
     # the imported batches are in the bundle, and the baseline is labelled imported
     # without any --baseline-imported flag
     from metrics.evidence import bundle
@@ -142,7 +144,8 @@ def test_forgetting_the_flag_no_longer_flatters(
     flagged = _kpi_json(site, capsys, "--baseline-imported")
     capsys.readouterr()
     row = next(r for r in plain["rows"] if r["id"] == "energy_per_value")
-    assert row["before"]["value"] is not None and float(row["before"]["value"]) > 0
+    assert row["before"]["value"] is not None
+    assert float(row["before"]["value"]) > 0
     assert plain["baseline_imported"] is True
     inputs = {i["name"]: i for i in row["before"]["inputs"]}
     assert any(i["provenance"] == "imported" for i in inputs.values()), inputs
