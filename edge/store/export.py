@@ -133,6 +133,21 @@ def _configuration(
     return spans, sites[0], sites[1]
 
 
+def _config_fact(spans: dict[str, list[configlog.InForce]]) -> str:
+    """Which config leaves each period was computed under; re-classifications named."""
+    parts = []
+    for name, label in (("baseline", "建设前 baseline"), ("current", "建成后 current")):
+        leaves = ", ".join(str(sp.leaf.index) for sp in spans[name])
+        parts.append(f"{label}: leaf {leaves}")
+        for sp in spans[name]:
+            if sp.leaf.reclassifies:
+                parts.append(
+                    f"leaf {sp.leaf.index} 重新分类历史 re-classifies history from "
+                    f"{configlog.fmt_ns(sp.leaf.effective_from)}: {sp.leaf.reason}"
+                )
+    return "; ".join(dict.fromkeys(parts))
+
+
 def _checkpoint(ledger: Ledger, signer: Signer, origin: str, need: int) -> str:
     """The checkpoint to prove against: of those covering the needed leaves, the one with the
     most cosignatures (then the newest); a fresh one when none covers them."""
@@ -233,6 +248,7 @@ def export_bundle(
         ("企业 enterprise", site.site.enterprise or ""),
         ("站点 site", f"{site.site.id} {site.site.name}"),
         ("日志 log", f"{cp.origin} size {cp.size} root {b64(cp.root)}"),
+        ("配置 configuration", _config_fact(spans)),
         ("批次 batches", str(len(batches))),
         ("样本 samples", str(sum(len(d) for d in decoded))),
     ]

@@ -878,7 +878,7 @@ def record_config(
         return None
     fields = configlog.leaf_fields(
         config, cause=cause, effective_ns=now if effective_ns is None else effective_ns,
-        reason=reason,
+        reason=reason, previous=None if last is None else last.index,
     )  # fmt: skip
     return ledger.append_special("config", fields, now)
 

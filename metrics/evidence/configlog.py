@@ -6,7 +6,8 @@ file as canonical JSON without the sections that only say where things live or w
 name, so moving the data folder never changes it. Fields of the leaf::
 
     {"kind": "config", "ts": T_recorded, "config": {...}, "config_sha256": HEX,
-     "effective_from": "NS", "cause": "start" | "record", "reason": "..."}
+     "effective_from": "NS", "cause": "start" | "record" | "export", "reason": "...",
+     "previous": INDEX_OF_THE_CONFIG_LEAF_BEFORE | -1}
 
 ``effective_from`` is when the configuration takes effect (the collector's start, or the
 ``--from`` of ``shopfloor config record``; a time before the recording re-classifies history and
@@ -93,15 +94,23 @@ def kpi_view(content: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def leaf_fields(
-    content: Mapping[str, Any], *, cause: str, effective_ns: int, reason: str = ""
+    content: Mapping[str, Any],
+    *,
+    cause: str,
+    effective_ns: int,
+    reason: str = "",
+    previous: int | None = None,
 ) -> dict[str, Any]:
-    """The fields of a ``config`` leaf (``ts`` is added by the ledger)."""
+    """The fields of a ``config`` leaf (``ts`` is added by the ledger). ``previous``: the log
+    index of the config leaf recorded before it (the chain lets a verifier see a configuration
+    left out of a bundle), ``-1`` for the first."""
     return {
         "config": dict(content),
         "config_sha256": content_sha256(content),
         "effective_from": str(int(effective_ns)),
         "cause": cause,
         "reason": reason,
+        "previous": -1 if previous is None else int(previous),
     }
 
 
@@ -117,6 +126,7 @@ class ConfigLeaf:
     content: dict[str, Any] | None
     cause: str
     reason: str
+    previous: int | None = None  # log index of the config leaf recorded before (-1: none)
 
     @property
     def reclassifies(self) -> bool:
@@ -144,6 +154,7 @@ def parse_leaf(index: int, record: Mapping[str, Any]) -> ConfigLeaf:
         content,
         str(record.get("cause", "")),
         str(record.get("reason", "")),
+        int(record["previous"]) if "previous" in record else None,
     )
 
 
@@ -283,6 +294,18 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any], *, kpi_only: bool = Tru
 
 def fmt_ns(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def missing_links(leaves: Sequence[ConfigLeaf]) -> list[str]:
+    """Config leaves whose recorded predecessor is not among ``leaves`` (left out of a
+    bundle): one line each."""
+    have = {lf.index for lf in leaves}
+    return [
+        f"config leaf {lf.index} was recorded after config leaf {lf.previous}, which the bundle "
+        "leaves out (a configuration of the log is hidden from the reviewer)"
+        for lf in leaves
+        if lf.previous is not None and lf.previous >= 0 and lf.previous not in have
+    ]
 
 
 def replaced(leaves: Sequence[ConfigLeaf], leaf: ConfigLeaf) -> ConfigLeaf | None:

@@ -663,7 +663,7 @@ def _check_configuration(
         )
         return (site, site) if ok else None
     named = payload.get("configuration")
-    reasons: list[str] = []
+    reasons: list[str] = configlog.missing_links(leaves)
     sites: list[SiteConfig] = []
     for name, start, end in _periods(payload):
         spans = configlog.in_force(leaves, start, end)

@@ -4,18 +4,20 @@ computed under another configuration fails verification with a readable diff."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from config.loader import load_site_text
+from config.loader import load_site, load_site_text
 from edge.cli.main import main
 from edge.store.export import ExportError, export_bundle
-from edge.store.ledger import Ledger, config_leaves, record_config
+from edge.store.ledger import Ledger, config_leaves, open_evidence, record_config
 from metrics.engine import compute_table
 from metrics.evidence import bundle, canonical, configlog, dsse
 from metrics.evidence.trust import Trust, TrustedKey, make_trust
@@ -128,6 +130,8 @@ def test_honest_bundle_names_the_configuration_leaf(built: factory.Built) -> Non
     assert [s["index"] for s in p["configuration"]["baseline"]] == [idx]
     assert [s["index"] for s in p["configuration"]["current"]] == [idx]
     assert any(c.name == "configuration" and c.ok for c in rep.checks)
+    report = bundle.read_files(data)[bundle.REPORT].decode("utf-8")
+    assert f"建设前 baseline: leaf {idx}" in report
 
 
 def test_a_site_file_edit_after_recording_fails_with_the_diff(built: factory.Built) -> None:
@@ -246,3 +250,85 @@ def test_cli_config_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     rc = main(["export", "-c", str(site), "--baseline", factory.BASELINE,
                "--current", factory.CURRENT, "-o", str(tmp_path / "b.zip")])  # fmt: skip
     assert rc == 0
+
+
+def test_a_configuration_left_out_of_the_bundle_fails(tmp_path: Path) -> None:
+    """A correction recorded with --from is in force over the data; an applicant who drops it
+    from the bundle (and re-signs a snapshot computed without it) is caught by the chain: the
+    configuration recorded after it names it as its predecessor."""
+    built = factory.build(tmp_path)
+    remapped = configlog.config_content(load_site_text(factory.SITE_YAML.replace(*REMAP)))
+    jan = 1_767_196_800 * 10**9  # 2026-01-01 00:00 Asia/Shanghai
+    with Ledger(built.ledger_path) as led:
+        hidden = record_config(led, remapped, cause="record", reason="audit: code 3 is stop",
+                               effective_ns=jan, now_ns=factory.CONFIG_TS + 1)  # fmt: skip
+        # a later, unrelated change (in force after the data) names the correction as previous
+        later = configlog.config_content(load_site_text(
+            factory.SITE_YAML.replace(*REMAP).replace("name: 电能表 meter", "name: 电表")
+        ))  # fmt: skip
+        after = factory.CONFIG_TS + 10**12
+        record_config(led, later, cause="record", reason="rename", effective_ns=after,
+                      now_ns=factory.CONFIG_TS + 2)  # fmt: skip
+    data = _export(
+        built, factory.SITE_YAML.replace(*REMAP).replace("name: 电能表 meter", "name: 电表")
+    )
+    assert verify_bundle(data, _gw(built)).ok
+    # drop the correction: re-sign a snapshot whose table is computed under the first configuration
+    parts = bundle.read_bundle(data)
+    honest = _export_table_under_first(built, parts)
+    payload = _payload(data)
+    payload["special_leaves"] = [s for s in payload["special_leaves"] if s["index"] != hidden]
+    payload["kpi_table"] = honest
+    payload["site_file"] = {
+        "sha256": configlog.content_sha256(configlog.config_content(built.site)),
+        "canonical": configlog.config_content(built.site),
+    }
+    assert all(s["index"] == hidden for s in payload["configuration"]["baseline"])
+    with Ledger.open_readonly(built.ledger_path) as led:
+        idx0 = config_leaves(led)[0].index
+    for name in ("baseline", "current"):
+        payload["configuration"][name] = [{**s, "index": idx0,
+            "config_sha256": configlog.content_sha256(configlog.config_content(built.site))}
+            for s in payload["configuration"][name]]  # fmt: skip
+    env = dsse.sign_envelope(canonical.canonical_json(payload), dsse.SNAPSHOT_TYPE, [built.signer])
+    forged = bundle.write_bundle(
+        dataclasses.replace(
+            parts, envelope=env, leaves=tuple(lf for lf in parts.leaves if lf.index != hidden)
+        )
+    )
+    rep = verify_bundle(forged, _gw(built))
+    assert not rep.ok
+    reasons = [c.reason for c in rep.failures() if c.name == "configuration"]
+    assert any(f"after config leaf {hidden}, which the bundle leaves out" in r for r in reasons), (
+        _failed(rep)
+    )
+
+
+def _export_table_under_first(built: factory.Built, parts: bundle.BundleParts) -> Any:
+    reader = BundleReader(
+        [canonical.decode_samples(lf.samples) for lf in parts.leaves if lf.samples is not None],
+        [(r["source"], r["seq"], int(r["first_ts"]), int(r["last_ts"]))
+         for r in (json.loads(lf.record) for lf in parts.leaves) if r["kind"] == "batch"],
+    )  # fmt: skip
+    return canonical.jsonable(
+        compute_table(reader, built.site, built.baseline, built.current).to_dict()
+    )
+
+
+def test_collector_start_records_content_and_a_moved_folder_records_nothing_new(
+    tmp_path: Path,
+) -> None:
+    text = factory.SITE_YAML + EVIDENCE_LINES
+    a, b = tmp_path / "a", tmp_path / "moved" / "b"
+    a.mkdir()
+    (a / "site.yaml").write_text(text, encoding="utf-8")
+    rec = open_evidence(load_site(a / "site.yaml"))
+    rec.ledger.close()
+    shutil.copytree(a, b)
+    rec = open_evidence(load_site(b / "site.yaml"))
+    rec.ledger.close()
+    with Ledger.open_readonly(b / "ledger.db") as led:
+        cfg = config_leaves(led)
+    assert len(cfg) == 1
+    assert cfg[0].content == configlog.config_content(factory.site())
+    assert cfg[0].cause == "start"
