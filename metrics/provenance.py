@@ -24,8 +24,6 @@ IMPORT_PREFIX = "import:"
 class BatchIndex(Protocol):
     """What a reader offers when it knows the batches behind its samples."""
 
-    def sources(self) -> list[str]: ...
-
     def batch_records(
         self, source: str | None = None, start: int | None = None, end: int | None = None
     ) -> Sequence[tuple[Any, ...]]:
@@ -42,15 +40,12 @@ def imported_devices(reader: object, site: SiteConfig, period: TimeRange) -> set
     cannot tell (it does not know its batches)."""
     if not isinstance(reader, BatchIndex):
         return None
-    devices = {d.id for d in site.devices}
-    out: set[str] = set()
-    for src in reader.sources():
-        dev = src.removeprefix(IMPORT_PREFIX)
-        if not is_import_source(src) or dev not in devices:
-            continue
-        if reader.batch_records(src, period.start_ns, period.end_ns):
-            out.add(dev)
-    return out
+    # one indexed look-up per device (source, then time), not a scan of every batch
+    return {
+        d.id
+        for d in site.devices
+        if reader.batch_records(IMPORT_PREFIX + d.id, period.start_ns, period.end_ns)
+    }
 
 
 def period_imported(

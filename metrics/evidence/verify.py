@@ -171,7 +171,9 @@ class BundleReader:
         batches: Iterable[canonical.DecodedSamples],
         records: Iterable[tuple[str, int, int, int]] = (),
     ) -> None:
-        self._records = sorted(records)
+        self._records: dict[str, list[tuple[str, int, int, int]]] = {}
+        for r in sorted(records):
+            self._records.setdefault(r[0], []).append(r)
         parts: dict[tuple[str, str], list[Series]] = {}
         for b in batches:
             for key, s in b.per_series().items():
@@ -190,19 +192,18 @@ class BundleReader:
         return sorted(self._series)
 
     def sources(self) -> list[str]:
-        return sorted({r[0] for r in self._records})
+        return sorted(self._records)
 
     def batch_records(
         self, source: str | None = None, start: int | None = None, end: int | None = None
     ) -> list[tuple[str, int, int, int]]:
         """(source, seq, first_ts, last_ts) of the batches overlapping [start, end)."""
-        return [
-            r
-            for r in self._records
-            if (source is None or r[0] == source)
-            and (start is None or r[3] >= start)
-            and (end is None or r[2] < end)
-        ]
+        pool = (
+            self._records.get(source, [])
+            if source is not None
+            else [r for rs in self._records.values() for r in rs]
+        )
+        return [r for r in pool if (start is None or r[3] >= start) and (end is None or r[2] < end)]
 
     def full(self, device: str, point: str) -> Series:
         return self._series.get((device, point), Series.empty())
