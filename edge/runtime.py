@@ -25,6 +25,7 @@ import signal
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from config.markers import IMPORT_END
 from config.models import SiteConfig
 from connectors.base import NAN, Connector, Quality, Sample, now_ns
 from connectors.registry import build_connectors
@@ -46,10 +47,6 @@ COMPACT_SETTLE_S = 600
 FORCE_GRACE_S = 5.0
 # samples drawn from an import's iterable per worker-thread call
 IMPORT_CHUNK = 100_000
-
-
-# the status of the bad sample that closes each imported series (see import_end_markers)
-IMPORT_END = "import_end"
 
 
 def _take(it: Iterator[Sample], n: int, last: dict[tuple[str, str], int]) -> list[Sample]:

@@ -28,6 +28,7 @@ from metrics.energy import CARRIER_ROLES, Carriers, co2_t, energy_tce, factor_di
 from metrics.intervals import IntervalSet
 from metrics.oee import NS, FleetOee, MachineOee, Quantities, machine_flags, offline_note, ratio
 from metrics.periods import NS_PER_S, TimeRange, zone
+from metrics.provenance import period_imported
 from metrics.series import QUALITY_BAD, Series, SeriesReader
 from metrics.tiers import evaluate
 from metrics.timemodel import (
@@ -1182,7 +1183,9 @@ def compute_period(
     devices: Sequence[str] | None = None,
     imported: bool = False,
 ) -> PeriodResult:
-    """Every KPI of the catalogue for one period (measured ones over ``devices`` if given)."""
+    """Every KPI of the catalogue for one period (measured ones over ``devices`` if given).
+    ``imported`` comes from the recorded batches when the reader knows them."""
+    imported = period_imported(reader, site, period, imported)
     rd = _Reads(reader, period)
     data, horizon = _collect(rd, site, _select(site, devices), period, imported)
     exclude_offline = site.kpi.oee_offline == "exclude"
@@ -1373,13 +1376,20 @@ def compute_table(
     *,
     baseline_imported: bool = False,
     current_imported: bool = False,
+    baseline_site: SiteConfig | None = None,
 ) -> KpiTable:
-    """The before/after table (建设前 / 建成后) in the form's order."""
-    before = compute_period(reader, site, baseline, imported=baseline_imported)
+    """The before/after table (建设前 / 建成后) in the form's order. Whether a period is
+    imported comes from the recorded batches (:mod:`metrics.provenance`); the ``*_imported``
+    flags count only for a reader that cannot tell. ``baseline_site``: the configuration in
+    force during the baseline when it is not ``site`` (the evidence log's, per period)."""
+    bsite = site if baseline_site is None else baseline_site
+    baseline_imported = period_imported(reader, bsite, baseline, baseline_imported)
+    current_imported = period_imported(reader, site, current, current_imported)
+    before = compute_period(reader, bsite, baseline, imported=baseline_imported)
     after = compute_period(reader, site, current, imported=current_imported)
     rows: list[KpiRow] = []
     tz = site.site.timezone
-    ann_b = annualisation(baseline, site.calendar, tz)
+    ann_b = annualisation(baseline, bsite.calendar, tz)
     ann_c = annualisation(current, site.calendar, tz)
     extensive = extensive_ids(site)
     for kpi in CATALOGUE:
@@ -1413,7 +1423,7 @@ def compute_table(
             )
         )
     tiers = {
-        "baseline": evaluate(site, _last_day(baseline, tz)).to_dict(),
+        "baseline": evaluate(bsite, _last_day(baseline, tz)).to_dict(),
         "current": evaluate(site, _last_day(current, tz)).to_dict(),
     }
     return KpiTable(

@@ -1,5 +1,7 @@
-"""``shopfloor verify bundle.zip --trust trust.json [--json]``: exit 0 only when every check
-and every KPI holds (1 when something fails, 2 when the files cannot be read)."""
+"""``shopfloor verify bundle.zip --trust trust.json [--json] [--import-file F ...]``: exit 0
+only when every check and every KPI holds (1 when something fails, 2 when the files cannot be
+read). ``--import-file`` re-hashes a file that was imported and checks it against the bundle's
+``import`` leaves."""
 
 from __future__ import annotations
 
@@ -29,6 +31,17 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     rep = verify_bundle(data, trust)
+    if args.import_file:
+        from metrics.evidence.verify import check_import_files
+
+        files: dict[str, bytes] = {}
+        for name in args.import_file:
+            try:
+                files[name] = Path(name).read_bytes()
+            except OSError as exc:
+                print(f"error: cannot read {name}: {exc.strerror}", file=sys.stderr)
+                return 2
+        check_import_files(rep, data, files)
     if args.json:
         print(json.dumps(rep.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -41,4 +54,10 @@ def register(sub: Any) -> None:
     p.add_argument("bundle", help="bundle.zip")
     p.add_argument("--trust", required=True, help="trust.json with the keys you trust")
     p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument(
+        "--import-file",
+        action="append",
+        help="an imported file (e.g. the meter CSV) to check against the bundle's import "
+        "leaves: fails when its content changed after the import (repeatable)",
+    )
     p.set_defaults(func=_verify)

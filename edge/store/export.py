@@ -8,6 +8,10 @@ special leaf of the log up to the checkpoint; inclusion proofs to the checkpoint
 witness cosignatures that covers them, or a fresh one. The KPI table is computed from exactly
 those batches (what the reviewer will recompute) and, when a store is given, compared with the
 table computed from the store: differences are returned as warnings.
+
+Each period is computed under the configuration the log holds for its time
+(:mod:`metrics.evidence.configlog`), named in the snapshot's ``configuration``; the site file
+given must equal the configuration recorded last (else the export is refused with the diff).
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config.models import SiteConfig
-from edge.store.ledger import Leaf, Ledger
+from edge.store.ledger import Leaf, Ledger, config_leaves, latest_config, record_config
 from metrics import table as table_mod
 from metrics.engine import KpiTable, compute_table
-from metrics.evidence import bundle, canonical, dsse, snapshot
+from metrics.evidence import bundle, canonical, configlog, dsse, snapshot
 from metrics.evidence.note import Checkpoint, Signer, b64, open_checkpoint
 from metrics.evidence.verify import BundleReader, diff_json
 from metrics.periods import TimeRange
+from metrics.provenance import period_imported
 from metrics.series import SeriesReader
 
 MAX_WALK_BACK = 2000
@@ -92,6 +97,57 @@ def _select_batches(ledger: Ledger, site: SiteConfig, periods: Sequence[TimeRang
     return [chosen[i] for i in sorted(chosen)]
 
 
+def _configuration(
+    ledger: Ledger, site: SiteConfig, baseline: TimeRange, current: TimeRange, warnings: list[str]
+) -> tuple[dict[str, list[configlog.InForce]], SiteConfig, SiteConfig]:
+    """The configurations the log holds for each period, and the one each is computed under.
+
+    The site file must be the configuration the log recorded last: a log without any
+    configuration content gets it now (cause ``export``); a site file that differs from the
+    last recorded one is refused (record the change with its reason first)."""
+    content = configlog.config_content(site)
+    last = latest_config(ledger)
+    if last is None or last.content is None:
+        record_config(ledger, content, cause="export")
+        warnings.append(
+            "the log held no configuration content: the site file's was recorded now "
+            "(it applies to all data recorded before it)"
+        )
+    elif last.sha256 != configlog.content_sha256(content):
+        changes = configlog.diff(last.content, content, kpi_only=False)
+        raise ExportError(
+            f"the site file differs from the configuration the log recorded last (leaf "
+            f"{last.index}): {'; '.join(changes[:8]) or 'formatting only'}. Record the change "
+            "with its reason: shopfloor config record -c SITE --reason '...' (add --from DATE "
+            "to re-classify earlier data), or restore the recorded file"
+        )
+    leaves = config_leaves(ledger)
+    spans: dict[str, list[configlog.InForce]] = {}
+    sites: list[SiteConfig] = []
+    for name, p in (("baseline", baseline), ("current", current)):
+        spans[name] = configlog.in_force(leaves, p.start_ns, p.end_ns)
+        try:
+            sites.append(configlog.site_of(configlog.period_config(spans[name], name)))
+        except ValueError as exc:
+            raise ExportError(str(exc)) from None
+    return spans, sites[0], sites[1]
+
+
+def _config_fact(spans: dict[str, list[configlog.InForce]]) -> str:
+    """Which config leaves each period was computed under; re-classifications named."""
+    parts = []
+    for name, label in (("baseline", "建设前 baseline"), ("current", "建成后 current")):
+        leaves = ", ".join(str(sp.leaf.index) for sp in spans[name])
+        parts.append(f"{label}: leaf {leaves}")
+        for sp in spans[name]:
+            if sp.leaf.reclassifies:
+                parts.append(
+                    f"leaf {sp.leaf.index} 重新分类历史 re-classifies history from "
+                    f"{configlog.fmt_ns(sp.leaf.effective_from)}: {sp.leaf.reason}"
+                )
+    return "; ".join(dict.fromkeys(parts))
+
+
 def _checkpoint(ledger: Ledger, signer: Signer, origin: str, need: int) -> str:
     """The checkpoint to prove against: of those covering the needed leaves, the one with the
     most cosignatures (then the newest); a fresh one when none covers them."""
@@ -126,10 +182,21 @@ def export_bundle(
     now_s: int | None = None,
 ) -> ExportResult:
     origin = origin_of(site)
-    batches = _select_batches(ledger, site, [baseline, current])
+    warnings: list[str] = []
+    spans, site_b, site_c = _configuration(ledger, site, baseline, current, warnings)
+    batches = sorted(
+        {
+            lf.idx: lf
+            for p_site, p in ((site_b, baseline), (site_c, current))
+            for lf in _select_batches(ledger, p_site, [p])
+        }.values(),
+        key=lambda lf: lf.idx,
+    )
     if not batches:
         raise ExportError("the ledger holds no batch of this site's devices in these periods")
+    used = [sp.leaf.index for v in spans.values() for sp in v]
     need = max(lf.idx for lf in batches) + 1
+    need = max(need, *(i + 1 for i in used))
     cp_note = _checkpoint(ledger, signer, origin, need)
     cp, _, _ = open_checkpoint(cp_note, [signer.verifier])
     specials = [lf for lf in ledger.leaves(upto=cp.size) if lf.kind != "batch"]
@@ -144,12 +211,22 @@ def export_bundle(
                 lf.idx, lf.record, tuple(ledger.inclusion_proof(lf.idx, cp.size)), data
             )
         )
-    reader = BundleReader(decoded)
-    kw = {"baseline_imported": baseline_imported, "current_imported": current_imported}
-    table = compute_table(reader, site, baseline, current, **kw)
-    warnings: list[str] = []
+    reader = BundleReader(
+        decoded,
+        [(str(lf.source), int(lf.seq or 0), int(lf.first_ts or 0), int(lf.last_ts or 0))
+         for lf in batches],
+    )  # fmt: skip
+    # provenance (imported or measured) comes from the batches' sources, not from flags
+    baseline_imported = period_imported(reader, site_b, baseline, baseline_imported)
+    current_imported = period_imported(reader, site_c, current, current_imported)
+    kw: dict[str, Any] = {
+        "baseline_imported": baseline_imported,
+        "current_imported": current_imported,
+        "baseline_site": site_b,
+    }
+    table = compute_table(reader, site_c, baseline, current, **kw)
     if store is not None:
-        from_store = compute_table(store, site, baseline, current, **kw)
+        from_store = compute_table(store, site_c, baseline, current, **kw)
         diffs = diff_json(
             canonical.jsonable(table.to_dict()), canonical.jsonable(from_store.to_dict())
         )
@@ -160,7 +237,7 @@ def export_bundle(
             )
     created = int(time.time()) if now_s is None else now_s
     sections = bundle.report_sections(
-        site,
+        site_c,
         reader,
         [
             ("建设前 baseline", baseline.start_ns, baseline.end_ns),
@@ -171,6 +248,7 @@ def export_bundle(
         ("企业 enterprise", site.site.enterprise or ""),
         ("站点 site", f"{site.site.id} {site.site.name}"),
         ("日志 log", f"{cp.origin} size {cp.size} root {b64(cp.root)}"),
+        ("配置 configuration", _config_fact(spans)),
         ("批次 batches", str(len(batches))),
         ("样本 samples", str(sum(len(d) for d in decoded))),
     ]
@@ -197,7 +275,8 @@ def export_bundle(
         )
     srefs = [snapshot.LeafRef(lf.idx, lf.hash.hex(), lf.kind) for lf in specials]
     payload = snapshot.build_payload(
-        site=site,
+        site=site_c,
+        configuration={"baseline": spans["baseline"], "current": spans["current"]},
         baseline={**baseline.to_dict(), "imported": baseline_imported},
         current={**current.to_dict(), "imported": current_imported},
         table=table.to_dict(),

@@ -3,9 +3,11 @@
 Every acknowledged batch becomes one leaf whose bytes are the canonical batch record
 (``metrics.evidence.canonical.batch_record``); the batch's canonical sample bytes (``sfs1``,
 21 bytes a sample plus the series names, zlib level 1 unless ``compress=False``) are kept
-beside it so a bundle can carry them. Special leaves record the site
-file at start (``config``), formula versions (``formula``), key rotations (``key_rotation``),
-clock-sync state (``clock``) and gaps (``gap``: queue drops, restarts, sequence gaps).
+beside it so a bundle can carry them. Special leaves record the configuration
+in force (``config``: its canonical content, :mod:`metrics.evidence.configlog`), imported files
+(``import``: name, SHA-256 and the batches they became), formula versions (``formula``), key
+rotations (``key_rotation``), clock-sync state (``clock``) and gaps (``gap``: queue drops,
+restarts, sequence gaps).
 
 Appends store every completed perfect subtree hash (table ``nodes``), so an append costs
 O(log n) hashes and a root or proof of any past size needs only O(log n) lookups. One SQLite
@@ -46,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.store.base import Batch
-from metrics.evidence import canonical, merkle
+from metrics.evidence import canonical, configlog, merkle
 from metrics.evidence.note import (
     Checkpoint,
     Signer,
@@ -684,6 +686,27 @@ class Ledger:
                     self._load()
             return self._append(self._batch_items(batches, now_ns or time.time_ns(), encoded))
 
+    def append_import(
+        self, batches: Sequence[Batch], fields: Mapping[str, Any], now_ns: int | None = None
+    ) -> list[int]:
+        """Log imported batches and, after them, one ``import`` leaf with ``fields`` (the file's
+        name and SHA-256) plus the sequence range of every source logged: one transaction, so
+        the log never holds the batches without the record of where they came from."""
+        self._wait_handoffs()
+        now = time.time_ns() if now_ns is None else now_ns
+        with self._lock:
+            items = self._batch_items(batches, now)
+            ranges: dict[str, list[int]] = {}
+            for rec, _ in items:
+                if rec["kind"] == "batch":
+                    r = ranges.setdefault(str(rec["source"]), [int(rec["seq"]), int(rec["seq"])])
+                    r[1] = int(rec["seq"])
+            if not ranges:
+                raise LedgerError("nothing to log: every imported batch is already in the log")
+            info = {**fields, "batches": dict(sorted(ranges.items()))}
+            items.append((canonical.special_record("import", now, info), None))
+            return self._append(items)
+
     def append_special(self, kind: str, fields: Mapping[str, Any], ts: int | None = None) -> int:
         rec = canonical.special_record(kind, time.time_ns() if ts is None else ts, fields)
         self._wait_handoffs()
@@ -778,14 +801,14 @@ class EvidenceRecorder:
         """The writer's hook when it built the columns once for the store and the ledger."""
         self.ledger.stored(batches, columns)
 
-    def start(self, site_canonical: bytes, formulas: Mapping[str, int]) -> None:
-        """Leaves at start: the site file's hash (when it changed), formula versions (when
-        they changed), a restart gap and the clock-sync state."""
-        now = time.time_ns()
-        sha = canonical.sha256_hex(site_canonical)
-        last_cfg = self.ledger.latest_special("config")
-        if last_cfg is None or last_cfg.get("site_sha256") != sha:
-            self.ledger.append_special("config", {"site_sha256": sha}, now)
+    def start(
+        self, config: Mapping[str, Any], formulas: Mapping[str, int], now_ns: int | None = None
+    ) -> None:
+        """Leaves at start: the configuration in force (its canonical content, see
+        :mod:`metrics.evidence.configlog`, when it differs from the last one recorded),
+        formula versions (when they changed), a restart gap and the clock-sync state."""
+        now = time.time_ns() if now_ns is None else now_ns
+        record_config(self.ledger, config, cause="start", now_ns=now)
         last_f = self.ledger.latest_special("formula")
         want = {k: int(v) for k, v in sorted(formulas.items())}
         if last_f is None or last_f.get("formulas") != want:
@@ -819,6 +842,47 @@ class EvidenceRecorder:
         return self.ledger.issue_checkpoint(self.signer, self.origin)
 
 
+def config_leaves(ledger: Ledger, upto: int | None = None) -> list[configlog.ConfigLeaf]:
+    """Every ``config`` leaf of the log (up to ``upto``), parsed."""
+    out = []
+    for lf in ledger.leaves(kind="config", upto=upto):
+        rec = canonical.parse_canonical(lf.record, f"leaf {lf.idx}")
+        out.append(configlog.parse_leaf(lf.idx, rec))
+    return out
+
+
+def latest_config(ledger: Ledger) -> configlog.ConfigLeaf | None:
+    """The configuration recorded last (by log order)."""
+    rec = ledger.latest_special("config")
+    if rec is None:
+        return None
+    last = ledger.leaves(kind="config")[-1]
+    return configlog.parse_leaf(last.idx, rec)
+
+
+def record_config(
+    ledger: Ledger,
+    config: Mapping[str, Any],
+    *,
+    cause: str,
+    reason: str = "",
+    effective_ns: int | None = None,
+    now_ns: int | None = None,
+) -> int | None:
+    """Append a ``config`` leaf for ``config`` (canonical content) unless it is what the log
+    holds last and no ``effective_ns`` re-classifies history; the new leaf's index or None."""
+    now = time.time_ns() if now_ns is None else now_ns
+    last = latest_config(ledger)
+    sha = configlog.content_sha256(config)
+    if effective_ns is None and last is not None and last.sha256 == sha:
+        return None
+    fields = configlog.leaf_fields(
+        config, cause=cause, effective_ns=now if effective_ns is None else effective_ns,
+        reason=reason, previous=None if last is None else last.index,
+    )  # fmt: skip
+    return ledger.append_special("config", fields, now)
+
+
 def formula_versions() -> dict[str, int]:
     """Formula id -> version of every KPI of the catalogue (recorded in ``formula`` leaves)."""
     from metrics.catalogue import CATALOGUE
@@ -831,7 +895,6 @@ def open_evidence(site: Any) -> EvidenceRecorder:
     one, batches are still logged but no checkpoint is issued), start leaves written."""
     from config.models import SiteConfig
     from edge.store.keys import KeyDirError, load_key
-    from metrics.evidence.snapshot import site_json
 
     assert isinstance(site, SiteConfig)
     ev = site.evidence
@@ -846,7 +909,7 @@ def open_evidence(site: Any) -> EvidenceRecorder:
     origin = ev.origin or f"shopfloor.local/{site.site.id}"
     rec = EvidenceRecorder(ledger, signer, origin)
     try:
-        rec.start(canonical.canonical_json(site_json(site)), formula_versions())
+        rec.start(configlog.config_content(site), formula_versions())
     except BaseException:
         ledger.close()
         raise

@@ -37,7 +37,7 @@ import numpy.typing as npt
 
 from config.models import COUNTER_ROLES, SiteConfig
 from metrics.evidence import bundle as bundle_mod
-from metrics.evidence import canonical, dsse, merkle, note, snapshot
+from metrics.evidence import canonical, configlog, dsse, merkle, note, snapshot
 from metrics.evidence.trust import Trust, format_time
 from metrics.periods import NS_PER_S, TimeRange
 from metrics.series import Series
@@ -162,9 +162,18 @@ def _short(v: Any) -> str:
 
 
 class BundleReader:
-    """``metrics.series.SeriesReader`` over decoded batches (log order, then time order)."""
+    """``metrics.series.SeriesReader`` over decoded batches (log order, then time order).
+    ``records`` (source, seq, first_ts, last_ts of each batch) let the engine read the
+    provenance of a period off the batches' sources (:mod:`metrics.provenance`)."""
 
-    def __init__(self, batches: Iterable[canonical.DecodedSamples]) -> None:
+    def __init__(
+        self,
+        batches: Iterable[canonical.DecodedSamples],
+        records: Iterable[tuple[str, int, int, int]] = (),
+    ) -> None:
+        self._records: dict[str, list[tuple[str, int, int, int]]] = {}
+        for r in sorted(records):
+            self._records.setdefault(r[0], []).append(r)
         parts: dict[tuple[str, str], list[Series]] = {}
         for b in batches:
             for key, s in b.per_series().items():
@@ -181,6 +190,20 @@ class BundleReader:
 
     def keys(self) -> list[tuple[str, str]]:
         return sorted(self._series)
+
+    def sources(self) -> list[str]:
+        return sorted(self._records)
+
+    def batch_records(
+        self, source: str | None = None, start: int | None = None, end: int | None = None
+    ) -> list[tuple[str, int, int, int]]:
+        """(source, seq, first_ts, last_ts) of the batches overlapping [start, end)."""
+        pool = (
+            self._records.get(source, [])
+            if source is not None
+            else [r for rs in self._records.values() for r in rs]
+        )
+        return [r for r in pool if (start is None or r[3] >= start) and (end is None or r[2] < end)]
 
     def full(self, device: str, point: str) -> Series:
         return self._series.get((device, point), Series.empty())
@@ -204,6 +227,7 @@ def compute_table_dict(
     *,
     baseline_imported: bool,
     current_imported: bool,
+    baseline_site: SiteConfig | None = None,
 ) -> dict[str, Any]:
     """``metrics.engine.compute_table(...).to_dict()`` as canonical JSON data."""
     from metrics.engine import compute_table
@@ -215,6 +239,7 @@ def compute_table_dict(
         current,
         baseline_imported=baseline_imported,
         current_imported=current_imported,
+        baseline_site=baseline_site,
     )
     out: dict[str, Any] = canonical.jsonable(table.to_dict())
     return out
@@ -345,16 +370,33 @@ def _verify(rep: Report, data: bytes, trust: Trust, tol: float) -> Report:
     if decoded is not None:
         _check_continuity(rep, decoded, _periods_or_none(payload))
         _check_rotations(rep, decoded, trust)
-    if site is None or decoded is None or not batches_ok:
-        _kpis_not_recomputed(rep, payload, "batch data or site file failed the checks above")
+    sites = None
+    if decoded is not None:
+        _list_imports(rep, decoded)
+        sites = _check_configuration(rep, payload, decoded, site)
+    if sites is None or decoded is None or not batches_ok:
+        _kpis_not_recomputed(
+            rep, payload, "batch data, site file or configuration failed the checks above"
+        )
         return rep
+    site = sites[1]
     batches = [d for d in decoded if d.samples is not None]
-    reader = BundleReader(d.samples for d in batches if d.samples is not None)
+    reader = BundleReader(
+        (d.samples for d in batches if d.samples is not None), _batch_records(batches)
+    )
     rep.facts["batches"] = len(batches)
     rep.facts["samples"] = sum(len(d.samples) for d in batches if d.samples is not None)
-    recomputed = _recompute(rep, payload, site, reader, tol)
+    recomputed = _recompute(rep, payload, site, reader, tol, baseline_site=sites[0])
     _plausibility(rep, payload, site, reader, decoded, recomputed, cp)
     return rep
+
+
+def _batch_records(decoded: Sequence[_Decoded]) -> list[tuple[str, int, int, int]]:
+    return [
+        (str(d.ref.source), int(d.ref.seq or 0), int(d.ref.first_ts or 0), int(d.ref.last_ts or 0))
+        for d in decoded
+        if d.ref.kind == "batch"
+    ]
 
 
 def _check_checkpoint(rep: Report, raw: bytes, trust: Trust) -> note.Checkpoint | None:
@@ -580,6 +622,153 @@ def _site_of(rep: Report, payload: Mapping[str, Any]) -> SiteConfig | None:
     return site
 
 
+def _check_configuration(
+    rep: Report, payload: Mapping[str, Any], decoded: Sequence[_Decoded], site: SiteConfig | None
+) -> tuple[SiteConfig, SiteConfig] | None:
+    """Integrity: the configuration each period is recomputed under is the one the log's
+    ``config`` leaves hold for that time (:mod:`.configlog`); the snapshot names those leaves
+    and its site file is that configuration. Every recorded change is listed with its reason
+    (a re-classification of history is marked). Returns the (baseline, current) configurations
+    to recompute with, or ``None`` when the log holds none for a period."""
+    subj = bundle_mod.ENVELOPE
+    leaves: list[configlog.ConfigLeaf] = []
+    for d in decoded:
+        if d.ref.kind != "config":
+            continue
+        try:
+            leaves.append(configlog.parse_leaf(d.ref.index, d.record))
+        except (ValueError, KeyError, TypeError) as exc:
+            rep.add("configuration", f"{bundle_mod.LEAVES} leaf {d.ref.index}", False, str(exc))
+            return None
+    for lf in sorted(leaves, key=lambda x: x.index):
+        rep.add(
+            "configuration change",
+            f"{bundle_mod.LEAVES} leaf {lf.index}",
+            True,
+            configlog.describe(lf, configlog.replaced(leaves, lf)),
+        )
+    if site is None:
+        return None
+    if not any(lf.content is not None for lf in leaves):
+        # the earlier format: config leaves held a hash of the whole site file only
+        sha = payload["site_file"].get("sha256")
+        ok = sha in {lf.sha256 for lf in leaves}
+        rep.add(
+            "configuration",
+            subj,
+            ok,
+            "the signed site file is the configuration the log recorded (earlier format: by hash)"
+            if ok
+            else "the signed site file is no configuration the log recorded (its SHA-256 is in "
+            "no config leaf of the bundle)",
+        )
+        return (site, site) if ok else None
+    named = payload.get("configuration")
+    reasons: list[str] = configlog.missing_links(leaves)
+    sites: list[SiteConfig] = []
+    for name, start, end in _periods(payload):
+        spans = configlog.in_force(leaves, start, end)
+        try:
+            content = configlog.period_config(spans, name)
+            sites.append(configlog.site_of(content))
+        except ValueError as exc:
+            reasons.append(str(exc))
+            continue
+        want = [sp.to_dict() for sp in spans]
+        got = named.get(name) if isinstance(named, dict) else None
+        if got != want:
+            reasons.append(
+                f"{name}: the snapshot names configuration leaves {_leaf_idx(got)}, the log "
+                f"holds {_leaf_idx(want)} for that time"
+            )
+    if len(sites) != 2:
+        rep.fail_many("configuration", subj, reasons)
+        return None
+    changes = configlog.diff(configlog.config_content(sites[1]), payload["site_file"]["canonical"])
+    if changes:
+        reasons.append(
+            "the table was computed under a configuration the log does not hold for the "
+            "current period; changed from the recorded one: " + "; ".join(changes)
+        )
+    if rep.fail_many("configuration", subj, reasons) and isinstance(named, dict):
+        rep.add(
+            "configuration",
+            subj,
+            True,
+            "each period is recomputed with the configuration the log recorded for its time "
+            f"(baseline leaf {_leaf_idx(named.get('baseline'))}, "
+            f"current leaf {_leaf_idx(named.get('current'))})",
+        )
+    return sites[0], sites[1]
+
+
+def _leaf_idx(spans: Any) -> str:
+    if not isinstance(spans, list) or not spans:
+        return "none"
+    return ", ".join(str(sp.get("index")) if isinstance(sp, dict) else "?" for sp in spans)
+
+
+def _list_imports(rep: Report, decoded: Sequence[_Decoded]) -> None:
+    """Every ``import`` leaf: which file (name, SHA-256) became which batches."""
+    for d in decoded:
+        if d.ref.kind != "import":
+            continue
+        r = d.record
+        ranges = r.get("batches")
+        runs = (
+            ", ".join(f"{k} #{v[0]}..#{v[1]}" for k, v in sorted(ranges.items()))
+            if isinstance(ranges, dict)
+            else "?"
+        )
+        rep.add(
+            "import",
+            f"{bundle_mod.LEAVES} leaf {d.ref.index}",
+            True,
+            f"file {r.get('file')} SHA-256 {str(r.get('sha256'))[:16]}… imported "
+            f"{_fmt_ns(int(r.get('ts', 0)))} as {runs} (provenance imported); check the file "
+            "with --import-file",
+        )
+
+
+def check_import_files(rep: Report, data: bytes, files: Mapping[str, bytes]) -> None:
+    """Integrity, for a reviewer holding the imported files: each file must be one the bundle's
+    ``import`` leaves record (same name and SHA-256). A file changed after its import fails.
+    Only meaningful on a bundle whose leaves passed (else the leaves are not trusted)."""
+    subj = "import file"
+    if any(not c.ok for c in rep.checks if c.name in ("leaf", "leaf order")):
+        for name in files:
+            rep.add(subj, name, False, "the bundle's leaves failed: cannot check imports")
+        return
+    recs: list[tuple[int, dict[str, Any]]] = []
+    bfiles = bundle_mod.read_files(data)
+    for lf in bundle_mod.decode_leaves(bfiles[bundle_mod.LEAVES], bfiles[bundle_mod.SAMPLES]):
+        rec = canonical.parse_canonical(lf.record, f"leaf {lf.index}")
+        if isinstance(rec, dict) and rec.get("kind") == "import":
+            recs.append((lf.index, rec))
+    for name, raw in files.items():
+        sha = canonical.sha256_hex(raw)
+        same = [(i, r) for i, r in recs if r.get("sha256") == sha]
+        if same:
+            i, r = same[0]
+            rep.add(subj, name, True, f"SHA-256 {sha[:16]}… is the file imported as leaf {i}")
+            continue
+        base = name.replace("\\", "/").rsplit("/", 1)[-1]
+        named = [(i, r) for i, r in recs if r.get("file") == base]
+        if named:
+            i, r = named[-1]
+            rep.add(
+                subj,
+                name,
+                False,
+                f"content changed after its import: SHA-256 {sha[:16]}…, the log recorded "
+                f"{str(r.get('sha256'))[:16]}… (leaf {i})",
+            )
+        else:
+            rep.add(
+                subj, name, False, f"no import leaf of the bundle records this file ({sha[:16]}…)"
+            )
+
+
 def _periods_or_none(payload: Mapping[str, Any]) -> list[tuple[str, int, int]]:
     try:
         return _periods(payload)
@@ -697,7 +886,13 @@ def _kpis_not_recomputed(rep: Report, payload: Mapping[str, Any], why: str) -> N
 
 
 def _recompute(
-    rep: Report, payload: Mapping[str, Any], site: SiteConfig, reader: BundleReader, tol: float
+    rep: Report,
+    payload: Mapping[str, Any],
+    site: SiteConfig,
+    reader: BundleReader,
+    tol: float,
+    *,
+    baseline_site: SiteConfig | None = None,
 ) -> dict[str, Any] | None:
     subj = bundle_mod.ENVELOPE
     try:
@@ -711,6 +906,7 @@ def _recompute(
             current,
             baseline_imported=bool(pb.get("imported", False)),
             current_imported=bool(pc.get("imported", False)),
+            baseline_site=baseline_site,
         )
     except Exception as exc:  # the engine on hostile input: report, never crash
         rep.add("recomputation", subj, False, f"KPI engine failed on the bundle: {exc!r}")

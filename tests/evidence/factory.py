@@ -5,7 +5,6 @@ writer, SQLite store and ledger (the ledger is the writer's BatchObserver)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -71,6 +70,7 @@ declared:
 BASELINE = "2026-01-05..2026-01-05"
 CURRENT = "2026-03-02..2026-03-02"
 STEP_S = 300
+CONFIG_TS = 1_773_532_800 * 10**9  # 2026-03-15T00:00:00Z: after both periods
 
 
 def site() -> SiteConfig:
@@ -146,7 +146,8 @@ def build(tmp: Path, *, seed: int = 7) -> Built:
     store = SqliteStore(store_path, synchronous="NORMAL")
     ledger = Ledger(ledger_path, durable=False)
     rec = EvidenceRecorder(ledger, signer, "shopfloor.local/tiny")
-    rec.start(json.dumps(snapshot.site_json(s)).encode(), {"oee": 1})
+    # the configuration recorded at a pinned time after the data (as a collector started then)
+    rec.start(snapshot.site_json(s), {"oee": 1}, now_ns=CONFIG_TS)
     history = list(generate(seed, base.start_ns, base.end_ns, quality=0.95))
     live = list(generate(seed + 1, cur.start_ns, cur.end_ns, quality=0.98))
     asyncio.run(_ingest(s, store, ledger, live, history))
