@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import html
 import io
+import os
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -43,11 +44,20 @@ FILES = (README, ENVELOPE, CHECKPOINT, LEAVES, SAMPLES, REPORT, TABLE_CSV, TABLE
 SIGNED_FILES = (README, REPORT, TABLE_CSV, TABLE_XLSX)  # their SHA-256 is in the snapshot
 
 MAX_FILE_BYTES = 4 << 30
+MAX_TOTAL_BYTES = 2 << 30
+"""Default bound of a bundle's total uncompressed size (``shopfloor verify --max-mb``)."""
+MAX_MEMBERS = 64
+"""More zip entries than this is refused before anything is read (a bundle has 8)."""
+READ_CHUNK = 1 << 20
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 class BundleError(ValueError):
     """A bundle that cannot be read (the message names the file)."""
+
+
+class BundleTooLarge(BundleError):
+    """A bundle over the size or entry-count limits (nothing beyond the limit was read)."""
 
 
 @dataclass(frozen=True)
@@ -155,14 +165,31 @@ def write_bundle(parts: BundleParts) -> bytes:
     return buf.getvalue()
 
 
-def read_files(data: bytes) -> dict[str, bytes]:
-    """The bundle's files by name; every problem is a :class:`BundleError`."""
+def read_files(
+    data: bytes | str | os.PathLike[str] | BinaryIO,
+    *,
+    max_total: int = MAX_TOTAL_BYTES,
+    max_members: int = MAX_MEMBERS,
+) -> dict[str, bytes]:
+    """The bundle's files by name (``data``: the zip's bytes, path or open binary file).
+    Members are decompressed in chunks, never more than ``max_total`` bytes in all: a bundle
+    listing more than ``max_members`` entries or more than ``max_total`` uncompressed bytes
+    (declared, or found while reading) raises :class:`BundleTooLarge`; every other problem
+    is a :class:`BundleError`."""
     try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError) as exc:
+        zf = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
         raise BundleError(f"bundle: not a zip file ({exc})") from None
     with zf:
-        names = [i.filename for i in zf.infolist()]
+        infos = zf.infolist()
+        if len(infos) > max_members:
+            raise BundleTooLarge(f"bundle: {len(infos)} entries, more than {max_members}")
+        declared = sum(i.file_size for i in infos)
+        if declared > max_total:
+            raise BundleTooLarge(
+                f"bundle: {declared} bytes uncompressed, more than the limit of {max_total}"
+            )
+        names = [i.filename for i in infos]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise BundleError(f"bundle: duplicate entries {', '.join(sorted(dup))}")
@@ -173,16 +200,31 @@ def read_files(data: bytes) -> dict[str, bytes]:
         if missing:
             raise BundleError(f"bundle: missing file(s) {', '.join(missing)}")
         out: dict[str, bytes] = {}
-        for info in zf.infolist():
+        left = max_total
+        for info in infos:
             if info.file_size > MAX_FILE_BYTES:
                 raise BundleError(f"{info.filename}: larger than {MAX_FILE_BYTES} bytes")
             try:
-                out[info.filename] = zf.read(info)
+                out[info.filename] = _read_member(zf, info, left)
+            except BundleError:
+                raise
             except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
                 raise BundleError(f"{info.filename}: corrupt in the zip ({exc})") from None
             except Exception as exc:  # zlib.error and friends from a damaged stream
                 raise BundleError(f"{info.filename}: corrupt in the zip ({exc})") from None
+            left -= len(out[info.filename])
     return out
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """A member's bytes, decompressed ``READ_CHUNK`` at a time, at most ``limit`` bytes."""
+    buf = bytearray()
+    with zf.open(info) as f:
+        while chunk := f.read(READ_CHUNK):
+            buf += chunk
+            if len(buf) > limit:
+                raise BundleTooLarge(f"{info.filename}: decompresses past the bundle's size limit")
+    return bytes(buf)
 
 
 def parts_from_files(files: Mapping[str, bytes]) -> BundleParts:
