@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 
+from metrics import table as table_fmt
 from metrics.evidence import canonical
 from metrics.evidence.note import b64, b64decode_strict
 
@@ -365,27 +366,23 @@ def svg_states(
     return "".join(parts)
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, str):
-        try:
-            f = float(v)
-        except ValueError:
-            return html.escape(v)
-        return f"{f:.4g}" if np.isfinite(f) else html.escape(v)
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return html.escape(str(v))
-
-
-def _pct(v: Any) -> str:
-    """A relative change (fraction) as the form shows it: (after - before) / before x 100%."""
+def _float(v: Any) -> float | None:
+    """A table cell's number (the engine's float, or a canonical decimal string)."""
+    if v is None or isinstance(v, bool):
+        return None
     try:
         f = float(v)
     except (TypeError, ValueError):
-        return "—"
-    return f"{f * 100:+.2f}%" if np.isfinite(f) else "—"
+        return None
+    return f if np.isfinite(f) else None
+
+
+def _provenance(r: Mapping[str, Any]) -> str:
+    """The provenance cell of a row: the before and after values' own provenances (an
+    imported baseline says 导入 imported), in both languages, as in the CSV."""
+    sides = [v.get("provenance") for v in (r.get("before"), r.get("after"))]
+    provs = [str(p) for p in sides if isinstance(p, str) and p]
+    return table_fmt.provenance_text(provs or [str(r.get("provenance", ""))], "zh")
 
 
 def row_value(v: Any) -> Any:
@@ -435,15 +432,20 @@ def render_report(
         mark = f' <span class="worse" title="{html.escape(WORSE_LEGEND)}">{WORSE_MARK}</span>'
         label = html.escape(str(r.get("label_zh", r.get("id", ""))))
         en = html.escape(str(r.get("label_en", "")))
+        unit = str(r.get("unit", ""))
+        change = table_fmt.change_text(
+            _float(r.get("change")), str(r.get("direction", "")), str(r.get("change_label", ""))
+        )
+        before = table_fmt.fmt_value(_float(row_value(r.get("before"))), unit)
+        after = table_fmt.fmt_value(_float(row_value(r.get("after"))), unit)
         rows_html.append(
             "<tr>"
             f"<td>{'*' if r.get('mandatory') else ''}{label}<br><small>{en}</small></td>"
-            f"<td>{html.escape(str(r.get('unit', '')))}</td>"
-            f"<td>{_fmt(row_value(r.get('before')))}</td>"
-            f"<td>{_fmt(row_value(r.get('after')))}</td>"
-            f"<td>{html.escape(str(r.get('change_label', '')))} {_pct(r.get('change'))}"
-            f"{mark if worse else ''}</td>"
-            f"<td>{html.escape(str(r.get('provenance', '')))}</td>"
+            f"<td>{html.escape(unit)}</td>"
+            f"<td>{html.escape(before)}</td>"
+            f"<td>{html.escape(after)}</td>"
+            f"<td>{html.escape(change)}{mark if worse else ''}</td>"
+            f"<td>{html.escape(_provenance(r))}</td>"
             "</tr>"
         )
     legend = f'<p class="legend">{html.escape(WORSE_LEGEND)}</p>' if any_worse else ""
