@@ -170,10 +170,13 @@ class Report:
         *,
         level: str = INTEGRITY,
         severity: str | None = None,
+        explain: tuple[str, str] | None = None,
     ) -> bool:
         """Record a check (``level`` integrity unless said otherwise; a plausibility check
-        that fails is a finding with ``severity`` and the plain explanation of its name)."""
-        zh, en = EXPLAIN.get(name, ("", "")) if level == PLAUSIBILITY and not ok else ("", "")
+        that fails is a finding with ``severity`` and a plain explanation (中文, English):
+        ``explain``, or the one of its name in :data:`EXPLAIN`)."""
+        finding = level == PLAUSIBILITY and not ok
+        zh, en = (explain or EXPLAIN.get(name, ("", ""))) if finding else ("", "")
         sev = (severity or "warning") if level == PLAUSIBILITY and not ok else None
         self.checks.append(Check(name, subject, ok, reason, level, sev, zh, en))
         return ok
@@ -186,9 +189,10 @@ class Report:
         *,
         level: str = INTEGRITY,
         severity: str | None = None,
+        explain: tuple[str, str] | None = None,
     ) -> bool:
         for r in reasons[:MAX_REASONS]:
-            self.add(name, subject, False, r, level=level, severity=severity)
+            self.add(name, subject, False, r, level=level, severity=severity, explain=explain)
         if len(reasons) > MAX_REASONS:
             self.add(
                 name,
@@ -197,6 +201,7 @@ class Report:
                 f"... and {len(reasons) - MAX_REASONS} more",
                 level=level,
                 severity=severity,
+                explain=explain,
             )
         return not reasons
 
@@ -305,16 +310,30 @@ EXPLAIN: dict[str, tuple[str, str]] = {
         "replayed data, counted twice in the output.",
     ),
     "plausibility: clock": (
-        "网关时钟未与时间源同步（隔离网络的工厂常见），或数据时间晚于检查点签名时间。"
-        "时间戳依赖网关自身的时钟：请结合设备与网关时钟的偏差判断时间是否可信；"
-        "晚于签名时间的数据说明时钟超前或数据是伪造的。",
+        "网关时钟未与时间源同步（隔离网络的工厂常见）。时间戳依赖网关自身的时钟："
+        "请结合记录的设备与网关时钟偏差（clock 叶子）和检查点签名时间判断时间是否可信。",
         "The gateway's clock was not synchronised to a time source (common on air-gapped "
-        "factory networks), or data are stamped after the checkpoint was signed. Timestamps "
-        "rest on the gateway's own clock: judge them with the recorded offset between device "
-        "and gateway clocks; data stamped after signing mean a clock ran ahead or the data "
-        "were fabricated.",
+        "factory networks). Timestamps rest on the gateway's own clock: judge them with the "
+        "recorded offset between device and gateway clocks (clock leaves) and the checkpoint's "
+        "signing time.",
     ),
 }
+"""Plain explanation (中文, English) of each plausibility check for the reviewer."""
+
+EXPLAIN_DEVICE_AHEAD = (
+    "设备时间戳超前于网关时钟：设备与网关的时钟不一致（至少一方不准）。数据的先后顺序和周期归属"
+    "可能偏移相应的秒数；偏差小于统计周期时对指标影响很小。",
+    "Device timestamps ran ahead of the gateway's clock: the two clocks disagree (at least one "
+    "is wrong). Data may fall that many seconds off in time and across period boundaries; an "
+    "offset much shorter than the periods barely moves the KPIs.",
+)
+EXPLAIN_LATE = (
+    "数据时间晚于检查点签名时间：某个时钟超前，或数据是事后伪造的。这些数据在签名时还不应存在，"
+    "请要求申报企业说明。",
+    "Data are stamped after the checkpoint that covers them was signed: a clock ran ahead, or "
+    "the data were fabricated. They could not have existed when they were signed; ask the "
+    "applicant to explain.",
+)
 """Plain explanation (中文, English) of each plausibility check for the reviewer."""
 
 
@@ -1248,8 +1267,10 @@ def _clock_plausibility(
     )
     rep.facts["clock"] = summary
     rep.fail_many(name, "data", unsync, level=PLAUSIBILITY, severity="warning")
-    rep.fail_many(name, "data", ahead, level=PLAUSIBILITY, severity="warning")
-    rep.fail_many(name, "data", late, level=PLAUSIBILITY, severity="serious")
+    rep.fail_many(
+        name, "data", ahead, level=PLAUSIBILITY, severity="warning", explain=EXPLAIN_DEVICE_AHEAD
+    )
+    rep.fail_many(name, "data", late, level=PLAUSIBILITY, severity="serious", explain=EXPLAIN_LATE)
     if not (unsync or ahead or late):
         rep.add(
             name,

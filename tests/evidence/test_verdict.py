@@ -30,6 +30,8 @@ from metrics.periods import TimeRange, parse_range
 from tests.evidence import factory
 
 Extra = Callable[[Ledger, TimeRange], None]
+S = 10**9
+_signer_of: list[note.Signer] = []  # the key of the bundle being made (for an Extra)
 
 
 def make_bundle(tmp: Path, extra: Extra | None = None) -> tuple[bytes, Trust]:
@@ -41,6 +43,7 @@ def make_bundle(tmp: Path, extra: Extra | None = None) -> tuple[bytes, Trust]:
     hist = list(factory.generate(3, base.start_ns, base.end_ns, 0.95))
     live = list(factory.generate(4, cur.start_ns, cur.end_ns, 0.98))
     signer = note.Signer.generate("shopfloor.local/tiny")
+    _signer_of[:] = [signer]
     (tmp / "l.db").unlink(missing_ok=True)
     with Ledger(tmp / "l.db", durable=False) as led:
         led.append_special("clock", {"synchronised": True}, base.start_ns - 10**12)
@@ -100,10 +103,11 @@ def test_unsynchronised_clock_is_a_finding_not_a_failure(tmp_path: Path) -> None
     unsync = next(c for c in found if "not synchronised" in c.reason)
     ahead = next(c for c in found if "ahead of the gateway" in c.reason)
     assert "cnc1 +40 s" in ahead.reason
-    for c in (unsync, ahead):
-        assert c.severity == "warning"
-        assert "隔离网络" in c.explain_zh
-        assert "air-gapped" in c.explain_en
+    assert unsync.severity == ahead.severity == "warning"
+    assert "隔离网络" in unsync.explain_zh
+    assert "air-gapped" in unsync.explain_en
+    assert "超前" in ahead.explain_zh
+    assert "ahead" in ahead.explain_en
     assert rep.integrity_failures() == []
     assert all(c.level == INTEGRITY for c in rep.checks if not c.name.startswith("plausibility"))
     text = rep.to_text()
@@ -139,19 +143,26 @@ def test_integrity_failure_with_findings_fails(tmp_path: Path) -> None:
     assert "FAILED (1 integrity checks, 0 KPIs; 2 plausibility findings)" in rep.to_text()
 
 
-def test_serious_findings(tmp_path: Path) -> None:
-    """Data stamped after the checkpoint was signed is serious (a clock ahead or fabricated
-    data); the explanation says so in both languages."""
-    rep = Report()
-    rep.fail_many("plausibility: clock", "data", ["late"], level=PLAUSIBILITY, severity="serious")
-    rep.add("leaf", "x", True, "fine")
-    assert rep.ok
-    assert rep.verdict == "findings"
-    (f,) = rep.findings()
-    assert f.severity == "serious"
-    assert "伪造" in f.explain_zh
-    assert "fabricated" in f.explain_en
-    assert "[SERIOUS 严重]" in rep.to_text()
+def test_data_after_the_checkpoint_is_a_serious_finding(tmp_path: Path) -> None:
+    """A checkpoint signed (pinned clock) an hour into the current day, covering the whole
+    day's data: the data could not have existed then; serious, explained in both languages."""
+    s = factory.site()
+    cur = parse_range(factory.CURRENT, s.site.timezone)
+
+    def early_checkpoint(led: Ledger, _: TimeRange) -> None:
+        signer = _signer_of[0]
+        led.issue_checkpoint(signer, "shopfloor.local/tiny", now_s=cur.start_ns // S + 3600)
+
+    data, trust = make_bundle(tmp_path, early_checkpoint)
+    rep = verify_bundle(data, trust)
+    assert rep.ok, [c.reason for c in rep.integrity_failures()]
+    assert (rep.verdict, rep.exit_code) == ("findings", EXIT_FINDINGS)
+    (late,) = rep.findings()
+    assert "after the checkpoint was signed" in late.reason
+    assert late.severity == "serious"
+    assert "伪造" in late.explain_zh
+    assert "fabricated" in late.explain_en
+    assert "[SERIOUS 严重] plausibility: clock" in rep.to_text()
 
 
 def test_a_check_of_another_module_is_integrity_by_default() -> None:
