@@ -383,7 +383,10 @@ def _float(v: Any) -> float | None:
 def _provenance(r: Mapping[str, Any]) -> str:
     """The provenance cell of a row: the before and after values' own provenances (an
     imported baseline says 导入 imported), in both languages, as in the CSV."""
-    sides = [v.get("provenance") for v in (r.get("before"), r.get("after"))]
+    sides = [
+        v.get("provenance") if isinstance(v, Mapping) else None
+        for v in (r.get("before"), r.get("after"))
+    ]
     provs = [str(p) for p in sides if isinstance(p, str) and p]
     return table_fmt.provenance_text(provs or [str(r.get("provenance", ""))], "zh")
 

@@ -1207,7 +1207,7 @@ def _clock_plausibility(
     when a device's timestamps ran ahead of the gateway's clock, ``devices_ahead_s``), and
     data stamped after the checkpoint was signed."""
     name = "plausibility: clock"
-    clocks = sorted(
+    clocks: list[tuple[int, int, Mapping[str, Any]]] = sorted(
         (int(d.record.get("ts", 0)), d.ref.index, d.record)
         for d in decoded
         if d.ref.kind == "clock"
@@ -1228,8 +1228,8 @@ def _clock_plausibility(
             if rec.get("synchronised") is False:
                 unsync.append(f"{pname}: clock not synchronised from {_fmt_ns(ts)} (leaf {idx})")
         scope = ([(start, *at_start)] if at_start is not None else []) + inside
-        for ts, idx, rec in scope:
-            lead = rec.get("devices_ahead_s")
+        for ts, idx, state in scope:
+            lead = state.get("devices_ahead_s")
             if isinstance(lead, dict) and lead:
                 shown = ", ".join(f"{k} +{_short(v)} s" for k, v in sorted(lead.items()))
                 ahead.append(
