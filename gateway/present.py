@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from gateway.i18n import Lang, label
+from metrics.table import change_text
 
 
 def fmt_number(value: Any, digits: int = 4) -> str:
@@ -38,10 +39,8 @@ def fmt_change(change: Any, change_label: str | None) -> str:
     if not isinstance(change, int | float) or isinstance(change, bool) or not math.isfinite(change):
         return "—"
     word = change_label or ""
-    pct = 100.0 * change
-    if word == "下降":
-        pct = -pct
-    return f"{word} {pct:.1f}%".strip()
+    # the CSV's rule (one rule for every table): the label names the KPI's good direction
+    return change_text(float(change), "down" if word == "下降" else "up", word).strip()
 
 
 WORSE_MARK = "↓"
