@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway.data import optional_module
 from gateway.i18n import Lang, label
+from metrics.table import change_text
 
 
 def fmt_number(value: Any, digits: int = 4) -> str:
@@ -39,10 +40,8 @@ def fmt_change(change: Any, change_label: str | None) -> str:
     if not isinstance(change, int | float) or isinstance(change, bool) or not math.isfinite(change):
         return "—"
     word = change_label or ""
-    pct = 100.0 * change
-    if word == "下降":
-        pct = -pct
-    return f"{word} {pct:.1f}%".strip()
+    # the CSV's rule (one rule for every table): the label names the KPI's good direction
+    return change_text(float(change), "down" if word == "下降" else "up", word).strip()
 
 
 WORSE_MARK = "↓"
@@ -183,6 +182,27 @@ def report_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
             detail = c.get("detail") or c.get("reason") or c.get("message") or ""
             ok = c.get("ok", c.get("passed", c.get("status") in ("ok", "pass", "passed")))
             out.append({"name": str(name), "ok": bool(ok), "detail": str(detail)})
+    return out
+
+
+def report_findings(report: dict[str, Any]) -> list[dict[str, str]]:
+    """The plausibility findings of a verification report (failed plausibility checks), each
+    with its severity and the plain explanation in both languages, serious ones first."""
+    items = report.get("plausibility")
+    out: list[dict[str, str]] = []
+    for c in items if isinstance(items, list) else []:
+        if not isinstance(c, dict) or c.get("ok", True):
+            continue
+        out.append(
+            {
+                "name": f"{c.get('check', '')} — {c.get('subject', '')}",
+                "severity": str(c.get("severity") or "warning"),
+                "detail": str(c.get("reason", "")),
+                "explain_zh": str(c.get("explain_zh", "")),
+                "explain_en": str(c.get("explain_en", "")),
+            }
+        )
+    out.sort(key=lambda f: f["severity"] != "serious")
     return out
 
 

@@ -52,11 +52,19 @@ def fmt_value(v: float | None, unit: str) -> str:
 
 def fmt_change(row: KpiRow, lang: str = "zh") -> str:
     """``提升 12.3%`` for up-KPIs, ``下降 50.2%`` for down-KPIs (a worsening shows negative)."""
-    if row.change is None:
+    return change_text(row.change, row.direction, row.change_label, lang)
+
+
+def change_text(change: float | None, direction: str, change_label: str, lang: str = "zh") -> str:
+    """The form's change column from the row's fields (``KpiRow`` or its ``to_dict``): the
+    relative change in the KPI's good direction, one decimal, the label first: an improvement
+    of a lower-is-better KPI is ``下降 46.2%``, a worsening ``下降 -10.0%``. The one rule of
+    the CSV, XLSX, terminal table and HTML report."""
+    if change is None:
         return "—"
-    pct = row.change * 100.0
-    shown = pct if row.direction == "up" else -pct
-    label = row.change_label if lang == "zh" else _CHANGE_EN.get(row.change_label, "")
+    pct = change * 100.0
+    shown = pct if direction == "up" else -pct
+    label = change_label if lang == "zh" else _CHANGE_EN.get(change_label, "")
     text = f"{shown:.1f}"
     return f"{label} {'0.0' if text == '-0.0' else text}%"
 
@@ -76,8 +84,15 @@ def _prov(v: KpiValue) -> str:
 
 
 def _provenance_cell(row: KpiRow, lang: str) -> str:
-    provs = []
-    for p in (_prov(row.before), _prov(row.after)):
+    return provenance_text([_prov(row.before), _prov(row.after)], lang)
+
+
+def provenance_text(provenances: list[str], lang: str = "zh") -> str:
+    """The provenance column from the before and after values' provenances (each once, in
+    order): ``导入 imported / 实测 measured`` (``lang="zh"``: both languages), or the English
+    words."""
+    provs: list[str] = []
+    for p in provenances:
         if p not in provs:
             provs.append(p)
     if lang == "zh":

@@ -781,6 +781,24 @@ class Ledger:
         for i in idxs:
             yield i, self.batch_data(i)
 
+    def newest_sample_ts(self, since_idx: int = 0) -> dict[str, int]:
+        """Per source, the newest sample timestamp of the batches logged at or after leaf
+        ``since_idx`` (what was handed off before the call is appended first)."""
+        self._wait_handoffs()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT source, MAX(last_ts) FROM leaves WHERE idx >= ? AND kind = 'batch' "
+                "GROUP BY source",
+                (since_idx,),
+            ).fetchall()
+        return {str(src): int(ts) for src, ts in rows}
+
+
+CLOCK_AHEAD_TOLERANCE_S = 2.0
+"""A device whose newest timestamp is ahead of the gateway's clock by more than this (seconds)
+is recorded in the ``clock`` leaf (``devices_ahead_s``): the gateway's clock and the device's
+disagree, which the reviewer of an air-gapped site needs to know."""
+
 
 class EvidenceRecorder:
     """What the collector runs when ``site.evidence.enabled``: logs every acknowledged batch,
@@ -793,6 +811,8 @@ class EvidenceRecorder:
         self.origin = origin
         self._drops: dict[str, int] = {}
         self._clock: bool | None = None
+        self._ahead: dict[str, int] = {}
+        self._clock_since = ledger.size  # devices are compared on what is logged from now on
 
     def stored(self, batches: Sequence[Batch]) -> None:
         self.ledger.stored(batches)
@@ -818,12 +838,41 @@ class EvidenceRecorder:
         self.check_clock(force=True)
 
     def check_clock(self, *, force: bool = False) -> None:
+        """A ``clock`` leaf when forced, when the clock's synchronisation state changed, or
+        when the devices found ahead of the gateway's clock changed (``devices_ahead_s``:
+        per live source, how far its newest timestamp since the last check is ahead of the
+        gateway's clock, when more than :data:`CLOCK_AHEAD_TOLERANCE_S`; a change of less
+        than the tolerance is not recorded again)."""
         state = clock_synchronised()
-        if force or state != self._clock:
+        now = time.time_ns()
+        ahead = self._devices_ahead(now)
+        if force or state != self._clock or ahead is not None:
             self._clock = state
-            self.ledger.append_special(
-                "clock", {"synchronised": "unknown" if state is None else state}
-            )
+            if ahead is not None:
+                self._ahead = ahead
+            fields: dict[str, Any] = {"synchronised": "unknown" if state is None else state}
+            if self._ahead:
+                fields["devices_ahead_s"] = dict(sorted(self._ahead.items()))
+            self.ledger.append_special("clock", fields, now)
+
+    def _devices_ahead(self, now: int) -> dict[str, int] | None:
+        """The new ``devices_ahead_s`` when it differs from the recorded one by more than the
+        tolerance (a source without new batches keeps its recorded figure), else None."""
+        newest = self.ledger.newest_sample_ts(self._clock_since)
+        self._clock_since = self.ledger.size
+        want = dict(self._ahead)
+        for src, ts in newest.items():
+            if src.startswith("import:"):
+                continue  # imported history carries the past's timestamps
+            lead = (ts - now) / 1e9
+            if lead > CLOCK_AHEAD_TOLERANCE_S:
+                want[src] = round(lead)
+            else:
+                want.pop(src, None)
+        same = want.keys() == self._ahead.keys() and all(
+            abs(want[k] - self._ahead[k]) <= CLOCK_AHEAD_TOLERANCE_S for k in want
+        )
+        return None if same else want
 
     def note_drops(self, drops: Mapping[str, int]) -> None:
         """Record queue drops per device since the last call as ``gap`` leaves."""

@@ -24,8 +24,15 @@ from gateway.data import Unavailable
 from gateway.deps import Applicant, Viewer, get_state, optional_user, session_of
 from gateway.i18n import LANG_COOKIE, STATE_COLORS, Lang, label, pick_lang
 from gateway.kpi import KpiService, PeriodInputError, today_range
-from gateway.present import figure_rows, pretty_json, reason_text, report_checks, table_rows
-from gateway.routers.evidence import _read_limited
+from gateway.present import (
+    figure_rows,
+    pretty_json,
+    reason_text,
+    report_checks,
+    report_findings,
+    table_rows,
+)
+from gateway.routers.evidence import check_upload
 from gateway.users import User
 
 log = logging.getLogger("shopfloor.gateway.pages")
@@ -348,25 +355,26 @@ async def verify_upload(
 ) -> Response:
     settings = get_state(request).settings
     try:
-        data = await _read_limited(bundle, settings.max_upload_bytes, "the bundle")
-        trust_bytes = await _read_limited(trust, 1024 * 1024, "trust.json") if trust else None
-        if trust_bytes == b"":
-            trust_bytes = None
-        if not data:
-            raise evidence.BundleInputError("the uploaded bundle is empty")
-        ok, report, source = await asyncio.to_thread(
-            evidence.verify_bundle, settings, data, trust_bytes
+        rep, report, source, _ = await check_upload(
+            settings, bundle, trust if trust is not None and trust.filename else None
         )
     except (Unavailable, evidence.BundleInputError, HTTPException) as exc:
         msg = exc.detail if isinstance(exc, HTTPException) else str(exc)
         return _render(request, "verify.html", status=200, page="verify", result=None, error=msg)
-    result = {"ok": ok, "trust": source, "filename": bundle.filename or "bundle.zip"}
+    result = {
+        "ok": rep.ok,
+        "verdict": rep.verdict,
+        "trust": source,
+        "filename": bundle.filename or "bundle.zip",
+    }
     return _render(
         request,
         "verify.html",
         page="verify",
         result=result,
-        checks=report_checks(report),
+        checks=report_checks({"checks": report["checks"], "kpis": report["kpis"]}),
+        findings=report_findings(report),
+        plausible=report_checks({"plausibility": [c for c in report["plausibility"] if c["ok"]]}),
         report_json=pretty_json(report),
         error=None,
     )
