@@ -45,7 +45,9 @@ def _table_cells(doc: str) -> list[list[str]]:
     for tr in table.split("<tr>")[1:]:
         cells = re.findall(r"<td>(.*?)</td>", tr, re.S)
         if cells:
-            plain = [html_mod.unescape(re.sub(r"<[^>]+>", " ", c)).strip() for c in cells]
+            # a value cell carries its coverage and no-value reason under a <br>: compare the value
+            value = [c.split("<br>", 1)[0] for c in cells]
+            plain = [html_mod.unescape(re.sub(r"<[^>]+>", " ", c)).strip() for c in value]
             out.append([" ".join(c.split()) for c in plain])
     return out
 

@@ -14,8 +14,8 @@ from connectors.base import Sample
 from edge.cli.main import main
 from edge.store.base import Batch
 from edge.store.export import export_bundle
-from edge.store.ledger import Ledger
-from metrics.evidence import bundle, note
+from edge.store.ledger import Ledger, record_config
+from metrics.evidence import bundle, note, snapshot
 from metrics.evidence.trust import Trust, TrustedKey, make_trust
 from metrics.evidence.verify import (
     EXIT_FAILED,
@@ -47,6 +47,9 @@ def make_bundle(tmp: Path, extra: Extra | None = None) -> tuple[bytes, Trust]:
     (tmp / "l.db").unlink(missing_ok=True)
     with Ledger(tmp / "l.db", durable=False) as led:
         led.append_special("clock", {"synchronised": True}, base.start_ns - 10**12)
+        # the configuration in force, recorded before the data (so the export adds no leaf
+        # of its own after a checkpoint that ``extra`` pinned)
+        record_config(led, snapshot.site_json(s), cause="start", now_ns=base.start_ns - 10**12)
         for prefix, samples in (("import:", hist), ("", live)):
             by_dev: dict[str, list[Sample]] = {}
             for x in samples:
