@@ -60,14 +60,11 @@ def uvicorn_config(
 def listen_socket(host: str, port: int) -> socket.socket:
     """The bound listening address of the service (OSError when it is taken or unknown), so
     that ``serve`` reports a busy port in one line before the server starts."""
-    family, _, _, _, sockaddr = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn binds
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(sockaddr)
-        sock.set_inheritable(True)
+        sock.bind((host, port))
     except OSError:
         sock.close()
         raise
