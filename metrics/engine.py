@@ -468,11 +468,11 @@ def _collect(
         has_state = any(p.role == "state" for p in dev.points)
         cover_sets: list[IntervalSet] = []
         for p in points:
-            ser = rec.states((dev.id, p.id), e)
+            ser = rec.states((dev.id, p.id))
             dd.recorded |= _has_good(ser, s, e)
             if _is_counter(p):
                 steps = counter_steps(
-                    rec.counter((dev.id, p.id), e),
+                    rec.counter((dev.id, p.id)),
                     s,
                     p.counter_bits,
                     rule=_gap_rule(site, dev, p, imported),

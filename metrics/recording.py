@@ -8,8 +8,9 @@ Every series the KPI engine uses goes through :func:`read_period` (docs/kpi.md,
   just after the end (do the data go on past the end?);
 - samples at one instant are put in the order "bad first": a good sample at the same instant as
   a marker wins over it (a backfill heals a gap exactly);
-- a counter whose prior sample is a marker is walked back to its last good reading (``C(start)``
-  is the reading at or before the start; a marker is no reading);
+- when the prior sample is a marker, the samples at its instant are read too (a good one stored
+  before it wins), and a counter is walked back to its last good reading (``C(start)`` is the
+  reading at or before the start; a marker is no reading);
 - the collector's heartbeat (:data:`config.markers.HEARTBEAT`) is read with ``prior=True`` over
   ``[end, end + AFTER_NS)``.
 
@@ -49,14 +50,22 @@ class Recording:
     series: dict[Key, Series]
     heartbeat: bool
     horizon: int | None
+    start: int
+    end: int
 
-    def states(self, key: Key, end: int) -> Series:
-        """Samples before ``end`` (step signals: what holds inside the period)."""
-        return upto(self.series[key], end, inclusive=False)
+    def states(self, key: Key) -> Series:
+        """The value in force at the start (the last sample before it, a good one winning at its
+        instant) and the samples before the end: what holds inside the period."""
+        ser = upto(self.series[key], self.end, inclusive=False)
+        lo = int(np.searchsorted(ser.ts, self.start, side="left"))
+        if lo <= 1:
+            return ser
+        return Series(ser.ts[lo - 1 :], ser.values[lo - 1 :], ser.quality[lo - 1 :])
 
-    def counter(self, key: Key, end: int) -> Series:
-        """Samples at or before ``end`` (a counter's ``C(end)`` is the reading at the end)."""
-        return upto(self.series[key], end, inclusive=True)
+    def counter(self, key: Key) -> Series:
+        """Samples at or before the end (a counter's ``C(end)`` is the reading at the end), with
+        the earlier ones back to the last reading before the start."""
+        return upto(self.series[key], self.end, inclusive=True)
 
 
 def upto(series: Series, t: int, *, inclusive: bool) -> Series:
@@ -83,23 +92,31 @@ def good_wins(series: Series) -> Series:
     return Series(ts[order], series.values[order], series.quality[order])
 
 
-def _walk_back(reader: SeriesReader, key: Key, series: Series, start: int) -> Series:
-    """Prepend the samples before a prior marker until a good reading (or none) is found."""
+def _walk_back(reader: SeriesReader, key: Key, series: Series, start: int, steps: int) -> Series:
+    """Complete the value in force at ``start`` when the prior sample is a marker: the samples
+    at the marker's instant (a good one stored before it wins), then, for a counter
+    (``steps > 1``), earlier samples until a reading (``C(start)``: a marker is no reading)."""
     ser = series
-    for _ in range(MAX_WALK_BACK):
-        if ser.ts.size == 0 or ser.ts[0] >= start:
+    for _ in range(steps):
+        before = ser.ts < start
+        if not before.any():
             return ser
-        if ser.quality[0] != QUALITY_BAD and np.isfinite(ser.values[0]):
-            return ser  # a reading
+        good = ser.quality[before] != QUALITY_BAD
+        if (good & np.isfinite(ser.values[before])).any():
+            return ser
         t = int(ser.ts[0])
         back = reader.read(key[0], key[1], t, t + 1, prior=True)
-        if back.ts.size == 0 or back.ts[0] >= t:
-            return ser
-        ser = Series(
-            np.concatenate((back.ts[:1], ser.ts)),
-            np.concatenate((back.values[:1], ser.values)),
-            np.concatenate((back.quality[:1], ser.quality)),
+        keep = back.ts <= t if steps > 1 else back.ts == t  # a step signal needs one instant
+        rest = ser.ts > t
+        ser = good_wins(
+            Series(
+                np.concatenate((back.ts[keep], ser.ts[rest])),
+                np.concatenate((back.values[keep], ser.values[rest])),
+                np.concatenate((back.quality[keep], ser.quality[rest])),
+            )
         )
+        if not (back.ts < t).any():
+            return ser
     return ser
 
 
@@ -131,9 +148,8 @@ def read_period(
     out: dict[Key, Series] = {}
     for key in keys:
         ser = good_wins(reader.read(key[0], key[1], start, end + AFTER_NS, prior=True))
-        if key in walk:
-            ser = _walk_back(reader, key, ser, start)
+        ser = _walk_back(reader, key, ser, start, MAX_WALK_BACK if key in walk else 1)
         out[key] = ser
     hb = reader.read(HEARTBEAT[0], HEARTBEAT[1], end, end + AFTER_NS, prior=True)
     horizon = data_horizon(out.values(), hb, start, end) if cut else None
-    return Recording(out, bool(hb.ts.size), horizon)
+    return Recording(out, bool(hb.ts.size), horizon, start, end)
