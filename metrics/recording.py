@@ -17,7 +17,10 @@ Every series the KPI engine uses goes through :func:`read_period` (docs/kpi.md,
 The *data horizon* is the instant up to which the gateway knows it was recording. A heartbeat
 or any sample at or after the period end: the data reach the end, nothing is cut. Otherwise the
 horizon is the latest of the prior heartbeat and every sample read, and time after it is outside
-the planned busy window (it has not been recorded, e.g. the rest of a live "today"). Without any
+the planned busy window (it has not been recorded, e.g. the rest of a live "today"). When the
+heartbeat and every sample end before the period starts, the period lies wholly after the last
+instant the collector is known to have been recording: every series is closed there as by a
+``gateway_down`` marker, so the period reads offline, never a state held for weeks. Without any
 heartbeat (older stores, imports, synthetic data) the samples read alone decide. Deterministic:
 only what the reader returned is used, and every read is made through the reader (so it is in the
 engine's ``reads`` and a reader over an evidence bundle gives the same horizon).
@@ -152,4 +155,21 @@ def read_period(
         out[key] = ser
     hb = reader.read(HEARTBEAT[0], HEARTBEAT[1], end, end + AFTER_NS, prior=True)
     horizon = data_horizon(out.values(), hb, start, end) if cut else None
+    if cut and hb.ts.size:
+        last = max(int(x.ts[-1]) for x in (*out.values(), hb) if x.ts.size)
+        if last < start:
+            # the collector was last known recording before the period began: from then on
+            # nothing is known (as if a gateway_down marker stood 1 ns after that instant)
+            out = {k: _closed(x, last + 1) for k, x in out.items()}
     return Recording(out, bool(hb.ts.size), horizon, start, end)
+
+
+def _closed(series: Series, at: int) -> Series:
+    """``series`` with a marker (bad NaN sample) at ``at`` when its last sample is before it."""
+    if series.ts.size == 0 or int(series.ts[-1]) >= at:
+        return series
+    return Series(
+        np.append(series.ts, np.int64(at)),
+        np.append(series.values, np.nan),
+        np.append(series.quality, np.uint8(QUALITY_BAD)).astype(series.quality.dtype),
+    )

@@ -40,10 +40,9 @@ def _meters_csv(day: dt.date, producing_every: int) -> str:
 @pytest.fixture(scope="module")
 def factory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("kpicli")
-    text = DEMO.read_text(encoding="utf-8").replace(
-        "storage: {kind: sqlite, path: ../../demo-data/shopfloor.db}",
-        "storage: {kind: sqlite, path: data/shopfloor.db}",
-    )
+    # every demo path (store, ledger, keys, users) inside the temp folder: a ledger left
+    # beside the temp folders would be shared by every run
+    text = DEMO.read_text(encoding="utf-8").replace("../../demo-data/", "data/")
     (d / "site.yaml").write_text(text, encoding="utf-8")
     (d / "base.csv").write_text(_meters_csv(dt.date(2025, 3, 3), 10), encoding="utf-8")
     (d / "cur.csv").write_text(_meters_csv(dt.date(2026, 3, 2), 4), encoding="utf-8")
@@ -152,9 +151,13 @@ def test_kpi_bad_input(
 
 
 def test_missing_store_and_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    text = DEMO.read_text(encoding="utf-8").replace(
-        "storage: {kind: sqlite, path: ../../demo-data/shopfloor.db}",
-        "storage: {kind: sqlite, path: nowhere/s.db}",
+    text = (
+        DEMO.read_text(encoding="utf-8")
+        .replace("../../demo-data/", "data/")
+        .replace(
+            "storage: {kind: sqlite, path: data/shopfloor.db}",
+            "storage: {kind: sqlite, path: nowhere/s.db}",
+        )
     )
     site = tmp_path / "site.yaml"
     site.write_text(text, encoding="utf-8")
