@@ -187,6 +187,10 @@ class HistoryServer:
         self.reads = 0  # HistoryRead requests served
 
     async def start(self, initial: dict[str, tuple[int, dt.datetime]]) -> None:
+        """Start (again: a new server on the same port, the history kept), then write
+        ``initial`` (name: value, source timestamp)."""
+        if self.nodes:
+            self.server = new_server()
         s = self.server
         await s.init()
         s.set_endpoint(self.endpoint)
@@ -212,14 +216,20 @@ class HistoryServer:
                 ua.DataValue(ua.Variant(True, ua.VariantType.Boolean)),
                 ua.AttributeIds.Historizing,
             )
-            await self.history.new_historized_node(node.nodeid, None, 0)
+            if node.nodeid not in self.history._datachanges:
+                await self.history.new_historized_node(node.nodeid, None, 0)
+        for name, (value, source) in initial.items():
+            await self.write(name, value, source)
+        await s.start()
+        # after start (which sets the server's own limits)
         limit = ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerHistoryReadData
         await s.get_node(ua.NodeId(limit)).write_value(
             ua.Variant(self.max_nodes, ua.VariantType.UInt32)
         )
-        for name, (value, source) in initial.items():
-            await self.write(name, value, source)
-        await s.start()
+
+    async def while_down(self, name: str, value: int, source: dt.datetime) -> None:
+        """A value the device recorded while its server was down (into the history only)."""
+        await self.history.save_node_value(self.nodes[name], dv(value, self.NAMES[name], source))
 
     async def write(self, name: str, value: int, source: dt.datetime) -> None:
         """The node's new value at ``source``, and the same in its history."""

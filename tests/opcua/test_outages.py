@@ -22,7 +22,7 @@ from connectors.base import Quality, Sample
 from connectors.simulators.cnc import SimSecurity
 from edge.runtime import Collector
 from edge.store.sqlite import SqliteStore
-from tests.opcua.helpers import PlainServer
+from tests.opcua.helpers import HistoryServer, PlainServer
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.asyncio
@@ -278,3 +278,70 @@ async def test_wrong_password_is_auth_failed_not_link_lost(
         ro.close()
     assert rec.errors.get(AUTH_FAILED, 0) >= 3
     assert devices == {"m1"}  # the heartbeat has no health record
+
+
+async def test_backfill_heals_the_link_lost_marker_with_the_value_in_force(
+    tmp_path: Path,
+) -> None:
+    """Server down between source times 10 s and 25 s; the gateway notices at 20 s (its
+    link_lost marker). The device changed to 2 at 15 s (before the marker) and to 3 at 25 s;
+    the history gives both back: the marker is healed by a good sample at exactly 20 s holding
+    2, the value in force then."""
+    base = dt.datetime(2025, 6, 2, 8, 0, tzinfo=dt.UTC)
+    base_ns = int(base.timestamp()) * S
+
+    def at(s: int) -> dt.datetime:
+        return base + dt.timedelta(seconds=s)
+
+    port = free_port()
+    server = HistoryServer(port)
+    await server.start({"Count": (0, at(0)), "State": (0, at(0))})
+    doc = {
+        "version": 1,
+        "site": {"id": "t", "name": "test"},
+        "runtime": {"flush_interval_ms": 20, "backoff_initial_s": 0.05, "backoff_max_s": 0.2},
+        "storage": {"kind": "sqlite", "path": "store.db"},
+        "devices": [
+            {
+                "id": "m1",
+                "name": "m1",
+                "opcua": {"endpoint": server.endpoint, "publishing_interval_ms": 50},
+                "points": [
+                    {
+                        "id": "count",
+                        "datatype": "uint32",
+                        "opcua": {"node_id": "ns=2;s=Plant.Count"},
+                    }
+                ],
+            }
+        ],
+    }
+    site = load_site_text(yaml.safe_dump(doc)).with_source_dir(tmp_path)
+    db = tmp_path / "store.db"
+    run = _Run(Collector(site, evidence=False, time_ns=lambda: base_ns + 20 * S))
+    try:
+        await _until(lambda: bool(_stored(db, "count")), what="the first value")
+        await server.write("Count", 1, at(10))
+        await _until(lambda: len(_stored(db, "count")) == 2, what="the value at 10 s")
+        await server.stop()
+        await _until(
+            lambda: any(s.quality is Quality.BAD for s in _stored(db, "count")), what="loss"
+        )
+        await server.while_down("Count", 2, at(15))
+        await server.start({"Count": (3, at(25))})
+        await _until(
+            lambda: any(s.value == 3.0 for s in _stored(db, "count")), what="the value at 25 s"
+        )
+        await _until(lambda: len(_stored(db, "count")) >= 6, within=5, what="the healing")
+    finally:
+        await run.stop()
+        await server.stop()
+    series = _stored(db, "count")
+    assert [(s.ts - base_ns, s.value) for s in series if s.quality is Quality.GOOD] == [
+        (0, 0.0),
+        (10 * S, 1.0),
+        (15 * S, 2.0),
+        (20 * S, 2.0),  # the marker's time: the value in force then
+        (25 * S, 3.0),
+    ]
+    assert _markers(db) == [("count", base_ns + 20 * S, LINK_LOST)]
