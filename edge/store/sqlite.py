@@ -622,7 +622,8 @@ class SqliteStore:
     def newest(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Newest]:
         """The newest stored sample and the newest good sample of each (device, point) of
         ``keys``, read from the chunks (not the ``latest`` table, which may lag a ``kill -9``
-        by up to ``latest_interval_s``), imported batches (source ``import:...``) left out.
+        by up to ``latest_interval_s``), imported batches (source ``import:...``) left out
+        (once compacted with live ones, older than 10 minutes, they count).
         Walks each device's chunks from the newest start back until no earlier chunk can hold
         a later sample of a wanted series (a series never good reads the device to its start).
         """
@@ -657,15 +658,14 @@ class SqliteStore:
         while True:
             rows = db.execute(
                 "SELECT rowid, sid, ts, val, qual, status, source, first_ts FROM chunks "
-                "WHERE device = ? ORDER BY first_ts DESC, rowid DESC LIMIT ? OFFSET ?",
+                "WHERE device = ? AND source NOT LIKE 'import:%' "
+                "ORDER BY first_ts DESC, rowid DESC LIMIT ? OFFSET ?",
                 (device, page, offset),
             ).fetchall()
             if not rows:
                 break
             offset += len(rows)
-            for rowid, sidb, tsb, valb, qb, status, source, _ in rows:
-                if str(source).startswith("import:"):
-                    continue
+            for rowid, sidb, tsb, valb, qb, status, _, _ in rows:
                 sid_arr = np.frombuffer(sidb, dtype=_U32)
                 hit = np.flatnonzero(np.isin(sid_arr, wanted))
                 if hit.shape[0] == 0:
