@@ -345,3 +345,56 @@ async def test_backfill_heals_the_link_lost_marker_with_the_value_in_force(
         (25 * S, 3.0),
     ]
     assert _markers(db) == [("count", base_ns + 20 * S, LINK_LOST)]
+
+
+async def test_resume_reads_a_long_gap_past_full_pages_without_continuation_points(
+    tmp_path: Path,
+) -> None:
+    """asyncua's history stops at NumValuesPerNode (1,000) without a continuation point: the
+    connector reads on from the last value, so a gap of 2,500 values comes back whole, once."""
+    from connectors.opcua import OpcUaConnector, build
+    from edge.store.base import Newest
+    from tests.opcua.helpers import RecordingSink, running
+
+    base = dt.datetime(2025, 6, 2, 8, 0, tzinfo=dt.UTC)
+    base_ns = int(base.timestamp()) * S
+    server = HistoryServer(free_port(), page=100_000, max_nodes_per_history_read=0)
+    await server.start({"Count": (0, base)})
+    try:
+        for i in range(1, 2501):
+            await server.while_down("Count", i, base + dt.timedelta(seconds=i))
+        await server.write("Count", 2501, base + dt.timedelta(seconds=2501))
+        doc = yaml.safe_dump(
+            {
+                "version": 1,
+                "site": {"id": "t", "name": "test"},
+                "devices": [
+                    {
+                        "id": "m1",
+                        "name": "m1",
+                        "opcua": {"endpoint": server.endpoint, "publishing_interval_ms": 50},
+                        "points": [
+                            {
+                                "id": "count",
+                                "datatype": "uint32",
+                                "opcua": {"node_id": "ns=2;s=Plant.Count"},
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+        (connector,) = build(load_site_text(doc))
+        assert isinstance(connector, OpcUaConnector)
+        stored = Sample("m1", "count", base_ns, 0.0)
+        taken = connector.resume({("m1", "count"): Newest(stored, stored)}, base_ns + 10 * S)
+        assert taken == {("m1", "count")}
+        sink = RecordingSink()
+        async with running(connector, sink):
+            await sink.wait(lambda: connector.backfilled >= 2500, within=20, what="backfill")
+            await asyncio.sleep(0.2)
+    finally:
+        await server.stop()
+    got = sorted((s.ts, s.value) for s in sink.of("m1", "count"))
+    assert got == [(base_ns + i * S, float(i)) for i in range(1, 2502)]
+    assert all(s.quality is Quality.GOOD for s in sink.samples)  # restored: no gateway_down
