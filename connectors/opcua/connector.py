@@ -235,8 +235,12 @@ class OpcUaConnector:
         self._write_down(sink, [r for r in self.refs if r.key not in restored])
         resent: list[Sample] = []
         for r in self.refs:
-            if r.resent is not None and r.markers:
-                resent.append(self._reestablish(r, r.resent))
+            if r.key not in restored and r.markers and r.last_ts is not None:
+                # a newer value arrived since: it ended those outages
+                r.markers = [m for m in r.markers if m >= r.last_ts]
+            value = r.resent or r.first
+            if value is not None and r.markers and value.ts <= max(r.markers):
+                resent.append(self._reestablish(r, value))
             r.resent = None
         if resent:
             sink.put_many(resent)
