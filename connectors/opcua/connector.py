@@ -83,7 +83,7 @@ class OpcUaConnector:
         self.subscriptions: list[SampleSubscription] = []
         self.sessions = 0
         self.backfilled = 0
-        self.healed = 0
+        self.reestablished = 0  # values re-sent after an outage, stored at receive time
         self.time_ns: Callable[[], int] = now_ns  # the gateway's clock (receive times)
         self._backfilling = False
         self._first_seen = asyncio.Event()
@@ -371,7 +371,7 @@ class OpcUaConnector:
         """``s`` stamped at the gateway's receive time (after every outstanding marker)."""
         ts = max(self.time_ns(), max(ref.markers, default=0) + 1)
         ref.markers = []
-        self.healed += 1
+        self.reestablished += 1
         return replace(s, ts=ts)
 
     async def _wait_initial(self, refs: Sequence[PointRef]) -> None:
