@@ -1,6 +1,12 @@
 """The collector: connectors -> supervisor -> queue -> writer -> store, plus health.
 
-``await Collector(site).run(stop)`` runs until ``stop`` is set. On stop it cancels the
+``await Collector(site).run(stop)`` runs until ``stop`` is set. At start it writes the restart
+record (config.markers): from the store's last heartbeat and newest samples
+(``SqliteStore.newest``), a ``gateway_down`` marker at 1 ns after the last instant the gateway
+was known recording, for every point whose last stored sample is good, except the points a
+connector takes over with ``resume`` (OPC UA with history: restored by backfill). While running
+it writes the heartbeat series (``_gateway/alive``, every ``HEARTBEAT_S``, and once at the
+stop) through the queue like any sample (store and evidence ledger). On stop it cancels the
 connectors, marks their devices disconnected, flushes every queued sample to the store, writes
 the final health records and closes the store. Sequence numbers continue after a restart
 (the writer reads ``store.last_seq``). :func:`install_stop_signals` makes SIGINT/SIGTERM set
@@ -293,7 +299,12 @@ class Collector:
             log.info("the store cannot tell where its series end: no restart record")
             return
         keys = [(d.id, p.id) for d in self.site.devices for p in d.points]
-        newest: dict[tuple[str, str], Newest] = await writer.call(reader, [*keys, HEARTBEAT])
+        try:
+            newest: dict[tuple[str, str], Newest] = await writer.call(reader, [*keys, HEARTBEAT])
+        except Exception as exc:
+            # collecting matters more than the record of the past: go on without it
+            log.error("cannot read where the stored series end: no restart record: %r", exc)
+            return
         alive = last_alive(newest)
         taken: set[tuple[str, str]] = set()
         for c in connectors:
