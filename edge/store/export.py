@@ -21,7 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from config.models import SiteConfig
+import numpy as np
+
+from config.markers import HEARTBEAT_DEVICE
+from config.models import COUNTER_ROLES, SiteConfig
 from edge.store.ledger import Leaf, Ledger, config_leaves, latest_config, record_config
 from metrics import table as table_mod
 from metrics.engine import KpiTable, compute_table
@@ -30,7 +33,8 @@ from metrics.evidence.note import Checkpoint, Signer, b64, open_checkpoint
 from metrics.evidence.verify import BundleReader, diff_json
 from metrics.periods import TimeRange
 from metrics.provenance import period_imported
-from metrics.series import SeriesReader
+from metrics.recording import AFTER_NS
+from metrics.series import QUALITY_BAD, SeriesReader
 
 MAX_WALK_BACK = 2000
 
@@ -53,25 +57,36 @@ def origin_of(site: SiteConfig) -> str:
 
 
 def _select_batches(ledger: Ledger, site: SiteConfig, periods: Sequence[TimeRange]) -> list[Leaf]:
-    """Per source and period: the batches overlapping the period, earlier ones until every
-    point has a value in force at its start, and every batch in between (a contiguous run of
-    sequence numbers). Runs of different periods are not joined: the batches between two
-    periods stay out of the bundle, and the verifier accepts a jump in sequence numbers only
-    where the time between the neighbouring batches touches no period."""
+    """Per source and period, what the KPI engine reads (:func:`metrics.recording.read_period`):
+    the batches overlapping ``[start, end + AFTER_NS)``, earlier ones until every point has a
+    sample in force at its start (a counter: a good reading, the engine walks back past
+    markers), and every batch in between (a contiguous run of sequence numbers); for the
+    collector's heartbeat, the run from the last heartbeat before the end to those in the
+    ``AFTER_NS`` after it (the data horizon). Runs of different periods are not joined: the
+    batches between two periods stay out of the bundle, and the verifier accepts a jump in
+    sequence numbers only where the time between the neighbouring batches touches no period
+    (for the heartbeat: no ``[end, end + AFTER_NS)``)."""
     chosen: dict[int, Leaf] = {}
     devices = {d.id: {p.id for p in d.points} for d in site.devices}
+    counters = {d.id: {p.id for p in d.points if p.role in COUNTER_ROLES} for d in site.devices}
     for src in ledger.sources():
         dev = src.removeprefix("import:")
+        all_leaves = ledger.leaves(kind="batch", source=src)
+        if src == HEARTBEAT_DEVICE:
+            for p in periods:
+                _add_run(chosen, all_leaves, _heartbeat_run(all_leaves, p.end_ns))
+            continue
         if dev not in devices:
             continue
-        all_leaves = ledger.leaves(kind="batch", source=src)
         for p in periods:
+            hi_ts = p.end_ns + AFTER_NS
             run: dict[int, Leaf] = {
                 lf.idx: lf
                 for lf in all_leaves
-                if (lf.last_ts or 0) >= p.start_ns and (lf.first_ts or 0) < p.end_ns
+                if (lf.last_ts or 0) >= p.start_ns and (lf.first_ts or 0) < hi_ts
             }
-            # walk back until every point has a sample before the period's start
+            # walk back until every point has a sample before the period's start (a counter:
+            # a good reading)
             need = set(devices[dev])
             before = [lf for lf in all_leaves if (lf.first_ts or 0) < p.start_ns]
             before.sort(key=lambda lf: lf.idx, reverse=True)
@@ -79,22 +94,45 @@ def _select_batches(ledger: Ledger, site: SiteConfig, periods: Sequence[TimeRang
                 if not need:
                     break
                 dec = canonical.decode_samples(ledger.batch_data(lf.idx), f"leaf {lf.idx}")
-                hit = {
-                    pt for (_, pt), s in dec.per_series().items()
-                    if len(s) and int(s.ts[0]) < p.start_ns
-                }  # fmt: skip
+                hit = set()
+                for (_, pt), ser in dec.per_series().items():
+                    m = ser.ts < p.start_ns
+                    if pt in counters[dev]:
+                        m &= (ser.quality != QUALITY_BAD) & np.isfinite(ser.values)
+                    if m.any():
+                        hit.add(pt)
                 if hit & need:
                     run[lf.idx] = lf
                 need -= hit
-            if not run:
-                continue
-            lo = min(lf.seq or 0 for lf in run.values())
-            hi = max(lf.seq or 0 for lf in run.values())
-            for lf in all_leaves:  # fill the holes of the run
-                if lf.seq is not None and lo <= lf.seq <= hi:
-                    run[lf.idx] = lf
-            chosen.update(run)
+            _add_run(chosen, all_leaves, run)
     return [chosen[i] for i in sorted(chosen)]
+
+
+def _heartbeat_run(leaves: Sequence[Leaf], end: int) -> dict[int, Leaf]:
+    """The heartbeat batches the engine reads for a period ending at ``end``: the last one
+    starting before ``end`` and those overlapping ``[end, end + AFTER_NS)``."""
+    run = {
+        lf.idx: lf
+        for lf in leaves
+        if (lf.last_ts or 0) >= end and (lf.first_ts or 0) < end + AFTER_NS
+    }
+    prior = [lf for lf in leaves if (lf.first_ts or 0) < end]
+    if prior:
+        last = max(prior, key=lambda lf: lf.idx)
+        run[last.idx] = last
+    return run
+
+
+def _add_run(chosen: dict[int, Leaf], leaves: Sequence[Leaf], run: dict[int, Leaf]) -> None:
+    """Add ``run`` and every batch of the source between its first and last sequence number."""
+    if not run:
+        return
+    lo = min(lf.seq or 0 for lf in run.values())
+    hi = max(lf.seq or 0 for lf in run.values())
+    for lf in leaves:  # fill the holes of the run
+        if lf.seq is not None and lo <= lf.seq <= hi:
+            run[lf.idx] = lf
+    chosen.update(run)
 
 
 def _configuration(

@@ -42,11 +42,13 @@ from typing import Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 
+from config.markers import HEARTBEAT_DEVICE
 from config.models import COUNTER_ROLES, SiteConfig
 from metrics.evidence import bundle as bundle_mod
 from metrics.evidence import canonical, configlog, dsse, merkle, note, snapshot
 from metrics.evidence.trust import Trust, format_time
 from metrics.periods import NS_PER_S, TimeRange
+from metrics.recording import AFTER_NS
 from metrics.series import Series
 
 REL_TOL = 1e-9
@@ -1000,7 +1002,10 @@ def _check_continuity(
 ) -> None:
     """Sequence numbers of each source contiguous, except (a) where a gap leaf records the
     jump and (b) between two runs when the time between the neighbouring batches touches no
-    period (the batches between two periods are not part of the bundle)."""
+    period (the batches between two periods are not part of the bundle). The collector's
+    heartbeat is read only around each period's end (the data horizon): its runs must be
+    contiguous over ``[end, end + AFTER_NS)``."""
+    hb_windows = [(name, end, end + AFTER_NS) for name, _, end in periods]
     span: dict[int, tuple[int, int]] = {
         d.ref.index: (d.ref.first_ts or 0, d.ref.last_ts or 0)
         for d in decoded
@@ -1034,7 +1039,8 @@ def _check_continuity(
             elif any(a <= s0 + 1 and s1 - 1 <= b for a, b in explained.get(src, [])):
                 notes.append(f"{src}: #{s0 + 1}..#{s1 - 1} recorded as a gap")
             elif periods and not any(
-                span[i0][1] < end and span[i1][0] > start for _, start, end in periods
+                span[i0][1] < end and span[i1][0] > start
+                for _, start, end in (hb_windows if src == HEARTBEAT_DEVICE else periods)
             ):
                 between += 1
             else:

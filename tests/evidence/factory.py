@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.loader import load_site_text
+from config.markers import HEARTBEAT_DEVICE, HEARTBEAT_POINT, HEARTBEAT_S
 from config.models import SiteConfig
 from connectors.base import Sample
 from edge.queue import SampleQueue
@@ -150,6 +151,13 @@ def build(tmp: Path, *, seed: int = 7) -> Built:
     rec.start(snapshot.site_json(s), {"oee": 1}, now_ns=CONFIG_TS)
     history = list(generate(seed, base.start_ns, base.end_ns, quality=0.95))
     live = list(generate(seed + 1, cur.start_ns, cur.end_ns, quality=0.98))
+    # the collector's heartbeat from before the current day until a minute after it (the data
+    # horizon: the recording reaches the period end, and the bundle must prove it)
+    hb_ns = int(HEARTBEAT_S * 10**9)
+    live += [
+        Sample(HEARTBEAT_DEVICE, HEARTBEAT_POINT, t, 1.0)
+        for t in range(cur.start_ns - 600 * 10**9, cur.end_ns + 60 * 10**9, hb_ns)
+    ]
     asyncio.run(_ingest(s, store, ledger, live, history))
     cp = rec.checkpoint()
     assert cp is not None
