@@ -17,14 +17,10 @@ Used by the writer in its store thread (one instance per writer, one thread).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Protocol
 
 from connectors.base import Sample
 from metrics.series import Series
-
-# (ts, value, quality) of the newest known sample of a point
-_Newest = tuple[int, float, int]
 
 
 class _Store(Protocol):
@@ -47,20 +43,18 @@ class Deduplicator:
 
     def __init__(self, store: _Store) -> None:
         self.store = store
-        self._newest: dict[tuple[str, str], _Newest] = {}
-        self._loaded: set[str] = set()
+        # device -> point -> the newest known sample of the point (stored or being stored)
+        self._newest: dict[str, dict[str, Sample]] = {}
         self.dropped = 0  # duplicates not stored (for tests and health)
 
     def reset(self) -> None:
         """Forget what is known (after a failed write: the store is read again)."""
         self._newest.clear()
-        self._loaded.clear()
 
-    def _load(self, device: str) -> None:
-        newest = self._newest
-        for s in self.store.latest(device):
-            newest[(s.device, s.point)] = (s.ts, s.value, int(s.quality))
-        self._loaded.add(device)
+    def _load(self, device: str) -> dict[str, Sample]:
+        newest = {s.point: s for s in self.store.latest(device)}
+        self._newest[device] = newest
+        return newest
 
     def _stored(self, s: Sample) -> bool:
         found = self.store.read(s.device, s.point, s.ts, s.ts + 1)
@@ -70,33 +64,44 @@ class Deduplicator:
             for v, fq in zip(found.values.tolist(), found.quality.tolist(), strict=True)
         )
 
-    def filter(self, device: str, samples: Sequence[Sample]) -> list[Sample]:
-        """The samples of ``device`` that are not duplicates, in their order."""
-        if device not in self._loaded:
-            self._load(device)
-        newest = self._newest
-        out: list[Sample] = []
-        append = out.append
-        # samples of this call at or before their point's newest (checked against each other)
-        older: dict[tuple[str, str, int], list[tuple[float, int]]] | None = None
+    def filter(self, device: str, samples: list[Sample]) -> list[Sample]:
+        """The samples of ``device`` that are not duplicates, in their order (``samples``
+        itself when none is)."""
+        newest = self._newest.get(device)
+        if newest is None:
+            newest = self._load(device)
+        get = newest.get
+        n = 0
+        # the usual case: every sample newer than its point's newest (one look-up each)
         for s in samples:
-            key = (device, s.point)
-            last = newest.get(key)
+            last = get(s.point)
+            if last is not None and s.ts <= last.ts:
+                break
+            newest[s.point] = s
+            n += 1
+        else:
+            return samples
+        return samples[:n] + self._slow(newest, samples[n:])
+
+    def _slow(self, newest: dict[str, Sample], samples: list[Sample]) -> list[Sample]:
+        out: list[Sample] = []
+        # samples of this call at or before their point's newest (checked against each other)
+        older: dict[tuple[str, int], list[tuple[float, int]]] = {}
+        for s in samples:
+            last = newest.get(s.point)
             ts = s.ts
-            if last is None or ts > last[0]:
-                newest[key] = (ts, s.value, int(s.quality))
-                append(s)
+            if last is None or ts > last.ts:
+                newest[s.point] = s
+                out.append(s)
                 continue
             q = int(s.quality)
-            if ts == last[0] and same(s.value, q, last[1], last[2]):
+            if ts == last.ts and same(s.value, q, last.value, int(last.quality)):
                 self.dropped += 1
                 continue
-            if older is None:
-                older = {}
-            twins = older.setdefault((device, s.point, ts), [])
+            twins = older.setdefault((s.point, ts), [])
             if any(same(s.value, q, v, fq) for v, fq in twins) or self._stored(s):
                 self.dropped += 1
                 continue
             twins.append((s.value, q))
-            append(s)
+            out.append(s)
         return out
