@@ -26,6 +26,8 @@ them the connector uses the plain paho client (slower, same behaviour).
 from __future__ import annotations
 
 import logging
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +40,7 @@ from paho.mqtt.exception import MalformedPacket
 log = logging.getLogger(__name__)
 
 RECV_SIZE = 256 * 1024  # bytes read per recv (about 1,000 messages of 200 bytes)
+LINGER_S = 1.0  # on disconnect, how long the broker's close is waited for (see _sock_close)
 PUBLISH = 0x30
 PUBACK = 0x40
 
@@ -45,7 +48,14 @@ Batch = list[tuple[str, bytes, int, bool, int]]
 OnBatch = Callable[[Batch], None]
 
 # paho internals used here (checked at start: a release that renames them gets the plain client)
-_METHODS = ("_packet_read", "_packet_handle", "_packet_queue", "_sock_recv", "_easy_log")
+_METHODS = (
+    "_packet_read",
+    "_packet_handle",
+    "_packet_queue",
+    "_sock_recv",
+    "_sock_close",
+    "_easy_log",
+)
 _ATTRS = ("_in_packet", "_msgtime_mutex", "_last_bytes_received", "_protocol", "_manual_ack")
 
 
@@ -148,8 +158,36 @@ class ChunkClient(mqtt.Client):
     def _packet_read(self) -> MQTTErrorCode:
         with self._reading:
             if self._closing:
+                self._discard()
                 return MQTTErrorCode.MQTT_ERR_SUCCESS
             return self._read_chunk()
+
+    def _sock_close(self) -> None:
+        """paho's socket close; after our DISCONNECT (closing), first a graceful one: no more
+        writes (FIN), then what the broker still sends is read and dropped until it closes
+        (at most LINGER_S). Closing with unread data would send a TCP reset, and the broker
+        would drop what it had not read of ours yet (the last PUBACKs, the DISCONNECT)."""
+        sock = self._sock
+        if sock is not None and self._closing:
+            try:
+                sock.shutdown(socket.SHUT_WR)
+                deadline = time.monotonic() + LINGER_S
+                while (left := deadline - time.monotonic()) > 0:
+                    readable, _, _ = select.select([sock], [], [], left)
+                    if not readable or not sock.recv(RECV_SIZE):
+                        break
+            except (OSError, ValueError):
+                pass
+        super()._sock_close()
+
+    def _discard(self) -> None:
+        """(Closing) read and drop what the broker still sends: closing a socket with unread
+        data sends a TCP reset, and the broker would then drop what it had not yet read of
+        ours (the last PUBACKs, the DISCONNECT). What is dropped here is not acknowledged."""
+        try:
+            self._sock_recv(RECV_SIZE)
+        except OSError:
+            pass
 
     def _read_chunk(self) -> MQTTErrorCode:
         try:
