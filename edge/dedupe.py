@@ -8,19 +8,24 @@ stored sample of each point is read once per device (``store.latest``, at the fi
 the device after start or after a failed write), every sample newer than it is new (the usual
 case: one dict look-up per sample), and a sample at or before it is looked up in the store at
 its exact timestamp (``store.read(device, point, ts, ts + 1)``; only redeliveries and
-out-of-order data take this path). A sample at the same time with a *different* value or
-quality is not a duplicate and is kept (a real conflict stays visible).
+out-of-order data take this path; a store that cannot answer then, such as an unreachable
+InfluxDB, keeps the sample: its writes are idempotent per series and time). A sample at the
+same time with a *different* value or quality is not a duplicate and is kept (a real conflict
+stays visible).
 
 Used by the writer in its store thread (one instance per writer, one thread).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Protocol
 
 from connectors.base import Sample
 from metrics.series import Series
+
+log = logging.getLogger("shopfloor.dedupe")
 
 
 class _Store(Protocol):
@@ -46,6 +51,7 @@ class Deduplicator:
         # device -> point -> the newest known sample of the point (stored or being stored)
         self._newest: dict[str, dict[str, Sample]] = {}
         self.dropped = 0  # duplicates not stored (for tests and health)
+        self.unchecked = 0  # samples kept because the store could not be asked
 
     def reset(self) -> None:
         """Forget what is known (after a failed write: the store is read again)."""
@@ -57,7 +63,15 @@ class Deduplicator:
         return newest
 
     def _stored(self, s: Sample) -> bool:
-        found = self.store.read(s.device, s.point, s.ts, s.ts + 1)
+        try:
+            found = self.store.read(s.device, s.point, s.ts, s.ts + 1)
+        except Exception as exc:
+            # a store that cannot answer now (InfluxDB away: its writes wait in the outbox, and
+            # are idempotent per series and time): keep the sample rather than block the writer
+            self.unchecked += 1
+            if self.unchecked == 1:
+                log.warning("cannot check a sample against the store (%r); kept", exc)
+            return False
         q = int(s.quality)
         return any(
             same(s.value, q, float(v), int(fq))
