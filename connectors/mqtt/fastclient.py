@@ -168,7 +168,7 @@ class ChunkClient(mqtt.Client):
         (at most LINGER_S). Closing with unread data would send a TCP reset, and the broker
         would drop what it had not read of ours yet (the last PUBACKs, the DISCONNECT)."""
         sock = self._sock
-        if sock is not None and self._closing:
+        if isinstance(sock, socket.socket) and self._closing:  # (a websocket wrapper: no)
             try:
                 sock.shutdown(socket.SHUT_WR)
                 deadline = time.monotonic() + LINGER_S
