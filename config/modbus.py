@@ -42,6 +42,16 @@ class ModbusConnection(Frozen):
     )
     max_registers: int = Field(default=125, ge=1, le=125)
     max_bits: int = Field(default=2000, ge=1, le=2000)
+    rejoin_after_polls: int = Field(
+        default=8,
+        ge=1,
+        description="after a refused combined read is split, polls until it is tried whole again",
+    )
+    rejoin_max_polls: int = Field(
+        default=512,
+        ge=1,
+        description="cap of that wait (it doubles after each refused retry)",
+    )
 
     @model_validator(mode="after")
     def _endpoint(self) -> ModbusConnection:

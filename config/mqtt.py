@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from config.base import Frozen, SecretRef
 
@@ -41,6 +42,20 @@ class MqttConnection(Frozen):
         gt=0,
         description="link down this long -> ConnectorError (the supervisor restarts the connector)",
     )
+    timezone: str | None = Field(
+        default=None,
+        description="IANA zone of naive ISO 8601 payload times (no offset); default: the site's",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
 
     @model_validator(mode="after")
     def _auth(self) -> MqttConnection:

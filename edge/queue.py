@@ -8,6 +8,14 @@ bounded (``runtime.queue_size``) with an explicit overflow policy:
 
 Every dropped sample is counted for its device. All Sink methods are non-blocking and are called
 from the event loop thread. The writer awaits :meth:`SampleQueue.get_batch`.
+
+Durable hand-over: :meth:`SampleQueue.when_stored` lets a connector learn when what it has put
+so far is written (the MQTT connector acknowledges a message to its broker only then). Every
+sample has a position (appended in order); the writer reports with :meth:`stored` up to which
+position the store acknowledged (writes are in order). A registration whose samples may have
+been dropped (an overflow after or during their put) is called with ``False``: the caller must
+not treat them as stored. A pending registration makes the writer take at once instead of
+waiting for a fuller batch.
 """
 
 from __future__ import annotations
@@ -21,6 +29,17 @@ from typing import Literal
 from connectors.base import Sample
 
 Overflow = Literal["drop_oldest", "drop_newest"]
+
+
+class _Wait:
+    """A :meth:`SampleQueue.when_stored` registration: settled once position ``mark`` is."""
+
+    __slots__ = ("callback", "mark", "ok")
+
+    def __init__(self, mark: int, ok: bool, callback: Callable[[bool], None]) -> None:
+        self.mark = mark
+        self.ok = ok
+        self.callback = callback
 
 
 class SampleQueue:
@@ -52,6 +71,12 @@ class SampleQueue:
         self._waiter: asyncio.Future[None] | None = None
         self._want = 0
         self._closed = False
+        # durable hand-over (see the module docstring): positions of appended / removed samples
+        self._tail = 0
+        self._head = 0
+        self._stored_upto = 0
+        self._refused = False  # a put refused samples since the last registration
+        self._stored_waits: deque[_Wait] = deque()
 
     # -- Sink -------------------------------------------------------------------------------
 
@@ -60,9 +85,13 @@ class SampleQueue:
         if len(items) >= self.capacity:
             if self.overflow == "drop_newest":
                 self._drop(sample.device)
+                self._refused = True
                 return
+            self._evicted()
             self._drop(items.popleft().device)
+            self._head += 1
         items.append(sample)
+        self._tail += 1
         self.accepted += 1
         if self._waiter is not None and len(items) >= self._want:
             self._wake()
@@ -74,26 +103,35 @@ class SampleQueue:
         room = self.capacity - len(items)
         if n <= room:
             items.extend(batch)
+            self._tail += n
             self.accepted += n
         elif self.overflow == "drop_newest":
             if room > 0:
                 items.extend(batch[:room])
+            self._tail += max(room, 0)
             self.accepted += max(room, 0)
+            self._refused = True
             for s in batch[max(room, 0) :]:
                 self._drop(s.device)
         else:
             # drop_oldest: the newest `capacity` of (queued + new) survive
+            self._evicted()
             if n >= self.capacity:
                 for s in items:
                     self._drop(s.device)
+                self._head += len(items)
                 items.clear()
+                self._refused = True
                 for s in batch[: n - self.capacity]:
                     self._drop(s.device)
                 items.extend(batch[n - self.capacity :])
+                self._tail += self.capacity
             else:
                 for _ in range(n - room):
                     self._drop(items.popleft().device)
+                self._head += n - room
                 items.extend(batch)
+                self._tail += n
             self.accepted += min(n, self.capacity)
         if self._waiter is not None and len(items) >= self._want:
             self._wake()
@@ -105,6 +143,34 @@ class SampleQueue:
     def error(self, device: str, kind: str) -> None:
         if self._on_error is not None:
             self._on_error(device, kind)
+
+    def when_stored(self, callback: Callable[[bool], None]) -> None:
+        """Call ``callback(True)`` once every sample put so far is written by the store, or
+        ``callback(False)`` once that is settled and some of them may have been dropped
+        (overflow). Called on the event loop; at once when nothing is outstanding."""
+        wait = _Wait(self._tail, not self._refused, callback)
+        self._refused = False
+        if wait.mark <= self._stored_upto:
+            callback(wait.ok)
+            return
+        self._stored_waits.append(wait)
+        if self._waiter is not None:
+            self._wake()  # someone waits for these: the writer takes them now
+
+    @property
+    def taken(self) -> int:
+        """Position after the last sample taken off the queue (or dropped from it)."""
+        return self._head
+
+    def stored(self, upto: int) -> None:
+        """(The writer) every sample before position ``upto`` is stored (or was dropped):
+        call the registrations it settles, in order."""
+        if upto > self._stored_upto:
+            self._stored_upto = upto
+        waits = self._stored_waits
+        while waits and waits[0].mark <= self._stored_upto:
+            w = waits.popleft()
+            w.callback(w.ok)
 
     # -- consumer side ----------------------------------------------------------------------
 
@@ -131,8 +197,10 @@ class SampleQueue:
         if len(items) <= max_n:
             out = list(items)
             items.clear()
+            self._head += len(out)
             return out
         pop = items.popleft
+        self._head += max_n
         return [pop() for _ in range(max_n)]
 
     async def get_batch(self, max_n: int, timeout_s: float) -> list[Sample]:
@@ -140,7 +208,8 @@ class SampleQueue:
         closed), then return up to ``max_n`` of them, oldest first; empty on a quiet timeout."""
         if max_n < 1:
             raise ValueError("max_n must be at least 1")
-        if len(self._items) < max_n and not self._closed and timeout_s > 0:
+        urgent = bool(self._stored_waits) and self._stored_waits[-1].mark > self._head
+        if len(self._items) < max_n and not self._closed and timeout_s > 0 and not urgent:
             if self._waiter is not None:
                 raise RuntimeError("SampleQueue has a single consumer")
             loop = asyncio.get_running_loop()
@@ -158,6 +227,14 @@ class SampleQueue:
         return self.get_nowait(max_n)
 
     # -- internals --------------------------------------------------------------------------
+
+    def _evicted(self) -> None:
+        """The oldest queued samples are about to be evicted: registrations covering them
+        (mark beyond the current head) will report a loss."""
+        head = self._head
+        for w in self._stored_waits:
+            if w.mark > head:
+                w.ok = False
 
     def _drop(self, device: str) -> None:
         drops = self.drops

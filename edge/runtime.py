@@ -257,6 +257,13 @@ class Collector:
         for h in records:
             h.extra["queue_len"] = len(self.queue)
             h.extra.update(ledger)
+        # per-device figures a connector keeps itself (Modbus: requests/s, latency, splits)
+        for c in self.supervisor.connectors if self.supervisor is not None else ():
+            device_stats = getattr(c, "device_stats", None)
+            if callable(device_stats):
+                per_device = device_stats()
+                for h in records:
+                    h.extra.update(per_device.get(h.device, {}))
         try:
             await writer.call(writer.store.write_health, records)
         except Exception as exc:

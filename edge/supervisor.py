@@ -75,7 +75,7 @@ def error_kind(exc: BaseException | None) -> str:
 class _RunSink:
     """The sink of one connector run: passes everything through and notes a link-up."""
 
-    __slots__ = ("error", "linked", "put", "put_many", "sink")
+    __slots__ = ("error", "linked", "put", "put_many", "sink", "when_stored")
 
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
@@ -83,6 +83,8 @@ class _RunSink:
         self.put = sink.put
         self.put_many = sink.put_many
         self.error = sink.error
+        # the queue's durable hand-over (edge.queue), when the sink has it
+        self.when_stored = getattr(sink, "when_stored", None)
 
     def link(self, device: str, connected: bool) -> None:
         if connected:

@@ -6,7 +6,9 @@ rules, splits them per device into ``Batch(source=device, seq=last_seq(device)+1
 samples in the order they arrived), and stores them with ``store.write_batches`` in the
 writer's own thread: the store is only ever used from that one thread (a single-worker executor
 rather than ``asyncio.to_thread``, whose pool may switch threads). When ``write_batches`` returned,
-the batches are *acknowledged*; when the queue holds a backlog, up to ``max_takes`` full takes
+the batches are *acknowledged* (and the queue told so, :meth:`edge.queue.SampleQueue.stored`);
+samples the store already holds are left out first (:mod:`edge.dedupe`); when the queue holds a
+backlog, up to ``max_takes`` full takes
 go into one ``write_batches`` call (one transaction, one fsync). Then every
 :class:`BatchObserver` is called with them, in the same thread, in order. A failing write is
 retried with capped backoff and keeps the samples (the queue meanwhile absorbs new ones,
@@ -33,6 +35,7 @@ from typing import Protocol, TypeVar
 
 from config.markers import HEARTBEAT_DEVICE
 from connectors.base import Sample
+from edge.dedupe import Deduplicator
 from edge.health import HealthTracker
 from edge.queue import SampleQueue
 from edge.recording import Recorder
@@ -79,6 +82,7 @@ class Writer:
         retry_initial_s: float = 0.2,
         retry_max_s: float = 10.0,
         max_takes: int = 8,
+        dedupe: bool = True,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -97,6 +101,8 @@ class Writer:
             store, "write_batch_columns", None
         )
         self._seq: dict[str, int] = {}
+        # samples already stored are not stored again (edge.dedupe); imports are not checked
+        self.dedupe: Deduplicator | None = Deduplicator(store) if dedupe else None
         self.acked_batches = 0
         self.acked_samples = 0
         self.received = 0
@@ -114,6 +120,22 @@ class Writer:
 
     def _persist(self, groups: Sequence[tuple[str, list[Sample]]]) -> list[Batch]:
         """(In the store thread) number, write and announce one batch per group."""
+        dedupe = self.dedupe
+        if dedupe is not None:
+            try:
+                groups = [
+                    (source, samples)
+                    for source, samples in (
+                        (src, smp if src.startswith(IMPORT_PREFIX) else dedupe.filter(src, smp))
+                        for src, smp in groups
+                    )
+                    if samples
+                ]
+            except BaseException:
+                dedupe.reset()
+                raise
+            if not groups:
+                return []
         batches: list[Batch] = []
         numbered: dict[str, int] = {}
         for source, samples in groups:
@@ -132,8 +154,10 @@ class Writer:
             else:
                 self.store.write_batches(batches)
         except BaseException:
-            # re-read sequence numbers from the store before the retry
+            # re-read sequence numbers (and the newest stored samples) before the retry
             self._seq.clear()
+            if dedupe is not None:
+                dedupe.reset()
             raise
         for b in batches:
             self._seq[b.source] = b.seq
@@ -174,6 +198,15 @@ class Writer:
                 waited += delay
                 delay = min(delay * 2, self.retry_max_s)
 
+    async def _write_then_release(
+        self, groups: Sequence[tuple[str, list[Sample]]], upto: int, *, give_up_s: float | None
+    ) -> list[Batch]:
+        """:meth:`persist`, then tell the queue that everything taken up to position ``upto``
+        is stored (connectors waiting for a durable hand-over, see :mod:`edge.queue`)."""
+        batches = await self.persist(groups, give_up_s=give_up_s)
+        self.queue.stored(upto)
+        return batches
+
     # -- the loop -----------------------------------------------------------------------------
 
     def prepare(self, items: list[Sample]) -> list[tuple[str, list[Sample]]]:
@@ -207,12 +240,18 @@ class Writer:
                         if len(q) < self.batch_max_samples:
                             break
                         groups += self.prepare(q.get_nowait(self.batch_max_samples))
+                    upto = q.taken
+                    if pending is not None:
+                        await pending
+                        pending = None
                     if groups:
-                        if pending is not None:
-                            await pending
                         pending = asyncio.create_task(
-                            self.persist(groups, give_up_s=30.0 if q.closed else None)
+                            self._write_then_release(
+                                groups, upto, give_up_s=30.0 if q.closed else None
+                            )
                         )
+                    else:  # every sample filtered out: settled as soon as the writes before
+                        q.stored(upto)
                 elif q.closed:
                     break
                 elif self._flush_latest is not None and (pending is None or pending.done()):

@@ -20,6 +20,55 @@ from edge.store.base import DeviceHealth
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+# health ``extra`` fields exported per device: (key, family, metric name, help, scale)
+_EXTRA_SERIES: tuple[
+    tuple[str, type[CounterMetricFamily | GaugeMetricFamily], str, str, float], ...
+] = (
+    ("modbus_requests", CounterMetricFamily, "modbus_requests", "Modbus requests sent", 1.0),
+    (
+        "modbus_requests_per_s",
+        GaugeMetricFamily,
+        "modbus_requests_per_second",
+        "Modbus requests per second between the two last health records",
+        1.0,
+    ),
+    (
+        "modbus_latency_ms",
+        GaugeMetricFamily,
+        "modbus_latency_seconds",
+        "Mean Modbus response time between the two last health records",
+        0.001,
+    ),
+    (
+        "modbus_split_spans",
+        GaugeMetricFamily,
+        "modbus_split_spans",
+        "Coalesced Modbus reads now read in parts (a refused register isolated)",
+        1.0,
+    ),
+    (
+        "modbus_refused_points",
+        GaugeMetricFamily,
+        "modbus_refused_points",
+        "Modbus points refused on their own (exception 2), waiting for the retry",
+        1.0,
+    ),
+    (
+        "modbus_isolations",
+        CounterMetricFamily,
+        "modbus_isolations",
+        "Refused coalesced Modbus reads isolated by halving",
+        1.0,
+    ),
+    (
+        "modbus_rejoins",
+        CounterMetricFamily,
+        "modbus_rejoins",
+        "Split Modbus reads that were read whole again",
+        1.0,
+    ),
+)
+
 
 class HealthCollector(Collector):
     def __init__(self, site: SiteConfig) -> None:
@@ -91,6 +140,17 @@ class HealthCollector(Collector):
             b = h.extra.get("outbox_backlog", h.extra.get("outbox_pending"))
             if isinstance(b, int | float):
                 backlog.add_metric(lv, float(b))
+        extras = [
+            (key, family(f"shopfloor_{name}", text, labels=labels), scale)
+            for key, family, name, text, scale in _EXTRA_SERIES
+        ]
+        for h in self._records:
+            lv = [h.device, self._connector(h.device)]
+            for key, fam, scale in extras:
+                v = h.extra.get(key)
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    fam.add_metric(lv, float(v) * scale)
+        yield from (fam for _, fam, _ in extras)
         up = GaugeMetricFamily("shopfloor_store_readable", "The service can read the store")
         up.add_metric([], float(self.store_ok))
         yield from (samples, rate, drops, restarts, errors, connected, last, backlog, up)

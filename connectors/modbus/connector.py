@@ -6,9 +6,15 @@ Requests run one at a time (a Modbus line is half-duplex, and TCP gateways in fr
 lines are too), each bounded by its device's ``timeout_s``:
 
 * an exception response makes the points of that request ``bad`` with status
-  ``modbus_exception_<code>`` and counts ``Sink.error(device, status)``; a refused *coalesced*
-  read (code 2, illegal data address) is split into one read per point at once, so only the
-  points really out of range stay bad;
+  ``modbus_exception_<code>`` and counts ``Sink.error(device, status)``;
+* a refused *coalesced* read (code 2, illegal data address) is isolated at once, in the same
+  poll, by halving: the halves that read fine are kept (and joined again where they touch), a
+  point refused on its own is bad (``modbus_exception_2``) and is not read again until the
+  whole span is retried: after ``rejoin_after_polls`` polls, then twice as many after each
+  refused retry (at most ``rejoin_max_polls``). A retry that reads fine restores the single
+  combined read; one that is refused isolates again. So a refusal costs at most one request
+  per poll beyond the combined read in steady state (two runs around a refused register in the
+  middle of a block), plus the retry on its polls;
 * a timeout makes the points of that request bad (``timeout``) and skips the rest of that unit
   for the cycle; a silent unit is then retried with a backoff (up to ``UNIT_BACKOFF_MAX_S``), so
   a dead unit costs at most one timeout per backoff period and never stalls the other units;
@@ -16,6 +22,10 @@ lines are too), each bounded by its device's ``timeout_s``:
   :class:`ConnectorError`; the supervisor reconnects with its backoff.
 
 Timestamps are the gateway's clock when the response arrived.
+
+Per device, :meth:`ModbusConnector.device_stats` gives the figures the collector adds to the
+device's health record (``extra``) and ``/metrics`` shows: requests, requests/s and mean
+latency since the previous call, spans currently split, isolations and rejoins so far.
 """
 
 from __future__ import annotations
@@ -37,19 +47,56 @@ from config.models import Device
 from connectors.base import ConnectorError, Sample, Sink
 from connectors.modbus.plan import (
     PlanError,
+    PointRef,
     Reading,
     ReadRequest,
     bad_readings,
     decode_response,
+    halve,
+    merge_runs,
     plan_requests,
     point_refs,
-    split_request,
 )
 
 UNIT_BACKOFF_MAX_S = 10.0
 """A unit that timed out is retried after 1, 2, 4 ... poll intervals, at most this long."""
 LINK_SILENCE_S = 15.0
 """No response from any unit for this long (with requests timing out) = the link is dead."""
+REFUSED = "modbus_exception_2"
+"""Illegal data address: the status that makes a coalesced read be isolated."""
+
+
+@dataclass
+class _Span:
+    """One coalesced read of the plan and how it is read now: whole, or as ``parts`` (the runs
+    that read fine) while ``refused`` points wait for the retry of the whole span at poll
+    ``retry_at`` (see the module docstring)."""
+
+    whole: ReadRequest
+    parts: list[ReadRequest]
+    refused: tuple[PointRef, ...] = ()
+    wait: int = 0  # polls between retries of the whole span (0: not split)
+    retry_at: int = 0
+
+    @property
+    def split(self) -> bool:
+        return self.parts != [self.whole] or bool(self.refused)
+
+    @property
+    def device(self) -> str:
+        return self.whole.points[0].device
+
+
+@dataclass
+class DeviceStats:
+    """Request figures of one device (see :meth:`ModbusConnector.device_stats`)."""
+
+    requests: int = 0
+    responses: int = 0
+    latency_s: float = 0.0  # sum over responses
+    isolations: int = 0  # refused coalesced reads isolated
+    rejoins: int = 0  # split spans read whole again
+    window: tuple[float, int, int, float] = (0.0, 0, 0, 0.0)  # at the previous device_stats()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +123,12 @@ class Endpoint:
 
 @dataclass
 class _Job:
-    """Requests sharing one poll interval, polled together."""
+    """Spans sharing one poll interval, polled together."""
 
     interval_s: float
-    requests: list[ReadRequest]
+    spans: list[_Span]
     next_due: float = 0.0
+    polls: int = 0
 
 
 @dataclass
@@ -154,15 +202,48 @@ class ModbusConnector:
             for req in reqs:
                 by_interval[req.interval_ms].append(req)
         self._jobs = [
-            _Job(ms / 1000.0, sorted(reqs, key=lambda r: (r.unit, r.table, r.address)))
+            _Job(
+                ms / 1000.0,
+                [_Span(r, [r]) for r in sorted(reqs, key=lambda r: (r.unit, r.table, r.address))],
+            )
             for ms, reqs in sorted(by_interval.items())
         ]
         self.stats = PollStats()
+        self.per_device: dict[str, DeviceStats] = {d: DeviceStats() for d in self.devices}
 
     @property
     def requests(self) -> list[ReadRequest]:
-        """The current plan (after any split of refused coalesced reads)."""
-        return [r for job in self._jobs for r in job.requests]
+        """The requests of one poll now (the parts of split spans, not their refused points)."""
+        return [r for job in self._jobs for span in job.spans for r in span.parts]
+
+    def device_stats(self) -> dict[str, dict[str, float | int]]:
+        """Per device: ``modbus_requests`` (total), ``modbus_requests_per_s`` and
+        ``modbus_latency_ms`` (mean per response) since the previous call,
+        ``modbus_split_spans`` (coalesced reads now read in parts), ``modbus_refused_points``
+        (points waiting for the retry), ``modbus_isolations`` and ``modbus_rejoins`` (totals)."""
+        now = time.monotonic()
+        out: dict[str, dict[str, float | int]] = {}
+        spans = [s for job in self._jobs for s in job.spans]
+        for dev, st in self.per_device.items():
+            t0, req0, resp0, lat0 = st.window
+            st.window = (now, st.requests, st.responses, st.latency_s)
+            elapsed = now - t0 if t0 else 0.0
+            responses = st.responses - resp0
+            mine = [s for s in spans if s.device == dev]
+            out[dev] = {
+                "modbus_requests": st.requests,
+                "modbus_requests_per_s": (
+                    round((st.requests - req0) / elapsed, 3) if elapsed > 0 else 0.0
+                ),
+                "modbus_latency_ms": (
+                    round((st.latency_s - lat0) / responses * 1000, 3) if responses else 0.0
+                ),
+                "modbus_split_spans": sum(1 for s in mine if s.split),
+                "modbus_refused_points": sum(len(s.refused) for s in mine),
+                "modbus_isolations": st.isolations,
+                "modbus_rejoins": st.rejoins,
+            }
+        return out
 
     def _client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
         # our own per-request timeout (asyncio.timeout) fires first; the library's is a backstop
@@ -224,44 +305,136 @@ class ModbusConnector:
 
     async def _poll(self, client: Any, sink: Sink, job: _Job, units: dict[int, _UnitState]) -> None:
         self.stats.cycles += 1
+        job.polls += 1
         silent_now: set[int] = set()
-        index = 0
-        while index < len(job.requests):
-            req = job.requests[index]
-            index += 1
-            state = units[req.unit]
-            if req.unit in silent_now:
-                self._emit(sink, bad_readings(req, "timeout"))
+        for span in job.spans:
+            unit = span.whole.unit
+            state = units[unit]
+            if unit in silent_now:
+                for part in span.parts:
+                    self._emit(sink, bad_readings(part, "timeout"))
                 continue
             if state.silent and time.monotonic() < state.retry_at:
                 continue
+            if span.split and job.polls >= span.retry_at:
+                outcome = await self._read(client, span.whole)
+                if isinstance(outcome, list):
+                    state.silent = 0
+                    span.parts, span.refused, span.wait = [span.whole], (), 0
+                    self.per_device[span.device].rejoins += 1
+                    self._emit(sink, decode_response(span.whole, outcome))
+                    continue
+                if outcome == "timeout":
+                    self._timed_out(sink, job, span.whole, state, silent_now)
+                    continue
+                state.silent = 0
+                if outcome == REFUSED:
+                    await self._isolate(client, sink, job, span, span.whole, merge=True)
+                else:
+                    self._fail(sink, span.whole, outcome)
+                    span.retry_at = job.polls + span.wait
+                continue
+            for part in list(span.parts):
+                if unit in silent_now:
+                    self._emit(sink, bad_readings(part, "timeout"))
+                    continue
+                outcome = await self._read(client, part)
+                if isinstance(outcome, list):
+                    state.silent = 0
+                    self._emit(sink, decode_response(part, outcome))
+                    continue
+                if outcome == "timeout":
+                    self._timed_out(sink, job, part, state, silent_now)
+                    continue
+                state.silent = 0
+                if outcome == REFUSED and halve(part) is not None:
+                    # the whole span merges its runs; a run refused later is only divided
+                    await self._isolate(client, sink, job, span, part, merge=part == span.whole)
+                    continue
+                self._fail(sink, part, outcome)
+                if outcome == REFUSED and part != span.whole:
+                    # a single point (group) refused on its own: it waits for the retry
+                    span.parts.remove(part)
+                    span.refused = (*span.refused, *part.points)
+                    if not span.wait:
+                        self._schedule_retry(job, span, first=True)
+
+    def _timed_out(
+        self,
+        sink: Sink,
+        job: _Job,
+        req: ReadRequest,
+        state: _UnitState,
+        silent_now: set[int],
+    ) -> None:
+        silent_now.add(req.unit)
+        state.silent += 1
+        backoff = min(job.interval_s * 2 ** (state.silent - 1), UNIT_BACKOFF_MAX_S)
+        state.retry_at = time.monotonic() + backoff
+        self._fail(sink, req, "timeout")
+        if time.monotonic() - self._last_response > max(LINK_SILENCE_S, 3 * job.interval_s):
+            raise ConnectorError(
+                f"no response from any unit on Modbus {self.endpoint} for "
+                f"{time.monotonic() - self._last_response:.0f} s"
+            )
+
+    def _schedule_retry(self, job: _Job, span: _Span, *, first: bool) -> None:
+        """The next try of the whole span: ``rejoin_after_polls`` after the first isolation,
+        twice the previous wait after a refused retry (capped)."""
+        conn = self._conn[span.device]
+        if first:
+            span.wait = conn.rejoin_after_polls
+        else:
+            span.wait = min(span.wait * 2, max(conn.rejoin_max_polls, conn.rejoin_after_polls))
+        span.retry_at = job.polls + span.wait
+
+    async def _isolate(
+        self,
+        client: Any,
+        sink: Sink,
+        job: _Job,
+        span: _Span,
+        refused: ReadRequest,
+        *,
+        merge: bool,
+    ) -> None:
+        """``refused`` (the whole span or one of its parts) was refused with exception 2: read
+        its halves now, halving again what is refused, until single points; emit every
+        reading; the parts that read fine replace it (joined where they touch when ``merge``),
+        the points refused alone wait for the retry of the whole span."""
+        self.stats.splits += 1
+        self.per_device[span.device].isolations += 1
+        halves = halve(refused)
+        assert halves is not None
+        todo = list(halves)
+        good: list[ReadRequest] = []
+        alone: list[PointRef] = []
+        while todo:
+            req = todo.pop(0)
             outcome = await self._read(client, req)
             if isinstance(outcome, list):
-                state.silent = 0
                 self._emit(sink, decode_response(req, outcome))
+                good.append(req)
                 continue
-            if outcome == "timeout":
-                silent_now.add(req.unit)
-                state.silent += 1
-                backoff = min(job.interval_s * 2 ** (state.silent - 1), UNIT_BACKOFF_MAX_S)
-                state.retry_at = time.monotonic() + backoff
-                self._fail(sink, req, "timeout")
-                if time.monotonic() - self._last_response > max(LINK_SILENCE_S, 3 * job.interval_s):
-                    raise ConnectorError(
-                        f"no response from any unit on Modbus {self.endpoint} for "
-                        f"{time.monotonic() - self._last_response:.0f} s"
-                    )
-                continue
-            state.silent = 0
-            if outcome == "modbus_exception_2" and len(req.points) > 1:
-                parts = split_request(req)
-                if len(parts) > 1:
-                    self.stats.splits += 1
-                    pos = index - 1
-                    job.requests[pos : pos + 1] = parts
-                    index = pos  # read the parts now, in this cycle
+            if outcome == REFUSED:
+                parts = halve(req)
+                if parts is not None:
+                    todo[0:0] = parts
                     continue
+                alone.extend(req.points)
+            else:
+                good.append(req)  # not a refusal (timeout, busy ...): read again next poll
             self._fail(sink, req, outcome)
+        if merge:
+            good = merge_runs(refused, good)
+        if refused == span.whole:
+            span.parts = good
+            span.refused = tuple(alone)
+        else:
+            at = span.parts.index(refused)
+            span.parts[at : at + 1] = sorted(good, key=lambda r: r.address)
+            span.refused = (*span.refused, *alone)
+        self._schedule_retry(job, span, first=refused != span.whole or not span.wait)
 
     async def _read(self, client: Any, req: ReadRequest) -> list[int] | list[bool] | str:
         """Registers/bits of ``req``, or a status: ``timeout``, ``modbus_exception_<n>``."""
@@ -277,6 +450,9 @@ class ModbusConnector:
                 raise ConnectorError(f"Modbus {self.endpoint}: connection lost")
             self.stats.requests += 1
             self.stats.by_unit[req.unit] += 1
+            dev = self.per_device[req.points[0].device]
+            dev.requests += 1
+            sent = time.monotonic()
             try:
                 async with asyncio.timeout(conn.timeout_s):
                     response = await call(req.address, count=req.count, device_id=req.unit)
@@ -293,6 +469,8 @@ class ModbusConnector:
             _reraise_lost_cancellation()
             self._last_response = time.monotonic()
             self.stats.responses += 1
+            dev.responses += 1
+            dev.latency_s += self._last_response - sent
             if response.isError():
                 self.stats.exceptions += 1
                 return f"modbus_exception_{int(response.exception_code)}"

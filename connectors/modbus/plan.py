@@ -229,6 +229,49 @@ def split_request(request: ReadRequest) -> list[ReadRequest]:
     return out
 
 
+def join(table_request: ReadRequest, groups: Sequence[ReadRequest]) -> ReadRequest:
+    """One request covering ``groups`` (parts of ``table_request``, in address order)."""
+    start = min(g.address for g in groups)
+    end = max(g.address + g.count for g in groups)
+    points = tuple(p for g in groups for p in g.points)
+    return ReadRequest(
+        table_request.unit,
+        table_request.table,
+        start,
+        end - start,
+        table_request.interval_ms,
+        points,
+    )
+
+
+def halve(request: ReadRequest) -> tuple[ReadRequest, ReadRequest] | None:
+    """``request`` as two requests of about half its points each (points sharing registers stay
+    together); None when it cannot be divided (one point, or one group of shared registers)."""
+    groups = split_request(request)
+    if len(groups) < 2:
+        return None
+    k = len(groups) // 2
+    return join(request, groups[:k]), join(request, groups[k:])
+
+
+def merge_runs(request: ReadRequest, good: Sequence[ReadRequest]) -> list[ReadRequest]:
+    """The requests of ``good`` (all read successfully, parts of ``request``) joined where they
+    touch or overlap: registers in between were read, so the joined read is as good; parts
+    separated by registers never read (a refused point, an unmapped gap) stay apart."""
+    out: list[ReadRequest] = []
+    run: list[ReadRequest] = []
+    end = 0
+    for part in sorted(good, key=lambda r: r.address):
+        if run and part.address > end:
+            out.append(join(request, run))
+            run = []
+        run.append(part)
+        end = max(end, part.address + part.count) if len(run) > 1 else part.address + part.count
+    if run:
+        out.append(join(request, run))
+    return out
+
+
 def decode_response(request: ReadRequest, words: Sequence[int] | Sequence[bool]) -> list[Reading]:
     """Readings of every point of ``request`` from its response (registers or bits).
 

@@ -18,7 +18,7 @@ from connectors.mqtt.topics import TopicError
 
 __all__ = ["MqttConnector", "Route", "build", "connection_key", "routes_of"]
 
-_PER_DEVICE = {"qos", "max_payload_bytes", "topic_device_level"}
+_PER_DEVICE = {"qos", "max_payload_bytes", "topic_device_level", "timezone"}
 
 
 def connection_key(conn: MqttConnection) -> str:
@@ -52,7 +52,15 @@ def build(site: SiteConfig) -> list[Connector]:
             )
         seen_ids[where] = devices[0].id
         try:
-            out.append(MqttConnector(conn, devices, client_id=client_id, resolve=site.resolve))
+            out.append(
+                MqttConnector(
+                    conn,
+                    devices,
+                    client_id=client_id,
+                    resolve=site.resolve,
+                    site_timezone=site.site.timezone,
+                )
+            )
         except (TopicError, SpecError) as exc:
             raise ValueError(str(exc)) from None
     return out

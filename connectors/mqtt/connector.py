@@ -9,6 +9,20 @@ event loop. paho reconnects by itself with a capped backoff; with ``clean_sessio
 a fixed client id the broker keeps the subscriptions and queues QoS 1 messages while the
 gateway is away. A link that stays down longer than ``reconnect_timeout_s``, a refused
 connection (bad credentials) or a failed TLS handshake raise :class:`ConnectorError`.
+
+Every loss of the link, however short, is recorded at once (the gateway's time): one bad
+``link_lost`` marker (:mod:`config.markers`) per point of every device of the connection and
+one ``link_lost`` error per device; the next good sample of a point ends its outage.
+
+Acknowledgement (QoS 1): a message is acknowledged only once it is durably handed over. The
+drain decodes a chunk of messages, puts their samples into the sink and, when the sink offers
+``when_stored`` (the collector's queue does), sends the chunk's PUBACKs only when the store has
+written them; a sink without it (a test sink) counts as durable once handed over. A message
+dropped on overflow (of the inbox, or of the queue before it was written) is never
+acknowledged: the connector then reconnects (:data:`REDELIVER_REASON`) so that the broker
+sends the unacknowledged messages again on the new connection (persistent session). A
+malformed message (whatever the reason, an exception of the decoder included) is counted under
+its own reason, acknowledged with the others and never costs another message.
 """
 
 from __future__ import annotations
@@ -28,11 +42,12 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from config.base import SecretError
+from config.markers import LINK_LOST
 from config.models import Device
 from config.mqtt import MqttConnection
-from connectors.base import ConnectorError, Quality, Sample, Sink
+from connectors.base import NAN, ConnectorError, Quality, Sample, Sink, now_ns
 from connectors.mqtt.fastclient import ChunkClient, supported
-from connectors.mqtt.payload import FieldSpec, RouteDecoder, compile_spec
+from connectors.mqtt.payload import FieldSpec, RouteDecoder, compile_spec, zone
 from connectors.mqtt.samples import good_samples
 from connectors.mqtt.topics import TopicError, device_from_topic, device_level_ok, matches
 
@@ -41,6 +56,8 @@ log = logging.getLogger(__name__)
 INBOX_LIMIT = 200_000  # messages waiting for the loop; beyond this they are dropped and counted
 DRAIN_CHUNK = 5_000  # messages decoded per loop callback before yielding to other tasks
 DRAIN_DELAY_S = 0.002  # a burst gathers for up to 2 ms before it is decoded in one go
+ACK_WAIT_S = 5.0  # on stop, how long the acknowledgements of stored messages are waited for
+REDELIVER_REASON = "messages dropped before they were stored"
 _ROUTE_CACHE_LIMIT = 10_000
 _REFUSED_AUTH = ("not authorized", "not authorised", "bad user name or password")
 
@@ -63,11 +80,13 @@ class Route:
         object.__setattr__(self, "decoder", RouteDecoder(self.specs))
 
 
-def routes_of(device: Device) -> list[Route]:
-    """The routes of an MQTT device (points grouped by topic filter)."""
+def routes_of(device: Device, site_timezone: str = "UTC") -> list[Route]:
+    """The routes of an MQTT device (points grouped by topic filter); naive payload times are
+    read in the device's ``mqtt.timezone``, else ``site_timezone``."""
     conn = device.mqtt
     if conn is None:
         raise TopicError(f"device {device.id!r} has no mqtt block")
+    tz = zone(conn.timezone or site_timezone)
     by_filter: dict[str, list[FieldSpec]] = {}
     for point in device.points:
         assert point.mqtt is not None
@@ -77,7 +96,7 @@ def routes_of(device: Device) -> list[Route]:
                 f"device {device.id!r} point {point.id!r}: topic_device_level {level} is not a "
                 f"'+' (or under '#') of topic {point.mqtt.topic!r}"
             )
-        by_filter.setdefault(point.mqtt.topic, []).append(compile_spec(point))
+        by_filter.setdefault(point.mqtt.topic, []).append(compile_spec(point, tz))
     return [
         Route(
             topic_filter=flt,
@@ -120,17 +139,26 @@ class MqttConnector:
         *,
         client_id: str,
         resolve: Callable[[Path], Path] = lambda p: p,
+        site_timezone: str = "UTC",
     ) -> None:
         self.conn = conn
         self.client_id = client_id
         self.devices: tuple[str, ...] = tuple(d.id for d in devices)
         self.name = f"mqtt:{conn.host}:{conn.port}/{client_id}"
-        self.routes: tuple[Route, ...] = tuple(r for d in devices for r in routes_of(d))
+        self.routes: tuple[Route, ...] = tuple(
+            r for d in devices for r in routes_of(d, site_timezone)
+        )
+        # the points of each configured device (the link_lost markers of an outage)
+        self._points: dict[str, tuple[str, ...]] = {
+            d.id: tuple(p.id for p in d.points) for d in devices
+        }
         self._resolve = resolve
-        # state shared with paho's thread: only the deque, the flag and the drop counter
-        self._inbox: collections.deque[tuple[str, bytes, int, bool]] = collections.deque()
+        # state shared with paho's thread: only the deque, the flags and the drop counter
+        self._inbox: collections.deque[tuple[str, bytes, int, bool, int]] = collections.deque()
         self._scheduled = False
         self._dropped = 0
+        self._dropped_unacked = False  # a QoS 1 message was dropped: reconnect for redelivery
+        self._plain_connection = 0  # connection number of the plain paho client (fallback)
         # state of the event loop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sink: Sink | None = None
@@ -146,9 +174,15 @@ class MqttConnector:
         self._sub_mid: int | None = None  # SUBACK awaited before the link counts as up
         self._sub_session_present = False
         self._route_cache: dict[str, tuple[tuple[Route, str | None], ...]] = {}
-        self._seen: set[str] = set()
+        self._seen: dict[str, str] = {}  # device named by a topic -> its configured template
         self._warned: set[tuple[str, str]] = set()
+        self._when_stored: Callable[[Callable[[bool], None]], None] | None = None
+        self._acks_pending = 0  # drains whose acknowledgements wait for the store
+        self._acks_idle = asyncio.Event()
         self.messages = 0  # messages decoded (for health pages and benchmarks)
+        self.acked = 0  # PUBACKs sent
+        self.unacked = 0  # QoS 1 messages left unacknowledged (dropped before they were stored)
+        self.outages = 0  # losses of the broker link while it was up
 
     @property
     def connected(self) -> bool:
@@ -165,9 +199,13 @@ class MqttConnector:
 
     # ---- paho's thread: hand over only -----------------------------------------------------
     def _on_message(self, _client: Any, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        """(The plain paho client, with manual acknowledgements.)"""
         received = time.time_ns()
+        ack = (self._plain_connection << 16 | msg.mid) if msg.qos == 1 else 0
         if len(self._inbox) >= INBOX_LIMIT:
             self._dropped += 1
+            if ack:
+                self._dropped_unacked = True
             return
         payload = msg.payload
         self._inbox.append(
@@ -176,18 +214,22 @@ class MqttConnector:
                 payload if isinstance(payload, bytes) else bytes(payload),
                 received,
                 bool(msg.retain),
+                ack,
             )
         )
         if not self._scheduled:
             self._scheduled = True
             self._call(self._drain_later)
 
-    def _on_batch(self, batch: list[tuple[str, bytes, int, bool]]) -> None:
+    def _on_batch(self, batch: list[tuple[str, bytes, int, bool, int]]) -> None:
         """The messages of one read of :class:`ChunkClient` (paho's thread): hand over only."""
         inbox = self._inbox
         room = INBOX_LIMIT - len(inbox)
         if room < len(batch):
-            self._dropped += len(batch) - max(room, 0)
+            lost = batch[max(room, 0) :]
+            self._dropped += len(lost)
+            if any(m[4] for m in lost):
+                self._dropped_unacked = True
             batch = batch[: max(room, 0)]
         inbox.extend(batch)
         if not self._scheduled:
@@ -195,6 +237,7 @@ class MqttConnector:
             self._call(self._drain_later)
 
     def _on_connect(self, _c: Any, _u: Any, flags: mqtt.ConnectFlags, rc: Any, _p: Any) -> None:
+        self._plain_connection += 1  # (plain client) messages after this CONNACK are its own
         self._call(self._connected_cb, bool(rc.is_failure), str(rc), bool(flags.session_present))
 
     def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, rc: Any, _p: Any) -> None:
@@ -257,12 +300,34 @@ class MqttConnector:
     def _disconnected_cb(self, reason: str) -> None:
         if self._connected and not self._stopping:
             log.warning("%s lost its link: %s", self.name, reason)
+            self._mark_lost()
         self._connected = False
         self._down_reason = reason
         if self._down_since is None:
             self._down_since = time.monotonic()
         self._set_links(False)
         self._changed.set()
+
+    def _mark_lost(self) -> None:
+        """One ``link_lost`` marker per point of every device of the connection (configured,
+        and named by a topic) and one ``link_lost`` error per device, at the gateway's time;
+        what was received before the loss is decoded first."""
+        sink = self._sink
+        if sink is None:
+            return
+        self.outages += 1
+        self._drain_rest()
+        ts = now_ns()
+        markers: list[Sample] = []
+        devices = {d: d for d in self.devices} | self._seen
+        for dev, template in devices.items():
+            sink.error(dev, LINK_LOST)
+            markers.extend(
+                Sample(dev, p, ts, NAN, Quality.BAD, LINK_LOST)
+                for p in self._points.get(template, ())
+            )
+        if markers:
+            sink.put_many(markers)
 
     def _subscribe_refused(self, codes: list[str]) -> None:
         log.error("%s: the broker refused a subscription: %s", self.name, ", ".join(codes))
@@ -273,7 +338,7 @@ class MqttConnector:
     def _set_links(self, up: bool) -> None:
         if self._sink is None:
             return
-        for dev in (*self.devices, *sorted(self._seen - set(self.devices))):
+        for dev in (*self.devices, *sorted(set(self._seen) - set(self.devices))):
             self._sink.link(dev, up)
 
     def _routes_for(self, topic: str) -> tuple[tuple[Route, str | None], ...]:
@@ -309,20 +374,96 @@ class MqttConnector:
             dropped, self._dropped = self._dropped, 0
             for _ in range(dropped):
                 sink.error(self.devices[0], "dropped:inbox_full")
+        if self._dropped_unacked:
+            self._dropped_unacked = False
+            self.unacked += 1
+            self._redeliver()
         samples: list[Sample] = []
+        acks: list[int] = []
         inbox = self._inbox
+        handle = self._handle
         for _ in range(DRAIN_CHUNK):
             try:
-                topic, payload, received, retained = inbox.popleft()
+                topic, payload, received, retained, ack = inbox.popleft()
             except IndexError:
                 break
-            self._handle(sink, samples, topic, payload, received, retained)
+            try:
+                handle(sink, samples, topic, payload, received, retained)
+            except Exception as exc:  # a decoder bug must not cost the other messages
+                self._decode_failed(sink, topic, exc)
+            if ack:
+                acks.append(ack)
         else:
             if inbox and not self._scheduled:
                 self._scheduled = True
                 asyncio.get_running_loop().call_soon(self._drain)
         if samples:
             sink.put_many(samples)
+        if acks:
+            self._ack_when_stored(acks)
+
+    def _ack_when_stored(self, acks: list[int]) -> None:
+        """Send ``acks`` once the samples put so far are stored (see the module docstring)."""
+        when_stored = self._when_stored
+        if when_stored is None:
+            self._send_acks(acks, True)
+            return
+        self._acks_pending += 1
+        self._acks_idle.clear()
+
+        def settled(ok: bool) -> None:
+            self._acks_pending -= 1
+            if not self._acks_pending:
+                self._acks_idle.set()
+            self._send_acks(acks, ok)
+
+        when_stored(settled)
+
+    def _send_acks(self, acks: list[int], ok: bool) -> None:
+        client = self._client
+        if not ok:
+            # some of these messages' samples were dropped (queue overflow): the broker must
+            # send them again, which it does on a new connection
+            self.unacked += len(acks)
+            self._redeliver()
+            return
+        if client is None:
+            return
+        if isinstance(client, ChunkClient):
+            self.acked += client.send_acks(acks)
+            return
+        current = self._plain_connection
+        for ack in acks:
+            if ack >> 16 == current:
+                client.ack(ack & 0xFFFF, 1)
+                self.acked += 1
+
+    def _redeliver(self) -> None:
+        """End this run (ConnectorError): the new connection gets the unacknowledged messages."""
+        if self._fatal is None and not self._stopping:
+            self._fatal = ConnectorError(
+                f"MQTT {self.conn.host}:{self.conn.port}: {REDELIVER_REASON}; reconnecting so "
+                "that the broker sends them again"
+            )
+            self._changed.set()
+
+    def _decode_failed(self, sink: Sink, topic: str, exc: Exception) -> None:
+        """A message whose decoding raised: counted as ``malformed:decode_error`` for the
+        devices its topic routes to (the first one logged with its traceback)."""
+        devices = {d or r.device for r, d in self._routes_for(topic)} or {self.devices[0]}
+        for dev in sorted(devices):
+            sink.error(dev, "malformed:decode_error")
+        if ("", "decode_error") not in self._warned:
+            self._warned.add(("", "decode_error"))
+            log.error(
+                "%s: decoding a message on %r failed (%s: %s); skipped, counted as "
+                "malformed:decode_error",
+                self.name,
+                topic,
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+            )
 
     def _handle(
         self,
@@ -342,7 +483,7 @@ class MqttConnector:
                 self._malformed(sink, route.device, "device_topic", topic)
                 continue
             if device not in self._seen:
-                self._seen.add(device)
+                self._seen[device] = route.device
                 if device not in self.devices:
                     sink.link(device, True)
             decoded = route.decoder(payload, received, route.max_bytes)
@@ -393,6 +534,7 @@ class MqttConnector:
                 client_id=self.client_id,
                 clean_session=conn.clean_session,
                 protocol=mqtt.MQTTv311,
+                manual_ack=True,
             )
         if conn.username is not None:
             try:
@@ -422,6 +564,11 @@ class MqttConnector:
         self._stopping = False
         self._subscribed = False
         self._down_since = None
+        self._when_stored = getattr(sink, "when_stored", None)
+        self._acks_pending = 0
+        self._acks_idle = asyncio.Event()
+        self._acks_idle.set()
+        self._dropped_unacked = False
         client = self._make_client()
         self._client = client
         conn = self.conn
@@ -477,12 +624,26 @@ class MqttConnector:
     async def _shutdown(
         self, client: mqtt.Client, connect: asyncio.Future[Any], started: bool
     ) -> None:
+        cancelled = False
         if not connect.done():
             # the first connect is still running in the executor: let it finish (bounded by
             # paho's connect timeout) so that its socket can be closed
             await asyncio.wait([connect], timeout=self.conn.connect_timeout_s + 1)
         if connect.done() and not connect.cancelled():
             connect.exception()  # retrieved: already reported (or it succeeded)
+        if started and self._fatal is None and isinstance(client, ChunkClient):
+            # a clean stop: read nothing more, decode what was read, and acknowledge what the
+            # store writes within ACK_WAIT_S (the rest comes again on the next connection)
+            client.pause()
+            self._drain_rest()
+            if not self._acks_idle.is_set():
+                try:
+                    async with asyncio.timeout(ACK_WAIT_S):
+                        await self._acks_idle.wait()
+                except TimeoutError:
+                    pass
+                except asyncio.CancelledError:
+                    cancelled = True  # cancelled again: stop now, then propagate
         self._stopping = True
         client.disconnect()
         if started:
@@ -496,6 +657,8 @@ class MqttConnector:
         self._set_links(False)
         self._drain_rest()
         self._loop = None
+        if cancelled:
+            raise asyncio.CancelledError
 
     def _drain_rest(self) -> None:
         """Decode what paho handed over before the thread stopped (nothing is dropped)."""

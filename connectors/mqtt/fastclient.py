@@ -9,11 +9,14 @@ keep-alive, reconnect, subscriptions, TLS, the thread) and replaces only the rea
 * one ``recv`` of up to :data:`RECV_SIZE` bytes, then every complete packet in the buffer is
   handled in one go (a partial packet waits in the buffer for the next read);
 * a PUBLISH of QoS 0 or 1 (MQTT 3.1.1, UTF-8 topic) is parsed here and the whole chunk's
-  messages are handed to ``on_batch([(topic, payload, received_ns, retained), ...])`` in one
-  call; every other packet (CONNACK, SUBACK, PINGRESP, QoS 2, a topic that is not UTF-8, ...)
+  messages are handed to ``on_batch([(topic, payload, received_ns, retained, ack), ...])`` in
+  one call; every other packet (CONNACK, SUBACK, PINGRESP, QoS 2, a topic that is not UTF-8, ...)
   goes through paho's own handler unchanged;
-* the PUBACKs of the chunk are written at once in one ``send``, *after* ``on_batch`` returned: a
-  message is acknowledged only once it was handed over, as paho does one by one;
+* nothing is acknowledged here: ``ack`` (0 for QoS 0) names the message's packet id on this
+  connection (``connection << 16 | packet id``) and the owner calls :meth:`ChunkClient.send_acks`
+  once the message is durably handed over (the MQTT connector: once its samples are stored). An
+  ack of an earlier connection is never sent (the broker resends those messages on the new one,
+  where the same packet id may name another message);
 * ``disconnect`` waits for the chunk being handled, then nothing more is read or acknowledged.
 
 The parts of paho this relies on are checked by :func:`supported`; when a paho release changes
@@ -23,6 +26,8 @@ them the connector uses the plain paho client (slower, same behaviour).
 from __future__ import annotations
 
 import logging
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -35,14 +40,22 @@ from paho.mqtt.exception import MalformedPacket
 log = logging.getLogger(__name__)
 
 RECV_SIZE = 256 * 1024  # bytes read per recv (about 1,000 messages of 200 bytes)
+LINGER_S = 1.0  # on disconnect, how long the broker's close is waited for (see _sock_close)
 PUBLISH = 0x30
 PUBACK = 0x40
 
-Batch = list[tuple[str, bytes, int, bool]]
+Batch = list[tuple[str, bytes, int, bool, int]]
 OnBatch = Callable[[Batch], None]
 
 # paho internals used here (checked at start: a release that renames them gets the plain client)
-_METHODS = ("_packet_read", "_packet_handle", "_packet_queue", "_sock_recv", "_easy_log")
+_METHODS = (
+    "_packet_read",
+    "_packet_handle",
+    "_packet_queue",
+    "_sock_recv",
+    "_sock_close",
+    "_easy_log",
+)
 _ATTRS = ("_in_packet", "_msgtime_mutex", "_last_bytes_received", "_protocol", "_manual_ack")
 
 
@@ -98,26 +111,83 @@ class ChunkClient(mqtt.Client):
         # PUBACKs of every batch handed over are queued before the DISCONNECT
         self._reading = threading.Lock()
         self._closing = False
+        # the connection number (1, 2, ...) and the lock that makes "still this connection?"
+        # and queueing PUBACKs one step (see send_acks)
+        self._ack_lock = threading.Lock()
+        self._connection = 0
 
     def reconnect(self) -> MQTTErrorCode:
         # a new connection starts with an empty read buffer (as paho resets its _in_packet)
         self._rbuf = bytearray()
         self._closing = False
+        with self._ack_lock:
+            # before paho empties its outgoing packets: a PUBACK of the old connection is
+            # either queued before (and discarded with them) or refused by send_acks
+            self._connection += 1
         return super().reconnect()
 
-    def disconnect(self, *args: Any, **kwargs: Any) -> MQTTErrorCode:
-        """paho's disconnect, after the chunk being handled (if any) has queued its PUBACKs;
-        nothing more is read: what the broker still sends is not acknowledged, so it comes
-        again on the next session instead of twice."""
+    def pause(self) -> None:
+        """Read nothing more (after the chunk being handled): what the broker still sends is
+        not acknowledged, so it comes again on the next session instead of being lost."""
         with self._reading:
             self._closing = True
+
+    def disconnect(self, *args: Any, **kwargs: Any) -> MQTTErrorCode:
+        """paho's disconnect, after the chunk being handled (if any) was handed over; nothing
+        more is read or acknowledged."""
+        with self._reading:
+            self._closing = True
+            with self._ack_lock:
+                self._connection += 1  # acknowledgements still on their way are dropped
             return super().disconnect(*args, **kwargs)
+
+    def send_acks(self, acks: list[int]) -> int:
+        """Queue the PUBACKs of ``acks`` (values of the batches' ``ack`` field) that belong to
+        the current connection, in one write; returns how many were sent (any thread)."""
+        packet = bytearray()
+        with self._ack_lock:
+            current = self._connection
+            for ack in acks:
+                if ack >> 16 == current:
+                    packet += b"\x40\x02"
+                    packet += (ack & 0xFFFF).to_bytes(2, "big")
+            if packet:
+                self._packet_queue(PUBACK, bytes(packet), 0, 0)
+        return len(packet) // 4
 
     def _packet_read(self) -> MQTTErrorCode:
         with self._reading:
             if self._closing:
+                self._discard()
                 return MQTTErrorCode.MQTT_ERR_SUCCESS
             return self._read_chunk()
+
+    def _sock_close(self) -> None:
+        """paho's socket close; after our DISCONNECT (closing), first a graceful one: no more
+        writes (FIN), then what the broker still sends is read and dropped until it closes
+        (at most LINGER_S). Closing with unread data would send a TCP reset, and the broker
+        would drop what it had not read of ours yet (the last PUBACKs, the DISCONNECT)."""
+        sock = self._sock
+        if isinstance(sock, socket.socket) and self._closing:  # (a websocket wrapper: no)
+            try:
+                sock.shutdown(socket.SHUT_WR)
+                deadline = time.monotonic() + LINGER_S
+                while (left := deadline - time.monotonic()) > 0:
+                    readable, _, _ = select.select([sock], [], [], left)
+                    if not readable or not sock.recv(RECV_SIZE):
+                        break
+            except (OSError, ValueError):
+                pass
+        super()._sock_close()
+
+    def _discard(self) -> None:
+        """(Closing) read and drop what the broker still sends: closing a socket with unread
+        data sends a TCP reset, and the broker would then drop what it had not yet read of
+        ours (the last PUBACKs, the DISCONNECT). What is dropped here is not acknowledged."""
+        try:
+            self._sock_recv(RECV_SIZE)
+        except OSError:
+            pass
 
     def _read_chunk(self) -> MQTTErrorCode:
         try:
@@ -147,7 +217,7 @@ class ChunkClient(mqtt.Client):
     def _handle_chunk(self, data: bytes, packets: list[tuple[int, int, int]]) -> MQTTErrorCode:
         received = time.time_ns()
         batch: Batch = []
-        acks = bytearray()
+        connection = self._connection << 16
         fast = self._protocol != mqtt.MQTTv5 and not self._manual_ack
         rc = MQTTErrorCode.MQTT_ERR_SUCCESS
         for index, (command, start, end) in enumerate(packets):
@@ -162,15 +232,13 @@ class ChunkClient(mqtt.Client):
                         except UnicodeDecodeError:
                             pass
                         else:
-                            batch.append((topic, data[body:end], received, bool(command & 1)))
-                            if qos:
-                                acks += b"\x40\x02"
-                                acks += data[body - 2 : body]
+                            ack = connection | (data[body - 2] << 8 | data[body - 1]) if qos else 0
+                            batch.append((topic, data[body:end], received, bool(command & 1), ack))
                             continue
             # anything else: paho's own handler (after what came before it was handed over)
-            self._flush(batch, acks)
-            batch = []
-            acks = bytearray()
+            if batch:
+                self._on_batch(batch)
+                batch = []
             self._in_packet = {
                 "command": command,
                 "have_remaining": 1,
@@ -201,14 +269,6 @@ class ChunkClient(mqtt.Client):
                 if index + 1 < len(packets):
                     log.debug("%d packets left unread after rc %s", len(packets) - index - 1, rc)
                 return rc
-        self._flush(batch, acks)
-        return rc
-
-    def _flush(self, batch: Batch, acks: bytearray) -> None:
         if batch:
             self._on_batch(batch)
-        if acks:
-            self._packet_queue(PUBACK, bytes(acks), 0, 0)
-            # paho's thread: write now, not after the next select (the broker sends at most
-            # its max_inflight_messages, 20 by default, before it waits for these)
-            self.loop_write()
+        return rc

@@ -3,9 +3,14 @@
 One message can carry several points (JSON pointers into one document) and a timestamp field.
 A payload without a pointer is a plain number (``23.5``, ``-4``, ``true``). Whatever is wrong is
 reported as a *reason* (one of :data:`REASONS`) and never becomes a value: a reason that spoils
-the whole message (``oversized``, ``not_utf8``, ``not_json``) has no point; a reason of one
-point (``missing_field``, ``wrong_type``, ``bad_timestamp``, ``not_number``) leaves the other
-points of the same message untouched.
+the whole message (``oversized``, ``not_utf8``, ``not_json``, ``too_deep``) has no point; a
+reason of one point (``missing_field``, ``wrong_type``, ``not_number`` and the timestamp reasons
+``ts_*`` of :data:`TS_REASONS`) leaves the other points of the same message untouched.
+
+A naive ISO 8601 time (no offset, e.g. Tasmota's ``"2026-12-04T13:45:00"``) is read in the
+point's time zone (:attr:`FieldSpec.tz`: the device's ``mqtt.timezone``, else the site's); a
+wall time that the zone skips (spring forward) is ``ts_nonexistent``, one it repeats (fall
+back) is ``ts_ambiguous``: neither is guessed.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -23,14 +29,25 @@ from config.models import DataType, Point
 
 TsFormat = Literal["epoch_s", "epoch_ms", "epoch_ns", "iso8601"]
 
+#: why a timestamp field gave no time (one reason each, so that health shows the real cause)
+TS_REASONS: tuple[str, ...] = (
+    "ts_missing",  # the timestamp pointer finds nothing
+    "ts_wrong_type",  # not a number (epoch formats) / not a string (iso8601)
+    "ts_unparseable",  # a string that is not ISO 8601
+    "ts_out_of_range",  # outside 2000-2100 (a unit mistake such as seconds sent as epoch_ms)
+    "ts_nonexistent",  # a naive wall time the time zone skips (spring forward)
+    "ts_ambiguous",  # a naive wall time the time zone repeats (fall back)
+)
+
 REASONS: tuple[str, ...] = (
     "oversized",
     "not_utf8",
     "not_json",
+    "too_deep",
     "not_number",
     "missing_field",
     "wrong_type",
-    "bad_timestamp",
+    *TS_REASONS,
 )
 
 # a timestamp outside these bounds is a unit mistake (seconds sent as ms, ...), not a time
@@ -58,6 +75,7 @@ class FieldSpec:
     datatype: DataType = "float64"
     scale: float = 1.0
     offset: float = 0.0
+    tz: dt.tzinfo = dt.UTC  # the zone of a naive ISO 8601 time
     # derived: 0 float, 1 signed int, 2 unsigned int, 3 bool; and whether scale/offset apply
     kind: int = field(init=False, default=0)
     scaled: bool = field(init=False, default=False)
@@ -90,8 +108,17 @@ def parse_pointer(text: str) -> tuple[str, ...]:
         raise SpecError(f"JSON pointer {text!r}: {exc}") from None
 
 
-def compile_spec(point: Point) -> FieldSpec:
-    """The :class:`FieldSpec` of an MQTT point of the site file."""
+def zone(name: str) -> dt.tzinfo:
+    """The IANA time zone ``name`` (``UTC`` included); raises SpecError when unknown."""
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise SpecError(f"unknown time zone {name!r}: {exc}") from None
+
+
+def compile_spec(point: Point, tz: dt.tzinfo = dt.UTC) -> FieldSpec:
+    """The :class:`FieldSpec` of an MQTT point of the site file (``tz``: the zone of naive
+    ISO 8601 times, see the module docstring)."""
     addr = point.mqtt
     if addr is None:
         raise SpecError(f"point {point.id!r} has no mqtt address")
@@ -110,6 +137,7 @@ def compile_spec(point: Point) -> FieldSpec:
         datatype=point.datatype,
         scale=point.scale,
         offset=point.offset,
+        tz=tz,
     )
 
 
@@ -170,25 +198,40 @@ def to_value(raw: Any, spec: FieldSpec) -> float | str:
     return number
 
 
-def to_ns(raw: Any, fmt: TsFormat) -> int | None:
-    """Nanoseconds UTC of a timestamp field, or None when it is not a plausible time."""
+def local_time(when: dt.datetime, tz: dt.tzinfo) -> dt.datetime | str:
+    """The naive wall time ``when`` in zone ``tz`` (aware), or ``ts_nonexistent`` /
+    ``ts_ambiguous`` when the zone skips or repeats it (a DST change)."""
+    first = when.replace(tzinfo=tz, fold=0)
+    second = when.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return first
+    back = first.astimezone(dt.UTC).astimezone(tz).replace(tzinfo=None)
+    return "ts_nonexistent" if back != when else "ts_ambiguous"
+
+
+def to_ns(raw: Any, fmt: TsFormat, tz: dt.tzinfo = dt.UTC) -> int | str:
+    """Nanoseconds UTC of a timestamp field, or the reason (one of :data:`TS_REASONS`) why it
+    is not a plausible time. A naive ISO 8601 time is read in zone ``tz``."""
     ns: int
     if fmt == "iso8601":
         if not isinstance(raw, str):
-            return None
+            return "ts_wrong_type"
         try:
             when = dt.datetime.fromisoformat(raw)
-        except ValueError:
-            return None
-        if when.tzinfo is None:
-            return None  # a naive time is ambiguous: the device must say its offset
-        delta = when - _EPOCH
+            if when.tzinfo is None:
+                local = local_time(when, tz)
+                if isinstance(local, str):
+                    return local
+                when = local
+            delta = when - _EPOCH
+        except (ValueError, OverflowError):
+            return "ts_unparseable"
         ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
     else:
         if isinstance(raw, bool) or not isinstance(raw, int | float):
-            return None
+            return "ts_wrong_type"
         if isinstance(raw, float) and not math.isfinite(raw):
-            return None
+            return "ts_out_of_range"
         unit = {"epoch_s": 1_000_000_000, "epoch_ms": 1_000_000, "epoch_ns": 1}[fmt]
         if isinstance(raw, int):
             ns = raw * unit
@@ -197,7 +240,7 @@ def to_ns(raw: Any, fmt: TsFormat) -> int | None:
             whole = math.floor(raw)
             ns = whole * unit + round((raw - whole) * unit / 1000) * 1000
     if not TS_MIN_NS <= ns < TS_MAX_NS:
-        return None
+        return "ts_out_of_range"
     return ns
 
 
@@ -240,13 +283,17 @@ def decode(
     if needs_json is None:
         needs_json = any(s.pointer is not None for s in specs)
     doc: Any = _MISSING
+    too_deep = False
     if needs_json:
         try:
             doc = _JSON.decode(text)
         except ValueError:
             doc = _MISSING
+        except RecursionError:
+            doc = _MISSING
+            too_deep = True
     values = out.values
-    ts_cache: dict[tuple[tuple[str, ...], str], int | str] = {}
+    ts_cache: dict[tuple[tuple[str, ...], str, dt.tzinfo], int | str] = {}
     json_failed = False
     for spec in specs:
         pointer = spec.pointer
@@ -267,15 +314,11 @@ def decode(
         ts = received_ns
         ts_pointer = spec.ts_pointer
         if ts_pointer is not None:
-            key = (ts_pointer, spec.ts_format)
+            key = (ts_pointer, spec.ts_format, spec.tz)
             cached = ts_cache.get(key)
             if cached is None:
                 raw_ts = resolve(doc, ts_pointer)
-                if raw_ts is _MISSING:
-                    cached = "missing_field"
-                else:
-                    ns = to_ns(raw_ts, spec.ts_format)
-                    cached = "bad_timestamp" if ns is None else ns
+                cached = "ts_missing" if raw_ts is _MISSING else to_ns(raw_ts, *key[1:])
                 ts_cache[key] = cached
             if isinstance(cached, str):
                 errors.append((spec.point, cached))
@@ -291,7 +334,7 @@ def decode(
         else:
             values.append((spec.point, ts, value))
     if json_failed:
-        errors.append((None, "not_json"))
+        errors.append((None, "too_deep" if too_deep else "not_json"))
     return out
 
 
@@ -311,14 +354,14 @@ class RouteDecoder:
         self.specs = tuple(specs)
         self._needs_json = any(s.pointer is not None for s in self.specs)
         self._generic = any(s.pointer is None for s in self.specs)
-        ts_keys: list[tuple[tuple[str, ...], TsFormat]] = []
+        ts_keys: list[tuple[tuple[str, ...], TsFormat, dt.tzinfo]] = []
         plan: list[tuple[str, tuple[str, ...], bool, int, int, FieldSpec]] = []
         for s in self.specs:
             if s.pointer is None:
                 continue
             ts_index = -1
             if s.ts_pointer is not None:
-                key = (s.ts_pointer, s.ts_format)
+                key = (s.ts_pointer, s.ts_format, s.tz)
                 if key not in ts_keys:
                     ts_keys.append(key)
                 ts_index = ts_keys.index(key)
@@ -347,14 +390,13 @@ class RouteDecoder:
         except ValueError:
             errors.append((None, "not_json"))
             return out
+        except RecursionError:  # nested deeper than the interpreter's recursion limit
+            errors.append((None, "too_deep"))
+            return out
         stamps: list[int | str] = []
-        for ts_pointer, ts_format in self._ts_keys:
+        for ts_pointer, ts_format, tz in self._ts_keys:
             raw_ts = resolve(doc, ts_pointer)
-            if raw_ts is _MISSING:
-                stamps.append("missing_field")
-            else:
-                ns = to_ns(raw_ts, ts_format)
-                stamps.append("bad_timestamp" if ns is None else ns)
+            stamps.append("ts_missing" if raw_ts is _MISSING else to_ns(raw_ts, ts_format, tz))
         values = out.values
         for point, pointer, fast, ts_index, inline, spec in self._plan:
             ts: int | str = received_ns

@@ -167,7 +167,7 @@ async def test_each_malformed_reason_is_counted_and_skipped(broker: Mosquitto) -
         ("d1", "malformed:not_json"): 1,
         ("d1", "malformed:wrong_type"): 2,
         ("d1", "malformed:missing_field"): 1,
-        ("d1", "malformed:bad_timestamp"): 2,
+        ("d1", "malformed:ts_wrong_type"): 2,
         ("d1", "malformed:not_number"): 1,
     }
 

@@ -61,16 +61,20 @@ def test_a_remaining_length_of_five_bytes_is_a_protocol_error() -> None:
         split_packets(b"\x30\xff\xff\xff\xff\x01")
 
 
-def _client(batches: list[list[tuple[str, bytes, int, bool]]]) -> ChunkClient:
+Batches = list[list[tuple[str, bytes, int, bool, int]]]
+
+
+def _client(batches: Batches) -> ChunkClient:
     client = ChunkClient(
         CallbackAPIVersion.VERSION2, client_id="x", protocol=mqtt.MQTTv311, on_batch=batches.append
     )
     assert supported(client)
+    client._connection = 1  # as after connect()
     return client
 
 
-def test_a_chunk_hands_publishes_over_in_one_batch_and_acks_qos1_after() -> None:
-    batches: list[list[tuple[str, bytes, int, bool]]] = []
+def test_a_chunk_hands_publishes_over_in_one_batch_and_acks_only_when_told() -> None:
+    batches: Batches = []
     client = _client(batches)
     data = (
         _publish(b"f/a", b"1", qos=1, mid=1)
@@ -80,17 +84,29 @@ def test_a_chunk_hands_publishes_over_in_one_batch_and_acks_qos1_after() -> None
     packets, _ = split_packets(data)
     assert client._handle_chunk(data, packets) == mqtt.MQTT_ERR_SUCCESS
     assert len(batches) == 1
-    assert [(t, p, r) for t, p, _, r in batches[0]] == [
-        ("f/a", b"1", False),
-        ("f/b", b"2", False),
-        ("f/c", b"3", True),
+    assert [(t, p, r, a) for t, p, _, r, a in batches[0]] == [
+        ("f/a", b"1", False, 1 << 16 | 1),
+        ("f/b", b"2", False, 0),
+        ("f/c", b"3", True, 1 << 16 | 300),
     ]
+    assert not client._out_packet  # nothing acknowledged on receipt
+    assert client.send_acks([a for *_, a in batches[0] if a]) == 2
     (ack,) = client._out_packet
     assert ack["packet"] == b"\x40\x02\x00\x01" + b"\x40\x02\x01\x2c"  # PUBACK 1, PUBACK 300
 
 
+def test_an_ack_of_an_earlier_connection_is_never_sent() -> None:
+    """After a reconnect the same packet id may name another message: the old ack is dropped."""
+    client = _client([])
+    old = 1 << 16 | 7
+    client._connection = 2  # what reconnect() does before paho opens the new socket
+    assert client.send_acks([old]) == 0
+    assert not client._out_packet
+    assert client.send_acks([2 << 16 | 7]) == 1
+
+
 def test_qos2_and_undecodable_topics_go_through_paho_in_order() -> None:
-    batches: list[list[tuple[str, bytes, int, bool]]] = []
+    batches: Batches = []
     client = _client(batches)
     # as when paho's thread runs: a socket, writes left to the loop
     ours, theirs = socket.socketpair()
@@ -106,13 +122,16 @@ def test_qos2_and_undecodable_topics_go_through_paho_in_order() -> None:
     )
     packets, _ = split_packets(data)
     client._handle_chunk(data, packets)
-    # the first message is handed over (and acked) before paho handles the next packet
+    # the first message is handed over before paho handles the next packet
     assert [[m[1] for m in b] for b in batches] == [[b"1"], [b"3"]]
     assert seen == [b"bad topic"]  # paho's own path, its on_message
     assert 9 in client._in_messages  # QoS 2 waits for PUBREL in paho, as always
-    # written in this order: PUBACK 1, paho's PUBREC 9 (queued by paho), PUBACK 2
+    # paho's PUBREC 9 goes out; the PUBACKs only once the owner sends them
     client.loop_write()
-    assert theirs.recv(100) == b"\x40\x02\x00\x01\x50\x02\x00\x09\x40\x02\x00\x02"
+    assert theirs.recv(100) == b"\x50\x02\x00\x09"
+    client.send_acks([batches[0][0][4], batches[1][0][4]])
+    client.loop_write()
+    assert theirs.recv(100) == b"\x40\x02\x00\x01\x40\x02\x00\x02"
     ours.close()
     theirs.close()
 
@@ -183,7 +202,7 @@ async def test_a_large_backlog_with_big_messages_arrives_whole_once_and_in_order
 
 
 def test_nothing_is_read_or_acknowledged_after_disconnect() -> None:
-    batches: list[list[tuple[str, bytes, int, bool]]] = []
+    batches: Batches = []
     client = _client(batches)
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
@@ -196,7 +215,9 @@ def test_nothing_is_read_or_acknowledged_after_disconnect() -> None:
         assert client._packet_read() == mqtt.MQTT_ERR_SUCCESS
         assert [[m[1] for m in b] for b in batches] == [[b"1"]]  # the partial one waits
         theirs.sendall(_publish(b"f/b", b"2", qos=1, mid=6)[4:])
+        client.send_acks([batches[0][0][4]])
         client.disconnect()
+        assert client.send_acks([batches[0][0][4]]) == 0  # after the DISCONNECT: never
         assert client._packet_read() == mqtt.MQTT_ERR_SUCCESS
         assert len(batches) == 1  # not handed over, not acknowledged: the broker sends it again
         client.loop_write()

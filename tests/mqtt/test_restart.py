@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import ConnectorError
+from config.markers import LINK_LOST
+from connectors.base import ConnectorError, Quality
 from connectors.mqtt import MqttConnector, build
 from tests.mqtt.helpers import RecordingSink, device, mqtt_site, point, publisher, running
 from tests.support.mosquitto import Mosquitto, mosquitto_binary
@@ -26,7 +27,8 @@ def _connector(port: int, client_id: str, **conn: object) -> MqttConnector:
 
 
 def _values(sink: RecordingSink) -> list[float]:
-    return [s.value for s in sink.of("r1", "n")]
+    """The good values of r1/n (the link_lost markers are bad NaN samples)."""
+    return [s.value for s in sink.of("r1", "n") if s.quality == Quality.GOOD]
 
 
 async def test_broker_restart_resumes_and_delivers_what_was_published_meanwhile(
@@ -55,6 +57,14 @@ async def test_broker_restart_resumes_and_delivers_what_was_published_meanwhile(
             assert sink.up("r1") is True
             assert not task.done()
         assert sorted(_values(sink)) == [float(n) for n in range(21)]
+        # the short outage is recorded: one link_lost marker between the last value before
+        # it and the first after, and one link_lost error (reconnect_timeout_s is 120 s)
+        series = sink.of("r1", "n")
+        (marker,) = [s for s in series if s.quality == Quality.BAD]
+        assert marker.status == LINK_LOST
+        assert series.index(marker) == 1
+        assert series[0].ts < marker.ts < series[2].ts
+        assert sink.errors[("r1", LINK_LOST)] == 1
     finally:
         mq.stop()
 
