@@ -7,7 +7,32 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from config.base import Frozen, SecretRef
+from config.base import Frozen, Identifier, SecretRef
+
+
+class InfluxRetention(Frozen):
+    """How long InfluxDB keeps the samples: checked (and on 1.x created) when the store starts,
+    never silently assumed."""
+
+    duration: str = Field(
+        pattern=r"^(INF|[1-9][0-9]*[hdw])$",
+        description="how long samples are kept: e.g. 400d, 52w, 8760h, or INF (forever)",
+    )
+    shard_duration: str | None = Field(
+        default=None,
+        pattern=r"^[1-9][0-9]*[hdw]$",
+        description="1.x: shard group duration of a created policy (InfluxDB chooses when unset)",
+    )
+    create: bool = Field(
+        default=True,
+        description="1.x: create the retention policy (retention_policy, or 'shopfloor' when "
+        "unset, made the default) when the database has none of that name",
+    )
+    strict: bool = Field(
+        default=False,
+        description="a mismatch stops sending (rows kept in the outbox, an error in health) "
+        "instead of one warning line",
+    )
 
 
 class SqliteStorage(Frozen):
@@ -34,6 +59,20 @@ class InfluxStorage(Frozen):
     ca_file: Path | None = None
     verify_tls: bool = True
     measurement: str = Field(default="samples", pattern=r"^[A-Za-z0-9_.\-]+$")
+    gateway: Identifier | None = Field(
+        default=None,
+        description="gateway tag of every point (default: the site id); give each gateway of "
+        "one site its own when several write one database or bucket",
+    )
+    read_untagged: bool = Field(
+        default=False,
+        description="reads also return points written without a site tag (data of a single "
+        "site written before the site tag existed; see docs/influxdb.md, migration)",
+    )
+    retention: InfluxRetention | None = Field(
+        default=None,
+        description="the retention InfluxDB must apply; unset: it is only read and logged",
+    )
     v2_reads: Literal["flux", "influxql"] = Field(
         default="flux",
         description="v2 API reads: Flux (2.x) or InfluxQL on /query (3.x; 2.x with DBRP mapping)",
