@@ -120,8 +120,37 @@ class InfluxStorage(Frozen):
 Storage = Annotated[SqliteStorage | InfluxStorage, Field(discriminator="kind")]
 
 
+class DiskBudget(Frozen):
+    """The room the gateway's own files may take (store, outbox, local cache, evidence ledger,
+    each with its WAL): sizes, growth and time to full are reported in health and /metrics."""
+
+    budget_mb: float | None = Field(
+        default=None,
+        gt=0,
+        description="MB the gateway's files may use together; unset: sizes and the file "
+        "system's free room are still reported, only the budget alarms are off",
+    )
+    alarm_fraction: float = Field(
+        default=0.8, gt=0, le=1, description="alarm when this share of the budget is used"
+    )
+    alarm_horizon_h: float = Field(
+        default=168.0,
+        gt=0,
+        description="alarm when the budget or the disk is full within this many hours at the "
+        "growth of the last hours",
+    )
+    min_free_mb: float = Field(
+        default=100.0, ge=0, description="alarm when the file system has less free room"
+    )
+    growth_window_h: float = Field(
+        default=6.0, gt=0, description="growth is measured over this many hours (or since start)"
+    )
+
+
 class Runtime(Frozen):
     """Edge pipeline tuning."""
+
+    disk: DiskBudget = DiskBudget()
 
     queue_size: int = Field(default=200_000, ge=100)
     overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest"

@@ -32,6 +32,7 @@ from edge.health import HealthTracker
 from edge.queue import SampleQueue
 from edge.recording import Recorder
 from edge.store.base import Store
+from edge.store.disk import DiskWatch
 from edge.store.factory import open_store
 from edge.store.ledger import EvidenceRecorder, Ledger, checkpoint_loop, open_evidence
 from edge.supervisor import Backoff, Supervisor
@@ -165,6 +166,8 @@ class Collector:
         self._store = store
         self._connectors = connectors
         self.health = HealthTracker(d.id for d in site.devices)
+        # the gateway's files against runtime.disk (disk_* fields of every health record)
+        self.disk = DiskWatch(site)
         self.queue = SampleQueue(
             rt.queue_size, rt.overflow, on_link=self.health.link, on_error=self.health.error
         )
@@ -223,9 +226,11 @@ class Collector:
         self.health.set_drops(self.queue.drops)
         records = self.health.snapshot()
         ledger = ledger_extra(self.evidence.ledger) if self.evidence is not None else {}
+        disk = self.disk.extra()
         for h in records:
             h.extra["queue_len"] = len(self.queue)
             h.extra.update(ledger)
+            h.extra.update(disk)
         try:
             await writer.call(writer.store.write_health, records)
         except Exception as exc:

@@ -579,7 +579,8 @@ class SqliteStore:
                 )
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # a full disk: SQLite already rolled back
+                    self._db.execute("ROLLBACK")
                 raise
 
     # -- reading ------------------------------------------------------------------------------

@@ -20,11 +20,13 @@ from pathlib import Path
 
 import pytest
 
+from config.models import SiteConfig
 from config.storage import InfluxStorage
 from connectors.base import Sample
 from edge.health import HealthTracker
 from edge.queue import SampleQueue
 from edge.store.base import Store
+from edge.store.disk import DiskWatch
 from edge.store.influx.store import InfluxStore
 from edge.store.sqlite import SqliteStore
 from edge.writer import Writer
@@ -75,7 +77,7 @@ def samples_of(i: int) -> list[Sample]:
 
 
 async def feed_until_full(
-    store: Store, ballast: Path, devices: int = DEVICES
+    store: Store, ballast: Path, devices: int = DEVICES, watch: DiskWatch | None = None
 ) -> tuple[Writer, HealthTracker]:
     health = HealthTracker()
     q = SampleQueue(1_000_000)
@@ -105,6 +107,8 @@ async def feed_until_full(
         assert acked_while_full < devices * PER_DEVICE  # some were refused, none acknowledged
         await asyncio.sleep(0.2)
         assert w.acked_samples == acked_while_full  # nothing acknowledged while full
+        if watch is not None:
+            assert "fs_low" in watch.measure().alarms
         # space returns: the writer catches up by itself
         os.unlink(ballast)
         for _ in range(2000):
@@ -112,6 +116,8 @@ async def feed_until_full(
                 break
             await asyncio.sleep(0.01)
         assert w.acked_samples == devices * PER_DEVICE
+        if watch is not None:
+            assert watch.measure().alarms == ()
         q.close()
         await task
     finally:
@@ -134,7 +140,16 @@ async def test_full_disk_under_the_embedded_store(small_disk: Path) -> None:
     SqliteStore(path).close()
     ballast = small_disk / "ballast"
     fill(ballast, leave=200_000)
-    w, health = await feed_until_full(SqliteStore(path), ballast)
+    site = SiteConfig.model_validate(
+        {
+            "site": {"id": "s", "name": "s"},
+            "storage": {"kind": "sqlite", "path": str(path)},
+            "evidence": {"enabled": False},
+            "runtime": {"disk": {"min_free_mb": 0.1}},
+        }
+    )
+    watch = DiskWatch(site)
+    w, health = await feed_until_full(SqliteStore(path), ballast, watch=watch)
     assert w.write_failures >= 3
     counted = sum(
         n for h in health.snapshot() for k, n in h.errors.items() if k.startswith("store:")
