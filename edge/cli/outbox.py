@@ -25,56 +25,34 @@ def _iso(ns: int) -> str:
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from config.storage import InfluxStorage
-    from edge.store.influx.outbox import Outbox, OutboxError
+    from edge.store.influx.quarantine import QuarantineError, open_outbox
 
     site = load_site_or_fail(args.config)
-    cfg = site.storage
-    if not isinstance(cfg, InfluxStorage):
-        raise CliFail(f"{args.config}: storage kind is {cfg.kind!r}; only influxdb has an outbox")
-    path = site.resolve(cfg.outbox_path)
-    if not path.exists():
-        raise CliFail(f"no outbox at {path}: the collector has not written to InfluxDB yet")
     try:
-        return Outbox(path, max_samples=cfg.outbox_max_samples, drop=cfg.outbox_drop)
-    except OutboxError as exc:
-        raise CliFail(str(exc)) from None
+        return open_outbox(site)
+    except QuarantineError as exc:
+        raise CliFail(f"{args.config}: {exc}" if "storage kind" in str(exc) else str(exc)) from None
 
 
 def _list(args: argparse.Namespace) -> int:
+    from edge.store.influx.quarantine import listing
+
     with _closing(_open(args)) as box:
-        rows = box.quarantined()
-        pending_n, pending_b = box.pending()
+        data = listing(box)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "pending_samples": pending_n,
-                    "pending_batches": pending_b,
-                    "quarantined": [
-                        {
-                            "id": q.id,
-                            "source": q.source,
-                            "seq": q.seq,
-                            "samples": q.n,
-                            "first_ts": q.first_ts,
-                            "last_ts": q.last_ts,
-                            "quarantined_ns": q.quarantined_ns,
-                            "status": q.status,
-                            "body": q.body,
-                        }
-                        for q in rows
-                    ],
-                },
-                ensure_ascii=False,
-            )
-        )
+        print(json.dumps(data, ensure_ascii=False))
         return 0
-    print(f"pending: {pending_n} samples in {pending_b} batches; quarantined: {len(rows)} batches")
+    rows = data["quarantined"]
+    print(
+        f"pending: {data['pending_samples']} samples in {data['pending_batches']} batches; "
+        f"quarantined: {len(rows)} batches"
+    )
     for q in rows:
         print(
-            f"#{q.id}  {q.source}#{q.seq}  {q.n} samples  {_iso(q.first_ts)} .. {_iso(q.last_ts)}"
-            f"  quarantined {_iso(q.quarantined_ns)}  HTTP {q.status}: {q.body.strip()[:200]}"
+            f"#{q['id']}  {q['source']}#{q['seq']}  {q['samples']} samples  "
+            f"{_iso(q['first_ts'])} .. {_iso(q['last_ts'])}  "
+            f"quarantined {_iso(q['quarantined_ns'])}  HTTP {q['status']}: "
+            f"{str(q['body']).strip()[:200]}"
         )
     return 0
 
@@ -89,18 +67,15 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _resend(args: argparse.Namespace) -> int:
+    from edge.store.influx.quarantine import QuarantineError, resend
+
     if not args.all and not args.ids:
         raise CliFail("name the batches (--id N, repeatable) or give --all")
     with _closing(_open(args)) as box:
-        known = {q.id: q for q in box.quarantined()}
-        ids = sorted(known) if args.all else list(dict.fromkeys(args.ids))
-        missing = [i for i in ids if i not in known]
-        if missing:
-            raise CliFail(
-                "no quarantined batch " + ", ".join(f"#{i}" for i in missing) + " (nothing moved)"
-            )
-        moved = box.requeue(ids)
-    samples = sum(known[i].n for i in ids)
+        try:
+            moved, samples = resend(box, None if args.all else args.ids)
+        except QuarantineError as exc:
+            raise CliFail(str(exc)) from None
     print(
         f"{moved} batch(es), {samples} samples, moved back to the outbox; the collector "
         "(shopfloor run) sends them, a batch refused again returns to the quarantine"
