@@ -151,6 +151,11 @@ class Runtime(Frozen):
     """Edge pipeline tuning."""
 
     disk: DiskBudget = DiskBudget()
+    alive_file: Path | None = Field(
+        default=None,
+        description="touched by the collector every health interval (a liveness probe checks "
+        "its age; the Helm chart sets it)",
+    )
 
     queue_size: int = Field(default=200_000, ge=100)
     overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest"

@@ -28,7 +28,7 @@ from typing import Any
 from config.models import SiteConfig
 from connectors.base import NAN, Connector, Quality, Sample, now_ns
 from connectors.registry import build_connectors
-from edge.health import HealthTracker
+from edge.health import HealthTracker, touch_alive
 from edge.queue import SampleQueue
 from edge.recording import Recorder
 from edge.store.base import Store
@@ -223,6 +223,9 @@ class Collector:
                     log.info("store compaction merged %d chunk rows", removed)
 
     async def _write_health(self, writer: Writer) -> None:
+        alive = self.site.runtime.alive_file
+        if alive is not None:  # the event loop runs: a liveness probe checks the file's age
+            touch_alive(self.site.resolve(alive))
         self.health.set_drops(self.queue.drops)
         records = self.health.snapshot()
         ledger = ledger_extra(self.evidence.ledger) if self.evidence is not None else {}

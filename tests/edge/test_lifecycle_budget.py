@@ -3,17 +3,22 @@ alarms, and their /metrics gauges (hand-worked figures, pinned clock)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+import os
 from pathlib import Path
 
 import pytest
 
+from config.loader import load_site_text
 from config.models import SiteConfig
 from config.storage import DiskBudget
-from connectors.base import Sample
+from connectors.base import Sample, Sink
+from edge.runtime import Collector
 from edge.store.base import Batch, DeviceHealth
 from edge.store.disk import DiskWatch, Growth, assess, report_extra, sqlite_bytes
-from edge.store.sqlite import SqliteStore
+from edge.store.sqlite import SqliteStore, StoreError
 from gateway.metrics_prom import storage_metrics
 
 
@@ -120,3 +125,64 @@ def test_storage_gauges_in_metrics() -> None:
     assert ttf["store"] == 100_000.0
     assert math.isinf(ttf["ledger"])
     assert storage_metrics([DeviceHealth("m1")]) == []
+
+
+class _Quiet:
+    """A connector that reports its device up and then waits (no samples needed here)."""
+
+    name = "quiet"
+    devices = ("m1",)
+
+    async def run(self, sink: Sink) -> None:
+        sink.link("m1", True)
+        await asyncio.Event().wait()
+
+
+async def test_collector_health_carries_the_disk_and_touches_the_alive_file(
+    tmp_path: Path,
+) -> None:
+    site = load_site_text(
+        """
+site: {id: t, name: T}
+runtime: {health_interval_s: 0.05, alive_file: run/alive, disk: {budget_mb: 50}}
+storage: {kind: sqlite, path: store.db}
+evidence: {enabled: false}
+devices:
+  - id: m1
+    name: M1
+    modbus: {host: 127.0.0.1, port: 1502, unit: 1}
+    points: [{id: e, modbus: {address: 0}}]
+"""
+    ).with_source_dir(tmp_path)
+    (tmp_path / "run").mkdir()
+    alive = tmp_path / "run" / "alive"
+    col = Collector(site, connectors=[_Quiet()])
+    stop = asyncio.Event()
+    task = asyncio.create_task(col.run(stop))
+    try:
+        for _ in range(500):
+            with contextlib.suppress(StoreError):
+                ro = SqliteStore.open_readonly(tmp_path / "store.db")
+                try:
+                    recs = ro.health()
+                finally:
+                    ro.close()
+                if recs and "disk_used_bytes" in recs[0].extra and alive.exists():
+                    break
+            await asyncio.sleep(0.02)
+        first = alive.stat().st_mtime_ns
+        os.utime(alive, ns=(0, 0))  # the collector sets it to now again
+        for _ in range(500):
+            if alive.stat().st_mtime_ns > 0:
+                break
+            await asyncio.sleep(0.02)
+        assert alive.stat().st_mtime_ns > 0
+        assert first > 0
+    finally:
+        stop.set()
+        await task
+    [h] = recs
+    assert h.extra["disk_budget_bytes"] == 50_000_000
+    assert set(h.extra["disk_components"]) == {"store"}
+    assert h.extra["disk_used_bytes"] == h.extra["disk_components"]["store"]["bytes"] > 0
+    assert h.extra["disk_alarms"] == []
