@@ -28,6 +28,7 @@ from edge.queue import SampleQueue
 from edge.store.base import Store
 from edge.store.disk import DiskWatch
 from edge.store.influx.store import InfluxStore
+from edge.store.ledger import Ledger
 from edge.store.sqlite import SqliteStore
 from edge.writer import Writer
 
@@ -186,3 +187,64 @@ async def test_full_disk_under_the_influxdb_outbox(small_disk: Path) -> None:
         sources = db.execute("SELECT COUNT(*), MAX(last_seq) FROM sources").fetchone()
     assert (n, batches) == (OUTBOX_DEVICES * PER_DEVICE, OUTBOX_DEVICES)
     assert sources == (OUTBOX_DEVICES, 1)
+
+
+async def test_full_disk_under_the_ledger(small_disk: Path) -> None:
+    """The evidence ledger on the same full disk: its transaction rolls back whole; a write call
+    it could not log is counted (``observer_errors``), never half-written; the file stays
+    sound."""
+    path = small_disk.parent / "store.db"  # the store has room: only the ledger's disk fills
+    SqliteStore(path).close()
+    ledger = Ledger(small_disk / "ledger.db")
+    ballast = small_disk / "ballast"
+    fill(ballast, leave=300_000)
+    store = SqliteStore(path)
+    health = HealthTracker()
+    q = SampleQueue(1_000_000)
+    w = Writer(
+        store,
+        q,
+        health=health,
+        observers=[ledger],
+        batch_max_samples=PER_DEVICE,
+        flush_interval_ms=5,
+        retry_initial_s=0.02,
+        retry_max_s=0.1,
+    )
+    task = asyncio.create_task(w.run())
+    try:
+        for i in range(DEVICES):
+            q.put_many(samples_of(i))
+        for _ in range(1000):
+            if w.observer_errors >= 1:
+                break
+            await asyncio.sleep(0.01)
+        assert w.observer_errors >= 1, "the disk never filled"
+        assert w.write_failures == 0
+        os.unlink(ballast)
+        for _ in range(2000):
+            if w.acked_samples == DEVICES * PER_DEVICE:
+                break
+            await asyncio.sleep(0.01)
+        assert w.acked_samples == DEVICES * PER_DEVICE
+        q.close()
+        await task
+    finally:
+        if not task.done():
+            q.close()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await w.close()
+        ledger.close()
+    assert integrity(path) == "ok"
+    assert integrity(small_disk / "ledger.db") == "ok"
+    with contextlib.closing(sqlite3.connect(small_disk / "ledger.db")) as db:
+        logged = db.execute("SELECT COUNT(*) FROM leaves WHERE kind = 'batch'").fetchone()[0]
+    # the batches the ledger could not log are those of the failed observer calls (one call
+    # holds up to max_takes=8 batches), each failure counted and logged at ERROR; the ledger
+    # writes a seq_gap leaf only when the same source's next batch comes
+    assert w.observer_errors >= 1
+    assert 0 < DEVICES - logged <= 8 * w.observer_errors
+    with Ledger(small_disk / "ledger.db", readonly=True) as led:
+        assert led.size >= logged
