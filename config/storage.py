@@ -65,9 +65,10 @@ class InfluxStorage(Frozen):
         "one site its own when several write one database or bucket",
     )
     read_untagged: bool = Field(
-        default=False,
-        description="reads also return points written without a site tag (data of a single "
-        "site written before the site tag existed; see docs/influxdb.md, migration)",
+        default=True,
+        description="reads also return points without a site tag (written before the tag "
+        "existed, so an upgraded gateway keeps its history); false: only this site's tagged "
+        "points (see docs/influxdb.md, migration)",
     )
     retention: InfluxRetention | None = Field(
         default=None,

@@ -119,7 +119,7 @@ def test_two_gateways_of_one_site_write_apart_and_read_together(
         g2.close()
 
 
-def test_untagged_points_are_read_only_when_asked(
+def test_untagged_points_are_read_unless_turned_off(
     influxd: Influxd, db: str, tmp_path: Path
 ) -> None:
     # a point written by an older version (no site tag) and one of another site
@@ -129,10 +129,11 @@ def test_untagged_points_are_read_only_when_asked(
         f"samples,site=other,gateway=other,device=cnc1,point=kw value=9.0,quality=0i {T0 + 5}\n",
     )
     assert r.status_code == 204
-    with open_influx(site_file(tmp_path / "new", "plant", influxd.url, db)) as store:
+    strict = site_file(tmp_path / "new", "plant", influxd.url, db, read_untagged=False)
+    with open_influx(strict) as store:
         assert len(store.read("cnc1", "kw", T0, END)) == 0
         assert len(store.read("cnc1", "kw", T0 + 1, END, prior=True)) == 0
-    site = site_file(tmp_path / "old", "plant", influxd.url, db, read_untagged=True)
+    site = site_file(tmp_path / "old", "plant", influxd.url, db)  # read_untagged: the default
     with open_influx(site) as store:
         store.write_batches([Batch("cnc1", 1, (Sample("cnc1", "kw", T0 + 3, 8.0),))])
         drained(store)
