@@ -7,7 +7,32 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from config.base import Frozen, SecretRef
+from config.base import Frozen, Identifier, SecretRef
+
+
+class InfluxRetention(Frozen):
+    """How long InfluxDB keeps the samples: checked (and on 1.x created) when the store starts,
+    never silently assumed."""
+
+    duration: str = Field(
+        pattern=r"^(INF|[1-9][0-9]*[hdw])$",
+        description="how long samples are kept: e.g. 400d, 52w, 8760h, or INF (forever)",
+    )
+    shard_duration: str | None = Field(
+        default=None,
+        pattern=r"^[1-9][0-9]*[hdw]$",
+        description="1.x: shard group duration of a created policy (InfluxDB chooses when unset)",
+    )
+    create: bool = Field(
+        default=True,
+        description="1.x: create the retention policy (retention_policy, or 'shopfloor' when "
+        "unset, made the default) when the database has none of that name",
+    )
+    strict: bool = Field(
+        default=False,
+        description="a mismatch stops sending (rows kept in the outbox, an error in health) "
+        "instead of one warning line",
+    )
 
 
 class SqliteStorage(Frozen):
@@ -34,6 +59,21 @@ class InfluxStorage(Frozen):
     ca_file: Path | None = None
     verify_tls: bool = True
     measurement: str = Field(default="samples", pattern=r"^[A-Za-z0-9_.\-]+$")
+    gateway: Identifier | None = Field(
+        default=None,
+        description="gateway tag of every point (default: the site id); give each gateway of "
+        "one site its own when several write one database or bucket",
+    )
+    read_untagged: bool = Field(
+        default=True,
+        description="reads also return points without a site tag (written before the tag "
+        "existed, so an upgraded gateway keeps its history); false: only this site's tagged "
+        "points (see docs/influxdb.md, migration)",
+    )
+    retention: InfluxRetention | None = Field(
+        default=None,
+        description="the retention InfluxDB must apply; unset: it is only read and logged",
+    )
     v2_reads: Literal["flux", "influxql"] = Field(
         default="flux",
         description="v2 API reads: Flux (2.x) or InfluxQL on /query (3.x; 2.x with DBRP mapping)",
@@ -81,8 +121,42 @@ class InfluxStorage(Frozen):
 Storage = Annotated[SqliteStorage | InfluxStorage, Field(discriminator="kind")]
 
 
+class DiskBudget(Frozen):
+    """The room the gateway's own files may take (store, outbox, local cache, evidence ledger,
+    each with its WAL): sizes, growth and time to full are reported in health and /metrics."""
+
+    budget_mb: float | None = Field(
+        default=None,
+        gt=0,
+        description="MB the gateway's files may use together; unset: sizes and the file "
+        "system's free room are still reported, only the budget alarms are off",
+    )
+    alarm_fraction: float = Field(
+        default=0.8, gt=0, le=1, description="alarm when this share of the budget is used"
+    )
+    alarm_horizon_h: float = Field(
+        default=168.0,
+        gt=0,
+        description="alarm when the budget or the disk is full within this many hours at the "
+        "growth of the last hours",
+    )
+    min_free_mb: float = Field(
+        default=100.0, ge=0, description="alarm when the file system has less free room"
+    )
+    growth_window_h: float = Field(
+        default=6.0, gt=0, description="growth is measured over this many hours (or since start)"
+    )
+
+
 class Runtime(Frozen):
     """Edge pipeline tuning."""
+
+    disk: DiskBudget = DiskBudget()
+    alive_file: Path | None = Field(
+        default=None,
+        description="touched by the collector every health interval (a liveness probe checks "
+        "its age; the Helm chart sets it)",
+    )
 
     queue_size: int = Field(default=200_000, ge=100)
     overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest"

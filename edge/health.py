@@ -15,9 +15,12 @@ Sources of each figure:
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from operator import attrgetter
+from pathlib import Path
 
 from config.markers import is_marker
 from connectors.base import Quality, Sample, now_ns
@@ -113,3 +116,17 @@ class HealthTracker:
             replace(h, errors=dict(h.errors), extra=dict(h.extra), updated_ts=ts)
             for h in self._h.values()
         ]
+
+
+def touch_alive(path: Path) -> None:
+    """Set the modification time of ``path`` to now (created when missing): the collector's
+    sign of life for a liveness probe (``runtime.alive_file``). A failure is logged, never
+    raised (needs no free space when the file exists)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.utime(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        logging.getLogger("shopfloor.collector").warning("cannot touch %s: %s", path, exc)

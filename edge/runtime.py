@@ -35,10 +35,11 @@ from config.markers import GATEWAY_DOWN, HEARTBEAT, HEARTBEAT_S, IMPORT_END
 from config.models import SiteConfig
 from connectors.base import NAN, Connector, Quality, Sample, now_ns
 from connectors.registry import build_connectors
-from edge.health import HealthTracker
+from edge.health import HealthTracker, touch_alive
 from edge.queue import SampleQueue
 from edge.recording import Recorder
 from edge.store.base import Newest, Store
+from edge.store.disk import DiskWatch
 from edge.store.factory import open_store
 from edge.store.ledger import EvidenceRecorder, Ledger, checkpoint_loop, open_evidence
 from edge.supervisor import Backoff, Supervisor
@@ -193,6 +194,8 @@ class Collector:
         self._store = store
         self._connectors = connectors
         self.health = HealthTracker(d.id for d in site.devices)
+        # the gateway's files against runtime.disk (disk_* fields of every health record)
+        self.disk = DiskWatch(site)
         self.queue = SampleQueue(
             rt.queue_size, rt.overflow, on_link=self.health.link, on_error=self.health.error
         )
@@ -250,13 +253,18 @@ class Collector:
                     log.info("store compaction merged %d chunk rows", removed)
 
     async def _write_health(self, writer: Writer) -> None:
+        alive = self.site.runtime.alive_file
+        if alive is not None:  # the event loop runs: a liveness probe checks the file's age
+            touch_alive(self.site.resolve(alive))
         # the heartbeat's drops are the gateway's (in the ledger's drop counts), not a device's
         self.health.set_drops({d: n for d, n in self.queue.drops.items() if d != HEARTBEAT[0]})
         records = self.health.snapshot()
         ledger = ledger_extra(self.evidence.ledger) if self.evidence is not None else {}
+        disk = self.disk.extra()
         for h in records:
             h.extra["queue_len"] = len(self.queue)
             h.extra.update(ledger)
+            h.extra.update(disk)
         # per-device figures a connector keeps itself (Modbus: requests/s, latency, splits)
         for c in self.supervisor.connectors if self.supervisor is not None else ():
             device_stats = getattr(c, "device_stats", None)

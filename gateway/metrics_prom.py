@@ -154,6 +154,80 @@ class HealthCollector(Collector):
         up = GaugeMetricFamily("shopfloor_store_readable", "The service can read the store")
         up.add_metric([], float(self.store_ok))
         yield from (samples, rate, drops, restarts, errors, connected, last, backlog, up)
+        yield from storage_metrics(self._records)
+
+
+STORAGE_ALARMS = ("budget_used", "budget_soon", "fs_low", "fs_soon")
+
+
+def storage_metrics(records: Sequence[DeviceHealth]) -> list[Metric]:
+    """The gateway's disk (``disk_*`` fields the collector adds to every health record, see
+    edge.store.disk) from the newest record that has them; nothing when none has."""
+    with_disk = [h for h in records if "disk_used_bytes" in h.extra]
+    if not with_disk:
+        return []
+    x = max(with_disk, key=lambda h: h.updated_ts).extra
+    inf = float("inf")
+
+    def num(v: object) -> float | None:
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    out: list[Metric] = []
+    for name, help_, value in (
+        ("shopfloor_storage_used_bytes", "Bytes of the gateway's files", x.get("disk_used_bytes")),
+        ("shopfloor_storage_budget_bytes", "runtime.disk.budget_mb", x.get("disk_budget_bytes")),
+        (
+            "shopfloor_storage_filesystem_free_bytes",
+            "Free bytes on the file system of the gateway's files",
+            x.get("disk_fs_free_bytes"),
+        ),
+        (
+            "shopfloor_storage_growth_bytes_per_second",
+            "Growth of the gateway's files over the growth window",
+            x.get("disk_growth_bps"),
+        ),
+    ):
+        v = num(value)
+        if v is not None:
+            g = GaugeMetricFamily(name, help_)
+            g.add_metric([], v)
+            out.append(g)
+    ttf = GaugeMetricFamily(
+        "shopfloor_storage_time_to_full_seconds",
+        "Time until the budget or the disk is full at the current growth (+Inf: not growing)",
+    )
+    total_ttf = num(x.get("disk_time_to_full_s"))
+    ttf.add_metric([], inf if total_ttf is None else total_ttf)
+    out.append(ttf)
+    alarms = set(x.get("disk_alarms") or ())
+    alarm = GaugeMetricFamily(
+        "shopfloor_storage_alarm", "A storage alarm is on (1) or off (0)", labels=["alarm"]
+    )
+    for a in STORAGE_ALARMS:
+        alarm.add_metric([a], 1.0 if a in alarms else 0.0)
+    out.append(alarm)
+    comps = x.get("disk_components") or {}
+    size = GaugeMetricFamily(
+        "shopfloor_storage_component_bytes",
+        "Bytes of one of the gateway's files (store, outbox, ledger) with its WAL",
+        labels=["component"],
+    )
+    cttf = GaugeMetricFamily(
+        "shopfloor_storage_component_time_to_full_seconds",
+        "Room left divided by this component's growth (+Inf: not growing)",
+        labels=["component"],
+    )
+    if isinstance(comps, dict):
+        for cname, c in sorted(comps.items()):
+            if not isinstance(c, dict):
+                continue
+            b = num(c.get("bytes"))
+            if b is not None:
+                size.add_metric([str(cname)], b)
+            t = num(c.get("time_to_full_s"))
+            cttf.add_metric([str(cname)], inf if t is None else t)
+    out.extend((size, cttf))
+    return out
 
 
 class ApiMetrics:

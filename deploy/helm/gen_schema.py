@@ -66,7 +66,12 @@ def values_schema() -> dict[str, Any]:
         "site": {"$ref": "#/$defs/SiteConfig"},
         "existingSiteConfigMap": STR,
         "collector": _obj(
-            {"enabled": BOOL, "resources": RESOURCES, "extraArgs": {"type": "array", "items": STR}}
+            {
+                "enabled": BOOL,
+                "aliveMaxAgeMin": {"type": "integer", "minimum": 1, "maximum": 60},
+                "resources": RESOURCES,
+                "extraArgs": {"type": "array", "items": STR},
+            }
         ),
         "gateway": _obj(
             {
@@ -80,6 +85,15 @@ def values_schema() -> dict[str, Any]:
             }
         ),
         "signingKey": _obj({"existingSecret": STR}),
+        "secret": _obj(
+            {
+                "create": BOOL,
+                "signingKey": STR,
+                "signingPub": STR,
+                "influxToken": STR,
+                "mqttPassword": STR,
+            }
+        ),
         "persistence": _obj(
             {
                 "enabled": BOOL,
@@ -97,6 +111,14 @@ def values_schema() -> dict[str, Any]:
                     "org": STR,
                     "bucket": STR,
                     "database": STR,
+                    "retentionPolicy": STR,
+                    "retention": {
+                        "anyOf": [
+                            {"type": "object", "maxProperties": 0},
+                            {"$ref": "#/$defs/InfluxRetention"},
+                        ]
+                    },
+                    "gatewayId": {"type": "string", "pattern": r"^([A-Za-z0-9][A-Za-z0-9_.\-]*)?$"},
                     "tokenSecret": _obj({"name": STR, "key": STR}),
                 }
             ),

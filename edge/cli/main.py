@@ -30,6 +30,7 @@ COMMANDS: tuple[str, ...] = (
     "edge.cli.browse",
     "edge.cli.keys",
     "edge.cli.checkpoint",
+    "edge.cli.outbox",
     "edge.cli.witness",
     "edge.cli.export",
     "edge.cli.verify",

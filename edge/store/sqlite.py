@@ -334,8 +334,13 @@ class SqliteStore:
                     self._write_latest(pending)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                # SQLite has already rolled back after some errors (SQLITE_FULL, SQLITE_IOERR):
+                # a second ROLLBACK would raise and skip restoring the ids below
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 self._sids, self._names, self._spans = saved
+                # series ids of the undone transaction may come back for other series
+                self._sid_dev_table = np.empty(0, dtype=np.int64)
                 raise
             self._latest.update(touched)
             if flush:
@@ -380,7 +385,8 @@ class SqliteStore:
             self._write_latest({d: self._latest[d] for d in self._latest_pending})
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
         self._latest_pending.clear()
         self._latest_written = time.monotonic()
@@ -573,7 +579,8 @@ class SqliteStore:
                 )
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # a full disk: SQLite already rolled back
+                    self._db.execute("ROLLBACK")
                 raise
 
     # -- reading ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ manifest against the Kubernetes schemas, and check the deployed site file with o
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import subprocess
@@ -199,3 +200,155 @@ def test_tls_ingress_without_secret_name_fails_with_a_clear_message(chart: helm.
     bad = {"ingress": {"enabled": True, "tls": {"enabled": True, "secretName": ""}}}
     with pytest.raises(helm.HelmError, match=r"ingress\.tls\.secretName is required"):
         chart.render(bad, name="plant1", namespace="factory")
+
+
+# ---- fleet: collector probes, the chart's Secret, secrets only where needed, many plants ---------
+
+FLEET = ROOT / "deploy" / "helm" / "examples" / "fleet"
+
+
+def _pod(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    sts = next(d for d in docs if d["kind"] == "StatefulSet")
+    pod: dict[str, Any] = sts["spec"]["template"]["spec"]
+    return pod
+
+
+def _container(pod: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(c for c in pod["containers"] if c["name"] == name)
+    return found
+
+
+def _env_names(c: dict[str, Any]) -> set[str]:
+    return {e["name"] for e in c.get("env", [])}
+
+
+@pytest.mark.parametrize(
+    "variant", sorted(v for v in VARIANTS if v != "no-persistence-gateway-only")
+)
+def test_collector_has_startup_and_liveness_probes(chart: helm.Chart, variant: str) -> None:
+    docs = _docs(chart.render(VARIANTS[variant], name="plant1", namespace="factory"))
+    col = _container(_pod(docs), "collector")
+    for probe in ("startupProbe", "livenessProbe"):
+        cmd = col[probe]["exec"]["command"]
+        assert cmd[:2] == ["sh", "-c"]
+        assert cmd[2] == "find /tmp/collector.alive -mmin -2 | grep -q ."
+    cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    site = load_site_text(cm["data"]["site.yaml"], "site.yaml")
+    assert str(site.runtime.alive_file) == "/tmp/collector.alive"
+
+
+CHART_SECRET: dict[str, Any] = {
+    "secret": {
+        "create": True,
+        "signingKey": "KEY",
+        "signingPub": "PUB",
+        "influxToken": "TOKEN",
+        "mqttPassword": "PASSWORD",
+    },
+    "influxdb": {
+        "enabled": True,
+        "url": "http://influx.central:8086",
+        "api": "v1",
+        "database": "shopfloor",
+        "retentionPolicy": "keep400",
+        "retention": {"duration": "400d", "strict": True},
+        "gatewayId": "hall-2",
+    },
+    "mqtt": {"enabled": True, "host": "mqtt.central", "port": 8883, "username": "plant1"},
+    "site": VARIANTS["influxdb-mqtt-key"]["site"],  # with an MQTT device
+}
+
+
+def test_the_charts_own_secret_reaches_only_the_collector(chart: helm.Chart) -> None:
+    docs = _docs(chart.render(CHART_SECRET, name="plant1", namespace="factory"))
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBE, strict=True)
+    secret = next(d for d in docs if d["kind"] == "Secret")
+    assert secret["metadata"]["name"] == "plant1-shopfloor-secrets"
+    assert sorted(secret["data"]) == ["influx-token", "mqtt-password", "signing.key", "signing.pub"]
+    assert base64.b64decode(secret["data"]["influx-token"]) == b"TOKEN"
+    pod = _pod(docs)
+    col = _container(pod, "collector")
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in col["env"] if "valueFrom" in e}
+    assert refs == {
+        "INFLUX_TOKEN": {"name": "plant1-shopfloor-secrets", "key": "influx-token"},
+        "MQTT_PASSWORD": {"name": "plant1-shopfloor-secrets", "key": "mqtt-password"},
+    }
+    gw = _container(pod, "gateway")
+    assert not any("valueFrom" in e for e in gw["env"])
+    assert _env_names(gw) == {"PYTHONDONTWRITEBYTECODE", "HOME", "SHOPFLOOR_COOKIE_SECURE"}
+    vol = next(v for v in pod["volumes"] if v["name"] == "signing-key")
+    assert vol["secret"]["secretName"] == "plant1-shopfloor-secrets"
+    assert pod["initContainers"][0]["name"] == "signing-key"
+    cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    site = load_site_text(cm["data"]["site.yaml"], "site.yaml")
+    st = site.storage
+    assert st.kind == "influxdb"
+    assert (st.retention_policy, st.gateway) == ("keep400", "hall-2")
+    assert st.retention is not None
+    assert (st.retention.duration, st.retention.strict) == ("400d", True)
+    assert str(st.token) == "env:INFLUX_TOKEN"
+    assert site.devices[0].mqtt is not None
+    assert str(site.devices[0].mqtt.password) == "env:MQTT_PASSWORD"
+
+
+def test_without_secrets_no_secret_and_no_secret_env(chart: helm.Chart) -> None:
+    docs = _docs(chart.render({}, name="plant1", namespace="factory"))
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    pod = _pod(docs)
+    assert "initContainers" not in pod
+    for c in pod["containers"]:
+        assert not any("valueFrom" in e for e in c["env"])
+
+
+def test_a_signing_key_without_its_public_half_fails_clearly(chart: helm.Chart) -> None:
+    bad = {"secret": {"create": True, "signingKey": "KEY"}}
+    with pytest.raises(helm.HelmError, match=r"secret\.signingPub is required"):
+        chart.render(bad, name="plant1", namespace="factory")
+
+
+def _values_file(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((FLEET / name).read_text(encoding="utf-8"))
+    return loaded
+
+
+def test_fleet_example_one_release_per_plant(chart: helm.Chart) -> None:
+    central = _values_file("central.yaml")
+    rendered: dict[str, list[dict[str, Any]]] = {}
+    for plant in ("plant-a", "plant-b"):
+        values = _merge(central, _values_file(f"{plant}.yaml"))
+        report = helm.lint(CHART, values, strict=True, kube_version="v" + KUBE)
+        assert report["errors"] == []
+        chart.validate_schema(_merge(chart.values, values))
+        docs = _docs(chart.render(values, name=plant, namespace="factory"))
+        for doc in docs:
+            kubernetes_validate.validate(doc, KUBE, strict=True)
+        rendered[plant] = docs
+    names = [{(d["kind"], d["metadata"]["name"]) for d in docs} for docs in rendered.values()]
+    assert not names[0] & names[1]  # two releases in one namespace never collide
+    sites = {}
+    for plant, docs in rendered.items():
+        cm = next(d for d in docs if d["kind"] == "ConfigMap")
+        sites[plant] = load_site_text(cm["data"]["site.yaml"], "site.yaml")
+    a, b = sites["plant-a"], sites["plant-b"]
+    assert (a.site.id, b.site.id) == ("plant-a", "plant-b")
+    assert [d.id for d in a.devices] == [d.id for d in b.devices] == ["cnc1"]
+    for s in (a, b):
+        assert s.storage.kind == "influxdb"
+        assert s.storage.url == "https://influx.group.example.com"
+        assert (s.storage.database, s.storage.retention_policy) == ("shopfloor", "shopfloor_400d")
+        assert s.runtime.disk.budget_mb == 15000
+    env_a = {e["name"]: e for e in _container(_pod(rendered["plant-a"]), "collector")["env"]}
+    assert env_a["INFLUX_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "influx-writer"
+    env_b = {e["name"]: e for e in _container(_pod(rendered["plant-b"]), "collector")["env"]}
+    assert env_b["INFLUX_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "plant-b-shopfloor-secrets",
+        "key": "influx-token",
+    }
+    secrets_a = [d for d in rendered["plant-a"] if d["kind"] == "Secret"]
+    assert secrets_a == []
+    ing = {
+        p: next(d for d in docs if d["kind"] == "Ingress")["spec"]["rules"][0]["host"]
+        for p, docs in rendered.items()
+    }
+    assert ing == {"plant-a": "plant-a.group.example.com", "plant-b": "plant-b.group.example.com"}

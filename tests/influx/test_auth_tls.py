@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -163,3 +165,36 @@ def test_unreadable_ca_file(secure: tuple[Influxd, Path], tmp_path: Path) -> Non
     server, _ = secure
     with pytest.raises(InfluxError, match="cannot load the CA file"):
         InfluxStore(storage(server.url, "plant", tmp_path, ca_file=tmp_path / "missing.pem"))
+
+
+def test_a_write_only_user_cannot_check_the_retention(
+    secure: tuple[Influxd, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server, ca = secure
+    server.query("CREATE USER \"writer\" WITH PASSWORD 'w-pass'")
+    server.query('GRANT WRITE ON "plant" TO "writer"')
+    monkeypatch.setenv("INFLUX_W", "w-pass")
+    common: dict[str, Any] = {"username": "writer", "password": {"env": "INFLUX_W"}, "ca_file": ca}
+    cfg = storage(server.url, "plant", tmp_path, retention={"duration": "400d"}, **common)
+    with caplog.at_level(logging.INFO, "shopfloor.influx"), InfluxStore(cfg, site="p") as store:
+        store.write_batches([batch("wo", 1, 4)])
+        drained(store)  # writing goes on
+        assert store.retention_check is not None
+        assert store.retention_check.outcome == "unchecked"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("influx: cannot check the retention: InfluxDB refused")
+    strict = storage(
+        server.url,
+        "plant",
+        tmp_path / "strict",
+        retention={"duration": "400d", "strict": True},
+        **common,
+    )
+    with InfluxStore(strict, site="p") as store:
+        store.write_batches([batch("wo", 2, 4)])
+        wait_for(lambda: store.status().state == "retention_mismatch", what="strict state")
+        assert store.status().pending_samples == 4

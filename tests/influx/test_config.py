@@ -39,7 +39,10 @@ def test_defaults() -> None:
         ({"outbox_drop": "drop_all"}, "drop_oldest"),
         ({"replay_backoff_max_s": 0}, "greater than 0"),
         ({"password": {"env": "P", "file": "/x"}, "username": "u"}, "exactly one"),
-        ({"retention": "7d"}, "Extra inputs are not permitted"),
+        ({"retention": "7d"}, "valid dictionary"),
+        ({"retention": {"duration": "7 days"}}, "should match pattern"),
+        ({"retention": {"duration": "7d", "keep": "x"}}, "Extra inputs are not permitted"),
+        ({"gateway": "gw 1"}, "should match pattern"),
         ({"reads": "local_cache"}, "needs 'local_cache'"),
     ],
 )

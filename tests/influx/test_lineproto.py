@@ -112,3 +112,29 @@ def test_bad_value_or_timestamp_is_refused() -> None:
         encode("m", [Sample("d", "p", 1.5, 1.0)])  # type: ignore[arg-type]
     with pytest.raises(LineProtocolError, match="unknown quality"):
         encode("m", [Sample("d", "p", 1, 1.0, 7)])  # type: ignore[arg-type]
+
+
+def test_identity_tags_come_first_on_every_line() -> None:
+    ident = lineproto.identity_tags("plant a", "gw=1")
+    body = encode("samples", [Sample("cnc1", "kw", 5, 1.5)], ident).decode()
+    assert body == (
+        "samples,site=plant\\ a,gateway=gw\\=1,device=cnc1,point=kw value=1.5,quality=0i 5\n"
+    )
+    with pytest.raises(LineProtocolError, match="empty site name"):
+        lineproto.identity_tags("", "g")
+
+
+def test_add_identity_tags_only_untagged_lines() -> None:
+    ident = lineproto.identity_tags("s", "g")
+    old = encode("samples", [Sample("d", "p", 1, 1.0), Sample("d", "q", 2, 2.0, status="x")])
+    tagged = encode("samples", [Sample("d", "p", 3, 3.0)], ident)
+    fixed = lineproto.add_identity("samples", old + tagged, ident)
+    assert fixed.decode().splitlines() == [
+        "samples,site=s,gateway=g,device=d,point=p value=1.0,quality=0i 1",
+        'samples,site=s,gateway=g,device=d,point=q value=2.0,quality=0i,status="x" 2',
+        "samples,site=s,gateway=g,device=d,point=p value=3.0,quality=0i 3",
+    ]
+    assert lineproto.add_identity("samples", tagged, ident) is tagged
+    # a status text that looks like a line start is not touched
+    odd = encode("samples", [Sample("d", "p", 4, 4.0, status="\nsamples,device=x")], ident)
+    assert lineproto.add_identity("samples", odd, ident) == odd

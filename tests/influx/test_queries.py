@@ -131,3 +131,28 @@ def test_flux_csv_error_and_missing_columns() -> None:
     with pytest.raises(ValueError, match="without a _time column"):
         flux.series_from_csv(",result,table,time,other\r\n,_result,0,x,1\r\n")
     assert len(flux.series_from_csv("")) == 0
+
+
+def test_reads_filter_by_site() -> None:
+    q = influxql.select_range("samples", "d", "p", 0, 10, 5, None, "plant'a")
+    assert "\"point\" = 'p' AND \"site\" = 'plant\\'a' AND time >= 0" in q
+    q = influxql.select_prior("samples", "d", "p", 10, None, "s", untagged=True)
+    assert "AND (\"site\" = 's' OR \"site\" = '') AND time < 10" in q
+    assert "site" not in influxql.select_range("samples", "d", "p", 0, 10, 5)
+    f = flux.select_range("b", "samples", "d", "p", 0, 10, 5, "s")
+    assert 'r.point == "p" and r.site == "s")' in f
+    f = flux.select_prior("b", "samples", "d", "p", 10, "s", untagged=True)
+    assert 'and (not exists r.site or r.site == "s"))' in f
+
+
+def test_retention_durations() -> None:
+    from edge.store.influx.retention import duration_s, influx_duration_s
+
+    assert duration_s("400d") == 400 * 86400
+    assert duration_s("52w") == 52 * 7 * 86400
+    assert duration_s("INF") == 0
+    assert influx_duration_s("9600h0m0s") == 400 * 86400
+    assert influx_duration_s("0s") == 0
+    assert influx_duration_s("1h30m0s") == 5400
+    with pytest.raises(ValueError, match="not an InfluxDB duration"):
+        influx_duration_s("9600x")

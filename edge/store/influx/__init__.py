@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 
 
 def open_influx_store(site: SiteConfig) -> InfluxStore:
-    """The store of ``site.storage`` (an InfluxStorage), paths resolved against the site file."""
+    """The store of ``site.storage`` (an InfluxStorage), paths resolved against the site file;
+    every point tagged with the site id and the gateway id (``storage.gateway``, default the
+    site id)."""
     from config.storage import InfluxStorage
     from edge.store.influx.store import InfluxStore
 
@@ -23,6 +25,8 @@ def open_influx_store(site: SiteConfig) -> InfluxStore:
         raise TypeError(f"storage kind {cfg.kind!r} is not influxdb")
     return InfluxStore(
         cfg,
+        site=site.site.id,
+        gateway=cfg.gateway or site.site.id,
         outbox_path=site.resolve(cfg.outbox_path),
         ca_file=site.resolve(cfg.ca_file) if cfg.ca_file else None,
         local_cache=site.resolve(cfg.local_cache) if cfg.local_cache else None,

@@ -19,14 +19,32 @@ def flux_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${") + '"'
 
 
+def site_predicate(site: str | None, untagged: bool = False) -> str:
+    """`` and r.site == ".."`` (also rows without a site tag when ``untagged``; nothing for
+    ``site=None``, a store without an identity)."""
+    if site is None:
+        return ""
+    if untagged:
+        return f" and (not exists r.site or r.site == {flux_string(site)})"
+    return f" and r.site == {flux_string(site)}"
+
+
 def _series_filter(
-    bucket: str, measurement: str, device: str, point: str, start: int, stop: int
+    bucket: str,
+    measurement: str,
+    device: str,
+    point: str,
+    start: int,
+    stop: int,
+    site: str | None,
+    untagged: bool,
 ) -> str:
     return (
         f"from(bucket: {flux_string(bucket)})\n"
         f"  |> range(start: time(v: {int(start)}), stop: time(v: {int(stop)}))\n"
         f"  |> filter(fn: (r) => r._measurement == {flux_string(measurement)}"
-        f" and r.device == {flux_string(device)} and r.point == {flux_string(point)})\n"
+        f" and r.device == {flux_string(device)} and r.point == {flux_string(point)}"
+        f"{site_predicate(site, untagged)})\n"
         '  |> filter(fn: (r) => r._field == "value" or r._field == "quality")\n'
         '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
         "  |> group()\n"
@@ -35,16 +53,34 @@ def _series_filter(
 
 
 def select_range(
-    bucket: str, measurement: str, device: str, point: str, start: int, end: int, limit: int
+    bucket: str,
+    measurement: str,
+    device: str,
+    point: str,
+    start: int,
+    end: int,
+    limit: int,
+    site: str | None = None,
+    untagged: bool = False,
 ) -> str:
-    """Points with ``start <= _time < end`` (ns), oldest first, at most ``limit``."""
-    head = _series_filter(bucket, measurement, device, point, start, end)
+    """Points with ``start <= _time < end`` (ns), oldest first, at most ``limit``, of ``site``."""
+    head = _series_filter(bucket, measurement, device, point, start, end, site, untagged)
     return head + f'  |> sort(columns: ["_time"])\n  |> limit(n: {int(limit)})\n'
 
 
-def select_prior(bucket: str, measurement: str, device: str, point: str, before: int) -> str:
-    """The last point with ``_time < before``."""
-    head = _series_filter(bucket, measurement, device, point, FLUX_MIN_START, before)
+def select_prior(
+    bucket: str,
+    measurement: str,
+    device: str,
+    point: str,
+    before: int,
+    site: str | None = None,
+    untagged: bool = False,
+) -> str:
+    """The last point with ``_time < before`` of ``site``."""
+    head = _series_filter(
+        bucket, measurement, device, point, FLUX_MIN_START, before, site, untagged
+    )
     return head + '  |> sort(columns: ["_time"], desc: true)\n  |> limit(n: 1)\n'
 
 

@@ -30,8 +30,20 @@ def _source(measurement: str, retention_policy: str | None) -> str:
     return quote_ident(measurement)
 
 
-def _where(device: str, point: str) -> str:
-    return f'"device" = {quote_string(device)} AND "point" = {quote_string(point)}'
+def site_clause(site: str | None, untagged: bool = False) -> str:
+    """`` AND "site" = '..'`` (also points without a site tag when ``untagged``; nothing for
+    ``site=None``, a store without an identity)."""
+    if site is None:
+        return ""
+    if untagged:
+        return f' AND ("site" = {quote_string(site)} OR "site" = \'\')'
+    return f' AND "site" = {quote_string(site)}'
+
+
+def _where(device: str, point: str, site: str | None, untagged: bool) -> str:
+    return f'"device" = {quote_string(device)} AND "point" = {quote_string(point)}' + site_clause(
+        site, untagged
+    )
 
 
 def select_range(
@@ -42,22 +54,32 @@ def select_range(
     end: int,
     limit: int,
     retention_policy: str | None = None,
+    site: str | None = None,
+    untagged: bool = False,
 ) -> str:
-    """Points with ``start <= time < end`` (ns), oldest first, at most ``limit``."""
+    """Points with ``start <= time < end`` (ns), oldest first, at most ``limit``, of ``site``
+    (see :func:`site_clause`)."""
     return (
         f'SELECT "value", "quality" FROM {_source(measurement, retention_policy)} '
-        f"WHERE {_where(device, point)} AND time >= {int(start)} AND time < {int(end)} "
+        f"WHERE {_where(device, point, site, untagged)} "
+        f"AND time >= {int(start)} AND time < {int(end)} "
         f"ORDER BY time ASC LIMIT {int(limit)}"
     )
 
 
 def select_prior(
-    measurement: str, device: str, point: str, before: int, retention_policy: str | None = None
+    measurement: str,
+    device: str,
+    point: str,
+    before: int,
+    retention_policy: str | None = None,
+    site: str | None = None,
+    untagged: bool = False,
 ) -> str:
-    """The last point with ``time < before``."""
+    """The last point with ``time < before`` of ``site``."""
     return (
         f'SELECT "value", "quality" FROM {_source(measurement, retention_policy)} '
-        f"WHERE {_where(device, point)} AND time < {int(before)} "
+        f"WHERE {_where(device, point, site, untagged)} AND time < {int(before)} "
         "ORDER BY time DESC LIMIT 1"
     )
 

@@ -2,9 +2,13 @@
 
 One line per sample, precision ns::
 
-    <measurement>,device=<device>,point=<point> value=<float>,quality=<int>i[,status="<text>"] <ts>
+    <measurement>,site=<site>,gateway=<gateway>,device=<device>,point=<point> \\
+        value=<float>,quality=<int>i[,status="<text>"] <ts>
 
-* ``device`` and ``point`` are tags (commas, spaces and ``=`` escaped with a backslash);
+* ``site`` and ``gateway`` are the identity tags of the writer (:func:`identity_tags`): any number
+  of gateways share one database or bucket, and two sites with the same device ids never write
+  the same series; ``device`` and ``point`` are tags (commas, spaces and ``=`` escaped with a
+  backslash);
 * ``value`` is a float field; it is omitted when the sample is bad or the value is not finite
   (InfluxDB cannot store NaN or infinities; a read gives NaN back);
 * ``quality`` is an integer field (0 good, 1 uncertain, 2 bad);
@@ -69,11 +73,37 @@ def escape_string_field(value: str) -> str:
     return '"' + value.translate(_STRING_ESCAPES) + '"'
 
 
-def series_key(measurement: str, device: str, point: str) -> str:
-    """``measurement,device=..,point=..`` (escaped), the start of every line of the series."""
+def identity_tags(site: str, gateway: str) -> str:
+    """``,site=..,gateway=..`` (escaped): the writer's identity, put after the measurement."""
+    check_tag_value("site", site)
+    check_tag_value("gateway", gateway)
+    return f",site={escape_tag(site)},gateway={escape_tag(gateway)}"
+
+
+def series_key(measurement: str, device: str, point: str, identity: str = "") -> str:
+    """``measurement[,site=..,gateway=..],device=..,point=..`` (escaped), the start of every line
+    of the series; ``identity`` is the text of :func:`identity_tags` (empty: untagged)."""
     check_tag_value("device", device)
     check_tag_value("point", point)
-    return f"{measurement},device={escape_tag(device)},point={escape_tag(point)}"
+    return f"{measurement}{identity},device={escape_tag(device)},point={escape_tag(point)}"
+
+
+def add_identity(measurement: str, lines: bytes, identity: str) -> bytes:
+    """Line protocol with ``identity`` put into every line written without one (a batch the
+    outbox or the quarantine kept from a version that did not tag the site).
+
+    Lines of ours start with ``<measurement>,device=`` exactly when they carry no identity; a
+    tag value never holds a line break, and a line break inside a status field is written as a
+    space, so the search can only match at the start of a line.
+    """
+    old = f"{measurement},device=".encode()
+    if not lines.startswith(old) and b"\n" + old not in lines:
+        return lines
+    new = f"{measurement}{identity},device=".encode()
+    out = lines.replace(b"\n" + old, b"\n" + new)
+    if out.startswith(old):
+        out = new + out[len(old) :]
+    return out
 
 
 def format_value(value: float) -> str | None:
@@ -107,8 +137,9 @@ def encode_line(key: str, sample: Sample) -> str:
     return f"{key} {fields} {ts}"
 
 
-def encode(measurement: str, samples: Iterable[Sample]) -> bytes:
-    """Line protocol (UTF-8, one line per sample, ``\\n``-terminated) for ``samples``.
+def encode(measurement: str, samples: Iterable[Sample], identity: str = "") -> bytes:
+    """Line protocol (UTF-8, one line per sample, ``\\n``-terminated) for ``samples``, each
+    line carrying ``identity`` (the text of :func:`identity_tags`).
 
     Raises :class:`LineProtocolError` for a sample that cannot be written; nothing is returned
     then, so the caller can refuse the whole call and lose nothing.
@@ -119,7 +150,7 @@ def encode(measurement: str, samples: Iterable[Sample]) -> bytes:
     for s in samples:
         key = keys.get((s.device, s.point))
         if key is None:
-            key = series_key(measurement, s.device, s.point)
+            key = series_key(measurement, s.device, s.point, identity)
             keys[(s.device, s.point)] = key
         v = s.value
         if (

@@ -449,6 +449,13 @@ class Outbox:
             ).fetchall()
         return [Quarantined(*r) for r in rows]
 
+    def quarantined_lines(self, qid: int) -> bytes | None:
+        """The line protocol of quarantined batch ``qid`` (None when there is no such batch)."""
+        with self._lock:
+            self._ensure_open()
+            row = self._db.execute("SELECT lines FROM quarantine WHERE id = ?", (qid,)).fetchone()
+        return bytes(row[0]) if row else None
+
     def _ensure_open(self) -> None:
         if self._closed:
             raise OutboxError(f"the outbox {self.path} is closed")

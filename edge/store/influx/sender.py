@@ -17,6 +17,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,6 +29,7 @@ from edge.store.influx.errors import (
     InfluxUnavailable,
 )
 from edge.store.influx.outbox import Outbox, Row
+from edge.store.influx.retention import InfluxRetentionError
 
 log = logging.getLogger("shopfloor.influx")
 
@@ -47,7 +49,8 @@ class LineWriter(Protocol):
 @dataclass(frozen=True, slots=True)
 class SenderState:
     state: str
-    """``idle`` (nothing pending), ``sending``, ``unavailable``, ``auth_error``, ``not_found``."""
+    """``idle`` (nothing pending), ``sending``, ``unavailable``, ``auth_error``, ``not_found``,
+    ``retention_mismatch`` (strict retention check failed)."""
     last_error: str
     last_status: int | None
     last_success_ns: int | None
@@ -65,7 +68,11 @@ class Sender:
         max_samples: int,
         backoff_max_s: float,
         name: str = "influx-outbox-sender",
+        precheck: Callable[[], object] | None = None,
     ) -> None:
+        """``precheck`` runs before the first write until it returns (the retention check);
+        an InfluxError from it counts as a failed send: rows kept, backoff, retried."""
+        self._precheck = precheck
         self._outbox = outbox
         self._writer = writer
         self._max_samples = max_samples
@@ -123,6 +130,17 @@ class Sender:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if self._precheck is not None:
+                try:
+                    self._precheck()
+                except InfluxError as exc:
+                    self._failed(exc, _kind(exc))
+                    continue
+                except Exception as exc:
+                    log.exception("influx outbox: unexpected error in the retention check")
+                    self._failed(InfluxError(f"{type(exc).__name__}: {exc}"), "unexpected")
+                    continue
+                self._precheck = None
             try:
                 rows = self._outbox.peek(self._max_samples)
             except Exception as exc:  # the outbox was closed under us or the disk failed
@@ -199,6 +217,7 @@ class Sender:
         state = {
             "auth": "auth_error",
             "not_found": "not_found",
+            "retention": "retention_mismatch",
         }.get(kind, "unavailable")
         with self._lock:
             changed = state != self._state or str(exc) != self._last_error
@@ -209,19 +228,23 @@ class Sender:
             base = min(self._backoff_max_s, max(BACKOFF_INITIAL_S, self._backoff * 2))
             self._backoff = base
         if changed:
-            level = logging.ERROR if state in ("auth_error", "not_found") else logging.WARNING
+            bad = ("auth_error", "not_found", "retention_mismatch")
+            level = logging.ERROR if state in bad else logging.WARNING
             log.log(level, "influx outbox: %s; keeping rows, retrying in up to %.1f s", exc, base)
         delay = base / 2 + random.uniform(0, base / 2)
         self._stop.wait(delay)
 
     def _set_state(self, state: str) -> None:
         with self._lock:
-            if self._state in ("unavailable", "auth_error", "not_found") and state == "sending":
+            failing = ("unavailable", "auth_error", "not_found", "retention_mismatch")
+            if self._state in failing and state == "sending":
                 return  # stays reported until a write succeeds
             self._state = state
 
 
 def _kind(exc: InfluxError) -> str:
+    if isinstance(exc, InfluxRetentionError):
+        return "retention"
     if isinstance(exc, InfluxAuthError):
         return "auth"
     if isinstance(exc, InfluxNotFound):

@@ -28,14 +28,18 @@ from typing import Any, Protocol
 from config.storage import InfluxStorage
 from connectors.base import Quality, Sample
 from edge.store.base import Batch, DeviceHealth
-from edge.store.influx import influxql, lineproto
-from edge.store.influx.errors import InfluxError
+from edge.store.influx import influxql, lineproto, retention
+from edge.store.influx.errors import InfluxError, InfluxNotFound, InfluxUnavailable
 from edge.store.influx.outbox import Entry, LatestRow, Outbox, Quarantined
+from edge.store.influx.retention import RetentionCheck
 from edge.store.influx.sender import LineWriter, Sender
 from edge.store.influx.v1 import V1Client, tls_verify
 from metrics.series import Series
 
 SINK_HEALTH_ID = "sink:influxdb"
+
+_PASSING = (None, 408, 429, 502, 503, 504)
+"""Answers (None: no answer) after which the retention check is retried, not given up."""
 
 log = logging.getLogger("shopfloor.influx")
 
@@ -48,18 +52,43 @@ class _SeriesSource(Protocol):
     def close(self) -> None: ...
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class SiteFilter:
+    """Which points reads return: those tagged ``site`` (None: every point, a store without an
+    identity), and with ``untagged`` also those written without a site tag."""
+
+    site: str | None
+    untagged: bool = False
+
+
 class _InfluxQLSource:
-    def __init__(self, client: V1Client, measurement: str, retention_policy: str | None) -> None:
+    def __init__(
+        self,
+        client: V1Client,
+        measurement: str,
+        retention_policy: str | None,
+        where: SiteFilter = SiteFilter(None),
+    ) -> None:
         self._client = client
         self._m = measurement
         self._rp = retention_policy
+        self._w = where
+
+    @property
+    def client(self) -> V1Client:
+        return self._client
 
     def read_range(self, device: str, point: str, start: int, end: int, limit: int) -> Series:
-        q = influxql.select_range(self._m, device, point, start, end, limit, self._rp)
+        q = influxql.select_range(
+            self._m, device, point, start, end, limit, self._rp, self._w.site, self._w.untagged
+        )
         return self._run(q)
 
     def read_prior(self, device: str, point: str, before: int) -> Series:
-        return self._run(influxql.select_prior(self._m, device, point, before, self._rp))
+        q = influxql.select_prior(
+            self._m, device, point, before, self._rp, self._w.site, self._w.untagged
+        )
+        return self._run(q)
 
     def _run(self, q: str) -> Series:
         series = self._client.query(q)
@@ -75,24 +104,30 @@ class _InfluxQLSource:
 
 
 class _FluxSource:
-    def __init__(self, client: Any, bucket: str, measurement: str) -> None:
+    def __init__(
+        self, client: Any, bucket: str, measurement: str, where: SiteFilter = SiteFilter(None)
+    ) -> None:
         self._client = client
         self._bucket = bucket
         self._m = measurement
+        self._w = where
 
     def read_range(self, device: str, point: str, start: int, end: int, limit: int) -> Series:
         from edge.store.influx import flux
 
-        q = flux.select_range(self._bucket, self._m, device, point, start, end, limit)
+        q = flux.select_range(
+            self._bucket, self._m, device, point, start, end, limit, self._w.site, self._w.untagged
+        )
         result: Series = self._client.flux(q)
         return result
 
     def read_prior(self, device: str, point: str, before: int) -> Series:
         from edge.store.influx import flux
 
-        result: Series = self._client.flux(
-            flux.select_prior(self._bucket, self._m, device, point, before)
+        q = flux.select_prior(
+            self._bucket, self._m, device, point, before, self._w.site, self._w.untagged
         )
+        result: Series = self._client.flux(q)
         return result
 
     def close(self) -> None:
@@ -123,13 +158,37 @@ class OutboxStatus:
     outbox_drop: str
 
 
+class _Tagging:
+    """The sender's writer: puts the identity into lines an older version queued untagged."""
+
+    def __init__(self, inner: LineWriter, measurement: str, identity: str) -> None:
+        self._inner = inner
+        self._m = measurement
+        self._identity = identity
+
+    def write(self, lines: bytes) -> None:
+        self._inner.write(lineproto.add_identity(self._m, lines, self._identity))
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 class InfluxStore:
-    """``edge.store.base.Store`` and ``metrics.series.SeriesReader`` on InfluxDB."""
+    """``edge.store.base.Store`` and ``metrics.series.SeriesReader`` on InfluxDB.
+
+    ``site`` (the site file's ``site.id``) and ``gateway`` (``storage.gateway``, default the
+    site id) are written as tags on every point, and reads return only the points of ``site``
+    (plus untagged ones with ``read_untagged``). ``site=None`` writes and reads untagged points:
+    only for tools on a single-site database, never the collector (``open_influx_store``
+    always passes the site).
+    """
 
     def __init__(
         self,
         cfg: InfluxStorage,
         *,
+        site: str | None = None,
+        gateway: str | None = None,
         outbox_path: Path | None = None,
         ca_file: Path | None = None,
         local_cache: Path | None = None,
@@ -137,6 +196,15 @@ class InfluxStore:
     ) -> None:
         self.cfg = cfg
         self.measurement = lineproto.check_measurement(cfg.measurement)
+        self.site = site
+        self.gateway = (gateway or cfg.gateway or site) if site is not None else None
+        self.identity = (
+            lineproto.identity_tags(site, self.gateway)
+            if site is not None and self.gateway is not None
+            else ""
+        )
+        where = SiteFilter(site, cfg.read_untagged)
+        self.retention_check: RetentionCheck | None = None
         password = cfg.password.reveal() if cfg.password else None
         token = cfg.token.reveal() if cfg.token else None
         ca = ca_file if ca_file is not None else cfg.ca_file
@@ -163,7 +231,7 @@ class InfluxStore:
                 }
                 writer = V1Client(cfg.url, **common)
                 self._source: _SeriesSource = _InfluxQLSource(
-                    V1Client(cfg.url, **common), self.measurement, cfg.retention_policy
+                    V1Client(cfg.url, **common), self.measurement, cfg.retention_policy, where
                 )
             else:
                 from edge.store.influx.v2 import V2Client
@@ -182,7 +250,7 @@ class InfluxStore:
                 )
                 writer = self._v2
                 if cfg.v2_reads == "flux":
-                    self._source = _FluxSource(self._v2, cfg.bucket, self.measurement)
+                    self._source = _FluxSource(self._v2, cfg.bucket, self.measurement, where)
                 else:
                     self._source = _InfluxQLSource(
                         V1Client(
@@ -195,6 +263,7 @@ class InfluxStore:
                         ),
                         self.measurement,
                         cfg.retention_policy,
+                        where,
                     )
         except BaseException:
             self._outbox.close()
@@ -214,9 +283,10 @@ class InfluxStore:
                 raise
         self._sender = Sender(
             self._outbox,
-            writer,
+            _Tagging(writer, self.measurement, self.identity) if self.identity else writer,
             max_samples=cfg.batch_max_samples,
             backoff_max_s=cfg.replay_backoff_max_s,
+            precheck=self.check_retention,
         )
         self._closed = False
         self._passive = False
@@ -251,7 +321,7 @@ class InfluxStore:
             seqs[b.source] = max(seqs.get(b.source, 0), b.seq)
             if not b.samples:
                 continue
-            lines = lineproto.encode(self.measurement, b.samples)
+            lines = lineproto.encode(self.measurement, b.samples, self.identity)
             entries.append(
                 Entry(b.source, b.seq, len(b.samples), int(b.first_ts), int(b.last_ts), lines)
             )
@@ -348,6 +418,40 @@ class InfluxStore:
             outbox_max_samples=self.cfg.outbox_max_samples,
             outbox_drop=self.cfg.outbox_drop,
         )
+
+    def check_retention(self) -> RetentionCheck:
+        """Read (on 1.x create when missing) the retention InfluxDB applies and compare it with
+        ``storage.retention``; logged once. The sender runs it before its first write.
+
+        Raises :class:`InfluxError` when InfluxDB cannot answer (retried) and
+        :class:`InfluxRetentionError` for a mismatch with ``strict``.
+        """
+        cfg = self.cfg
+        check: RetentionCheck | None = None
+        error: InfluxError | None = None
+        try:
+            if isinstance(self._source, _InfluxQLSource) and cfg.api == "v1":
+                assert cfg.database is not None
+                check = retention.check_v1(
+                    self._source.client, cfg.database, cfg.retention_policy, cfg.retention
+                )
+            elif cfg.api == "v2" and cfg.v2_reads == "flux":
+                check = retention.check_v2(self._v2, cfg.retention)
+            else:
+                error = InfluxError(
+                    "InfluxDB 3.x (v2 API with InfluxQL reads) sets retention on the database; "
+                    "check it with the influxdb3 CLI"
+                )
+        except InfluxNotFound:
+            raise  # no such database/bucket: writes fail too; retried with them
+        except InfluxUnavailable as exc:
+            if exc.status in _PASSING:
+                raise
+            error = exc
+        except InfluxError as exc:  # no right to read the policies, no such API
+            error = exc
+        self.retention_check = retention.settle(check, error, cfg.retention)
+        return self.retention_check
 
     def quarantined(self) -> list[Quarantined]:
         """Batches InfluxDB refused, with the status and body of its answer."""

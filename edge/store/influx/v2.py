@@ -94,6 +94,30 @@ class V2Client:
         except ValueError as exc:
             raise InfluxError(f"{what}: {exc}") from None
 
+    def bucket_retention(self) -> tuple[int, int | None]:
+        """(retention seconds, shard group seconds) of the bucket (0: forever)."""
+        what = f"bucket lookup on {self.url}/api/v2/buckets?name={self.bucket}"
+        try:
+            found = self._client.buckets_api().find_bucket_by_name(self.bucket)  # type: ignore[no-untyped-call]
+        except ApiException as exc:
+            if exc.status in (404, 405, 501):
+                raise InfluxError(
+                    f"{what}: no buckets API here ({exc.status})", status=exc.status
+                ) from None
+            raise from_status(int(exc.status or 0), _body(exc), what) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise InfluxUnavailable(
+                f"cannot reach InfluxDB at {self.url} for {what}: {type(exc).__name__}: {exc}"
+            ) from None
+        if found is None:
+            raise from_status(404, f"bucket {self.bucket!r} not found", what)
+        rules = list(found.retention_rules or [])
+        if not rules:
+            return 0, None
+        every = int(rules[0].every_seconds or 0)
+        shard = rules[0].shard_group_duration_seconds
+        return every, int(shard) if shard is not None else None
+
     def close(self) -> None:
         self._write_api.close()  # type: ignore[no-untyped-call]
         self._client.close()  # type: ignore[no-untyped-call]

@@ -52,7 +52,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- else -}}
 {{- $_ := set $s "database" .Values.influxdb.database -}}
 {{- end -}}
-{{- if .Values.influxdb.tokenSecret.name -}}
+{{- if .Values.influxdb.retentionPolicy -}}
+{{- $_ := set $s "retention_policy" .Values.influxdb.retentionPolicy -}}
+{{- end -}}
+{{- if .Values.influxdb.gatewayId -}}
+{{- $_ := set $s "gateway" .Values.influxdb.gatewayId -}}
+{{- end -}}
+{{- if .Values.influxdb.retention -}}
+{{- $_ := set $s "retention" (deepCopy .Values.influxdb.retention) -}}
+{{- end -}}
+{{- if include "shopfloor.influxTokenRef" . -}}
 {{- $_ := set $s "token" (dict "env" "INFLUX_TOKEN") -}}
 {{- end -}}
 {{- $_ := set $site "storage" $s -}}
@@ -63,6 +72,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $_ := set $ev "ledger_path" (printf "%s/ledger.db" $data) -}}
 {{- $_ := set $ev "key_dir" (printf "%s/keys" $data) -}}
 {{- $_ := set $site "evidence" $ev -}}
+{{- $rt := deepCopy (default (dict) $site.runtime) -}}
+{{- $_ := set $rt "alive_file" "/tmp/collector.alive" -}}
+{{- $_ := set $site "runtime" $rt -}}
 {{- $_ := set $site "gateway" (dict "host" "0.0.0.0" "port" (int .Values.gateway.port) "users_db" (printf "%s/users.db" $data) "max_upload_mb" (int .Values.gateway.maxUploadMb) "session_ttl_s" (int .Values.gateway.sessionTtlS)) -}}
 {{- if .Values.mqtt.enabled -}}
 {{- range $site.devices -}}
@@ -70,30 +82,69 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $_ := set .mqtt "host" $.Values.mqtt.host -}}
 {{- $_ := set .mqtt "port" (int $.Values.mqtt.port) -}}
 {{- if $.Values.mqtt.username -}}{{- $_ := set .mqtt "username" $.Values.mqtt.username -}}{{- end -}}
-{{- if $.Values.mqtt.passwordSecret.name -}}{{- $_ := set .mqtt "password" (dict "env" "MQTT_PASSWORD") -}}{{- end -}}
+{{- if include "shopfloor.mqttPasswordRef" $ -}}{{- $_ := set .mqtt "password" (dict "env" "MQTT_PASSWORD") -}}{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
 {{- toYaml $site -}}
 {{- end -}}
 
+{{/* Environment of every container (no secrets). */}}
 {{- define "shopfloor.env" -}}
 - name: PYTHONDONTWRITEBYTECODE
   value: "1"
 - name: HOME
   value: /tmp
-{{- if and .Values.influxdb.enabled .Values.influxdb.tokenSecret.name }}
+{{- end -}}
+
+{{/* The chart's own Secret (secret.create), named after the release. */}}
+{{- define "shopfloor.secretName" -}}
+{{- printf "%s-secrets" (include "shopfloor.fullname" .) -}}
+{{- end -}}
+
+{{/* Where the InfluxDB token comes from: (secret name, key), or nothing. */}}
+{{- define "shopfloor.influxTokenRef" -}}
+{{- if .Values.influxdb.tokenSecret.name -}}
+{{- printf "%s/%s" .Values.influxdb.tokenSecret.name .Values.influxdb.tokenSecret.key -}}
+{{- else if and .Values.secret.create .Values.secret.influxToken -}}
+{{- printf "%s/influx-token" (include "shopfloor.secretName" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "shopfloor.mqttPasswordRef" -}}
+{{- if .Values.mqtt.passwordSecret.name -}}
+{{- printf "%s/%s" .Values.mqtt.passwordSecret.name .Values.mqtt.passwordSecret.key -}}
+{{- else if and .Values.secret.create .Values.secret.mqttPassword -}}
+{{- printf "%s/mqtt-password" (include "shopfloor.secretName" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret holding signing.key and signing.pub, or nothing. */}}
+{{- define "shopfloor.signingSecret" -}}
+{{- if .Values.signingKey.existingSecret -}}
+{{- .Values.signingKey.existingSecret -}}
+{{- else if and .Values.secret.create .Values.secret.signingKey -}}
+{{- include "shopfloor.secretName" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Secrets only the collector needs: the InfluxDB token (it sends the outbox) and the MQTT
+password (it subscribes). The gateway reads the local copy and never gets them. */}}
+{{- define "shopfloor.collectorEnv" -}}
+{{- $influx := include "shopfloor.influxTokenRef" . -}}
+{{- if and .Values.influxdb.enabled $influx }}
 - name: INFLUX_TOKEN
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.influxdb.tokenSecret.name }}
-      key: {{ .Values.influxdb.tokenSecret.key }}
+      name: {{ index (splitList "/" $influx) 0 }}
+      key: {{ index (splitList "/" $influx) 1 }}
 {{- end }}
-{{- if and .Values.mqtt.enabled .Values.mqtt.passwordSecret.name }}
+{{- $mqtt := include "shopfloor.mqttPasswordRef" . -}}
+{{- if and .Values.mqtt.enabled $mqtt }}
 - name: MQTT_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ .Values.mqtt.passwordSecret.name }}
-      key: {{ .Values.mqtt.passwordSecret.key }}
+      name: {{ index (splitList "/" $mqtt) 0 }}
+      key: {{ index (splitList "/" $mqtt) 1 }}
 {{- end }}
 {{- end -}}
