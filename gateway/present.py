@@ -8,22 +8,19 @@ from typing import Any
 
 from gateway.data import optional_module
 from gateway.i18n import Lang, label
+from metrics import formatting
 
 
-def fmt_number(value: Any, digits: int = 4) -> str:
+def fmt_number(value: Any, unit: str = "") -> str:
+    """A figure in its unit's one format (:mod:`metrics.formatting`, never e-notation)."""
     if value is None:
         return "—"
     if isinstance(value, bool):
         return "✔" if value else "✘"
     if isinstance(value, int):
-        return f"{value:,}"
+        return formatting.fmt_count(value)
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return "—"
-        if value != 0 and abs(value) < 10 ** -(digits - 1):
-            return f"{value:.{digits}g}"
-        text = f"{value:,.{digits}f}".rstrip("0").rstrip(".")
-        return text or "0"
+        return formatting.fmt_value(value, unit)
     return str(value)
 
 
@@ -33,16 +30,12 @@ def _value_of(v: Any) -> Any:
     return v
 
 
-def fmt_change(change: Any, change_label: str | None) -> str:
+def fmt_change(change: Any, change_label: str | None, lang: Lang = "zh") -> str:
     """The form's change column, ``(after - before) / before`` given as a fraction:
-    ``提升 12.3%`` / ``下降 4.0%`` (a worsening shows its sign: ``提升 -3.0%``)."""
-    if not isinstance(change, int | float) or isinstance(change, bool) or not math.isfinite(change):
-        return "—"
-    word = change_label or ""
-    pct = 100.0 * change
-    if word == "下降":
-        pct = -pct
-    return f"{word} {pct:.1f}%".strip()
+    ``提升 12.3%`` / ``下降 4.0%`` (a worsening shows its sign: ``提升 -3.0%``); English
+    ``improved 12.3%`` / ``worsened 3.0%`` (:func:`metrics.formatting.fmt_change`)."""
+    direction = "down" if change_label == "下降" else "up"
+    return formatting.fmt_change(change, direction, "en" if lang == "en" else "zh")
 
 
 WORSE_MARK = "↓"
@@ -87,6 +80,7 @@ def table_rows(table: dict[str, Any] | None, lang: Lang) -> list[dict[str, Any]]
         zh = str(r.get("label_zh") or r.get("label") or r.get("id", ""))
         en = str(r.get("label_en") or "")
         prov = str(r.get("provenance") or "")
+        unit = str(r.get("unit") or "")
         out.append(
             {
                 "id": str(r.get("id", "")),
@@ -94,13 +88,13 @@ def table_rows(table: dict[str, Any] | None, lang: Lang) -> list[dict[str, Any]]
                 "label_en": en,
                 "unit": str(r.get("unit") or ""),
                 "mandatory": bool(r.get("mandatory")),
-                "before": fmt_number(_value_of(r.get("before"))),
-                "after": fmt_number(_value_of(r.get("after"))),
+                "before": fmt_number(_value_of(r.get("before")), unit),
+                "after": fmt_number(_value_of(r.get("after")), unit),
                 "before_reason": value_reason(r.get("before")),
                 "after_reason": value_reason(r.get("after")),
                 "before_coverage": fmt_coverage(r.get("before")),
                 "after_coverage": fmt_coverage(r.get("after")),
-                "change": fmt_change(r.get("change"), r.get("change_label")),
+                "change": fmt_change(r.get("change"), r.get("change_label"), lang),
                 "worse": row_worse(r),
                 "worse_title": WORSE_LEGEND["zh" if lang == "zh" else "en"] if row_worse(r) else "",
                 "provenance": " + ".join(
@@ -127,7 +121,7 @@ def fmt_coverage(v: Any) -> str:
     cov = v.get("coverage") if isinstance(v, dict) else None
     if not isinstance(cov, int | float) or isinstance(cov, bool) or not math.isfinite(cov):
         return ""
-    return f"{100.0 * cov:.1f}%"
+    return formatting.fmt_fraction_pct(cov)
 
 
 def _reason(d: dict[str, Any], lang: Lang) -> str:

@@ -11,6 +11,7 @@ import csv
 import io
 from typing import Any
 
+from metrics import formatting
 from metrics.engine import KpiRow, KpiTable, KpiValue
 
 HEADERS_ZH = ("指标", "建设前", "建成后", "变化", "单位", "数据来源", "公式", "说明")
@@ -32,33 +33,17 @@ PROVENANCE_ZH = {
     "none": "无数据 none",
     "register": "台账 register",
 }
-_CHANGE_EN = {"提升": "up", "下降": "down"}
 
 
 def fmt_value(v: float | None, unit: str) -> str:
-    if v is None:
-        return "—"
-    a = abs(v)
-    if unit in ("个", "家") and float(v).is_integer():
-        return f"{int(v)}"
-    if a >= 1000:
-        return f"{v:,.1f}"
-    if a >= 1:
-        return f"{v:.2f}"
-    if a == 0:
-        return "0"
-    return f"{v:.4g}"
+    """The figure in its unit's one format (:mod:`metrics.formatting`)."""
+    return formatting.fmt_value(v, unit)
 
 
 def fmt_change(row: KpiRow, lang: str = "zh") -> str:
-    """``提升 12.3%`` for up-KPIs, ``下降 50.2%`` for down-KPIs (a worsening shows negative)."""
-    if row.change is None:
-        return "—"
-    pct = row.change * 100.0
-    shown = pct if row.direction == "up" else -pct
-    label = row.change_label if lang == "zh" else _CHANGE_EN.get(row.change_label, "")
-    text = f"{shown:.1f}"
-    return f"{label} {'0.0' if text == '-0.0' else text}%"
+    """``提升 12.3%`` for up-KPIs, ``下降 50.2%`` for down-KPIs (a worsening shows negative);
+    English ``improved 12.3%`` / ``worsened 10.0%``."""
+    return formatting.fmt_change(row.change, row.direction, lang)
 
 
 WORSE_MARK = "↓"
