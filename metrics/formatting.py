@@ -20,7 +20,7 @@ import math
 from typing import Final
 
 NONE: Final = "—"
-COUNT_UNITS: Final = frozenset({"个", "家", "人", "次", "pcs", "count"})
+COUNT_UNITS: Final = frozenset({"个", "家", "人", "次", "台", "件", "pcs", "count"})
 DECIMALS: Final[dict[str, int]] = {
     "%": 1,
     "tce/万元": 4,
@@ -28,6 +28,7 @@ DECIMALS: Final[dict[str, int]] = {
     "kgce/万元": 2,
     "kWh/万元": 2,
     "万元": 1,
+    "万元/年": 1,
     "万元/人": 2,
     "万元/人·年": 2,
     "天": 1,

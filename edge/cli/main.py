@@ -32,6 +32,7 @@ COMMANDS: tuple[str, ...] = (
     "edge.cli.checkpoint",
     "edge.cli.witness",
     "edge.cli.export",
+    "edge.cli.form",
     "edge.cli.verify",
 )
 
