@@ -26,7 +26,7 @@ from gateway.evidence import BundleInputError
 from gateway.kpi import KpiService, PeriodInputError
 from gateway.live import LiveHub
 from gateway.metrics_prom import ApiMetrics
-from gateway.routers import admin, api, evidence, ops, pages
+from gateway.routers import admin, api, evidence, form, ops, pages
 from gateway.settings import Settings
 from gateway.users import UserDB
 
@@ -180,6 +180,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(evidence.router)
     app.include_router(admin.router)
+    app.include_router(form.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # the multipart envelope around the largest allowed bundle needs a little room
