@@ -181,3 +181,49 @@ def test_table_page_in_a_browser_both_languages(fgw: Gateway, tmp_path: Path) ->
             assert errors == [], errors
         finally:
             browser.close()
+
+
+async def _names(stream: object, stop: str | None) -> list[str]:
+    """Event names of a hub stream until ``stop`` arrives or the stream ends."""
+    from collections.abc import AsyncIterator
+
+    assert isinstance(stream, AsyncIterator)
+    names: list[str] = []
+    try:
+        async for chunk in stream:
+            names += [
+                ln.removeprefix("event: ") for ln in chunk.splitlines() if ln.startswith("event: ")
+            ]
+            if stop is not None and stop in names:
+                break
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+    return names
+
+
+def test_overview_gets_the_last_kpi_values_on_connect(fgw: Gateway) -> None:
+    """A client connecting after a KPI computation gets its values right after the snapshot,
+    not at the next turn of the KPI refresh (here an hour; the second stream lasts 0.5 s)."""
+    import asyncio
+
+    from gateway.data import ReaderPool
+    from gateway.live import LiveHub
+
+    async def kpi() -> dict[str, object]:
+        return {"period": "p", "result": {"fleet": {"oee": 0.5}}}
+
+    async def run() -> tuple[list[str], list[str]]:
+        pool = ReaderPool(fgw.store_path, 1)
+        hub = LiveHub(pool, fgw.site, poll_s=0.05, kpi_s=3600.0, kpi=kpi)
+        try:
+            first = await _names(hub.stream(60.0), "kpi")
+            second = await _names(hub.stream(0.5), None)
+        finally:
+            await hub.close()
+            await pool.close()
+        return first, second
+
+    first, second = asyncio.run(run())
+    assert first[0] == "snapshot"
+    assert first[-1] == "kpi"
+    assert second[:2] == ["snapshot", "kpi"]
