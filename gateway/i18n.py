@@ -95,6 +95,9 @@ LABELS: dict[str, tuple[str, str]] = {
     "figure": ("指标", "figure"),
     "period": ("期间", "period"),
     "data_quality": ("数据质量", "data quality"),
+    "q_good": ("良好", "good"),
+    "q_uncertain": ("存疑", "uncertain"),
+    "q_bad": ("无效", "bad"),
     "download_csv": ("下载对比表 CSV", "download the table (CSV)"),
     "download_xlsx": ("下载对比表 XLSX", "download the table (XLSX)"),
     "download_form": (

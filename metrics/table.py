@@ -26,12 +26,12 @@ HEADERS_EN = (
     "Notes",
 )
 PROVENANCE_ZH = {
-    "measured": "实测 measured",
-    "declared": "申报 declared",
-    "imported": "导入 imported",
-    "mixed": "混合 mixed",
-    "none": "无数据 none",
-    "register": "台账 register",
+    "measured": "实测",
+    "declared": "申报",
+    "imported": "导入",
+    "mixed": "实测+申报",
+    "none": "无数据",
+    "register": "台账",
 }
 
 
@@ -148,16 +148,19 @@ def to_xlsx(table: KpiTable, lang: str = "zh") -> bytes:
         ws.column_dimensions[chr(ord("A") + i)].width = w
     for row in ws.iter_rows(min_row=2):
         row[0].alignment = Alignment(wrap_text=True)
-    meta = wb.create_sheet("期间 periods")
-    meta.append(["项目 item", "值 value"])
-    meta.append(["建设前 baseline", table.baseline.label])
-    meta.append(["建成后 current", table.current.label])
-    meta.append(
-        ["建设前数据 baseline data", "导入 imported" if table.baseline_imported else "实测"]
-    )
-    meta.append(["建成后数据 current data", "导入 imported" if table.current_imported else "实测"])
-    meta.append(["site", table.site_id])
-    meta.append(["engine", table.engine_version])
+    zh = lang == "zh"
+    meta = wb.create_sheet("期间" if zh else "periods")
+    meta.append(["项目", "值"] if zh else ["item", "value"])
+    meta.append(["建设前" if zh else "baseline", table.baseline.label])
+    meta.append(["建成后" if zh else "current", table.current.label])
+    for tag_zh, tag_en, imported in (
+        ("建设前数据", "baseline data", table.baseline_imported),
+        ("建成后数据", "current data", table.current_imported),
+    ):
+        kind = ("导入" if zh else "imported") if imported else ("实测" if zh else "measured")
+        meta.append([tag_zh if zh else tag_en, kind])
+    meta.append(["站点" if zh else "site", table.site_id])
+    meta.append(["计算引擎版本" if zh else "engine", table.engine_version])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -189,35 +192,64 @@ def to_text(table: KpiTable, lang: str = "zh", notes: bool = False) -> str:
             lines.append("  ".join("-" * w for w in widths))
     if any(r.worse for r in table.rows):
         lines.append(
-            f"{WORSE_MARK} 变差：变化方向不利于该指标 (worse: the change goes the KPI's bad way)"
+            f"{WORSE_MARK} 变差：变化方向不利于该指标"
             if lang == "zh"
             else f"{WORSE_MARK} worse: the change goes the KPI's bad way"
         )
     return "\n".join(lines) + "\n"
 
 
+_TIER_WORDS = {
+    "zh": {
+        "maturity": "成熟度",
+        "sections": "覆盖环节",
+        "scenarios": "场景",
+        "valid": "个有效",
+        "ai": "个应用人工智能",
+        "target": "目标",
+        "highest": "满足的最高级",
+        "met": "满足",
+        "not_met": "不满足",
+        "conditional": "原则上不满足",
+    },
+    "en": {
+        "maturity": "maturity",
+        "sections": "sections",
+        "scenarios": "scenarios",
+        "valid": "valid",
+        "ai": "with AI",
+        "target": "target",
+        "highest": "highest met",
+        "met": "met",
+        "not_met": "not met",
+        "conditional": "not met in principle",
+    },
+}
+
+
 def tiers_text(tiers: dict[str, Any], lang: str = "zh") -> str:
-    """The tier check (of one period's report dict) as text."""
-    status_zh = {"met": "满足", "not_met": "不满足", "conditional": "原则上不满足"}
+    """The tier check (of one period's report dict) as text, in one language (the tier names,
+    环节 and scenario entries are the form's own Chinese words in both)."""
+    w = _TIER_WORDS["en" if lang == "en" else "zh"]
+    sep = "：" if lang != "en" else ": "
     out = []
     mat = tiers.get("maturity")
     report = tiers.get("maturity_report") or "—"
-    out.append(f"成熟度 maturity: {mat if mat is not None else '—'} ({report})")
-    out.append("覆盖环节 sections: " + ("、".join(tiers["sections"]) or "—"))
+    out.append(f"{w['maturity']}{sep}{mat if mat is not None else '—'} ({report})")
+    out.append(f"{w['sections']}{sep}" + ("、".join(tiers["sections"]) or "—"))
     ratio = tiers.get("ai_ratio")
     out.append(
-        f"场景 scenarios: {tiers['scenarios_valid']} valid, {tiers['scenarios_ai']} with AI "
-        f"({'—' if ratio is None else f'{100 * ratio:.1f}%'})"
+        f"{w['scenarios']}{sep}{tiers['scenarios_valid']} {w['valid']}, "
+        f"{tiers['scenarios_ai']} {w['ai']} ({formatting.fmt_fraction_pct(ratio)})"
     )
     for c in tiers["claims"]:
         mark = "✓" if c["valid"] else "✗"
         extra = f"  [{'; '.join(c['problems'])}]" if c["problems"] else ""
         out.append(f"  {mark} {c['entry']} -> {c['section'] or '?'}{extra}")
     for r in tiers["results"]:
-        st = status_zh[r["status"]] + " " + r["status"] if lang == "zh" else r["status"]
-        out.append(f"{r['tier']}: {st} — {'; '.join(r['reasons'])}")
+        out.append(f"{r['tier']}{sep}{w[r['status']]} — {'; '.join(r['reasons'])}")
     if tiers.get("target"):
         out.append(
-            f"目标 target: {tiers['target']}; 满足的最高级 highest met: {tiers['highest_met']}"
+            f"{w['target']}{sep}{tiers['target']}; {w['highest']}{sep}{tiers['highest_met']}"
         )
     return "\n".join(out) + "\n"

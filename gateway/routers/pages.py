@@ -146,6 +146,9 @@ _JS_LABELS = (
     "point",
     "coverage",
     "no_value_reason",
+    "q_good",
+    "q_uncertain",
+    "q_bad",
 )
 
 

@@ -227,3 +227,64 @@ def test_overview_gets_the_last_kpi_values_on_connect(fgw: Gateway) -> None:
     assert first[0] == "snapshot"
     assert first[-1] == "kpi"
     assert second[:2] == ["snapshot", "kpi"]
+
+
+PAGES = {  # path -> the h1 in Chinese and in English (the machine page's is the device name)
+    "/": ("工厂总览", "Overview"),
+    "/energy": ("能源与碳排放", "Energy and carbon"),
+    "/health": ("设备连接状态", "Device health"),
+    "/table": ("建设成效对比表", "Before/after table"),
+    "/export": ("导出证据包", "Export bundle"),
+    "/verify": ("核验证据包", "Verify bundle"),
+}
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed")
+def test_every_page_in_both_languages(fgw: Gateway) -> None:
+    """Each page in Chinese and in English: its title, the navigation wholly in the page's
+    language, no script error; the overview's live table with names from the site file, the
+    数据质量 column and times in the site's zone (the browser runs in New York)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.gateway.test_browser import ARGS
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            ctx = browser.new_context(base_url=fgw.url, timezone_id="America/New_York")
+            page = ctx.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto("/login")
+            page.fill("input[name=username]", "applicant")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("#login-submit")
+            expect(page.locator("h1")).to_contain_text("工厂总览")
+            table = page.locator("#latest-table")
+            expect(table.locator("thead")).to_contain_text("数据质量")
+            row = table.locator("tbody tr[data-key='cnc1/state']")
+            expect(row).to_contain_text("1号数控车床", timeout=10_000)
+            day = PINNED_DAY.replace("-0", "-").replace("-", "/")  # 2026/3/10 in zh-CN
+            expect(row).to_contain_text(day)  # 10:29 in Shanghai, the evening before in New York
+            expect(row).to_contain_text("良好")
+            for lang, pos in (("zh", 0), ("en", 1)):
+                for path, titles in PAGES.items():
+                    page.goto(f"{path}?lang={lang}")
+                    expect(page.locator("h1")).to_contain_text(titles[pos])
+                    nav = page.locator("header nav").inner_text()
+                    if lang == "en":
+                        assert not CJK.search(nav), (path, nav)
+                    else:
+                        assert CJK.search(nav), (path, nav)
+                page.goto(f"/machine/cnc1?lang={lang}")
+                expect(page.locator("h1")).to_contain_text("1号数控车床")
+            page.goto("/?lang=en")
+            expect(page.locator("#latest-table thead")).to_contain_text("data quality")
+            expect(page.locator("#latest-table tbody tr[data-key='cnc1/state']")).to_contain_text(
+                "good"
+            )
+            assert errors == [], errors
+        finally:
+            browser.close()

@@ -198,7 +198,7 @@ def test_csv_and_xlsx_exports(demo: tuple) -> None:  # type: ignore[type-arg]
     assert [r[0] for r in cells[1:]] == FORM_LABELS
     xl_rd = cells[1 + FORM_LABELS.index("*产品研制周期")]
     assert xl_rd[1:4] == (160, 121, "下降 24.4%")
-    assert wb["期间 periods"]["B2"].value == b.label
+    assert wb["期间"]["B2"].value == b.label
     en = list(csv.reader(io.StringIO(to_csv(t, "en").lstrip("\ufeff"))))
     assert en[0][0] == "KPI"
     assert en[1][0] == "*Key equipment CNC rate"
