@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from gateway.data import optional_module
@@ -92,6 +93,8 @@ def table_rows(table: dict[str, Any] | None, lang: Lang) -> list[dict[str, Any]]
                 "after": fmt_number(_value_of(r.get("after")), unit),
                 "before_reason": value_reason(r.get("before")),
                 "after_reason": value_reason(r.get("after")),
+                "before_warning": value_warnings(r.get("before"), lang),
+                "after_warning": value_warnings(r.get("after"), lang),
                 "before_coverage": fmt_coverage(r.get("before")),
                 "after_coverage": fmt_coverage(r.get("after")),
                 "change": fmt_change(r.get("change"), r.get("change_label"), lang),
@@ -114,6 +117,47 @@ def value_reason(v: Any) -> str:
     # a table exists only when the engine computed it, so its module is there
     reason: str = optional_module("metrics.machine_table").no_value_reason(v)
     return reason
+
+
+_WARNINGS: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (
+        re.compile(r"^below threshold: (.*)$"),
+        "联网阈值以下：{0}",
+        "below the networking threshold: {0}",
+    ),
+    (
+        re.compile(
+            r"^(\w+): prorated by planned operating time: "
+            r"([\d.,]+) h of ([\d.,]+) h planned in (\S+)"
+        ),
+        "{0} 按计划运行时间分摊：{1} h / {2} h（{3}）",
+        "{0} prorated by planned operating time: {1} h of {2} h ({3})",
+    ),
+    (
+        re.compile(
+            r"^period truncated at the data horizon (\S+?)(?:\.\d+)?(?:[+-]\d\d:\d\d)?, "
+            r"latest recorded sample$"
+        ),
+        "期间截至最新记录 {0}",
+        "period cut at the latest recorded sample {0}",
+    ),
+)
+
+
+def value_warnings(v: Any, lang: Lang) -> str:
+    """What a reader must know beside a value computed on partial data: devices below the
+    networking threshold, a declared figure prorated to a short period, a period cut at the
+    data horizon (from the value's notes, in the page's language); ``""`` otherwise."""
+    if not isinstance(v, dict) or v.get("value") is None:
+        return ""
+    out: list[str] = []
+    for note in v.get("notes") or ():
+        for pattern, zh, en in _WARNINGS:
+            m = pattern.match(str(note))
+            if m:
+                out.append((zh if lang == "zh" else en).format(*m.groups()))
+                break
+    return "；".join(out) if lang == "zh" else "; ".join(out)
 
 
 def fmt_coverage(v: Any) -> str:

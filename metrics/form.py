@@ -178,6 +178,8 @@ def footnote(row: KpiRow, side: str, period: TimeRange, ref: BundleRef) -> str:
         lines.append(f"数据覆盖率 {formatting.fmt_fraction_pct(v.coverage)}")
     if v.inputs:
         lines.append(f"输入 {_inputs_text(v)}")
+    if v.notes and v.value is not None:  # the engine's working (a missing value says why above)
+        lines.append("计算说明 " + "; ".join(v.notes))
     where = (
         f"证据包 {ref.name}（SHA-256 {ref.sha256[:16]}…，日志 {ref.origin} 大小 {ref.size}），"
         f"签名快照 kpi_table 行 {row.id}.{side}"
@@ -391,9 +393,9 @@ def to_xlsx(draft: FormDraft) -> bytes:
             )
     for col, w in zip("ABCDEF", (6, 44, 22, 22, 80, 80), strict=True):
         ws.column_dimensions[col].width = w
-    for row in ws.iter_rows(min_row=2):
-        for c in row:
-            c.alignment = Alignment(wrap_text=True, vertical="top")
+    for cells_ in ws.iter_rows(min_row=2):
+        for cell in cells_:
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
     scen.column_dimensions["A"].width = 80
     eff.column_dimensions["A"].width = 100
     eff.column_dimensions["B"].width = 100

@@ -73,7 +73,7 @@ def test_table_page_defaults_and_download_links(fgw: Gateway) -> None:
     day = f"{PINNED_DAY}..{PINNED_DAY}"
     assert f'name="current" value="{day}"' in page
     assert f'name="baseline" value="{day}"' in page
-    assert "-01-01.." not in page  # no calendar year
+    assert 'value="2026-01-01..2026-12-31"' not in page  # no calendar year
     assert 'id="dl-csv"' in page
     assert 'id="dl-xlsx"' in page
     assert 'id="dl-form"' in page
@@ -81,6 +81,26 @@ def test_table_page_defaults_and_download_links(fgw: Gateway) -> None:
         page = c.get("/table").text
     assert 'id="dl-csv"' in page
     assert 'id="dl-form"' not in page  # exporting signs a bundle: applicants only
+
+
+def test_partial_values_carry_their_warning(fgw: Gateway) -> None:
+    """Two hours recorded of a 16-hour day: the networking rate reads 0 % only with the
+    devices below the threshold beside it, and the energy per output value with the share of
+    the year's output it was divided by; in the page's language."""
+    day = f"{PINNED_DAY}..{PINNED_DAY}"
+    with fgw.client("viewer") as c:
+        zh = c.get("/table", params={"baseline": day, "current": day}).text
+        en = c.get("/table", params={"baseline": day, "current": day, "lang": "en"}).text
+
+    def row(page: str, kpi: str) -> str:
+        m = re.search(rf'<tr data-kpi="{kpi}">(.*?)</tr>', page, re.S)
+        assert m, kpi
+        return m.group(1)
+
+    assert "联网阈值以下：cnc1 79.9%" in row(zh, "network_rate")
+    assert "output_value 按计划运行时间分摊：16.00 h / 4960.00 h" in row(zh, "energy_per_value")
+    assert "below the networking threshold: cnc1 79.9%" in row(en, "network_rate")
+    assert "联网" not in row(en, "network_rate")
 
 
 def test_table_csv_and_xlsx(fgw: Gateway) -> None:
