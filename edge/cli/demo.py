@@ -627,7 +627,8 @@ def kpi_command(
     run's ``live_start``) to ``now``."""
     day = dt.timedelta(days=1)
     if imported is not None:
-        base = f"{local_date(imported[0], tz)}..{local_date(imported[1], tz)}"
+        # the import closes at midnight (its import_end marker 1 ns after): that day is not in it
+        base = f"{local_date(imported[0], tz)}..{local_date(imported[1] - 10**9, tz)}"
     else:
         b0, b1 = baseline_period(live_start, tz, history_days or 7)
         base = f"{local_date(b0, tz)}..{(local_date(b1, tz) - day)}"
