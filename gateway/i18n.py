@@ -95,6 +95,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "figure": ("指标", "figure"),
     "period": ("期间", "period"),
     "data_quality": ("数据质量", "data quality"),
+    # where the verify page's trust came from (gateway.evidence), shown in the page's language
+    "uploaded trust.json": ("上传的 trust.json", "uploaded trust.json"),
+    "the service's trust file": ("本服务配置的信任文件", "the service's trust file"),
+    "this gateway's public keys": ("本网关的公钥", "this gateway's public keys"),
     "q_good": ("良好", "good"),
     "q_uncertain": ("存疑", "uncertain"),
     "q_bad": ("无效", "bad"),

@@ -308,3 +308,19 @@ def test_every_page_in_both_languages(fgw: Gateway) -> None:
             assert errors == [], errors
         finally:
             browser.close()
+
+
+def test_reviewer_page_in_both_languages(fgw: Gateway) -> None:
+    """The verify page's verdict and where its trust came from, in the page's language."""
+    day = f"{PINNED_DAY}..{PINNED_DAY}"
+    with fgw.client("applicant") as c:
+        bundle = c.post("/api/v1/export", json={"baseline": day, "current": day})
+    assert bundle.status_code == 200, bundle.text
+    with fgw.client("viewer") as c:
+        files = {"bundle": ("b.zip", bundle.content, "application/zip")}
+        zh = c.post("/verify", files=files).text
+        en = c.post("/verify?lang=en", files=files).text
+    assert "本网关的公钥" in zh
+    assert "核验" in zh
+    assert "this gateway&#39;s public keys" in en or "this gateway's public keys" in en
+    assert "本网关" not in en
