@@ -5,7 +5,9 @@
   has no complete day yet, and its coverage says so beside each value);
 * 建设前 (baseline): the days of the imported history (sources ``import:*``) when there is
   one, else the first recorded days (at least the first day), as many as the current period
-  has, before it; a recording of one day gives that day for both.
+  has, before it; when nothing was recorded before the current period, the same days a year
+  earlier (the period of the previous year's declared figures; its measured KPIs then show
+  "—" with the reason).
 
 Never a calendar year mostly in the future; today (site zone) only for an empty store.
 """
@@ -53,6 +55,13 @@ def default_periods(
         return _rng(b_from, b_to), _rng(start, end)
     length = end - start
     b_to = min(first + length, start - dt.timedelta(days=1))
-    if b_to < first:  # no day recorded before the current period
-        return _rng(start, end), _rng(start, end)
+    if b_to < first:  # no day recorded before the current period: the same days a year before
+        return _rng(_year_before(start), _year_before(end)), _rng(start, end)
     return _rng(first, b_to), _rng(start, end)
+
+
+def _year_before(day: dt.date) -> dt.date:
+    try:
+        return day.replace(year=day.year - 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - 1, day=28)

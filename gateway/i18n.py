@@ -114,9 +114,11 @@ LABELS: dict[str, tuple[str, str]] = {
         "them together.",
     ),
     "defaults_from_data": (
-        "默认期间取自已记录的数据：建成后为最近的完整记录日，建设前为导入或最早的记录期。",
+        "默认期间取自已记录的数据：建成后为最近的完整记录日，建设前为导入或最早的记录期"
+        "（此前没有记录时为一年前的同几天）。",
         "Default periods follow the recorded data: after = the latest complete days recorded, "
-        "before = the imported or earliest period.",
+        "before = the imported or earliest period (the same days a year earlier when nothing "
+        "was recorded before).",
     ),
 }
 

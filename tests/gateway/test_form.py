@@ -61,8 +61,11 @@ def test_default_periods_follow_the_data() -> None:
     spans = [("cnc1", _ns("2026-11-27T08:00"), _ns("2026-11-30T10:00"))]
     assert default_periods(spans, TZ, TODAY) == ("2026-11-27..2026-11-27", "2026-11-28..2026-11-29")
     # a fresh recording of a few hours: that day (its coverage tells how much is recorded)
+    # against the same day a year before (the previous year's declared figures)
     spans = [("cnc1", _ns("2026-11-30T08:00"), _ns("2026-11-30T10:00"))]
-    assert default_periods(spans, TZ, TODAY) == ("2026-11-30..2026-11-30", "2026-11-30..2026-11-30")
+    assert default_periods(spans, TZ, TODAY) == ("2025-11-30..2025-11-30", "2026-11-30..2026-11-30")
+    spans = [("cnc1", _ns("2028-02-29T08:00"), _ns("2028-02-29T10:00"))]
+    assert default_periods(spans, TZ, TODAY)[0] == "2027-02-28..2027-02-28"
     # an empty store: today in the site's zone, never a calendar year
     assert default_periods([], TZ, TODAY) == ("2026-12-04..2026-12-04", "2026-12-04..2026-12-04")
 
@@ -72,7 +75,7 @@ def test_table_page_defaults_and_download_links(fgw: Gateway) -> None:
         page = c.get("/table").text
     day = f"{PINNED_DAY}..{PINNED_DAY}"
     assert f'name="current" value="{day}"' in page
-    assert f'name="baseline" value="{day}"' in page
+    assert 'name="baseline" value="2025-03-10..2025-03-10"' in page
     assert 'value="2026-01-01..2026-12-31"' not in page  # no calendar year
     assert 'id="dl-csv"' in page
     assert 'id="dl-xlsx"' in page
