@@ -1,5 +1,6 @@
 # Two commands for a newcomer: `make demo` (the simulated factory into the embedded store)
-# and `make test` (lint, types, layering contracts and the whole test suite).
+# and `make test` (lint, types, layering contracts and the whole test suite). Both install every
+# extra (`.[all]`: collector and gateway); a reviewer needs only `pip install 'shopfloor[verify]'`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -13,11 +14,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(RUN_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[all]'
 	touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[all,dev]'
 	touch $@ $(RUN_STAMP)
 
 # the dashboard on port 8080 (PORT=8090 make demo, or make demo PORT=8090, to change it)

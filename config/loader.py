@@ -83,10 +83,93 @@ def _clean_msg(err: Any) -> str:
     return msg
 
 
+MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists a site file may have (a real one needs about 6); a
+deeper file is refused with its line before the recursive YAML composer could overflow."""
+
+
+class _TooDeep(yaml.YAMLError):
+    def __init__(self, line: int) -> None:
+        super().__init__(f"nested deeper than {MAX_DEPTH} levels")
+        self.line = line
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader with a bound on the nesting depth."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise _TooDeep(event.start_mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _compose(text: str) -> yaml.Node | None:
+    loader = _Loader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+def _construct(node: yaml.Node) -> Any:
+    loader = _Loader("")
+    try:
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(node: yaml.Node | None, filename: str) -> list[ConfigIssue]:
+    """A key given twice in one mapping (YAML would silently keep the last one), anywhere in
+    the file: the file, the line of the repeat, the mapping's path and the key."""
+    issues: list[ConfigIssue] = []
+    seen_nodes: set[int] = set()
+    todo: list[tuple[yaml.Node, list[int | str]]] = [(node, [])] if node is not None else []
+    while todo:
+        n, loc = todo.pop()
+        if id(n) in seen_nodes:  # an alias: walked once
+            continue
+        seen_nodes.add(id(n))
+        if isinstance(n, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in n.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    line = key.start_mark.line + 1
+                    if key.value in first:
+                        issues.append(
+                            ConfigIssue(
+                                filename,
+                                line,
+                                _loc_path(loc),
+                                f"duplicate key {key.value!r} (first at line {first[key.value]})",
+                            )
+                        )
+                    else:
+                        first[key.value] = line
+                    todo.append((value, [*loc, key.value]))
+        elif isinstance(n, yaml.SequenceNode):
+            todo.extend((item, [*loc, i]) for i, item in enumerate(n.value))
+    return sorted(issues, key=lambda i: i.line or 0)
+
+
 def load_site_text(text: str, filename: str = "<site>") -> SiteConfig:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = _compose(text)
+        dups = _duplicate_keys(node, filename)
+        if dups:
+            raise ConfigError(dups)
+        data = _construct(node) if node is not None else None
+    except _TooDeep as exc:
+        raise ConfigError([ConfigIssue(filename, exc.line, "", str(exc))]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -155,7 +238,7 @@ def secret_issues(site: SiteConfig, path: str | Path) -> list[ConfigIssue]:
         return []
     p = Path(path)
     try:
-        node = yaml.compose(p.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        node = _compose(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         node = None
     return [ConfigIssue(str(p), _line_of(node, loc), _loc_path(loc), msg) for loc, msg in found]

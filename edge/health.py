@@ -8,7 +8,7 @@ Sources of each figure:
   the queue (received samples, before change-based recording; the supervisor's ``link_lost``
   markers are not counted);
 - ``errors``: ``Sink.error`` kinds, the supervisor's failure kinds (``link_lost``,
-  ``crash:<Exception>``) and ``bad:<status>`` for every bad sample;
+  ``auth_failed``, ``crash:<Exception>``) and ``bad:<status>`` for every bad sample;
 - ``restarts``: connector restarts by the supervisor;
 - ``drops``: samples the queue dropped on overflow.
 """
@@ -19,11 +19,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from operator import attrgetter
 
+from config.markers import is_marker
 from connectors.base import Quality, Sample, now_ns
 from edge.store.base import DeviceHealth
-
-# status of the bad sample the supervisor writes per point when a connector loses its link
-LINK_LOST = "link_lost"
 
 _ts = attrgetter("ts")
 _quality = attrgetter("quality")
@@ -77,9 +75,9 @@ class HealthTracker:
             return
         quals = list(map(_quality, samples))
         if quals.count(Quality.GOOD) != len(quals):
-            # the supervisor's link_lost markers are not readings of the device (the outage is
-            # already counted as the error link_lost)
-            real = [s for s in samples if s.status != LINK_LOST or s.quality != Quality.BAD]
+            # outage markers (link_lost, gateway_down, auth_failed) are not readings of the
+            # device (the outage is already counted as its error kind)
+            real = [s for s in samples if s.quality != Quality.BAD or not is_marker(s.status)]
             if len(real) != len(samples):
                 if not real:
                     return

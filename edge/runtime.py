@@ -1,6 +1,12 @@
 """The collector: connectors -> supervisor -> queue -> writer -> store, plus health.
 
-``await Collector(site).run(stop)`` runs until ``stop`` is set. On stop it cancels the
+``await Collector(site).run(stop)`` runs until ``stop`` is set. At start it writes the restart
+record (config.markers): from the store's last heartbeat and newest samples
+(``SqliteStore.newest``), a ``gateway_down`` marker at 1 ns after the last instant the gateway
+was known recording, for every point whose last stored sample is good, except the points a
+connector takes over with ``resume`` (OPC UA with history: restored by backfill). While running
+it writes the heartbeat series (``_gateway/alive``, every ``HEARTBEAT_S``, and once at the
+stop) through the queue like any sample (store and evidence ledger). On stop it cancels the
 connectors, marks their devices disconnected, flushes every queued sample to the store, writes
 the final health records and closes the store. Sequence numbers continue after a restart
 (the writer reads ``store.last_seq``). :func:`install_stop_signals` makes SIGINT/SIGTERM set
@@ -25,13 +31,14 @@ import signal
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from config.markers import GATEWAY_DOWN, HEARTBEAT, HEARTBEAT_S, IMPORT_END
 from config.models import SiteConfig
 from connectors.base import NAN, Connector, Quality, Sample, now_ns
 from connectors.registry import build_connectors
 from edge.health import HealthTracker
 from edge.queue import SampleQueue
 from edge.recording import Recorder
-from edge.store.base import Store
+from edge.store.base import Newest, Store
 from edge.store.factory import open_store
 from edge.store.ledger import EvidenceRecorder, Ledger, checkpoint_loop, open_evidence
 from edge.supervisor import Backoff, Supervisor
@@ -48,8 +55,29 @@ FORCE_GRACE_S = 5.0
 IMPORT_CHUNK = 100_000
 
 
-# the status of the bad sample that closes each imported series (see import_end_markers)
-IMPORT_END = "import_end"
+def heartbeat(ts: int) -> Sample:
+    """One sample of the collector's heartbeat series (config.markers.HEARTBEAT)."""
+    return Sample(HEARTBEAT[0], HEARTBEAT[1], ts, 1.0)
+
+
+def last_alive(newest: Mapping[tuple[str, str], Newest]) -> int | None:
+    """The last instant the store shows the gateway recording: its last heartbeat or its
+    newest stored sample, whichever is later (None for a store without either)."""
+    return max((n.last.ts for n in newest.values()), default=None)
+
+
+def gateway_down_markers(
+    newest: Mapping[tuple[str, str], Newest], alive: int, skip: Iterable[tuple[str, str]] = ()
+) -> list[Sample]:
+    """One ``gateway_down`` marker at ``alive + 1`` per point whose last stored sample is
+    good (a point already ending in a marker or a bad reading is unknown anyway), except
+    ``skip`` (points a connector restores or marks itself) and the heartbeat."""
+    skipped = set(skip)
+    return [
+        Sample(key[0], key[1], alive + 1, NAN, Quality.BAD, GATEWAY_DOWN)
+        for key, n in newest.items()
+        if key != HEARTBEAT and key not in skipped and n.last.quality == Quality.GOOD
+    ]
 
 
 def _take(it: Iterator[Sample], n: int, last: dict[tuple[str, str], int]) -> list[Sample]:
@@ -179,6 +207,8 @@ class Collector:
         self.abandoned: list[asyncio.Task[Any]] = []  # shutdown steps a forced stop left running
         self._force = asyncio.Event()
         self._writer_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self.restart_markers = 0  # gateway_down markers written at start
 
     def force_stop(self) -> None:
         """A second stop request: no more store retries; flush what can be flushed within
@@ -220,7 +250,8 @@ class Collector:
                     log.info("store compaction merged %d chunk rows", removed)
 
     async def _write_health(self, writer: Writer) -> None:
-        self.health.set_drops(self.queue.drops)
+        # the heartbeat's drops are the gateway's (in the ledger's drop counts), not a device's
+        self.health.set_drops({d: n for d, n in self.queue.drops.items() if d != HEARTBEAT[0]})
         records = self.health.snapshot()
         ledger = ledger_extra(self.evidence.ledger) if self.evidence is not None else {}
         for h in records:
@@ -257,6 +288,56 @@ class Collector:
             chunk = nxt
         return n
 
+    async def _restart_record(self, writer: Writer, connectors: Sequence[Connector]) -> None:
+        """Record that the gateway was down (config.markers, ``gateway_down``): from the
+        store's last heartbeat and newest samples, one marker per configured point whose last
+        stored sample is good, at 1 ns after the last instant the gateway was known recording,
+        except for the points a connector takes over (:meth:`OpcUaConnector.resume`: it
+        restores them from the device's history and marks only what it cannot give back)."""
+        reader = getattr(writer.store, "newest", None)
+        if reader is None:
+            log.info("the store cannot tell where its series end: no restart record")
+            return
+        keys = [(d.id, p.id) for d in self.site.devices for p in d.points]
+        try:
+            newest: dict[tuple[str, str], Newest] = await writer.call(reader, [*keys, HEARTBEAT])
+        except Exception as exc:
+            # collecting matters more than the record of the past: go on without it
+            log.error("cannot read where the stored series end: no restart record: %r", exc)
+            return
+        alive = last_alive(newest)
+        taken: set[tuple[str, str]] = set()
+        for c in connectors:
+            resume = getattr(c, "resume", None)
+            if callable(resume):
+                taken |= resume(newest, alive, self.time_ns)
+        if alive is None:
+            return  # nothing recorded yet
+        markers = gateway_down_markers(newest, alive, taken)
+        if markers:
+            self.queue.put_many(markers)
+        self.restart_markers = len(markers)
+        log.info(
+            "restart: the gateway was last known recording at %d; %d gateway_down markers "
+            "(%d points left to their connector's history)",
+            alive,
+            len(markers),
+            len(taken),
+        )
+
+    def _beat(self) -> None:
+        """One heartbeat into the queue, unless the queue is full (a heartbeat never costs a
+        device's sample: the next one comes HEARTBEAT_S later)."""
+        q = self.queue
+        if not q.closed and len(q) < q.capacity:
+            q.put(heartbeat(self.time_ns()))
+
+    async def _heartbeat_loop(self) -> None:
+        """The heartbeat series every HEARTBEAT_S, through the normal sink."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            self._beat()
+
     async def _start_connectors(
         self,
         supervisor: Supervisor,
@@ -264,7 +345,12 @@ class Collector:
         history_end_ns: int | None,
         before_connectors: Callable[[], Awaitable[None]] | None,
     ) -> None:
-        """Import ``history``, run ``before_connectors``, then the connectors (never returns)."""
+        """Write the restart record, import ``history``, run ``before_connectors``, start the
+        heartbeat, then the connectors (never returns)."""
+        assert self.writer is not None
+        await self._restart_record(self.writer, supervisor.connectors)
+        self._beat()
+        self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
         if history is not None:
             self.imported_batches = await self.import_history(history, end_ns=history_end_ns)
         if before_connectors is not None:
@@ -392,11 +478,17 @@ class Collector:
         health_task: asyncio.Task[None],
         stop_task: asyncio.Task[bool],
     ) -> None:
-        for t in (sup_task, health_task, stop_task):
+        tasks = [sup_task, health_task, stop_task]
+        if self._heartbeat_task is not None:
+            tasks.append(self._heartbeat_task)
+        for t in tasks:
             t.cancel()
-        for t in (sup_task, health_task, stop_task):
+        for t in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        if self._heartbeat_task is not None:
+            # the last instant the gateway was recording (the next start marks from here)
+            self._beat()
         for dev in self.site.devices:
             self.health.link(dev.id, False)
         for c in self.supervisor.connectors if self.supervisor else ():

@@ -14,6 +14,16 @@ changes (subscribed OPC UA, MQTT). It does so once per outage: on the first fail
 supervisor started and on every failure after the connector linked up again, not on every failed
 retry while the link stays down. A clean stop (cancellation) writes no such samples.
 
+A :class:`ConnectorError` may name its own error kind (a ``kind`` class attribute): an OPC UA
+server refusing the user name or password raises one with kind ``auth_failed``. Such a failure
+is counted under that kind, its markers carry that status (``auth_failed``, written once per
+outage like ``link_lost``; again only if the kind changes), it is logged once per outage as a
+clear line, and the retry waits ``backoff_max_s`` every time (no quick retries against a server
+that refuses us).
+
+A connector that has ``marked(samples)`` is told of the markers written for its points (the
+OPC UA connector heals them when its history restores the gap).
+
 ``delays`` keeps the last :data:`DELAYS_KEPT` backoff waits (connector name, seconds).
 """
 
@@ -27,8 +37,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from config.markers import AUTH_FAILED, LINK_LOST
 from connectors.base import NAN, Connector, ConnectorError, Quality, Sample, Sink, now_ns
-from edge.health import LINK_LOST, HealthTracker
+from edge.health import HealthTracker
 
 log = logging.getLogger("shopfloor.supervisor")
 
@@ -56,7 +67,8 @@ def error_kind(exc: BaseException | None) -> str:
     if exc is None:
         return "exited"
     if isinstance(exc, ConnectorError):
-        return "link_lost"
+        kind = getattr(exc, "kind", None)
+        return kind if isinstance(kind, str) and kind else LINK_LOST
     return f"crash:{type(exc).__name__}"
 
 
@@ -113,22 +125,28 @@ class Supervisor:
             for c in self.connectors:
                 tg.create_task(self.keep_running(c), name=f"connector:{c.name}")
 
-    def mark_lost(self, devices: Sequence[str]) -> int:
-        """One bad ``link_lost`` sample (NaN, gateway time) per configured point of
-        ``devices`` into the sink; returns how many."""
+    def mark_lost(
+        self, devices: Sequence[str], status: str = LINK_LOST, connector: object = None
+    ) -> int:
+        """One bad marker sample (NaN, gateway time, ``status``) per configured point of
+        ``devices`` into the sink (``connector.marked`` is told, when it has it); returns how
+        many."""
         ts = self._time_ns()
         samples = [
-            Sample(d, p, ts, NAN, Quality.BAD, LINK_LOST)
+            Sample(d, p, ts, NAN, Quality.BAD, status)
             for d in devices
             for p in self.points.get(d, ())
         ]
         if samples:
             self.sink.put_many(samples)
+            marked = getattr(connector, "marked", None)
+            if callable(marked):
+                marked(samples)
         return len(samples)
 
     async def keep_running(self, connector: Connector) -> None:
         attempt = 0
-        marked = False  # the current outage already has its link_lost samples
+        marked: str | None = None  # the marker status the current outage already has
         while True:
             started = self._clock()
             failure: BaseException | None = None
@@ -140,17 +158,30 @@ class Supervisor:
             except Exception as exc:
                 failure = exc
             kind = error_kind(failure)
-            if run_sink.linked or not marked:
-                self.mark_lost(connector.devices)
-                marked = True
+            auth = kind == AUTH_FAILED
+            status = AUTH_FAILED if auth else LINK_LOST
+            new_outage = run_sink.linked or marked != status
+            if new_outage:
+                self.mark_lost(connector.devices, status, connector)
+                marked = status
             if failure is None:
                 log.warning("connector %s returned by itself; restarting", connector.name)
+            elif auth and new_outage:
+                log.error(
+                    "connector %s: authentication refused (%s); check the user name and "
+                    "password in the site file; retrying every %gs",
+                    connector.name,
+                    failure,
+                    self.backoff.max_s,
+                )
+            elif auth:
+                log.debug("connector %s: authentication refused again", connector.name)
             else:
                 log.warning("connector %s failed (%s): %s", connector.name, kind, failure)
             self.health.connector_failed(connector.devices, kind)
             if self._clock() - started >= self.backoff.healthy_after_s:
                 attempt = 0
-            delay = self.backoff.delay(attempt, self.rng)
+            delay = self.backoff.max_s if auth else self.backoff.delay(attempt, self.rng)
             attempt += 1
             self.delays.append((connector.name, delay))
             await self._sleep(delay)

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
+from config.markers import HEARTBEAT_DEVICE
 from connectors.base import Sample
 from edge.health import HealthTracker
 from edge.queue import SampleQueue
@@ -180,7 +181,8 @@ class Writer:
         self.received += len(items)
         out: list[tuple[str, list[Sample]]] = []
         for device, samples in group_by_device(items).items():
-            if self.health is not None:
+            # the heartbeat is the gateway's, not a device's: no health record of its own
+            if self.health is not None and device != HEARTBEAT_DEVICE:
                 self.health.observe(device, samples)
             kept = self.recorder.filter(samples) if self.recorder.active else samples
             if kept:

@@ -21,14 +21,14 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway.auth import Signer
 from gateway.data import ReaderPool, Unavailable
-from gateway.deps import AuthRequired, State
+from gateway.deps import SAFE_METHODS, AuthRequired, State, optional_user
 from gateway.evidence import BundleInputError
 from gateway.kpi import KpiService, PeriodInputError
 from gateway.live import LiveHub
 from gateway.metrics_prom import ApiMetrics
 from gateway.routers import admin, api, evidence, form, ops, pages
 from gateway.settings import Settings
-from gateway.users import UserDB
+from gateway.users import UserDB, dummy_hash
 
 log = logging.getLogger("shopfloor.gateway")
 HERE = Path(__file__).parent
@@ -94,14 +94,58 @@ class _TooLarge(Exception):
     """The request body went over the upload limit while it was being received."""
 
 
+# requests that may change something without a caller: only the login form itself
+_ANONYMOUS_WRITES = frozenset({"/login"})
+
+
+class AuthFirst:
+    """Authentication before any request body is read: a request that may carry one (POST,
+    PUT, PATCH, DELETE) without a valid API token or open session is refused (401, or a
+    redirect to the login form for a browser) before its body is received, so an anonymous
+    caller cannot make the service read and spool uploads. The role and CSRF checks stay in
+    the routes' dependencies, which find the caller resolved here."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] not in SAFE_METHODS
+            and scope["path"] not in _ANONYMOUS_WRITES
+        ):
+            request = Request(scope)
+            if optional_user(request) is None:
+                response = _auth_required(request, AuthRequired())
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class SafeStatic(StaticFiles):
+    """Static files; a path the file system cannot even look up (a NUL byte) is a 404."""
+
+    def lookup_path(self, path: str) -> tuple[str, Any]:
+        if "\x00" in path:
+            return "", None
+        return super().lookup_path(path)
+
+
 def _wants_html(request: Request) -> bool:
     return not request.url.path.startswith(("/api/", "/metrics")) and "text/html" in (
         request.headers.get("accept", "")
     )
 
 
+def _auth_required(request: Request, exc: AuthRequired) -> Response:
+    if _wants_html(request):
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    return JSONResponse({"detail": exc.detail}, 401, headers=exc.headers)
+
+
 def create_app(settings: Settings) -> FastAPI:
     users = UserDB(settings.users_db)
+    dummy_hash()  # computed now, so that the first unknown user name costs no extra hash
     pool = ReaderPool(settings.store_path, settings.readers)
     kpi = KpiService(pool, settings.site, settings.kpi_cache_s)
     hub = LiveHub(
@@ -148,9 +192,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(AuthRequired)
     async def _auth(request: Request, exc: AuthRequired) -> Response:
-        if _wants_html(request):
-            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-        return JSONResponse({"detail": exc.detail}, 401, headers=exc.headers)
+        return _auth_required(request, exc)
 
     @app.exception_handler(Unavailable)
     async def _unavailable(request: Request, exc: Unavailable) -> Response:
@@ -182,18 +224,40 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(form.router)
     app.include_router(pages.router)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.mount("/static", SafeStatic(directory=HERE / "static"), name="static")
     # the multipart envelope around the largest allowed bundle needs a little room
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 64 * 1024)
+    app.add_middleware(AuthFirst)
     app.add_middleware(Observe, metrics=state.api_metrics)
     return app
 
 
+# Scripts only from this origin (the bundled ECharts and app.js; the boot data is a JSON data
+# block, which is not run). Inline style attributes stay allowed: ECharts writes its tooltips
+# and chart boxes as HTML with style="..." (styles cannot run code).
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# FastAPI's API docs (/docs, /redoc) load Swagger UI / ReDoc from a CDN with an inline script
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
+    "https://cdn.redoc.ly; worker-src blob:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+_DOCS_PATHS = ("/docs", "/redoc")
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 ]
+
+
+def _csp(path: str) -> bytes:
+    return (DOCS_CSP if path.startswith(_DOCS_PATHS) else CSP).encode("ascii")
 
 
 class Observe:
@@ -218,6 +282,8 @@ class Observe:
                 headers = list(message.get("headers", []))
                 have = {k.lower() for k, _ in headers}
                 headers += [(k, v) for k, v in _SECURITY_HEADERS if k not in have]
+                if b"content-security-policy" not in have:
+                    headers.append((b"content-security-policy", _csp(scope["path"])))
                 message["headers"] = headers
             await send(message)
 

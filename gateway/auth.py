@@ -1,8 +1,10 @@
 """Login sessions in signed cookies, CSRF tokens, and the role check.
 
-A session cookie holds ``base64(json{u, exp, csrf}) . base64(HMAC-SHA256)``; it is HttpOnly and
-SameSite=Strict. The role is read from the users file on every request, so a changed role or a
-disabled account takes effect at once. Forms and fetch calls made with a session carry the
+A session cookie holds ``base64(json{u, exp, csrf, sid}) . base64(HMAC-SHA256)``; it is HttpOnly
+and SameSite=Strict. The session id must also be open in the users file (``UserDB.add_session``):
+logging out ends it there, so a copy of the cookie is worth nothing afterwards. The role is read
+from the users file on every request, so a changed role or a disabled account takes effect at
+once. Forms and fetch calls made with a session carry the
 session's CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``); requests made with
 an API token (``Authorization: Bearer sft_...``) are not ambient and need none.
 """
@@ -28,6 +30,7 @@ class Session:
     username: str
     expires: int
     csrf: str
+    sid: str = ""  # the server-side id (UserDB sessions); a cookie without one is refused
 
 
 def _b64(data: bytes) -> str:
@@ -65,8 +68,13 @@ class Signer:
         return data if isinstance(data, dict) else None
 
     def new_session(self, username: str, ttl_s: int) -> tuple[str, Session]:
-        session = Session(username, int(time.time()) + ttl_s, secrets.token_urlsafe(24))
-        cookie = self.sign("session", {"u": username, "exp": session.expires, "c": session.csrf})
+        session = Session(
+            username, int(time.time()) + ttl_s, secrets.token_urlsafe(24), secrets.token_urlsafe(32)
+        )
+        cookie = self.sign(
+            "session",
+            {"u": username, "exp": session.expires, "c": session.csrf, "s": session.sid},
+        )
         return cookie, session
 
     def read_session(self, cookie: str | None) -> Session | None:
@@ -75,12 +83,12 @@ class Signer:
         data = self.unsign("session", cookie)
         if data is None:
             return None
-        user, exp, csrf = data.get("u"), data.get("exp"), data.get("c")
+        user, exp, csrf, sid = data.get("u"), data.get("exp"), data.get("c"), data.get("s", "")
         if not isinstance(user, str) or not isinstance(exp, int) or not isinstance(csrf, str):
             return None
-        if exp <= time.time():
+        if not isinstance(sid, str) or exp <= time.time():
             return None
-        return Session(user, exp, csrf)
+        return Session(user, exp, csrf, sid)
 
     def prelogin(self) -> tuple[str, str]:
         """A cookie and the matching CSRF token for the login form (before any session)."""

@@ -50,7 +50,7 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from gateway.server import serve_until, uvicorn_config
+    from gateway.server import listen_socket, serve_until, uvicorn_config
     from gateway.settings import Settings
 
     site = _site(args.config)
@@ -62,6 +62,11 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_site(site)
     host = args.host or site.gateway.host
     port = args.port or site.gateway.port
+    try:
+        sock = listen_socket(host, port)
+    except OSError as exc:
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     config = uvicorn_config(
         settings,
         host,
@@ -71,6 +76,12 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=args.proxy_headers,
         forwarded_allow_ips=args.forwarded_allow_ips,
     )
+    try:
+        config.load()  # reads the TLS certificate and key: a bad one is one line, not a trace
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        sock.close()
+        print(f"error: --cert/--key: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return 2
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -79,9 +90,12 @@ def _serve(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         scheme = "https" if args.cert else "http"
         print(f"gateway: serving {site.site.id} on {scheme}://{host}:{port}/", flush=True)
-        await serve_until(config, stop)
+        await serve_until(config, stop, sock)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        sock.close()
     return 0
 
 

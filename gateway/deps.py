@@ -13,6 +13,7 @@ from gateway.auth import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Session, Signe
 from gateway.auth import csrf_ok as _csrf_ok
 from gateway.data import ReaderPool
 from gateway.settings import Settings
+from gateway.throttle import LoginThrottle
 from gateway.users import ROLE_RANK, Role, User, UserDB
 
 if TYPE_CHECKING:
@@ -33,19 +34,7 @@ class State:
     api_metrics: ApiMetrics
     started: float = field(default_factory=time.time)
     token_cache: dict[str, tuple[float, User | None]] = field(default_factory=dict)
-    failed_logins: dict[str, list[float]] = field(default_factory=dict)
-
-    def login_blocked(self, username: str, *, limit: int = 5, window_s: float = 300.0) -> bool:
-        """True after ``limit`` failed logins of ``username`` within ``window_s``."""
-        now = time.monotonic()
-        recent = [t for t in self.failed_logins.get(username, []) if now - t < window_s]
-        self.failed_logins[username] = recent
-        return len(recent) >= limit
-
-    def login_failed(self, username: str) -> None:
-        if len(self.failed_logins) > 10_000:
-            self.failed_logins.clear()
-        self.failed_logins.setdefault(username, []).append(time.monotonic())
+    logins: LoginThrottle = field(default_factory=LoginThrottle)
 
 
 def get_state(request: Request) -> State:
@@ -77,11 +66,15 @@ def _user_for_token(state: State, token: str) -> User | None:
 
 
 def session_of(request: Request) -> Session | None:
-    return get_state(request).signer.read_session(request.cookies.get(SESSION_COOKIE))
+    """The caller's login session when it is valid and still open on the server."""
+    optional_user(request)
+    session: Session | None = getattr(request.state, "session", None)
+    return session
 
 
 def optional_user(request: Request) -> User | None:
-    """The caller: API token first, else the login session; None when neither is valid."""
+    """The caller: API token first, else the login session (signed, and still open in the
+    users file: a logged-out cookie is refused); None when neither is valid."""
     cached: User | None = getattr(request.state, "user", None)
     if cached is not None:
         return cached
@@ -91,10 +84,10 @@ def optional_user(request: Request) -> User | None:
     if token is not None:
         user = _user_for_token(state, token)
     else:
-        session = session_of(request)
+        session = state.signer.read_session(request.cookies.get(SESSION_COOKIE))
         if session is not None:
-            found = state.users.get(session.username)
-            if found is not None and not found.disabled:
+            found = state.users.session_user(session.sid)
+            if found is not None and found.username == session.username:
                 user = found
                 request.state.session = session
     request.state.user = user

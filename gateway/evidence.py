@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zipfile
-from typing import Any
+from typing import Any, BinaryIO
 
 from edge.store import keys
 from edge.store.export import ExportError, ExportResult
@@ -17,7 +17,9 @@ from gateway.data import Unavailable
 from gateway.jsonsafe import jsonable
 from gateway.kpi import PeriodInputError, parse_period
 from gateway.settings import Settings
+from metrics.evidence import bundle
 from metrics.evidence.trust import TrustedKey, TrustError, make_trust, parse_trust
+from metrics.evidence.verify import Report
 from metrics.evidence.verify import verify_bundle as _verify
 
 
@@ -86,16 +88,32 @@ def _trust(settings: Settings, trust_bytes: bytes | None) -> tuple[Any, str]:
     return gateway_trust(settings), "this gateway's public keys"
 
 
+def max_uncompressed(settings: Settings) -> int:
+    """Bound of an uploaded bundle's total uncompressed size: 32 x the upload limit, at most
+    the verifier's default (the verification holds the bundle's files in memory)."""
+    return min(bundle.MAX_TOTAL_BYTES, 32 * settings.max_upload_bytes)
+
+
 def verify_bundle(
-    settings: Settings, data: bytes, trust_bytes: bytes | None
-) -> tuple[bool, dict[str, Any], str]:
+    settings: Settings, data: bytes | BinaryIO, trust_bytes: bytes | None
+) -> tuple[Report, dict[str, Any], str]:
+    """The report (object and JSON data) and where the trusted keys came from. A bundle over
+    :func:`max_uncompressed` raises :class:`~metrics.evidence.bundle.BundleTooLarge` (413)."""
     trust, source = _trust(settings, trust_bytes)
     try:
-        report = _verify(data, trust)
+        report = _verify(data, trust, max_total=max_uncompressed(settings))
+    except bundle.BundleTooLarge:
+        raise
     except (zipfile.BadZipFile, ValueError, KeyError) as exc:
         raise BundleInputError(f"not a readable bundle: {exc}") from None
     out: dict[str, Any] = jsonable(report.to_dict())
-    return bool(report.ok), out, source
+    return report, out, source
 
 
-__all__ = ["BundleInputError", "PeriodInputError", "export_bundle", "verify_bundle"]
+__all__ = [
+    "BundleInputError",
+    "PeriodInputError",
+    "export_bundle",
+    "max_uncompressed",
+    "verify_bundle",
+]

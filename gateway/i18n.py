@@ -84,6 +84,21 @@ LABELS: dict[str, tuple[str, str]] = {
     "check": ("核验", "verify"),
     "passed": ("核验通过", "verification passed"),
     "failed": ("核验未通过", "verification failed"),
+    "passed_findings": (
+        "核验通过（完整性成立），有合理性发现待评审",
+        "verification passed (integrity holds), plausibility findings to review",
+    ),
+    "integrity_checks": (
+        "完整性检查（任一失败则证据包不通过）",
+        "Integrity checks (any failure fails the bundle)",
+    ),
+    "plausibility_findings": (
+        "合理性发现（供评审判断，不使证据包失败）",
+        "Plausibility findings (for the reviewer to judge; they do not fail the bundle)",
+    ),
+    "plausibility_passed": ("合理性检查通过", "Plausibility checks passed"),
+    "severity_warning": ("注意", "warning"),
+    "severity_serious": ("严重", "serious"),
     "unavailable": ("暂不可用", "unavailable"),
     "no_data": ("暂无数据", "no data yet"),
     "mandatory": ("*为必填指标", "* mandatory indicator"),

@@ -35,7 +35,19 @@ def parse_period(text: str, tz: str) -> Any:
         raise PeriodInputError(f"period {text!r}: {exc}") from None
     if rng.end_ns - rng.start_ns > MAX_PERIOD_DAYS * 86_400 * 10**9:
         raise PeriodInputError(f"period {text!r}: at most {MAX_PERIOD_DAYS} days")
+    _check_representable(rng, text)
     return rng
+
+
+# times are int64 nanoseconds (1677-09-21 .. 2262-04-11 UTC); whole years inside, with margin
+_NS_MIN = int(dt.datetime(1678, 1, 1, tzinfo=dt.UTC).timestamp()) * 10**9
+_NS_MAX = int(dt.datetime(2262, 1, 1, tzinfo=dt.UTC).timestamp()) * 10**9
+
+
+def _check_representable(rng: Any, text: str) -> None:
+    """A period outside the store's time range is a 422, not an overflow in the store."""
+    if not _NS_MIN <= rng.start_ns < rng.end_ns <= _NS_MAX:
+        raise PeriodInputError(f"period {text!r}: dates must lie between 1678 and 2261")
 
 
 def today_range(tz: str, now: dt.datetime | None = None) -> str:

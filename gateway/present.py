@@ -224,5 +224,26 @@ def report_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def report_findings(report: dict[str, Any]) -> list[dict[str, str]]:
+    """The plausibility findings of a verification report (failed plausibility checks), each
+    with its severity and the plain explanation in both languages, serious ones first."""
+    items = report.get("plausibility")
+    out: list[dict[str, str]] = []
+    for c in items if isinstance(items, list) else []:
+        if not isinstance(c, dict) or c.get("ok", True):
+            continue
+        out.append(
+            {
+                "name": f"{c.get('check', '')} — {c.get('subject', '')}",
+                "severity": str(c.get("severity") or "warning"),
+                "detail": str(c.get("reason", "")),
+                "explain_zh": str(c.get("explain_zh", "")),
+                "explain_en": str(c.get("explain_en", "")),
+            }
+        )
+    out.sort(key=lambda f: f["severity"] != "serious")
+    return out
+
+
 def pretty_json(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True)

@@ -125,7 +125,12 @@ class ExportIn(BaseModel):
 
 
 class VerifyOut(Out):
-    ok: bool
+    ok: bool = Field(description="integrity holds (plausibility findings may remain)")
+    verdict: str = Field(
+        description="passed (no finding) | findings (integrity holds, findings to review) | "
+        "failed (integrity fails)"
+    )
+    findings: int = Field(description="plausibility findings for the reviewer")
     filename: str
     size: int
     trust: str = Field(description="where the trusted keys came from")

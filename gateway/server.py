@@ -57,10 +57,28 @@ def uvicorn_config(
     )
 
 
-async def serve_until(config: uvicorn.Config, stop: asyncio.Event) -> None:
-    """Serve until ``stop`` is set (or the server exits); live streams end first."""
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The bound listening address of the service (OSError when it is taken or unknown), so
+    that ``serve`` reports a busy port in one line before the server starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn binds
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def serve_until(
+    config: uvicorn.Config, stop: asyncio.Event, sock: socket.socket | None = None
+) -> None:
+    """Serve until ``stop`` is set (or the server exits); live streams end first. With
+    ``sock`` (from :func:`listen_socket`) the server listens there."""
     server = _Server(config)
-    task = asyncio.create_task(server.serve(), name="shopfloor-gateway-uvicorn")
+    sockets = [sock] if sock is not None else None
+    task = asyncio.create_task(server.serve(sockets), name="shopfloor-gateway-uvicorn")
     waiter = asyncio.create_task(stop.wait(), name="shopfloor-gateway-stop")
     try:
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)

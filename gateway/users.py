@@ -2,14 +2,19 @@
 
 Passwords are hashed with scrypt (hashlib), API tokens are random and only their SHA-256 is
 stored, so a copy of the file gives neither. The file also keeps the secret that signs login
-cookies (created on first use), so sessions survive a restart of the service.
+cookies (created on first use) and the open login sessions (their id's SHA-256), so sessions
+survive a restart of the service and a logout ends a session for good. The file is created
+readable by its owner only (0600).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
+import logging
+import os
 import secrets
 import sqlite3
 import time
@@ -46,7 +51,13 @@ CREATE TABLE IF NOT EXISTS tokens (
     expires_ts INTEGER
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    sha256 TEXT PRIMARY KEY,
+    username TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+    expires_ts INTEGER NOT NULL
+);
 """
+log = logging.getLogger("shopfloor.gateway.users")
 
 
 class UserError(ValueError):
@@ -98,6 +109,13 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got, want)
 
 
+@functools.cache
+def dummy_hash() -> str:
+    """A stored-password look-alike (same scrypt parameters) that no password matches: an
+    unknown user name costs one scrypt, exactly like a known one (no timing oracle)."""
+    return hash_password(secrets.token_urlsafe(32))
+
+
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -122,12 +140,26 @@ def validate_role(role: str) -> Role:
     return role  # type: ignore[return-value]
 
 
+def _private_file(path: Path) -> None:
+    """Create ``path`` readable and writable by its owner only (it holds password hashes and
+    the cookie signing secret); an existing file open to others is narrowed to 0600."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        mode = os.fstat(fd).st_mode & 0o777
+        if mode & 0o077:
+            os.fchmod(fd, 0o600)
+            log.warning("users file was open to others; now 0600", extra={"file": str(path)})
+    finally:
+        os.close(fd)
+
+
 class UserDB:
     """The users file. Each call opens its own short connection: safe from any thread."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        _private_file(path)
         with self._conn() as db:
             db.executescript(_SCHEMA)
 
@@ -178,6 +210,7 @@ class UserDB:
             )
             if cur.rowcount == 0:
                 raise UserError(f"no user {username!r}")
+            db.execute("DELETE FROM sessions WHERE username = ?", (username,))
 
     def set_role(self, username: str, role: str) -> None:
         r = validate_role(role)
@@ -193,6 +226,8 @@ class UserDB:
             )
             if cur.rowcount == 0:
                 raise UserError(f"no user {username!r}")
+            if disabled:
+                db.execute("DELETE FROM sessions WHERE username = ?", (username,))
 
     def remove_user(self, username: str) -> None:
         with self._conn() as db:
@@ -215,18 +250,49 @@ class UserDB:
             return [User(u, validate_role(r), bool(d)) for u, r, d in rows]
 
     def authenticate(self, username: str, password: str) -> User | None:
-        """The user when the password matches and the account is enabled, else None."""
+        """The user when the password matches and the account is enabled, else None. Every
+        call hashes the password once with the same parameters, known user or not."""
         with self._conn() as db:
             row = db.execute(
                 "SELECT role, password, disabled FROM users WHERE username = ?", (username,)
             ).fetchone()
-        if row is None:
-            # spend the same time as a real check so user names cannot be probed by timing
-            check_password(password, hash_password("x", salt=b"\0" * 16))
-            return None
-        if not check_password(password, row[1]) or row[2]:
+        ok = check_password(password, row[1] if row is not None else dummy_hash())
+        if row is None or not ok or row[2]:
             return None
         return User(username, validate_role(row[0]))
+
+    # -- login sessions (the cookie carries the id; the file keeps its SHA-256) -------------
+    def add_session(self, session_id: str, username: str, expires_ts: int) -> None:
+        now = int(time.time())
+        with self._conn() as db:
+            db.execute("DELETE FROM sessions WHERE expires_ts <= ?", (now,))
+            db.execute(
+                "INSERT INTO sessions (sha256, username, expires_ts) VALUES (?,?,?)",
+                (token_digest(session_id), username, expires_ts),
+            )
+
+    def session_user(self, session_id: str) -> User | None:
+        """The enabled user of an open, unexpired session; None once it ended (logout)."""
+        if not session_id:
+            return None
+        with self._conn() as db:
+            row = db.execute(
+                "SELECT u.username, u.role, u.disabled, s.expires_ts FROM sessions s "
+                "JOIN users u ON u.username = s.username WHERE s.sha256 = ?",
+                (token_digest(session_id),),
+            ).fetchone()
+        if row is None or row[2] or row[3] <= time.time():
+            return None
+        return User(row[0], validate_role(row[1]))
+
+    def end_session(self, session_id: str) -> None:
+        with self._conn() as db:
+            db.execute("DELETE FROM sessions WHERE sha256 = ?", (token_digest(session_id),))
+
+    def end_sessions(self, username: str) -> None:
+        """Sign ``username`` out everywhere (a new password, a disabled account)."""
+        with self._conn() as db:
+            db.execute("DELETE FROM sessions WHERE username = ?", (username,))
 
     # -- tokens ----------------------------------------------------------------------
     def create_token(self, username: str, name: str, *, ttl_days: float | None = None) -> str:

@@ -1,6 +1,12 @@
 """Cumulative counters (pieces, kWh, m³): increments with resets, rollovers and gaps.
 
-A counter's increment is attributed to the instant of the later sample. A negative step is
+The count over ``[s, e)`` is ``C(e) - C(s)``, ``C(t)`` being the reading at or before ``t``
+(docs/kpi.md, "时间模型 / Time model"): a step whose later reading is at ``t`` belongs to
+``[a, b)`` iff ``a < t <= b``. A reading exactly at the period start is ``C(start)``, not a step of
+the period; one exactly at the end is. So the series is read with ``prior=True`` and up to and
+including the end (:mod:`metrics.recording`), and splitting a period never changes a sum.
+
+A negative step is
 
 - a rollover when the counter width is configured (``counter_bits``) and wrapping gives a
   plausible step (less than half the range): the wrapped difference counts;
@@ -9,8 +15,8 @@ A counter's increment is attributed to the instant of the later sample. A negati
 - else a backstep (the counter jumped back to a value that cannot be a fresh count, e.g. a
   different data source or a corrected reading): nothing counts, and it is reported.
 
-Bad and NaN samples are skipped. With the value in force before the period (``prior=True``) the
-first in-period sample counts from it; without one, the first sample is only the baseline.
+Bad and NaN samples are no readings. Without a reading at or before the period start the first
+in-period reading is only the baseline.
 
 Gaps (:class:`GapRule`): an increment whose step spans a gap the recorder would not leave while
 it collects cannot be placed in time; it is *unattributed*: kept apart (``gap_*``), not counted,
@@ -22,8 +28,9 @@ splitting a period and adding the parts gives the whole period's totals.
 - subscribed points (OPC UA, MQTT) only deliver changes, so quiet time outside the planned busy
   window (nights, weekends, holidays) is normal: a step spans an outage when it holds more planned
   busy time than the limit (e.g. a baseline import that ended weeks before the live data), or a
-  bad sample (the edge's ``link_lost`` sample, a read error) lies between its two samples;
-- imported history (``length_rule=False``) has the cadence of its export file: only the bad-sample
+  marker (bad sample: ``link_lost``, ``gateway_down``, a read error) lies *strictly* between its
+  two readings. A gap healed by backfill (a good reading at the marker's instant) is no gap;
+- imported history (``length_rule=False``) has the cadence of its export file: only the marker
   rule applies.
 """
 
@@ -98,16 +105,17 @@ class CounterSteps:
         return cls(np.empty(0, np.int64), np.empty(0, np.float64), 0, 0, 0, True, 0)
 
     def total(self, start: int, end: int) -> float:
-        m = (self.ts >= start) & (self.ts < end)
+        """``C(end) - C(start)``: the steps read in ``(start, end]``."""
+        m = (self.ts > start) & (self.ts <= end)
         return float(self.inc[m].sum())
 
     def unattributed(self, start: int, end: int) -> float:
-        """The increments of unplaceable steps ending inside ``[start, end)``."""
-        m = (self.gap_to >= start) & (self.gap_to < end)
+        """The increments of unplaceable steps whose later reading is in ``(start, end]``."""
+        m = (self.gap_to > start) & (self.gap_to <= end)
         return float(self.gap_inc[m].sum())
 
     def unattributed_steps(self, start: int, end: int) -> int:
-        return int(((self.gap_to >= start) & (self.gap_to < end)).sum())
+        return int(((self.gap_to > start) & (self.gap_to <= end)).sum())
 
     def coverage(self, start: int, end: int) -> float | None:
         """Share of ``[start, end)`` with placeable counter data."""
@@ -146,7 +154,8 @@ def counter_steps(
     rule: GapRule | None = None,
     end: int | None = None,
 ) -> CounterSteps:
-    """Increments of a cumulative counter from a series read with ``prior=True``.
+    """Increments of a cumulative counter from a series read with ``prior=True`` (up to and
+    including ``end``; a marker at or before the prior reading may precede it).
 
     Without ``rule`` every step is placed at its later sample. With it (and the period's
     ``end``, needed for the uncovered time), unplaceable steps are kept apart."""
@@ -162,7 +171,7 @@ def counter_steps(
         return CounterSteps(
             empty.ts, empty.inc, 0, 0, 0, True, 0, uncovered=IntervalSet.of([(start, hi)])
         )
-    no_prior = bool(ts[0] >= start)
+    no_prior = bool(ts[0] > start)
     inc, resets, rollovers, backsteps = (
         _steps(v, bits) if ts.size > 1 else (np.empty(0, np.float64), 0, 0, 0)
     )
@@ -172,8 +181,13 @@ def counter_steps(
             later, inc.astype(np.float64), resets, rollovers, backsteps, no_prior, int(ts.size)
         )
     unpl = rule.too_long(ts[:-1].astype(np.int64), later)
-    if not rule.polled:
-        unpl |= np.diff(idx) > 1  # a bad sample (link lost) between: changes were missed
+    if not rule.polled and idx.size < series.ts.size:
+        # a marker strictly between the two readings: changes may have been missed
+        marks = np.sort(series.ts[~ok])
+        first = ts[:-1].astype(np.int64)
+        unpl |= np.searchsorted(marks, first, side="right") < np.searchsorted(
+            marks, later, side="left"
+        )
     limit = rule.limit_ns if rule.length_rule else NO_LIMIT
     off_a: list[int] = []
     off_b: list[int] = []

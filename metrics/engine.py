@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,8 @@ from metrics.energy import CARRIER_ROLES, Carriers, co2_t, energy_tce, factor_di
 from metrics.intervals import IntervalSet
 from metrics.oee import NS, FleetOee, MachineOee, Quantities, machine_flags, offline_note, ratio
 from metrics.periods import NS_PER_S, TimeRange, zone
+from metrics.provenance import period_imported
+from metrics.recording import read_period
 from metrics.series import QUALITY_BAD, Series, SeriesReader
 from metrics.tiers import evaluate
 from metrics.timemodel import (
@@ -42,7 +44,7 @@ from metrics.timemodel import (
     timeline,
 )
 
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
 CONTROLLED = frozenset({"nc", "cnc", "plc", "dcs", "robot"})
 QTY_ROLES = ("count_total", "count_good", "count_scrap", "count_rework")
 
@@ -234,7 +236,7 @@ class PeriodResult:
     counters: dict[str, dict[str, Any]]  # "device/point" -> total, resets, rollovers
     energy: dict[str, Any]
     reads: tuple[dict[str, Any], ...]
-    # latest recorded sample when it falls before the period end (time after it is outside the
+    # the data horizon when it falls before the period end (time after it is outside the
     # planned busy window); None when the data reach the period end or for imported history
     horizon_ns: int | None = None
 
@@ -287,19 +289,11 @@ class _Reads:
         self.period = period
         self.log: list[dict[str, Any]] = []
 
-    def read(self, device: str, point: str, *, prior: bool) -> Series:
+    def read(self, device: str, point: str, start: int, end: int, *, prior: bool = False) -> Series:
         self.log.append(
-            {
-                "device": device,
-                "point": point,
-                "start_ns": self.period.start_ns,
-                "end_ns": self.period.end_ns,
-                "prior": prior,
-            }
+            {"device": device, "point": point, "start_ns": start, "end_ns": end, "prior": prior}
         )
-        return self.reader.read(
-            device, point, self.period.start_ns, self.period.end_ns, prior=prior
-        )
+        return self.reader.read(device, point, start, end, prior=prior)
 
 
 NO_STALENESS = 2**62  # values hold until the next sample
@@ -337,15 +331,17 @@ def _stale_ns(site: SiteConfig, device: Device, point: Point) -> int:
     return int(3 * hb * NS_PER_S)
 
 
-def _state_hold_ns(site: SiteConfig, device: Device, point: Point, imported: bool) -> int:
-    """How long a machine state holds: :func:`_stale_ns`, but a subscribed state value with no
-    newer sample and no ``link_lost`` marker holds at most ``kpi.max_hold_s`` of wall time (a
-    state imported a week ago is not the machine's state all week). A period computed from
-    imported history (change-only logs, where a state may rightly hold over a weekend) is not
-    capped, as the counters' length rule is not applied to it."""
+def _state_hold_ns(site: SiteConfig, device: Device, point: Point, marked: bool) -> int:
+    """How long a machine state holds: :func:`_stale_ns`. ``kpi.max_hold_s`` is the safety cap
+    for data recorded without the marker contract (``marked=False``: no collector heartbeat read
+    for the period and not imported history): there a subscribed state value with no newer
+    sample holds at most that long of wall time (a state recorded a week ago is not the
+    machine's state all week). A collector with a heartbeat marks every outage (``link_lost``,
+    ``gateway_down``) and imported change-only logs end with ``import_end``, so their values hold
+    until the next sample or marker."""
     stale = _stale_ns(site, device, point)
     cap = site.kpi.max_hold_s
-    if cap is None or imported or site.kpi.stale_after_s is not None or _polled(device, point):
+    if cap is None or marked or site.kpi.stale_after_s is not None or _polled(device, point):
         return stale
     return min(stale, int(cap * NS_PER_S))
 
@@ -403,7 +399,10 @@ class _DeviceData:
     recorded: bool = False  # good data in the period
     coverage: float | None = None
     apc: list[tuple[Point, IntervalSet, IntervalSet]] = field(default_factory=list)
-    cut: int | None = None  # the data horizon when the window was truncated at it
+
+
+def _is_counter(p: Point) -> bool:
+    return p.role in QTY_ROLES or p.role in CARRIER_ROLES or p.role.startswith("water_")
 
 
 def _reads_points(dev: Device) -> list[Point]:
@@ -423,15 +422,9 @@ def _reads_points(dev: Device) -> list[Point]:
     return out
 
 
-def data_horizon(series: Iterable[Series]) -> int | None:
-    """The latest timestamp of any sample (``None`` when there is none)."""
-    last = [int(ser.ts[-1]) for ser in series if ser.ts.size]
-    return max(last) if last else None
-
-
 def horizon_note(horizon_ns: int, tz: str) -> str:
     when = dt.datetime.fromtimestamp(horizon_ns / NS_PER_S, zone(tz)).isoformat()
-    return f"period truncated at the data horizon {when}, latest recorded sample"
+    return f"period truncated at the data horizon {when}, latest recorded sample or heartbeat"
 
 
 def _truncate(win: CalendarWindows, start: int, cut: int) -> CalendarWindows:
@@ -450,26 +443,21 @@ def _collect(
     """Per-device data of the period and the data horizon applied (``None`` when the data
     reach the period end, or for imported history).
 
-    The data horizon is the latest timestamp of any sample read for the period; when it falls
-    before the period end (a period running into the future on a live store), time after it is
-    outside the planned busy window, so states are held up to the horizon, not the period end.
-    Not cut: a period with no sample inside it (all data before its start: the no-data rules,
-    staleness and ``kpi.max_hold_s`` apply) and imported history (change-only logs end with
-    their own ``import_end`` marker).
+    Every series is read through :func:`metrics.recording.read_period` (the time model's
+    reading side, docs/kpi.md): when the data horizon falls before the period end (a period
+    running into the future on a live store), time after it is outside the planned busy window,
+    so states are held up to the horizon, not the period end. Imported history is never cut (its
+    change-only logs end with their own ``import_end`` marker).
     """
     tz = site.site.timezone
     s, e = period.start_ns, period.end_ns
     plan = [(dev, _reads_points(dev)) for dev in devices]
-    series: dict[tuple[str, str], Series] = {}
-    for dev, points in plan:
-        for p in points:
-            series[(dev.id, p.id)] = rd.read(dev.id, p.id, prior=True)
-    horizon = None if imported else data_horizon(series.values())
-    cut = e
-    if horizon is not None and s <= horizon < e:
-        cut = horizon
-    else:
-        horizon = None  # data reach the end, or none in the period (the no-data rules apply)
+    keys = [(dev.id, p.id) for dev, points in plan for p in points]
+    ckeys = [(dev.id, p.id) for dev, points in plan for p in points if _is_counter(p)]
+    rec = read_period(rd, keys, ckeys, s, e, cut=not imported)
+    horizon = rec.horizon
+    cut = e if horizon is None else horizon
+    marked = imported or rec.heartbeat
     site_win = device_windows(site.calendar, tz, s, e, None)
     specific = {d for pdt in site.calendar.planned_downtime for d in (pdt.devices or ())}
     out: list[_DeviceData] = []
@@ -477,15 +465,19 @@ def _collect(
         win = device_windows(site.calendar, tz, s, e, dev.id) if dev.id in specific else site_win
         if cut < e:
             win = _truncate(win, s, cut)
-        dd = _DeviceData(dev, win, cut=cut if cut < e else None)
+        dd = _DeviceData(dev, win)
         has_state = any(p.role == "state" for p in dev.points)
         cover_sets: list[IntervalSet] = []
         for p in points:
-            ser = series[(dev.id, p.id)]
+            ser = rec.states((dev.id, p.id))
             dd.recorded |= _has_good(ser, s, e)
-            if p.role in QTY_ROLES or p.role in CARRIER_ROLES or p.role.startswith("water_"):
+            if _is_counter(p):
                 steps = counter_steps(
-                    ser, s, p.counter_bits, rule=_gap_rule(site, dev, p, imported), end=e
+                    rec.counter((dev.id, p.id)),
+                    s,
+                    p.counter_bits,
+                    rule=_gap_rule(site, dev, p, imported),
+                    end=e,
                 )
                 dd.counters[p.id] = (p, steps)
                 if not has_state:
@@ -493,7 +485,7 @@ def _collect(
             elif p.role == "state":
                 assert p.state_map is not None
                 smap: dict[str, str] = dict(p.state_map)
-                hold = _state_hold_ns(site, dev, p, imported)
+                hold = _state_hold_ns(site, dev, p, marked)
                 dd.times = dataclasses.replace(
                     fast_times(ser, smap, s, cut, hold, win), period=e - s
                 )
@@ -529,10 +521,8 @@ def _qty(dd: _DeviceData, win_set: IntervalSet, s: int, e: int) -> Quantities | 
             continue
         in_win = 0.0
         if steps.ts.size:
-            sel = win_set.contains(steps.ts)
-            if dd.cut is not None and win_set.contains(np.array([dd.cut - 1], np.int64))[0]:
-                sel |= steps.ts == dd.cut  # the latest sample closes the truncated window
-            in_win = float(steps.inc[sel].sum())
+            # a step read at t counts in W iff w0 < t <= w1 for an interval [w0, w1) of W
+            in_win = float(steps.inc[win_set.closes(steps.ts)].sum())
         total = steps.total(s, e)
         w0, t0 = by_role.get(p.role, (0.0, 0.0))
         by_role[p.role] = (w0 + in_win, t0 + total)
@@ -934,7 +924,7 @@ def _min_cov(*covs: float | None) -> float | None:
 def _in_period(steps: CounterSteps, period: TimeRange) -> bool:
     """The meter reported at least one step inside the period (else it has no data there)."""
     s, e = period.start_ns, period.end_ns
-    return bool(((steps.ts >= s) & (steps.ts < e)).any()) or steps.unattributed_steps(s, e) > 0
+    return bool(((steps.ts > s) & (steps.ts <= e)).any()) or steps.unattributed_steps(s, e) > 0
 
 
 def _carriers(data: list[_DeviceData], period: TimeRange) -> tuple[Carriers, list[str]]:
@@ -1182,7 +1172,9 @@ def compute_period(
     devices: Sequence[str] | None = None,
     imported: bool = False,
 ) -> PeriodResult:
-    """Every KPI of the catalogue for one period (measured ones over ``devices`` if given)."""
+    """Every KPI of the catalogue for one period (measured ones over ``devices`` if given).
+    ``imported`` comes from the recorded batches when the reader knows them."""
+    imported = period_imported(reader, site, period, imported)
     rd = _Reads(reader, period)
     data, horizon = _collect(rd, site, _select(site, devices), period, imported)
     exclude_offline = site.kpi.oee_offline == "exclude"
@@ -1373,13 +1365,20 @@ def compute_table(
     *,
     baseline_imported: bool = False,
     current_imported: bool = False,
+    baseline_site: SiteConfig | None = None,
 ) -> KpiTable:
-    """The before/after table (建设前 / 建成后) in the form's order."""
-    before = compute_period(reader, site, baseline, imported=baseline_imported)
+    """The before/after table (建设前 / 建成后) in the form's order. Whether a period is
+    imported comes from the recorded batches (:mod:`metrics.provenance`); the ``*_imported``
+    flags count only for a reader that cannot tell. ``baseline_site``: the configuration in
+    force during the baseline when it is not ``site`` (the evidence log's, per period)."""
+    bsite = site if baseline_site is None else baseline_site
+    baseline_imported = period_imported(reader, bsite, baseline, baseline_imported)
+    current_imported = period_imported(reader, site, current, current_imported)
+    before = compute_period(reader, bsite, baseline, imported=baseline_imported)
     after = compute_period(reader, site, current, imported=current_imported)
     rows: list[KpiRow] = []
     tz = site.site.timezone
-    ann_b = annualisation(baseline, site.calendar, tz)
+    ann_b = annualisation(baseline, bsite.calendar, tz)
     ann_c = annualisation(current, site.calendar, tz)
     extensive = extensive_ids(site)
     for kpi in CATALOGUE:
@@ -1413,7 +1412,7 @@ def compute_table(
             )
         )
     tiers = {
-        "baseline": evaluate(site, _last_day(baseline, tz)).to_dict(),
+        "baseline": evaluate(bsite, _last_day(baseline, tz)).to_dict(),
         "current": evaluate(site, _last_day(current, tz)).to_dict(),
     }
     return KpiTable(

@@ -3,7 +3,8 @@
 The dashboard, the CLI's table, the CSV, the XLSX's text cells and the application form's DOCX
 all call these functions, so a figure reads the same everywhere:
 
-* decimals by unit (:data:`DECIMALS`): ``%`` 1, intensities per 万元 4, money 1, counts 0;
+* decimals by unit (:data:`DECIMALS`): ``%`` 1, money 1, counts 0; intensities per 万元
+  (tce/万元, tCO2/万元) below 1 with four significant digits;
 * counts (``个``, ``家``, ``人``, ``次``) as integers;
 * never e-notation: a small non-zero value gets the decimals its third significant digit needs
   (``0.000123``), a large one its thousands separated (``18,600.0``);
@@ -43,6 +44,8 @@ DECIMALS: Final[dict[str, int]] = {
     "tCO2": 3,
 }
 DEFAULT_DECIMALS: Final = 2
+# intensities per 万元 are small numbers: four significant digits (0.001307, 0.05123)
+SIGNIFICANT_UNITS: Final[dict[str, int]] = {"tce/万元": 4, "tCO2/万元": 4}
 SIGNIFICANT: Final = 3
 
 
@@ -81,6 +84,9 @@ def fmt_value(v: object, unit: str) -> str:
         return NONE
     if unit in COUNT_UNITS:
         return f"{round(f):,}"
+    sig = SIGNIFICANT_UNITS.get(unit)
+    if sig is not None and f != 0 and abs(f) < 1:
+        return fmt_number(f, sig - 1 - math.floor(math.log10(abs(f))))
     return fmt_number(f, decimals(unit))
 
 

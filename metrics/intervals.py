@@ -105,6 +105,16 @@ class IntervalSet:
             return np.zeros(t.shape, dtype=bool)
         return ok & (t < self.ends[kk])
 
+    def closes(self, t: I64) -> npt.NDArray[np.bool_]:
+        """Whether each instant lies in ``(start, end]`` of an interval of the set: where a
+        counter step read at ``t`` counts (the count over ``[w0, w1)`` is ``C(w1) - C(w0)``)."""
+        if self.ends.size == 0:
+            return np.zeros(t.shape, dtype=bool)
+        k = np.searchsorted(self.starts, t, side="left") - 1  # intervals starting before t
+        ok = k >= 0
+        kk = np.where(ok, k, 0)
+        return ok & (t <= self.ends[kk])
+
     def measure_before(self, t: I64) -> I64:
         """Measure of ``set ∩ (-inf, t)`` for each instant (vectorised)."""
         if len(self) == 0:

@@ -25,13 +25,15 @@ HEADERS_EN = (
     "Formula",
     "Notes",
 )
+# the provenance words of the Chinese table, with the English beside: the bundle's report and
+# its CSV show the same cell (tests/evidence/test_report_html.py)
 PROVENANCE_ZH = {
-    "measured": "实测",
-    "declared": "申报",
-    "imported": "导入",
-    "mixed": "实测+申报",
-    "none": "无数据",
-    "register": "台账",
+    "measured": "实测 measured",
+    "declared": "申报 declared",
+    "imported": "导入 imported",
+    "mixed": "混合 mixed",
+    "none": "无数据 none",
+    "register": "台账 register",
 }
 
 
@@ -43,7 +45,18 @@ def fmt_value(v: float | None, unit: str) -> str:
 def fmt_change(row: KpiRow, lang: str = "zh") -> str:
     """``提升 12.3%`` for up-KPIs, ``下降 50.2%`` for down-KPIs (a worsening shows negative);
     English ``improved 12.3%`` / ``worsened 10.0%``."""
-    return formatting.fmt_change(row.change, row.direction, lang)
+    return change_text(row.change, row.direction, row.change_label, lang)
+
+
+def change_text(change: float | None, direction: str, change_label: str, lang: str = "zh") -> str:
+    """The form's change column from the row's fields (``KpiRow`` or its ``to_dict``): the
+    relative change in the KPI's good direction, one decimal, the label first: an improvement
+    of a lower-is-better KPI is ``下降 46.2%``, a worsening ``下降 -10.0%``; in English
+    ``improved 46.2%`` / ``worsened 10.0%``. The one rule (:func:`metrics.formatting.fmt_change`)
+    of the CSV, XLSX, terminal table, HTML report, dashboard and form draft; ``change_label``
+    is kept for callers that pass a row's fields (the label follows from ``direction``)."""
+    del change_label
+    return formatting.fmt_change(change, direction, lang)
 
 
 WORSE_MARK = "↓"
@@ -61,8 +74,15 @@ def _prov(v: KpiValue) -> str:
 
 
 def _provenance_cell(row: KpiRow, lang: str) -> str:
-    provs = []
-    for p in (_prov(row.before), _prov(row.after)):
+    return provenance_text([_prov(row.before), _prov(row.after)], lang)
+
+
+def provenance_text(provenances: list[str], lang: str = "zh") -> str:
+    """The provenance column from the before and after values' provenances (each once, in
+    order): ``导入 imported / 实测 measured`` (``lang="zh"``: both languages), or the English
+    words."""
+    provs: list[str] = []
+    for p in provenances:
         if p not in provs:
             provs.append(p)
     if lang == "zh":

@@ -1,13 +1,20 @@
 """ISO 22400-2 time model: calendar -> POT and planned downtime, state series -> machine times.
 
+The written model is docs/kpi.md, "时间模型 / Time model"; the series come from
+:func:`metrics.recording.read_period` (reads, markers, data horizon), counters are
+:mod:`metrics.counters`.
+
 - POT (planned operation time): the calendar's shifts minus holidays (around the clock when no
   shift is configured), inside the period.
 - Calendar planned downtime: breaks and one-off planned downtime entries, inside POT.
-- The planned busy window ``W = POT - calendar planned downtime``; PBT = W minus the time the
-  machine reports ``planned_stop``.
-- APT / ASUT / idle / ADET / offline: time in each state inside W. A state sample holds until the
-  next sample, but at most ``stale_ns``: after that the machine is ``offline`` (no data) until the
-  next sample; a bad-quality sample (link down, read error) is ``offline`` too, and so is a raw
+- The planned busy window ``W = POT - calendar planned downtime`` (cut at the data horizon); PBT =
+  W minus the time the machine reports ``planned_stop``.
+- APT / ASUT / idle / ADET / offline: time in each state inside W. The state at an instant is the
+  latest sample at or before it (a good sample winning over a marker at its instant, ordered so by
+  :func:`metrics.recording.good_wins`); it holds until the next sample, but at most ``stale_ns``
+  (polled points; the ``kpi.max_hold_s`` cap for unmarked data): after that the machine is
+  ``offline`` (no data) until the next sample; a bad-quality sample (a marker: link lost, gateway
+  down, import end, or a read error) is ``offline`` until the next good sample, and so is a raw
   value the state map does not know. Offline time stays inside PBT here (``MachineTimes.pbt``);
   whether OEE's availability uses PBT or PBT - offline is ``kpi.oee_offline`` (:mod:`metrics.oee`);
   it is always reported as coverage.

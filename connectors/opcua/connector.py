@@ -5,22 +5,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 from asyncua import Client, ua
 
+from config.markers import GATEWAY_DOWN, is_marker
 from config.models import Device
 from config.opcua import OpcUaConnection
 from connectors.base import NAN, ConnectorError, Quality, Sample, Sink, now_ns
 from connectors.opcua.convert import sample_of, status_name
 from connectors.opcua.history import backfill, mark_historizing
 from connectors.opcua.session import (
+    AuthenticationError,
     Limits,
     chunks,
     close_client,
     configure,
     explain,
+    is_auth_refusal,
     make_client,
     read_limits,
     translate,
@@ -32,6 +37,16 @@ log = logging.getLogger("shopfloor.opcua")
 INITIAL_VALUES_WAIT_S = 2.0
 
 
+class Stored(Protocol):
+    """Where a point's stored series ends (edge.store.base.Newest)."""
+
+    @property
+    def last(self) -> Sample: ...
+
+    @property
+    def good(self) -> Sample | None: ...
+
+
 class OpcUaConnector:
     """Reads the points of ``devices`` (all on ``conn.endpoint``) until cancelled.
 
@@ -39,6 +54,15 @@ class OpcUaConnector:
     subscription stays silent beyond ``watchdog_s`` while the session looks alive. The
     supervisor runs it again; the new run re-creates the session and subscriptions and fills
     the outage from the server's history (HistoryRead) where the nodes are historized.
+
+    Resuming from the store (:meth:`resume`, called by the collector before the first run):
+    every point restarts from its last stored sample; the ``gateway_down`` marker of a point
+    is written only when the server cannot give the gap back (no history, history refused,
+    or the server unreachable at the first connect: then a later backfill heals it). Outage
+    markers (the supervisor's ``link_lost`` via :meth:`marked`, ``gateway_down``) stay
+    outstanding until a good sample supersedes them; a backfill that restores the gap heals
+    them (a good sample at the marker's time); without history, the value the server re-sends
+    on (re)connect is stored at the gateway's receive time (it re-establishes the state).
     """
 
     def __init__(
@@ -59,7 +83,66 @@ class OpcUaConnector:
         self.subscriptions: list[SampleSubscription] = []
         self.sessions = 0
         self.backfilled = 0
+        self.reestablished = 0  # values re-sent after an outage, stored at receive time
+        self.time_ns: Callable[[], int] = now_ns  # the gateway's clock (receive times)
+        self._backfilling = False
         self._first_seen = asyncio.Event()
+
+    # ----------------------------------------------------------------- resume / markers
+    def resume(
+        self,
+        stored: Mapping[tuple[str, str], Stored],
+        last_alive: int | None,
+        time_ns: Callable[[], int] = now_ns,
+    ) -> set[tuple[str, str]]:
+        """Start from what the store holds: each point resumes from its last stored good
+        sample; an outage marker stored last stays outstanding. Returns the points whose
+        ``gateway_down`` marker (at ``last_alive + 1``) this connector takes over: those with
+        history backfill on and a good last sample. It writes the marker itself unless the
+        server's history restores the gap."""
+        self.time_ns = time_ns
+        taken: set[tuple[str, str]] = set()
+        for r in self.refs:
+            got = stored.get(r.key)
+            if got is None:
+                continue
+            if got.good is not None:
+                r.last_ts, r.last_value = got.good.ts, got.good.value
+            last = got.last
+            if last.quality is Quality.BAD and is_marker(last.status):
+                r.markers = [last.ts]
+            elif (
+                last.quality is Quality.GOOD
+                and last_alive is not None
+                and self.conn.history_backfill
+            ):
+                r.pending_down = max(last_alive, last.ts) + 1
+                taken.add(r.key)
+        return taken
+
+    def marked(self, samples: Iterable[Sample]) -> None:
+        """Outage markers written for this connector's points (the supervisor's link_lost)."""
+        by_key = {r.key: r for r in self.refs}
+        for s in samples:
+            r = by_key.get((s.device, s.point))
+            if r is not None:
+                r.markers.append(s.ts)
+
+    def _write_down(self, sink: Sink, refs: Iterable[PointRef]) -> None:
+        """The pending gateway_down markers of ``refs`` (now outstanding)."""
+        out: list[Sample] = []
+        for r in refs:
+            if r.pending_down is not None:
+                out.append(
+                    Sample(r.device, r.point.id, r.pending_down, NAN, Quality.BAD, GATEWAY_DOWN)
+                )
+                r.markers.append(r.pending_down)
+                r.pending_down = None
+        if out:
+            sink.put_many(out)
+
+    def _backfills(self, ref: PointRef) -> bool:
+        return self._backfilling and ref.historizing and ref.since is not None
 
     # ----------------------------------------------------------------- run
     async def run(self, sink: Sink) -> None:
@@ -70,10 +153,16 @@ class OpcUaConnector:
                 await configure(client, self.conn, self.pki_dir)
                 await client.connect()
             except ConnectorError:
+                self._write_down(sink, self.refs)
                 raise
             except (TimeoutError, Exception) as exc:
+                # unreachable at the first connect: the gap is an outage until a backfill
+                self._write_down(sink, self.refs)
                 pinned = self.conn.server_certificate is not None
-                raise ConnectorError(explain(exc, self.conn.endpoint, pinned)) from exc
+                text = explain(exc, self.conn.endpoint, pinned)
+                if is_auth_refusal(exc):
+                    raise AuthenticationError(text) from exc
+                raise ConnectorError(text) from exc
             connected = True
             self.sessions += 1
             for d in self.devices:
@@ -86,6 +175,7 @@ class OpcUaConnector:
         except Exception as exc:
             raise ConnectorError(explain(exc, self.conn.endpoint)) from exc
         finally:
+            self._backfilling = False
             self.subscriptions = []
             if connected:
                 for d in self.devices:
@@ -96,12 +186,19 @@ class OpcUaConnector:
         self.limits = await read_limits(client)
         log.info("%s: operation limits %s", self.conn.endpoint, self.limits)
         await self._resolve(client, sink)
-        since = {r.key: r.last_ts for r in self.refs if r.last_ts is not None}
         for r in self.refs:
+            r.since = r.last_ts
             r.first_ts = None
-        backfilling = self.conn.history_backfill and bool(since)
+            r.first = None
+            r.resent = None
+            r.historizing = False
+        backfilling = self.conn.history_backfill and any(r.last_ts is not None for r in self.refs)
         if backfilling:
             await mark_historizing(client, self.refs, self.limits.max_nodes_per_read)
+        self._backfilling = backfilling
+        # the points the server cannot give back: their gateway_down marker now (before their
+        # re-sent value, which then re-establishes them)
+        self._write_down(sink, [r for r in self.refs if not self._backfills(r)])
         subscribed = [
             r
             for r in self.refs
@@ -119,12 +216,34 @@ class OpcUaConnector:
             await self._poll(client, sink, refs)
         if backfilling:
             await self._wait_initial(subscribed)
-            n = await backfill(
-                client, self.refs, since, sink, self.limits.max_nodes_per_history_read
+            n, restored = await backfill(
+                client, self.refs, sink, self.limits.max_nodes_per_history_read, now_ns()
             )
+            self._backfilling = False
             self.backfilled += n
             log.info("%s: backfilled %d samples of the outage from history", self.name, n)
+            self._after_backfill(sink, restored)
         await self._loop(client, sink, groups)
+
+    def _after_backfill(self, sink: Sink, restored: set[tuple[str, str]]) -> None:
+        """Points the history did not restore: their gateway_down marker, and the value the
+        server re-sent (held back for the backfill) at the gateway's receive time."""
+        for r in self.refs:
+            if r.key in restored:
+                r.pending_down = None
+                r.resent = None
+        self._write_down(sink, [r for r in self.refs if r.key not in restored])
+        resent: list[Sample] = []
+        for r in self.refs:
+            if r.key not in restored and r.markers and r.last_ts is not None:
+                # a newer value arrived since: it ended those outages
+                r.markers = [m for m in r.markers if m >= r.last_ts]
+            value = r.resent or r.first
+            if value is not None and r.markers and value.ts <= max(r.markers):
+                resent.append(self._reestablish(r, value))
+            r.resent = None
+        if resent:
+            sink.put_many(resent)
 
     async def _loop(self, client: Client, sink: Sink, groups: dict[float, list[PointRef]]) -> None:
         watchdog = self.conn.watchdog_s
@@ -224,16 +343,36 @@ class OpcUaConnector:
             for ref, code in failures:
                 self._bad(sink, ref, status_name(code.value) or "Bad", now)
 
-    def _on_sample(self, ref: PointRef, s: Sample) -> bool:
+    def _on_sample(self, ref: PointRef, s: Sample) -> Sample | None:
+        """The sample to store for what the server sent (None: drop it)."""
         first = ref.first_ts is None
         if first:
             ref.first_ts = s.ts
             self._first_seen.set()
-        if first and ref.last_ts is not None and s.ts <= ref.last_ts:
-            return False  # the value we already hold, re-sent as the initial value
+        if s.quality is not Quality.GOOD:
+            return s
+        backfills = self._backfills(ref)
+        if first:
+            ref.first = s
+            if ref.markers and not backfills and s.ts <= max(ref.markers):
+                # re-sent on (re)connect with an outage outstanding: it re-establishes the state
+                return self._reestablish(ref, s)
+            if ref.last_ts is not None and s.ts <= ref.last_ts:
+                if ref.markers:
+                    ref.resent = s  # the backfill decides
+                return None  # the value already stored, re-sent as the initial value
         if ref.last_ts is None or s.ts > ref.last_ts:
-            ref.last_ts = s.ts
-        return True
+            ref.last_ts, ref.last_value = s.ts, s.value
+        if ref.markers and not backfills:
+            ref.markers = [m for m in ref.markers if m >= s.ts]
+        return s
+
+    def _reestablish(self, ref: PointRef, s: Sample) -> Sample:
+        """``s`` stamped at the gateway's receive time (after every outstanding marker)."""
+        ts = max(self.time_ns(), max(ref.markers, default=0) + 1)
+        ref.markers = []
+        self.reestablished += 1
+        return replace(s, ts=ts)
 
     async def _wait_initial(self, refs: Sequence[PointRef]) -> None:
         """Until every historized subscribed point has its initial value (which bounds the
@@ -279,8 +418,9 @@ class OpcUaConnector:
                 if s.quality is Quality.BAD and r.status != s.status:
                     sink.error(r.device, s.status)
                 r.status = s.status if s.quality is Quality.BAD else ""
-                if self._on_sample(r, s):
-                    out.append(s)
+                kept = self._on_sample(r, s)
+                if kept is not None:
+                    out.append(kept)
             if out:
                 sink.put_many(out)
 

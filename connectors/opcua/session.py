@@ -13,6 +13,7 @@ from asyncua import Client, ua
 from asyncua.crypto import security_policies
 
 from config.base import SecretError
+from config.markers import AUTH_FAILED
 from config.opcua import OpcUaConnection
 from connectors.base import ConnectorError
 from connectors.opcua.security import (
@@ -111,6 +112,28 @@ async def configure(
         client.set_user(conn.username)
         client.set_password(password)
     return identity
+
+
+#: the status codes of a server refusing the user's credentials
+AUTH_REFUSED = frozenset(
+    {
+        ua.StatusCodes.BadUserAccessDenied,
+        ua.StatusCodes.BadIdentityTokenInvalid,
+        ua.StatusCodes.BadIdentityTokenRejected,
+    }
+)
+
+
+class AuthenticationError(ConnectorError):
+    """The server refused the gateway's user name or password: not a lost link (the
+    supervisor counts it as ``auth_failed``, writes ``auth_failed`` markers once and retries
+    slowly)."""
+
+    kind = AUTH_FAILED
+
+
+def is_auth_refusal(exc: BaseException) -> bool:
+    return isinstance(exc, ua.UaStatusCodeError) and exc.code in AUTH_REFUSED
 
 
 def explain(exc: BaseException, endpoint: str, pinned: bool = False) -> str:

@@ -35,8 +35,15 @@ class PointRef:
     status: str = ""  # why the node could not be resolved
     eu_range: float | None = None
     first_ts: int | None = None  # first sample seen in the current session
-    last_ts: int | None = None  # newest sample seen (kept across sessions)
+    last_ts: int | None = None  # newest sample seen or stored (kept across sessions)
+    last_value: float | None = None  # the good value in force at last_ts
+    since: int | None = None  # last_ts when the current session began (the backfill's start)
     historizing: bool = False
+    # outage markers written for this point and not yet superseded by a good sample (ts)
+    markers: list[int] = field(default_factory=list)
+    pending_down: int | None = None  # the gateway_down marker to write unless restored
+    first: Sample | None = None  # first good sample of the current session
+    resent: Sample | None = None  # a stale re-sent value held back for the backfill
     handle: int = 0
     scale: float = field(init=False, default=1.0)
     offset: float = field(init=False, default=0.0)
@@ -60,7 +67,7 @@ class SampleSubscription(Subscription):  # type: ignore[misc]
         uaclient: UaClient,
         params: ua.CreateSubscriptionParameters,
         sink: Sink,
-        on_sample: Callable[[PointRef, Sample], bool],
+        on_sample: Callable[[PointRef, Sample], Sample | None],
     ) -> None:
         super().__init__(uaclient, params, _NoHandler())
         self.sink = sink
@@ -142,9 +149,10 @@ def notification_samples(
     items: Iterable[ua.MonitoredItemNotification],
     refs: Mapping[int, PointRef],
     now: int,
-    keep: Callable[[PointRef, Sample], bool],
+    keep: Callable[[PointRef, Sample], Sample | None],
 ) -> list[Sample]:
-    """The samples of one DataChangeNotification's items (those ``keep`` accepts).
+    """The samples of one DataChangeNotification's items, as ``keep`` returns them (None:
+    dropped; it may also re-stamp one).
 
     Same samples as :func:`sample_of` item by item, with a fast path for the common case (good
     status, a plain float or int value, a source timestamp): the timestamp conversion is done
@@ -179,13 +187,13 @@ def notification_samples(
                 value = float(raw)
                 if ref.scale != 1.0 or ref.offset != 0.0:
                     value = value * ref.scale + ref.offset
-                s = Sample(ref.device, ref.point.id, ts, value, good, "")
-                if keep(ref, s):
-                    append(s)
+                kept = keep(ref, Sample(ref.device, ref.point.id, ts, value, good, ""))
+                if kept is not None:
+                    append(kept)
                 continue
-        s = sample_of(ref.device, ref.point.id, dv, now, ref.scale, ref.offset)
-        if keep(ref, s):
-            append(s)
+        kept = keep(ref, sample_of(ref.device, ref.point.id, dv, now, ref.scale, ref.offset))
+        if kept is not None:
+            append(kept)
     return out
 
 

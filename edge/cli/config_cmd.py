@@ -50,3 +50,6 @@ def register(sub: Any) -> None:
     check.set_defaults(func=_check)
     schema = csub.add_parser("schema", help="print the JSON Schema of the site file")
     schema.set_defaults(func=_schema)
+    from edge.cli import config_record
+
+    config_record.register(csub)

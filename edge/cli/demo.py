@@ -316,15 +316,23 @@ class FactoryClock(Protocol):
 class DemoClock:
     """The demo's factory clock: decided up front (``speed``, ``start_ns``), started (a
     :class:`SimClock`) only when the simulators start, after the baseline import, so the
-    factory time that runs is exactly the time the collector collects."""
+    factory time that runs is exactly the time the collector collects.
 
-    def __init__(self, speed: float, start_ns: int) -> None:
+    Factory time never passes the gateway's clock (``gateway_ns``, the wall clock): the
+    accelerated factory, started at the last shift start, catches up with real time and then
+    runs at real time, so no sample is stamped after the checkpoints the gateway signs and a
+    bundle exported at any time verifies."""
+
+    def __init__(
+        self, speed: float, start_ns: int, gateway_ns: Callable[[], int] = time.time_ns
+    ) -> None:
         self.speed = speed
         self.start_ns = start_ns
+        self.gateway_ns = gateway_ns
         self.clock: SimClock | None = None
 
     def start(self) -> SimClock:
-        self.clock = SimClock(self.speed, self.start_ns)
+        self.clock = SimClock(self.speed, self.start_ns, ceiling=self.gateway_ns)
         return self.clock
 
     def now_ns(self) -> int:
@@ -348,7 +356,8 @@ class FactoryTimeSink:
         self.clock = clock
 
     def _shift(self, s: Sample) -> Sample:
-        lag = time.time_ns() - s.ts
+        # never later than factory now, which never passes the gateway's clock
+        lag = max(time.time_ns() - s.ts, 0)
         return replace(s, ts=self.clock.now_ns() - int(lag * self.clock.speed))
 
     def put(self, sample: Sample) -> None:

@@ -10,12 +10,27 @@ from typing import Any
 from edge.cli.keys import CliFail, guarded, load_site_or_fail
 
 
+def _output_path(text: str) -> Path:
+    """The bundle's path, checked before any work: its folder exists and it is not a folder."""
+    out = Path(text)
+    folder = out.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise CliFail(f"-o {out}: the folder {folder} {what} (create it first)")
+    if out.is_dir():
+        raise CliFail(
+            f"-o {out}: is a folder; give the bundle's file name, e.g. {out / 'bundle.zip'}"
+        )
+    return out
+
+
 def _export(args: argparse.Namespace) -> int:
     from edge.store import keys
     from edge.store.export import ExportError, export_bundle
     from edge.store.ledger import Ledger
     from metrics.periods import PeriodError, parse_range
 
+    out = _output_path(args.output)
     site = load_site_or_fail(args.config)
     tz = site.site.timezone
     try:
@@ -52,10 +67,12 @@ def _export(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
-    out = Path(args.output)
     tmp = out.with_name(out.name + ".part")
-    tmp.write_bytes(res.data)
-    tmp.replace(out)
+    try:
+        tmp.write_bytes(res.data)
+        tmp.replace(out)
+    except OSError as exc:
+        raise CliFail(f"-o {out}: cannot write the bundle: {exc.strerror or exc}") from None
     p = res.payload
     print(
         f"{out}: {len(res.data)} bytes, {len(p['batches'])} batches, "

@@ -38,8 +38,16 @@ def register(sub: Any) -> None:
     p.add_argument("--xlsx", help="write the table as XLSX")
     p.add_argument("--json", action="store_true", help="print the full table as JSON")
     p.add_argument("--notes", action="store_true", help="show the notes column")
-    p.add_argument("--baseline-imported", action="store_true", help="baseline from imported data")
-    p.add_argument("--current-imported", action="store_true", help="current from imported data")
+    p.add_argument(
+        "--baseline-imported",
+        action="store_true",
+        help="deprecated, ignored: provenance comes from the recorded batches",
+    )
+    p.add_argument(
+        "--current-imported",
+        action="store_true",
+        help="deprecated, ignored: provenance comes from the recorded batches",
+    )
     p.add_argument("--declared", action="append", help="CSV/XLSX of declared figures (repeatable)")
     p.set_defaults(func=handler("edge.cli.kpi:table_cmd"))
     ksub = p.add_subparsers(dest="kpi_command", metavar="ACTION")
@@ -60,4 +68,9 @@ def register(sub: Any) -> None:
     m = isub.add_parser("meters", help="CSV of device,point,ts,value (source import:<device>)")
     m.add_argument("file")
     m.add_argument("-c", "--config", required=True)
+    m.add_argument(
+        "--end",
+        help="end of the file's range (date or datetime, exclusive; default: 1 ns after the "
+        "file's latest timestamp): every imported point is unknown from then on",
+    )
     m.set_defaults(func=handler("edge.cli.kpi:import_meters_cmd"))

@@ -32,6 +32,49 @@ def parse_start(text: str | None, tz_name: str) -> int | None:
     return int(t.timestamp() * 1e6) * 1000
 
 
+def listen_address(sim: object) -> tuple[str, int] | None:
+    """The TCP address a simulator will listen on, when it has a fixed one: an OPC UA
+    ``endpoint``, a Modbus TCP server's ``host``/``port``, or the broker it starts itself."""
+    from urllib.parse import urlsplit
+
+    endpoint = getattr(sim, "endpoint", None)
+    if isinstance(endpoint, str):
+        parts = urlsplit(endpoint)
+        return (parts.hostname, parts.port) if parts.hostname and parts.port else None
+    broker = getattr(sim, "broker", None)
+    if broker is not None:
+        if getattr(broker, "kind", None) == "external":
+            return None  # a running broker named by the user: connected to, not listened on
+        sim = broker
+    host, port = getattr(sim, "host", None), getattr(sim, "port", None)
+    if getattr(sim, "serial_port", None) is None and isinstance(host, str) and port:
+        return (host, int(port))
+    return None
+
+
+def taken_address(sims: Sequence[object]) -> str | None:
+    """One line naming the first fixed listen address of ``sims`` that is already in use
+    (another ``shopfloor sim`` or ``demo``, or any server), else None."""
+    import socket
+
+    for sim in sims:
+        addr = listen_address(sim)
+        if addr is None:
+            continue
+        host, port = addr
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            family, _, _, _, sockaddr = infos[0]
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(sockaddr)
+        except OSError as exc:
+            name = getattr(sim, "name", type(sim).__name__)
+            reason = exc.strerror or str(exc)
+            return f"cannot listen on {host}:{port} ({name}): {reason}"
+    return None
+
+
 async def start_all(sims: Sequence[Simulator], *, prefix: str = "sim") -> list[Simulator]:
     """Start the simulators in order; on a failure stop those started and re-raise."""
     started: list[Simulator] = []
@@ -88,7 +131,15 @@ async def serve(
         if not sims:
             print("sim: the site has no device a simulator can serve", file=sys.stderr)
             return 1
-        started = await start_all(sims)
+        taken = taken_address(sims)
+        if taken is not None:
+            print(f"error: {taken}", file=sys.stderr)
+            return 1
+        try:
+            started = await start_all(sims)
+        except (OSError, RuntimeError) as exc:  # BrokerError and pymodbus's are RuntimeErrors
+            print(f"error: cannot start the simulators: {exc}", file=sys.stderr)
+            return 1
         try:
             print(
                 f"sim: {len(started)} simulator(s) of site {site.site.id}, seed {seed}, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import decimal
 import math
 import sys
 import time
@@ -30,11 +31,17 @@ def fmt_ts(ts: int | None, tz: dt.tzinfo) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S.") + f"{t.microsecond // 1000:03d}"
 
 
-def fmt_value(v: float) -> str:
+def fmt_value(v: float, *, full: bool = False) -> str:
+    """Six significant digits, or with ``full`` every digit of the stored float: the shortest
+    text that reads back to the same value, written out without e-notation."""
     if math.isnan(v):
         return "NaN"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
     if v == int(v) and abs(v) < 1e15:
         return str(int(v))
+    if full:
+        return format(decimal.Decimal(repr(v)), "f")
     return f"{v:.6g}"
 
 
@@ -49,7 +56,7 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def latest_table(samples: list[Sample], tz: dt.tzinfo, n: int | None) -> str:
+def latest_table(samples: list[Sample], tz: dt.tzinfo, n: int | None, *, full: bool = False) -> str:
     rows = sorted(samples, key=lambda s: s.ts, reverse=True)
     if n is not None:
         rows = rows[:n]
@@ -57,7 +64,14 @@ def latest_table(samples: list[Sample], tz: dt.tzinfo, n: int | None) -> str:
     return table(
         ["设备 device", "点 point", "时间 time", "值 value", "质量 quality", "状态 status"],
         [
-            [s.device, s.point, fmt_ts(s.ts, tz), fmt_value(s.value), s.quality.text, s.status]
+            [
+                s.device,
+                s.point,
+                fmt_ts(s.ts, tz),
+                fmt_value(s.value, full=full),
+                s.quality.text,
+                s.status,
+            ]
             for s in rows
         ],
     )
@@ -132,7 +146,7 @@ def _tail(args: argparse.Namespace) -> int:
             samples = store.latest(args.device)
             if args.device and not samples:
                 print(f"no samples for device {args.device!r} in {db}", file=sys.stderr)
-            out = latest_table(samples, tz, args.n)
+            out = latest_table(samples, tz, args.n, full=args.full)
             if args.health:
                 recs = [h for h in store.health() if not args.device or h.device == args.device]
                 out += "\n\n" + health_table(recs, tz)
@@ -154,6 +168,11 @@ def register(sub: Any) -> None:
     p.add_argument("--device", help="only this device")
     p.add_argument("-n", type=int, default=None, help="only the N most recent points")
     p.add_argument("--health", action="store_true", help="also show device health")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="values with every stored digit (default: 6 significant digits)",
+    )
     p.add_argument("-f", "--follow", action="store_true", help="repeat every --interval s")
     p.add_argument("--interval", type=float, default=2.0)
     p.set_defaults(func=_tail)

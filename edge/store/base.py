@@ -48,6 +48,24 @@ class DeviceHealth:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Newest:
+    """What a store holds last for one (device, point), imports left out: its newest sample
+    (any quality; the last written on equal timestamps) and its newest good sample."""
+
+    last: Sample
+    good: Sample | None
+
+
+class NewestReader(Protocol):
+    """A store that can say where each series ends (the collector's restart record and the
+    OPC UA backfill read it at start; the embedded store has it)."""
+
+    def newest(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Newest]:
+        """:class:`Newest` of every key with stored samples (keys without any are absent)."""
+        ...
+
+
 class Store(Protocol):
     def write_batches(self, batches: Sequence[Batch]) -> None:
         """Store the batches durably; return only once they are safe (the acknowledgement)."""

@@ -3,9 +3,11 @@
 Every acknowledged batch becomes one leaf whose bytes are the canonical batch record
 (``metrics.evidence.canonical.batch_record``); the batch's canonical sample bytes (``sfs1``,
 21 bytes a sample plus the series names, zlib level 1 unless ``compress=False``) are kept
-beside it so a bundle can carry them. Special leaves record the site
-file at start (``config``), formula versions (``formula``), key rotations (``key_rotation``),
-clock-sync state (``clock``) and gaps (``gap``: queue drops, restarts, sequence gaps).
+beside it so a bundle can carry them. Special leaves record the configuration
+in force (``config``: its canonical content, :mod:`metrics.evidence.configlog`), imported files
+(``import``: name, SHA-256 and the batches they became), formula versions (``formula``), key
+rotations (``key_rotation``), clock-sync state (``clock``) and gaps (``gap``: queue drops,
+restarts, sequence gaps).
 
 Appends store every completed perfect subtree hash (table ``nodes``), so an append costs
 O(log n) hashes and a root or proof of any past size needs only O(log n) lookups. One SQLite
@@ -46,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.store.base import Batch
-from metrics.evidence import canonical, merkle
+from metrics.evidence import canonical, configlog, merkle
 from metrics.evidence.note import (
     Checkpoint,
     Signer,
@@ -684,6 +686,27 @@ class Ledger:
                     self._load()
             return self._append(self._batch_items(batches, now_ns or time.time_ns(), encoded))
 
+    def append_import(
+        self, batches: Sequence[Batch], fields: Mapping[str, Any], now_ns: int | None = None
+    ) -> list[int]:
+        """Log imported batches and, after them, one ``import`` leaf with ``fields`` (the file's
+        name and SHA-256) plus the sequence range of every source logged: one transaction, so
+        the log never holds the batches without the record of where they came from."""
+        self._wait_handoffs()
+        now = time.time_ns() if now_ns is None else now_ns
+        with self._lock:
+            items = self._batch_items(batches, now)
+            ranges: dict[str, list[int]] = {}
+            for rec, _ in items:
+                if rec["kind"] == "batch":
+                    r = ranges.setdefault(str(rec["source"]), [int(rec["seq"]), int(rec["seq"])])
+                    r[1] = int(rec["seq"])
+            if not ranges:
+                raise LedgerError("nothing to log: every imported batch is already in the log")
+            info = {**fields, "batches": dict(sorted(ranges.items()))}
+            items.append((canonical.special_record("import", now, info), None))
+            return self._append(items)
+
     def append_special(self, kind: str, fields: Mapping[str, Any], ts: int | None = None) -> int:
         rec = canonical.special_record(kind, time.time_ns() if ts is None else ts, fields)
         self._wait_handoffs()
@@ -758,6 +781,24 @@ class Ledger:
         for i in idxs:
             yield i, self.batch_data(i)
 
+    def newest_sample_ts(self, since_idx: int = 0) -> dict[str, int]:
+        """Per source, the newest sample timestamp of the batches logged at or after leaf
+        ``since_idx`` (what was handed off before the call is appended first)."""
+        self._wait_handoffs()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT source, MAX(last_ts) FROM leaves WHERE idx >= ? AND kind = 'batch' "
+                "GROUP BY source",
+                (since_idx,),
+            ).fetchall()
+        return {str(src): int(ts) for src, ts in rows}
+
+
+CLOCK_AHEAD_TOLERANCE_S = 2.0
+"""A device whose newest timestamp is ahead of the gateway's clock by more than this (seconds)
+is recorded in the ``clock`` leaf (``devices_ahead_s``): the gateway's clock and the device's
+disagree, which the reviewer of an air-gapped site needs to know."""
+
 
 class EvidenceRecorder:
     """What the collector runs when ``site.evidence.enabled``: logs every acknowledged batch,
@@ -770,6 +811,8 @@ class EvidenceRecorder:
         self.origin = origin
         self._drops: dict[str, int] = {}
         self._clock: bool | None = None
+        self._ahead: dict[str, int] = {}
+        self._clock_since = ledger.size  # devices are compared on what is logged from now on
 
     def stored(self, batches: Sequence[Batch]) -> None:
         self.ledger.stored(batches)
@@ -778,14 +821,14 @@ class EvidenceRecorder:
         """The writer's hook when it built the columns once for the store and the ledger."""
         self.ledger.stored(batches, columns)
 
-    def start(self, site_canonical: bytes, formulas: Mapping[str, int]) -> None:
-        """Leaves at start: the site file's hash (when it changed), formula versions (when
-        they changed), a restart gap and the clock-sync state."""
-        now = time.time_ns()
-        sha = canonical.sha256_hex(site_canonical)
-        last_cfg = self.ledger.latest_special("config")
-        if last_cfg is None or last_cfg.get("site_sha256") != sha:
-            self.ledger.append_special("config", {"site_sha256": sha}, now)
+    def start(
+        self, config: Mapping[str, Any], formulas: Mapping[str, int], now_ns: int | None = None
+    ) -> None:
+        """Leaves at start: the configuration in force (its canonical content, see
+        :mod:`metrics.evidence.configlog`, when it differs from the last one recorded),
+        formula versions (when they changed), a restart gap and the clock-sync state."""
+        now = time.time_ns() if now_ns is None else now_ns
+        record_config(self.ledger, config, cause="start", now_ns=now)
         last_f = self.ledger.latest_special("formula")
         want = {k: int(v) for k, v in sorted(formulas.items())}
         if last_f is None or last_f.get("formulas") != want:
@@ -795,12 +838,41 @@ class EvidenceRecorder:
         self.check_clock(force=True)
 
     def check_clock(self, *, force: bool = False) -> None:
+        """A ``clock`` leaf when forced, when the clock's synchronisation state changed, or
+        when the devices found ahead of the gateway's clock changed (``devices_ahead_s``:
+        per live source, how far its newest timestamp since the last check is ahead of the
+        gateway's clock, when more than :data:`CLOCK_AHEAD_TOLERANCE_S`; a change of less
+        than the tolerance is not recorded again)."""
         state = clock_synchronised()
-        if force or state != self._clock:
+        now = time.time_ns()
+        ahead = self._devices_ahead(now)
+        if force or state != self._clock or ahead is not None:
             self._clock = state
-            self.ledger.append_special(
-                "clock", {"synchronised": "unknown" if state is None else state}
-            )
+            if ahead is not None:
+                self._ahead = ahead
+            fields: dict[str, Any] = {"synchronised": "unknown" if state is None else state}
+            if self._ahead:
+                fields["devices_ahead_s"] = dict(sorted(self._ahead.items()))
+            self.ledger.append_special("clock", fields, now)
+
+    def _devices_ahead(self, now: int) -> dict[str, int] | None:
+        """The new ``devices_ahead_s`` when it differs from the recorded one by more than the
+        tolerance (a source without new batches keeps its recorded figure), else None."""
+        newest = self.ledger.newest_sample_ts(self._clock_since)
+        self._clock_since = self.ledger.size
+        want = dict(self._ahead)
+        for src, ts in newest.items():
+            if src.startswith("import:"):
+                continue  # imported history carries the past's timestamps
+            lead = (ts - now) / 1e9
+            if lead > CLOCK_AHEAD_TOLERANCE_S:
+                want[src] = round(lead)
+            else:
+                want.pop(src, None)
+        same = want.keys() == self._ahead.keys() and all(
+            abs(want[k] - self._ahead[k]) <= CLOCK_AHEAD_TOLERANCE_S for k in want
+        )
+        return None if same else want
 
     def note_drops(self, drops: Mapping[str, int]) -> None:
         """Record queue drops per device since the last call as ``gap`` leaves."""
@@ -819,6 +891,47 @@ class EvidenceRecorder:
         return self.ledger.issue_checkpoint(self.signer, self.origin)
 
 
+def config_leaves(ledger: Ledger, upto: int | None = None) -> list[configlog.ConfigLeaf]:
+    """Every ``config`` leaf of the log (up to ``upto``), parsed."""
+    out = []
+    for lf in ledger.leaves(kind="config", upto=upto):
+        rec = canonical.parse_canonical(lf.record, f"leaf {lf.idx}")
+        out.append(configlog.parse_leaf(lf.idx, rec))
+    return out
+
+
+def latest_config(ledger: Ledger) -> configlog.ConfigLeaf | None:
+    """The configuration recorded last (by log order)."""
+    rec = ledger.latest_special("config")
+    if rec is None:
+        return None
+    last = ledger.leaves(kind="config")[-1]
+    return configlog.parse_leaf(last.idx, rec)
+
+
+def record_config(
+    ledger: Ledger,
+    config: Mapping[str, Any],
+    *,
+    cause: str,
+    reason: str = "",
+    effective_ns: int | None = None,
+    now_ns: int | None = None,
+) -> int | None:
+    """Append a ``config`` leaf for ``config`` (canonical content) unless it is what the log
+    holds last and no ``effective_ns`` re-classifies history; the new leaf's index or None."""
+    now = time.time_ns() if now_ns is None else now_ns
+    last = latest_config(ledger)
+    sha = configlog.content_sha256(config)
+    if effective_ns is None and last is not None and last.sha256 == sha:
+        return None
+    fields = configlog.leaf_fields(
+        config, cause=cause, effective_ns=now if effective_ns is None else effective_ns,
+        reason=reason, previous=None if last is None else last.index,
+    )  # fmt: skip
+    return ledger.append_special("config", fields, now)
+
+
 def formula_versions() -> dict[str, int]:
     """Formula id -> version of every KPI of the catalogue (recorded in ``formula`` leaves)."""
     from metrics.catalogue import CATALOGUE
@@ -831,7 +944,6 @@ def open_evidence(site: Any) -> EvidenceRecorder:
     one, batches are still logged but no checkpoint is issued), start leaves written."""
     from config.models import SiteConfig
     from edge.store.keys import KeyDirError, load_key
-    from metrics.evidence.snapshot import site_json
 
     assert isinstance(site, SiteConfig)
     ev = site.evidence
@@ -846,7 +958,7 @@ def open_evidence(site: Any) -> EvidenceRecorder:
     origin = ev.origin or f"shopfloor.local/{site.site.id}"
     rec = EvidenceRecorder(ledger, signer, origin)
     try:
-        rec.start(canonical.canonical_json(site_json(site)), formula_versions())
+        rec.start(configlog.config_content(site), formula_versions())
     except BaseException:
         ledger.close()
         raise

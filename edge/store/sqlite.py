@@ -54,7 +54,7 @@ import numpy as np
 import numpy.typing as npt
 
 from connectors.base import Quality, Sample, now_ns
-from edge.store.base import Batch, DeviceHealth
+from edge.store.base import Batch, DeviceHealth, Newest
 from metrics.series import Series
 
 if TYPE_CHECKING:  # the writer's columns (only their attributes are used here)
@@ -618,6 +618,84 @@ class SqliteStore:
         with self._lock:
             rows = self._db.execute("SELECT device, point FROM series ORDER BY device, point")
             return [(str(d), str(p)) for d, p in rows]
+
+    def newest(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Newest]:
+        """The newest stored sample and the newest good sample of each (device, point) of
+        ``keys``, read from the chunks (not the ``latest`` table, which may lag a ``kill -9``
+        by up to ``latest_interval_s``), imported batches (source ``import:...``) left out
+        (once compacted with live ones, older than 10 minutes, they count).
+        Walks each device's chunks from the newest start back until no earlier chunk can hold
+        a later sample of a wanted series (a series never good reads the device to its start).
+        """
+        out: dict[tuple[str, str], Newest] = {}
+        by_device: dict[str, list[tuple[str, str]]] = {}
+        for k in keys:
+            by_device.setdefault(k[0], []).append(k)
+        with self._lock:
+            for device, dkeys in by_device.items():
+                out.update(self._newest_of(device, dkeys))
+        return out
+
+    def _newest_of(self, device: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Newest]:
+        db = self._db
+        sids = {self._sids[k]: k for k in keys if k in self._sids}
+        if self.readonly:
+            for k in keys:
+                row = db.execute(
+                    "SELECT id FROM series WHERE device = ? AND point = ?", k
+                ).fetchone()
+                if row is not None:
+                    sids[int(row[0])] = k
+        row = db.execute("SELECT max_span FROM devices WHERE device = ?", (device,)).fetchone()
+        if not sids or row is None:
+            return {}
+        span = int(row[0])
+        # per sid: (ts, rowid, pos, value, quality, status) of the newest / newest good
+        last: dict[int, tuple[int, int, int, float, int, str]] = {}
+        good: dict[int, tuple[int, int, int, float, int, str]] = {}
+        wanted = np.array(sorted(sids), dtype=_U32)
+        offset, page = 0, 64
+        while True:
+            rows = db.execute(
+                "SELECT rowid, sid, ts, val, qual, status, source, first_ts FROM chunks "
+                "WHERE device = ? AND source NOT LIKE 'import:%' "
+                "ORDER BY first_ts DESC, rowid DESC LIMIT ? OFFSET ?",
+                (device, page, offset),
+            ).fetchall()
+            if not rows:
+                break
+            offset += len(rows)
+            for rowid, sidb, tsb, valb, qb, status, _, _ in rows:
+                sid_arr = np.frombuffer(sidb, dtype=_U32)
+                hit = np.flatnonzero(np.isin(sid_arr, wanted))
+                if hit.shape[0] == 0:
+                    continue
+                ts = np.frombuffer(tsb, dtype=_I64)
+                val = np.frombuffer(valb, dtype=_F64)
+                qual = np.frombuffer(qb, dtype=_U8)
+                st = {int(i): str(x) for i, x in json.loads(status)} if status else {}
+                for i in hit.tolist():
+                    cand = (int(ts[i]), int(rowid), i, float(val[i]), int(qual[i]), st.get(i, ""))
+                    s_id = int(sid_arr[i])
+                    cur = last.get(s_id)
+                    if cur is None or cand[:3] > cur[:3]:
+                        last[s_id] = cand
+                    if cand[4] == Quality.GOOD:
+                        cur = good.get(s_id)
+                        if cur is None or cand[:3] > cur[:3]:
+                            good[s_id] = cand
+            bound = int(rows[-1][7])  # every chunk still to read starts at or before this
+            if all(s in good and good[s][0] > bound + span for s in sids):
+                break
+            page = min(page * 4, 4096)
+
+        def sample(k: tuple[str, str], c: tuple[int, int, int, float, int, str]) -> Sample:
+            return Sample(k[0], k[1], c[0], c[3], Quality(c[4]), c[5])
+
+        return {
+            sids[s]: Newest(sample(sids[s], c), sample(sids[s], good[s]) if s in good else None)
+            for s, c in last.items()
+        }
 
     def read(self, device: str, point: str, start: int, end: int, *, prior: bool = False) -> Series:
         """Samples with ``start <= ts < end`` in time order (stable for equal timestamps:

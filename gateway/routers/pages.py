@@ -26,8 +26,15 @@ from gateway.defaults import default_periods
 from gateway.deps import Applicant, Viewer, get_state, optional_user, session_of
 from gateway.i18n import LANG_COOKIE, STATE_COLORS, Lang, label, pick_lang
 from gateway.kpi import KpiService, PeriodInputError, today_range
-from gateway.present import figure_rows, pretty_json, reason_text, report_checks, table_rows
-from gateway.routers.evidence import _read_limited
+from gateway.present import (
+    figure_rows,
+    pretty_json,
+    reason_text,
+    report_checks,
+    report_findings,
+    table_rows,
+)
+from gateway.routers.evidence import check_upload
 from gateway.users import User
 
 log = logging.getLogger("shopfloor.gateway.pages")
@@ -63,7 +70,39 @@ def _render(request: Request, template: str, *, status: int = 200, **ctx: Any) -
     def t(key: str) -> str:
         return label(key, lang)
 
-    boot = {
+    boot = _boot(request, lang) if user is not None else _anonymous_boot(request, lang)
+    html = _env.get_template(template).render(
+        t=t,
+        lang=lang,
+        user=user,
+        site=site,
+        csrf=session.csrf if session is not None else "",
+        csrf_field=CSRF_FIELD,
+        path=request.url.path,
+        boot=json.dumps(boot, ensure_ascii=False).replace("</", "<\\/"),
+        **ctx,
+    )
+    return HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
+
+
+def _anonymous_boot(request: Request, lang: Lang) -> dict[str, Any]:
+    """What the login page's script may know: nothing about devices, points or factors."""
+    site = get_state(request).settings.site
+    return {
+        "lang": lang,
+        "csrf": None,
+        "site": {"name": site.site.name},
+        "devices": [],
+        "labels": {k: label(k, lang) for k in _JS_LABELS},
+        "colors": STATE_COLORS,
+    }
+
+
+def _boot(request: Request, lang: Lang) -> dict[str, Any]:
+    """The signed-in pages' data: the site, its devices and points, labels and factors."""
+    site = get_state(request).settings.site
+    session = session_of(request)
+    return {
         "lang": lang,
         "csrf": session.csrf if session is not None else None,
         "site": {"id": site.site.id, "name": site.site.name, "tz": site.site.timezone},
@@ -97,18 +136,6 @@ def _render(request: Request, template: str, *, status: int = 200, **ctx: Any) -
         },
         "today": today_range(site.site.timezone),
     }
-    html = _env.get_template(template).render(
-        t=t,
-        lang=lang,
-        user=user,
-        site=site,
-        csrf=session.csrf if session is not None else "",
-        csrf_field=CSRF_FIELD,
-        path=request.url.path,
-        boot=json.dumps(boot, ensure_ascii=False).replace("</", "<\\/"),
-        **ctx,
-    )
-    return HTMLResponse(html, status, headers={"Cache-Control": "no-store"})
 
 
 _JS_LABELS = (
@@ -155,8 +182,12 @@ _JS_LABELS = (
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, next: str = "/") -> Response:
     state = get_state(request)
+    if optional_user(request) is not None:  # signed in already: on to where it was going
+        return RedirectResponse(_safe_next(next), status_code=303)
     cookie, csrf = state.signer.prelogin()
-    resp = _render(request, "login.html", next=_safe_next(next), login_csrf=csrf, error=None)
+    resp = _render(
+        request, "login.html", page="login", next=_safe_next(next), login_csrf=csrf, error=None
+    )
     resp.set_cookie(
         PRELOGIN_COOKIE,
         cookie,
@@ -179,25 +210,35 @@ async def login(
     state = get_state(request)
     if not state.signer.check_prelogin(request.cookies.get(PRELOGIN_COOKIE), csrf_token):
         raise HTTPException(403, "the login form expired or lacks its CSRF token; reload it")
-    if state.login_blocked(username):
+    address = request.client.host if request.client is not None else "-"
+    if state.logins.blocked(username, address):
         log.warning("login refused: too many failures", extra={"username": username})
-        raise HTTPException(429, "too many failed logins for this user; wait 5 minutes")
+        raise HTTPException(429, "too many failed logins; wait 5 minutes")
     user = await asyncio.to_thread(state.users.authenticate, username, password)
     if user is None:
-        state.login_failed(username)
+        state.logins.failed(username, address)
         log.info("login failed", extra={"username": username})
         cookie, csrf = state.signer.prelogin()
         failed = _render(
             request,
             "login.html",
             status=401,
+            page="login",
             next=_safe_next(next),
             login_csrf=csrf,
             error=label("login_failed", _lang(request)),
         )
-        failed.set_cookie(PRELOGIN_COOKIE, cookie, max_age=3600, httponly=True, samesite="strict")
+        failed.set_cookie(
+            PRELOGIN_COOKIE,
+            cookie,
+            max_age=3600,
+            httponly=True,
+            samesite="strict",
+            secure=state.settings.cookie_secure,
+        )
         return failed
-    cookie, _ = state.signer.new_session(user.username, state.settings.session_ttl_s)
+    cookie, session = state.signer.new_session(user.username, state.settings.session_ttl_s)
+    await asyncio.to_thread(state.users.add_session, session.sid, user.username, session.expires)
     resp = RedirectResponse(_safe_next(next), status_code=303)
     resp.set_cookie(
         SESSION_COOKIE,
@@ -212,7 +253,11 @@ async def login(
 
 
 @router.post("/logout", dependencies=[Viewer])
-async def logout() -> Response:
+async def logout(request: Request) -> Response:
+    """Ends the session on the server too: the cookie, even if kept, no longer signs in."""
+    session = session_of(request)
+    if session is not None:
+        await asyncio.to_thread(get_state(request).users.end_session, session.sid)
     resp = RedirectResponse("/login", status_code=303)
     resp.delete_cookie(SESSION_COOKIE)
     return resp
@@ -363,25 +408,26 @@ async def verify_upload(
 ) -> Response:
     settings = get_state(request).settings
     try:
-        data = await _read_limited(bundle, settings.max_upload_bytes, "the bundle")
-        trust_bytes = await _read_limited(trust, 1024 * 1024, "trust.json") if trust else None
-        if trust_bytes == b"":
-            trust_bytes = None
-        if not data:
-            raise evidence.BundleInputError("the uploaded bundle is empty")
-        ok, report, source = await asyncio.to_thread(
-            evidence.verify_bundle, settings, data, trust_bytes
+        rep, report, source, _ = await check_upload(
+            settings, bundle, trust if trust is not None and trust.filename else None
         )
     except (Unavailable, evidence.BundleInputError, HTTPException) as exc:
         msg = exc.detail if isinstance(exc, HTTPException) else str(exc)
         return _render(request, "verify.html", status=200, page="verify", result=None, error=msg)
-    result = {"ok": ok, "trust": source, "filename": bundle.filename or "bundle.zip"}
+    result = {
+        "ok": rep.ok,
+        "verdict": rep.verdict,
+        "trust": source,
+        "filename": bundle.filename or "bundle.zip",
+    }
     return _render(
         request,
         "verify.html",
         page="verify",
         result=result,
-        checks=report_checks(report),
+        checks=report_checks({"checks": report["checks"], "kpis": report["kpis"]}),
+        findings=report_findings(report),
+        plausible=report_checks({"plausibility": [c for c in report["plausibility"] if c["ok"]]}),
         report_json=pretty_json(report),
         error=None,
     )

@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import html
 import io
+import os
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
+from metrics import table as table_fmt
 from metrics.evidence import canonical
 from metrics.evidence.note import b64, b64decode_strict
 from metrics.machine_table import no_value_reason
@@ -44,11 +46,20 @@ FILES = (README, ENVELOPE, CHECKPOINT, LEAVES, SAMPLES, REPORT, TABLE_CSV, TABLE
 SIGNED_FILES = (README, REPORT, TABLE_CSV, TABLE_XLSX)  # their SHA-256 is in the snapshot
 
 MAX_FILE_BYTES = 4 << 30
+MAX_TOTAL_BYTES = 2 << 30
+"""Default bound of a bundle's total uncompressed size (``shopfloor verify --max-mb``)."""
+MAX_MEMBERS = 64
+"""More zip entries than this is refused before anything is read (a bundle has 8)."""
+READ_CHUNK = 1 << 20
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 class BundleError(ValueError):
     """A bundle that cannot be read (the message names the file)."""
+
+
+class BundleTooLarge(BundleError):
+    """A bundle over the size or entry-count limits (nothing beyond the limit was read)."""
 
 
 @dataclass(frozen=True)
@@ -156,14 +167,31 @@ def write_bundle(parts: BundleParts) -> bytes:
     return buf.getvalue()
 
 
-def read_files(data: bytes) -> dict[str, bytes]:
-    """The bundle's files by name; every problem is a :class:`BundleError`."""
+def read_files(
+    data: bytes | str | os.PathLike[str] | BinaryIO,
+    *,
+    max_total: int = MAX_TOTAL_BYTES,
+    max_members: int = MAX_MEMBERS,
+) -> dict[str, bytes]:
+    """The bundle's files by name (``data``: the zip's bytes, path or open binary file).
+    Members are decompressed in chunks, never more than ``max_total`` bytes in all: a bundle
+    listing more than ``max_members`` entries or more than ``max_total`` uncompressed bytes
+    (declared, or found while reading) raises :class:`BundleTooLarge`; every other problem
+    is a :class:`BundleError`."""
     try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError) as exc:
+        zf = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
         raise BundleError(f"bundle: not a zip file ({exc})") from None
     with zf:
-        names = [i.filename for i in zf.infolist()]
+        infos = zf.infolist()
+        if len(infos) > max_members:
+            raise BundleTooLarge(f"bundle: {len(infos)} entries, more than {max_members}")
+        declared = sum(i.file_size for i in infos)
+        if declared > max_total:
+            raise BundleTooLarge(
+                f"bundle: {declared} bytes uncompressed, more than the limit of {max_total}"
+            )
+        names = [i.filename for i in infos]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise BundleError(f"bundle: duplicate entries {', '.join(sorted(dup))}")
@@ -174,16 +202,31 @@ def read_files(data: bytes) -> dict[str, bytes]:
         if missing:
             raise BundleError(f"bundle: missing file(s) {', '.join(missing)}")
         out: dict[str, bytes] = {}
-        for info in zf.infolist():
+        left = max_total
+        for info in infos:
             if info.file_size > MAX_FILE_BYTES:
                 raise BundleError(f"{info.filename}: larger than {MAX_FILE_BYTES} bytes")
             try:
-                out[info.filename] = zf.read(info)
+                out[info.filename] = _read_member(zf, info, left)
+            except BundleError:
+                raise
             except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
                 raise BundleError(f"{info.filename}: corrupt in the zip ({exc})") from None
             except Exception as exc:  # zlib.error and friends from a damaged stream
                 raise BundleError(f"{info.filename}: corrupt in the zip ({exc})") from None
+            left -= len(out[info.filename])
     return out
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """A member's bytes, decompressed ``READ_CHUNK`` at a time, at most ``limit`` bytes."""
+    buf = bytearray()
+    with zf.open(info) as f:
+        while chunk := f.read(READ_CHUNK):
+            buf += chunk
+            if len(buf) > limit:
+                raise BundleTooLarge(f"{info.filename}: decompresses past the bundle's size limit")
+    return bytes(buf)
 
 
 def parts_from_files(files: Mapping[str, bytes]) -> BundleParts:
@@ -207,7 +250,10 @@ def readme_text(site_name: str, baseline: str, current: str) -> bytes:
         f"shopfloor 证据包 evidence bundle — {site_name}\n"
         f"建设前 baseline: {baseline}\n建成后 current: {current}\n\n"
         "核验 Verify (离线 offline, 只需 shopfloor 软件包 / only the shopfloor package):\n"
-        "  shopfloor verify bundle.zip --trust trust.json\n\n"
+        "  pip install 'shopfloor[verify]'\n"
+        "  shopfloor verify bundle.zip --trust trust.json\n"
+        "退出码 Exit: 0 全部通过 passed; 3 完整性通过、有合理性发现待评审 integrity passed, "
+        "findings to review; 1 未通过 failed; 2 用法错误 usage error\n\n"
         "trust.json 须由评审方从申报企业以外的渠道获得（不要使用本包内的任何密钥）。\n"
         "Obtain trust.json out of band; never trust a key found inside this bundle.\n"
         "详见 / See docs/verification.md.\n"
@@ -324,27 +370,26 @@ def svg_states(
     return "".join(parts)
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, str):
-        try:
-            f = float(v)
-        except ValueError:
-            return html.escape(v)
-        return f"{f:.4g}" if np.isfinite(f) else html.escape(v)
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return html.escape(str(v))
-
-
-def _pct(v: Any) -> str:
-    """A relative change (fraction) as the form shows it: (after - before) / before x 100%."""
+def _float(v: Any) -> float | None:
+    """A table cell's number (the engine's float, or a canonical decimal string)."""
+    if v is None or isinstance(v, bool):
+        return None
     try:
         f = float(v)
     except (TypeError, ValueError):
-        return "—"
-    return f"{f * 100:+.2f}%" if np.isfinite(f) else "—"
+        return None
+    return f if np.isfinite(f) else None
+
+
+def _provenance(r: Mapping[str, Any]) -> str:
+    """The provenance cell of a row: the before and after values' own provenances (an
+    imported baseline says 导入 imported), in both languages, as in the CSV."""
+    sides = [
+        v.get("provenance") if isinstance(v, Mapping) else None
+        for v in (r.get("before"), r.get("after"))
+    ]
+    provs = [str(p) for p in sides if isinstance(p, str) and p]
+    return table_fmt.provenance_text(provs or [str(r.get("provenance", ""))], "zh")
 
 
 def row_value(v: Any) -> Any:
@@ -354,10 +399,11 @@ def row_value(v: Any) -> Any:
     return v
 
 
-def _cell(v: Any) -> str:
-    """A before/after cell: the value, its coverage, and for no value the reason (never hidden:
+def _cell(v: Any, text: str) -> str:
+    """A before/after cell: the value as ``text`` (the table's one formatting rule), its
+    coverage, and for no value the reason (never hidden:
     ``metrics.machine_table.no_value_reason``)."""
-    out = _fmt(row_value(v))
+    out = html.escape(text)
     if not isinstance(v, Mapping):
         return out
     cov = v.get("coverage")
@@ -409,15 +455,20 @@ def render_report(
         mark = f' <span class="worse" title="{html.escape(WORSE_LEGEND)}">{WORSE_MARK}</span>'
         label = html.escape(str(r.get("label_zh", r.get("id", ""))))
         en = html.escape(str(r.get("label_en", "")))
+        unit = str(r.get("unit", ""))
+        change = table_fmt.change_text(
+            _float(r.get("change")), str(r.get("direction", "")), str(r.get("change_label", ""))
+        )
+        before = table_fmt.fmt_value(_float(row_value(r.get("before"))), unit)
+        after = table_fmt.fmt_value(_float(row_value(r.get("after"))), unit)
         rows_html.append(
             "<tr>"
             f"<td>{'*' if r.get('mandatory') else ''}{label}<br><small>{en}</small></td>"
-            f"<td>{html.escape(str(r.get('unit', '')))}</td>"
-            f"<td>{_cell(r.get('before'))}</td>"
-            f"<td>{_cell(r.get('after'))}</td>"
-            f"<td>{html.escape(str(r.get('change_label', '')))} {_pct(r.get('change'))}"
-            f"{mark if worse else ''}</td>"
-            f"<td>{html.escape(str(r.get('provenance', '')))}</td>"
+            f"<td>{html.escape(unit)}</td>"
+            f"<td>{_cell(r.get('before'), before)}</td>"
+            f"<td>{_cell(r.get('after'), after)}</td>"
+            f"<td>{html.escape(change)}{mark if worse else ''}</td>"
+            f"<td>{html.escape(_provenance(r))}</td>"
             "</tr>"
         )
     legend = f'<p class="legend">{html.escape(WORSE_LEGEND)}</p>' if any_worse else ""

@@ -10,8 +10,10 @@ Leaf records
     One JSON object per ledger leaf, ``{"v": 1, "kind": ..., ...}``. A batch leaf is
     ``{"v":1,"kind":"batch","source":S,"seq":N,"first_ts":"T0","last_ts":"T1","count":C,
     "encoding":"sfs1","samples_sha256":HEX}`` (timestamps: ns UTC as decimal strings); special
-    leaves (``config``, ``formula``, ``key_rotation``, ``clock``, ``gap``) carry their own
-    fields plus ``"ts"``.
+    leaves (``config``, ``formula``, ``key_rotation``, ``clock``, ``gap``, ``import``) carry
+    their own fields plus ``"ts"``: a ``config`` leaf the configuration's canonical content
+    (:mod:`metrics.evidence.configlog`), an ``import`` leaf the imported file's name and SHA-256
+    and the batches it became.
 
 Sample encoding ``sfs1`` (little-endian, documented in docs/verification.md)
     ``b"SFS1"``; u32 number of series S; S times (u16 length + UTF-8 device, u16 length +
@@ -148,7 +150,7 @@ def batch_record(
     }
 
 
-SPECIAL_KINDS = ("config", "formula", "key_rotation", "clock", "gap")
+SPECIAL_KINDS = ("config", "formula", "key_rotation", "clock", "gap", "import")
 
 
 def special_record(kind: str, ts: int, fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,8 +3,11 @@
 ``application/vnd.shopfloor.kpi-snapshot.v1+json``, RFC 8785 JSON (floats and large integers
 as decimal strings), with:
 
-* ``site_file``: the site file as canonical JSON (``canonical``) and its SHA-256 (``sha256``),
-  so the verifier recomputes with exactly the configuration that produced the numbers;
+* ``site_file``: the configuration of the current period as canonical JSON (``canonical``,
+  :func:`metrics.evidence.configlog.config_content`) and its SHA-256 (``sha256``);
+* ``configuration``: per period (``baseline``, ``current``) the ``config`` leaves of the log in
+  force over it, ``{index, config_sha256, from_ns, to_ns}`` each: the verifier recomputes each
+  period with the configuration the log holds for that time;
 * ``periods``: baseline and current ``{start_ns, end_ns, label, imported}``;
 * ``kpi_table``: ``metrics.engine.KpiTable.to_dict()``;
 * ``formulas``: id and version of every KPI's formula (and the variant the table used);
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.models import SiteConfig
-from metrics.evidence import canonical
+from metrics.evidence import canonical, configlog
 
 SNAPSHOT_KIND = "shopfloor.kpi-snapshot"
 SNAPSHOT_VERSION = 1
@@ -78,8 +81,9 @@ class LeafRef:
 
 
 def site_json(site: SiteConfig) -> Any:
-    """The site file as JSON-safe data (floats as decimal strings)."""
-    return canonical.jsonable(site.model_dump(mode="json"))
+    """The site's configuration as JSON-safe data: its canonical content as the ledger's
+    ``config`` leaves hold it (no file paths, no storage / evidence / gateway sections)."""
+    return configlog.config_content(site)
 
 
 def site_from_json(obj: Any) -> SiteConfig:
@@ -119,10 +123,17 @@ def build_payload(
     files: Mapping[str, str],
     created_s: int,
     generator: str = "shopfloor",
+    configuration: Mapping[str, Sequence[configlog.InForce]] | None = None,
 ) -> dict[str, Any]:
     sj = site_json(site)
     tj = canonical.jsonable(dict(table))
+    extra: dict[str, Any] = {}
+    if configuration is not None:
+        extra["configuration"] = {
+            k: [sp.to_dict() for sp in v] for k, v in sorted(configuration.items())
+        }
     return {
+        **extra,
         "type": SNAPSHOT_KIND,
         "version": SNAPSHOT_VERSION,
         "generator": generator,

@@ -21,25 +21,34 @@ It needs only this package: no store, no network. Order of the checks:
    :data:`REL_TOL` when their decimal strings differ);
 8. plausibility: counters monotonic except resets / rollovers, OEE components <= 1, energy within
    rated power x time, no replayed batch or duplicated samples across batches, clock
-   synchronised over the periods and no sample after the checkpoint was signed.
+   synchronised over the periods, no device clock recorded ahead of the gateway's and no sample
+   after the checkpoint was signed.
+
+Two levels of verdict (each check carries its ``level``): a failed *integrity* check (1-7, and
+every KPI) fails the bundle; a failed *plausibility* check (8) is a finding with a severity and
+a plain explanation (中文 / English) for the reviewer, and does not fail it. See
+:attr:`Report.verdict` and the exit codes :data:`EXIT_PASSED` .. :data:`EXIT_FINDINGS`.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
+from config.markers import HEARTBEAT_DEVICE
 from config.models import COUNTER_ROLES, SiteConfig
 from metrics.evidence import bundle as bundle_mod
-from metrics.evidence import canonical, dsse, merkle, note, snapshot
+from metrics.evidence import canonical, configlog, dsse, merkle, note, snapshot
 from metrics.evidence.trust import Trust, format_time
 from metrics.periods import NS_PER_S, TimeRange
+from metrics.recording import AFTER_NS
 from metrics.series import Series
 
 REL_TOL = 1e-9
@@ -49,15 +58,55 @@ FUTURE_SLACK_S = 300
 MAX_REASONS = 25
 
 
+INTEGRITY = "integrity"
+"""Level of a check whose failure fails the bundle: signatures, proofs, hashes, sequence,
+configuration, recomputation."""
+PLAUSIBILITY = "plausibility"
+"""Level of a check whose failure is a finding for the reviewer to judge (the bundle is
+authentic; the data may still be doubtful): clock state, data newer than the checkpoint,
+OEE components above 1, counters, energy against rated power, repeated samples."""
+SEVERITIES = ("warning", "serious")
+"""Severity of a plausibility finding: ``warning`` (look at it; often explained by the site,
+e.g. an air-gapped clock), ``serious`` (a KPI is likely wrong unless the applicant explains)."""
+
+EXIT_PASSED = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_FINDINGS = 3
+"""Exit codes of ``shopfloor verify``: 0 integrity holds and no finding; 3 integrity holds,
+plausibility findings to review; 1 integrity fails (a check or a KPI); 2 usage error (files
+unreadable, bad arguments, a bundle over the size limits)."""
+
+
 @dataclass
 class Check:
     name: str
     subject: str
     ok: bool
     reason: str
+    level: str = INTEGRITY
+    severity: str | None = None  # plausibility findings only: warning | serious
+    explain_zh: str = ""
+    explain_en: str = ""
+
+    @property
+    def finding(self) -> bool:
+        """A failed plausibility check: for the reviewer, does not fail the bundle."""
+        return self.level == PLAUSIBILITY and not self.ok
 
     def to_dict(self) -> dict[str, Any]:
-        return {"check": self.name, "subject": self.subject, "ok": self.ok, "reason": self.reason}
+        out: dict[str, Any] = {
+            "check": self.name,
+            "subject": self.subject,
+            "ok": self.ok,
+            "reason": self.reason,
+            "level": self.level,
+        }
+        if self.finding:
+            out.update(
+                severity=self.severity, explain_zh=self.explain_zh, explain_en=self.explain_en
+            )
+        return out
 
 
 @dataclass
@@ -94,28 +143,90 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return bool(self.checks) and all(c.ok for c in self.checks) and all(k.ok for k in self.kpis)
+        """Integrity holds: every integrity check and every KPI passed (plausibility findings
+        may remain; see :attr:`verdict`)."""
+        return (
+            any(c.level == INTEGRITY for c in self.checks)
+            and not self.integrity_failures()
+            and all(k.ok for k in self.kpis)
+        )
 
-    def add(self, name: str, subject: str, ok: bool, reason: str) -> bool:
-        self.checks.append(Check(name, subject, ok, reason))
+    @property
+    def verdict(self) -> str:
+        """``passed`` (integrity holds, no finding), ``findings`` (integrity holds, findings
+        to review) or ``failed`` (integrity fails)."""
+        if not self.ok:
+            return "failed"
+        return "findings" if self.findings() else "passed"
+
+    @property
+    def exit_code(self) -> int:
+        return {"passed": EXIT_PASSED, "findings": EXIT_FINDINGS}.get(self.verdict, EXIT_FAILED)
+
+    def add(
+        self,
+        name: str,
+        subject: str,
+        ok: bool,
+        reason: str,
+        *,
+        level: str = INTEGRITY,
+        severity: str | None = None,
+        explain: tuple[str, str] | None = None,
+    ) -> bool:
+        """Record a check (``level`` integrity unless said otherwise; a plausibility check
+        that fails is a finding with ``severity`` and a plain explanation (中文, English):
+        ``explain``, or the one of its name in :data:`EXPLAIN`)."""
+        finding = level == PLAUSIBILITY and not ok
+        zh, en = (explain or EXPLAIN.get(name, ("", ""))) if finding else ("", "")
+        sev = (severity or "warning") if level == PLAUSIBILITY and not ok else None
+        self.checks.append(Check(name, subject, ok, reason, level, sev, zh, en))
         return ok
 
-    def fail_many(self, name: str, subject: str, reasons: Sequence[str]) -> bool:
+    def fail_many(
+        self,
+        name: str,
+        subject: str,
+        reasons: Sequence[str],
+        *,
+        level: str = INTEGRITY,
+        severity: str | None = None,
+        explain: tuple[str, str] | None = None,
+    ) -> bool:
         for r in reasons[:MAX_REASONS]:
-            self.add(name, subject, False, r)
+            self.add(name, subject, False, r, level=level, severity=severity, explain=explain)
         if len(reasons) > MAX_REASONS:
-            self.add(name, subject, False, f"... and {len(reasons) - MAX_REASONS} more")
+            self.add(
+                name,
+                subject,
+                False,
+                f"... and {len(reasons) - MAX_REASONS} more",
+                level=level,
+                severity=severity,
+                explain=explain,
+            )
         return not reasons
 
     def failures(self) -> list[Check]:
+        """Every check that did not hold, integrity failures and plausibility findings."""
         return [c for c in self.checks if not c.ok]
+
+    def integrity_failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok and c.level == INTEGRITY]
+
+    def findings(self) -> list[Check]:
+        return [c for c in self.checks if c.finding]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
             "facts": self.facts,
-            "checks": [c.to_dict() for c in self.checks],
+            "checks": [c.to_dict() for c in self.checks if c.level == INTEGRITY],
             "kpis": [k.to_dict() for k in self.kpis],
+            "plausibility": [c.to_dict() for c in self.checks if c.level == PLAUSIBILITY],
+            "findings": len(self.findings()),
         }
 
     def to_text(self) -> str:
@@ -123,10 +234,12 @@ class Report:
         for k, v in self.facts.items():
             lines.append(f"  {k}: {v}")
         lines.append("")
-        lines.append("检查 Checks:")
+        lines.append(
+            "完整性检查 Integrity checks (任一失败则证据包不通过 any failure fails the bundle):"
+        )
         for c in self.checks:
-            mark = "PASS" if c.ok else "FAIL"
-            lines.append(f"  [{mark}] {c.name} — {c.subject}: {c.reason}")
+            if c.level == INTEGRITY:
+                lines.append(f"  [{'PASS' if c.ok else 'FAIL'}] {c.name} — {c.subject}: {c.reason}")
         if self.kpis:
             lines.append("")
             lines.append("指标 KPIs:")
@@ -136,14 +249,94 @@ class Report:
                     f"  [{mark}] {kr.label_zh} {kr.label_en} ({kr.provenance}, {kr.status}): "
                     f"建设前 {_short(kr.before)} / 建成后 {_short(kr.after)} — {kr.reason}"
                 )
+        plaus = [c for c in self.checks if c.level == PLAUSIBILITY]
+        if plaus:
+            lines.append("")
+            lines.append(
+                "合理性检查 Plausibility checks (发现供评审判断，不使证据包失败 "
+                "findings are for the reviewer to judge; they do not fail the bundle):"
+            )
+            for c in plaus:
+                mark = "OK" if c.ok else SEVERITY_MARK.get(c.severity or "", "FINDING")
+                lines.append(f"  [{mark}] {c.name} — {c.subject}: {c.reason}")
+                if c.finding and c.explain_zh:
+                    lines.append(f"      说明: {c.explain_zh}")
+                    lines.append(f"      Note: {c.explain_en}")
         lines.append("")
-        lines.append(
-            "结果 RESULT: 全部通过 ALL CHECKS PASSED"
-            if self.ok
-            else f"结果 RESULT: 未通过 FAILED ({len(self.failures())} checks, "
-            f"{sum(1 for k in self.kpis if not k.ok)} KPIs)"
-        )
+        lines.append(self.result_line())
         return "\n".join(lines) + "\n"
+
+    def result_line(self) -> str:
+        n = len(self.findings())
+        if self.verdict == "passed":
+            return "结果 RESULT: 全部通过 ALL CHECKS PASSED"
+        if self.verdict == "findings":
+            return (
+                f"结果 RESULT: 完整性通过，{n} 项合理性发现待评审 "
+                f"INTEGRITY PASSED, {n} PLAUSIBILITY FINDINGS TO REVIEW"
+            )
+        return (
+            f"结果 RESULT: 未通过 FAILED ({len(self.integrity_failures())} integrity checks, "
+            f"{sum(1 for k in self.kpis if not k.ok)} KPIs"
+            + (f"; {n} plausibility findings" if n else "")
+            + ")"
+        )
+
+
+SEVERITY_MARK = {"warning": "WARNING 注意", "serious": "SERIOUS 严重"}
+
+EXPLAIN: dict[str, tuple[str, str]] = {
+    "plausibility: counters": (
+        "累计计数器在非清零、非溢出的情况下减少：数据可能被改动，或设备/点位配置有误；"
+        "据此计算的产量和不良品率可能不可信。",
+        "A cumulative counter went down without a reset or a rollover: the data may have been "
+        "altered or the device or point is misconfigured; counts and defect rates computed from "
+        "it may be wrong.",
+    ),
+    "plausibility: OEE components": (
+        "可用率、性能（有效性）或质量率大于 1 在物理上不可能；性能大于 1 通常说明理想节拍"
+        "（ideal_cycle_s）设得过长，会虚增 OEE。",
+        "Availability, effectiveness or quality ratio above 1 is physically impossible; "
+        "effectiveness above 1 usually means the ideal cycle time (ideal_cycle_s) is set too "
+        "long, which inflates OEE.",
+    ),
+    "plausibility: energy": (
+        "电能表读数超过设备额定功率乘以时间：电表倍率、单位或额定功率有误，或数据不真实；"
+        "单位产值能耗可能不可信。",
+        "A meter used more energy than rated power x time allows: a meter multiplier, unit or "
+        "rated power is wrong, or the data are not genuine; energy per value may be wrong.",
+    ),
+    "plausibility: duplicates": (
+        "同一批样本或同一时刻的样本在日志中出现多次：可能是重放的数据，会重复计入产量。",
+        "The same batch or samples at the same time appear more than once in the log: possibly "
+        "replayed data, counted twice in the output.",
+    ),
+    "plausibility: clock": (
+        "网关时钟未与时间源同步（隔离网络的工厂常见）。时间戳依赖网关自身的时钟："
+        "请结合记录的设备与网关时钟偏差（clock 叶子）和检查点签名时间判断时间是否可信。",
+        "The gateway's clock was not synchronised to a time source (common on air-gapped "
+        "factory networks). Timestamps rest on the gateway's own clock: judge them with the "
+        "recorded offset between device and gateway clocks (clock leaves) and the checkpoint's "
+        "signing time.",
+    ),
+}
+"""Plain explanation (中文, English) of each plausibility check for the reviewer."""
+
+EXPLAIN_DEVICE_AHEAD = (
+    "设备时间戳超前于网关时钟：设备与网关的时钟不一致（至少一方不准）。数据的先后顺序和周期归属"
+    "可能偏移相应的秒数；偏差小于统计周期时对指标影响很小。",
+    "Device timestamps ran ahead of the gateway's clock: the two clocks disagree (at least one "
+    "is wrong). Data may fall that many seconds off in time and across period boundaries; an "
+    "offset much shorter than the periods barely moves the KPIs.",
+)
+EXPLAIN_LATE = (
+    "数据时间晚于检查点签名时间：某个时钟超前，或数据是事后伪造的。这些数据在签名时还不应存在，"
+    "请要求申报企业说明。",
+    "Data are stamped after the checkpoint that covers them was signed: a clock ran ahead, or "
+    "the data were fabricated. They could not have existed when they were signed; ask the "
+    "applicant to explain.",
+)
+"""Plain explanation (中文, English) of each plausibility check for the reviewer."""
 
 
 def _short(v: Any) -> str:
@@ -162,9 +355,18 @@ def _short(v: Any) -> str:
 
 
 class BundleReader:
-    """``metrics.series.SeriesReader`` over decoded batches (log order, then time order)."""
+    """``metrics.series.SeriesReader`` over decoded batches (log order, then time order).
+    ``records`` (source, seq, first_ts, last_ts of each batch) let the engine read the
+    provenance of a period off the batches' sources (:mod:`metrics.provenance`)."""
 
-    def __init__(self, batches: Iterable[canonical.DecodedSamples]) -> None:
+    def __init__(
+        self,
+        batches: Iterable[canonical.DecodedSamples],
+        records: Iterable[tuple[str, int, int, int]] = (),
+    ) -> None:
+        self._records: dict[str, list[tuple[str, int, int, int]]] = {}
+        for r in sorted(records):
+            self._records.setdefault(r[0], []).append(r)
         parts: dict[tuple[str, str], list[Series]] = {}
         for b in batches:
             for key, s in b.per_series().items():
@@ -181,6 +383,20 @@ class BundleReader:
 
     def keys(self) -> list[tuple[str, str]]:
         return sorted(self._series)
+
+    def sources(self) -> list[str]:
+        return sorted(self._records)
+
+    def batch_records(
+        self, source: str | None = None, start: int | None = None, end: int | None = None
+    ) -> list[tuple[str, int, int, int]]:
+        """(source, seq, first_ts, last_ts) of the batches overlapping [start, end)."""
+        pool = (
+            self._records.get(source, [])
+            if source is not None
+            else [r for rs in self._records.values() for r in rs]
+        )
+        return [r for r in pool if (start is None or r[3] >= start) and (end is None or r[2] < end)]
 
     def full(self, device: str, point: str) -> Series:
         return self._series.get((device, point), Series.empty())
@@ -204,6 +420,7 @@ def compute_table_dict(
     *,
     baseline_imported: bool,
     current_imported: bool,
+    baseline_site: SiteConfig | None = None,
 ) -> dict[str, Any]:
     """``metrics.engine.compute_table(...).to_dict()`` as canonical JSON data."""
     from metrics.engine import compute_table
@@ -215,6 +432,7 @@ def compute_table_dict(
         current,
         baseline_imported=baseline_imported,
         current_imported=current_imported,
+        baseline_site=baseline_site,
     )
     out: dict[str, Any] = canonical.jsonable(table.to_dict())
     return out
@@ -281,11 +499,23 @@ class _Decoded:
     samples: canonical.DecodedSamples | None
 
 
-def verify_bundle(data: bytes, trust: Trust, *, tol: float = REL_TOL) -> Report:
-    """Run every check; never raises for a bad bundle (the report says what broke)."""
+def verify_bundle(
+    data: bytes | str | os.PathLike[str] | BinaryIO,
+    trust: Trust,
+    *,
+    tol: float = REL_TOL,
+    max_total: int = bundle_mod.MAX_TOTAL_BYTES,
+) -> Report:
+    """Run every check on the bundle (its bytes, path or open binary file); never raises for
+    a bad bundle (the report says what broke) except
+    :class:`~metrics.evidence.bundle.BundleTooLarge` for one over the size limits (more than
+    ``max_total`` bytes uncompressed), which is refused before anything beyond the limit is
+    decompressed."""
     rep = Report()
     try:
-        return _verify(rep, data, trust, tol)
+        return _verify(rep, data, trust, tol, max_total)
+    except bundle_mod.BundleTooLarge:
+        raise
     except Exception as exc:  # a malformed bundle must give a report, never a traceback
         rep.add(
             "verification", "bundle", False, f"verification aborted on malformed input: {exc!r}"
@@ -293,9 +523,17 @@ def verify_bundle(data: bytes, trust: Trust, *, tol: float = REL_TOL) -> Report:
         return rep
 
 
-def _verify(rep: Report, data: bytes, trust: Trust, tol: float) -> Report:
+def _verify(
+    rep: Report,
+    data: bytes | str | os.PathLike[str] | BinaryIO,
+    trust: Trust,
+    tol: float,
+    max_total: int,
+) -> Report:
     try:
-        files = bundle_mod.read_files(data)
+        files = bundle_mod.read_files(data, max_total=max_total)
+    except bundle_mod.BundleTooLarge:
+        raise
     except bundle_mod.BundleError as exc:
         rep.add("bundle structure", "bundle", False, str(exc))
         return rep
@@ -345,16 +583,33 @@ def _verify(rep: Report, data: bytes, trust: Trust, tol: float) -> Report:
     if decoded is not None:
         _check_continuity(rep, decoded, _periods_or_none(payload))
         _check_rotations(rep, decoded, trust)
-    if site is None or decoded is None or not batches_ok:
-        _kpis_not_recomputed(rep, payload, "batch data or site file failed the checks above")
+    sites = None
+    if decoded is not None:
+        _list_imports(rep, decoded)
+        sites = _check_configuration(rep, payload, decoded, site)
+    if sites is None or decoded is None or not batches_ok:
+        _kpis_not_recomputed(
+            rep, payload, "batch data, site file or configuration failed the checks above"
+        )
         return rep
+    site = sites[1]
     batches = [d for d in decoded if d.samples is not None]
-    reader = BundleReader(d.samples for d in batches if d.samples is not None)
+    reader = BundleReader(
+        (d.samples for d in batches if d.samples is not None), _batch_records(batches)
+    )
     rep.facts["batches"] = len(batches)
     rep.facts["samples"] = sum(len(d.samples) for d in batches if d.samples is not None)
-    recomputed = _recompute(rep, payload, site, reader, tol)
+    recomputed = _recompute(rep, payload, site, reader, tol, baseline_site=sites[0])
     _plausibility(rep, payload, site, reader, decoded, recomputed, cp)
     return rep
+
+
+def _batch_records(decoded: Sequence[_Decoded]) -> list[tuple[str, int, int, int]]:
+    return [
+        (str(d.ref.source), int(d.ref.seq or 0), int(d.ref.first_ts or 0), int(d.ref.last_ts or 0))
+        for d in decoded
+        if d.ref.kind == "batch"
+    ]
 
 
 def _check_checkpoint(rep: Report, raw: bytes, trust: Trust) -> note.Checkpoint | None:
@@ -580,6 +835,161 @@ def _site_of(rep: Report, payload: Mapping[str, Any]) -> SiteConfig | None:
     return site
 
 
+def _check_configuration(
+    rep: Report, payload: Mapping[str, Any], decoded: Sequence[_Decoded], site: SiteConfig | None
+) -> tuple[SiteConfig, SiteConfig] | None:
+    """Integrity: the configuration each period is recomputed under is the one the log's
+    ``config`` leaves hold for that time (:mod:`.configlog`); the snapshot names those leaves
+    and its site file is that configuration. Every recorded change is listed with its reason
+    (a re-classification of history is marked). Returns the (baseline, current) configurations
+    to recompute with, or ``None`` when the log holds none for a period."""
+    subj = bundle_mod.ENVELOPE
+    leaves: list[configlog.ConfigLeaf] = []
+    for d in decoded:
+        if d.ref.kind != "config":
+            continue
+        try:
+            leaves.append(configlog.parse_leaf(d.ref.index, d.record))
+        except (ValueError, KeyError, TypeError) as exc:
+            rep.add("configuration", f"{bundle_mod.LEAVES} leaf {d.ref.index}", False, str(exc))
+            return None
+    for lf in sorted(leaves, key=lambda x: x.index):
+        rep.add(
+            "configuration change",
+            f"{bundle_mod.LEAVES} leaf {lf.index}",
+            True,
+            configlog.describe(lf, configlog.replaced(leaves, lf)),
+        )
+    if site is None:
+        return None
+    if not any(lf.content is not None for lf in leaves):
+        # the earlier format: config leaves held a hash of the whole site file only
+        sha = payload["site_file"].get("sha256")
+        ok = sha in {lf.sha256 for lf in leaves}
+        rep.add(
+            "configuration",
+            subj,
+            ok,
+            "the signed site file is the configuration the log recorded (earlier format: by hash)"
+            if ok
+            else "the signed site file is no configuration the log recorded (its SHA-256 is in "
+            "no config leaf of the bundle)",
+        )
+        return (site, site) if ok else None
+    named = payload.get("configuration")
+    reasons: list[str] = configlog.missing_links(leaves)
+    sites: list[SiteConfig] = []
+    for name, start, end in _periods(payload):
+        spans = configlog.in_force(leaves, start, end)
+        try:
+            content = configlog.period_config(spans, name)
+            sites.append(configlog.site_of(content))
+        except ValueError as exc:
+            reasons.append(str(exc))
+            continue
+        want = [sp.to_dict() for sp in spans]
+        got = named.get(name) if isinstance(named, dict) else None
+        if got != want:
+            reasons.append(
+                f"{name}: the snapshot names configuration leaves {_leaf_idx(got)}, the log "
+                f"holds {_leaf_idx(want)} for that time"
+            )
+    if len(sites) != 2:
+        rep.fail_many("configuration", subj, reasons)
+        return None
+    changes = configlog.diff(configlog.config_content(sites[1]), payload["site_file"]["canonical"])
+    if changes:
+        reasons.append(
+            "the table was computed under a configuration the log does not hold for the "
+            "current period; changed from the recorded one: " + "; ".join(changes)
+        )
+    if rep.fail_many("configuration", subj, reasons) and isinstance(named, dict):
+        rep.add(
+            "configuration",
+            subj,
+            True,
+            "each period is recomputed with the configuration the log recorded for its time "
+            f"(baseline leaf {_leaf_idx(named.get('baseline'))}, "
+            f"current leaf {_leaf_idx(named.get('current'))})",
+        )
+    return sites[0], sites[1]
+
+
+def _leaf_idx(spans: Any) -> str:
+    if not isinstance(spans, list) or not spans:
+        return "none"
+    return ", ".join(str(sp.get("index")) if isinstance(sp, dict) else "?" for sp in spans)
+
+
+def _list_imports(rep: Report, decoded: Sequence[_Decoded]) -> None:
+    """Every ``import`` leaf: which file (name, SHA-256) became which batches."""
+    for d in decoded:
+        if d.ref.kind != "import":
+            continue
+        r = d.record
+        ranges = r.get("batches")
+        runs = (
+            ", ".join(f"{k} #{v[0]}..#{v[1]}" for k, v in sorted(ranges.items()))
+            if isinstance(ranges, dict)
+            else "?"
+        )
+        rep.add(
+            "import",
+            f"{bundle_mod.LEAVES} leaf {d.ref.index}",
+            True,
+            f"file {r.get('file')} SHA-256 {str(r.get('sha256'))[:16]}… imported "
+            f"{_fmt_ns(int(r.get('ts', 0)))} as {runs} (provenance imported); check the file "
+            "with --import-file",
+        )
+
+
+def check_import_files(
+    rep: Report,
+    data: bytes | str | os.PathLike[str] | BinaryIO,
+    files: Mapping[str, bytes],
+    *,
+    max_total: int = bundle_mod.MAX_TOTAL_BYTES,
+) -> None:
+    """Integrity, for a reviewer holding the imported files: each file must be one the bundle's
+    ``import`` leaves record (same name and SHA-256). A file changed after its import fails.
+    Only meaningful on a bundle whose leaves passed (else the leaves are not trusted)."""
+    subj = "import file"
+    if any(not c.ok for c in rep.checks if c.name in ("leaf", "leaf order")):
+        for name in files:
+            rep.add(subj, name, False, "the bundle's leaves failed: cannot check imports")
+        return
+    recs: list[tuple[int, dict[str, Any]]] = []
+    if not isinstance(data, (bytes, str, os.PathLike)):
+        data.seek(0)
+    bfiles = bundle_mod.read_files(data, max_total=max_total)
+    for lf in bundle_mod.decode_leaves(bfiles[bundle_mod.LEAVES], bfiles[bundle_mod.SAMPLES]):
+        rec = canonical.parse_canonical(lf.record, f"leaf {lf.index}")
+        if isinstance(rec, dict) and rec.get("kind") == "import":
+            recs.append((lf.index, rec))
+    for name, raw in files.items():
+        sha = canonical.sha256_hex(raw)
+        same = [(i, r) for i, r in recs if r.get("sha256") == sha]
+        if same:
+            i, r = same[0]
+            rep.add(subj, name, True, f"SHA-256 {sha[:16]}… is the file imported as leaf {i}")
+            continue
+        base = name.replace("\\", "/").rsplit("/", 1)[-1]
+        named = [(i, r) for i, r in recs if r.get("file") == base]
+        if named:
+            i, r = named[-1]
+            rep.add(
+                subj,
+                name,
+                False,
+                f"content changed after its import: SHA-256 {sha[:16]}…, the log recorded "
+                f"{str(r.get('sha256'))[:16]}… (leaf {i})",
+            )
+        else:
+            rep.add(
+                subj, name, False, f"no import leaf of the bundle records this file ({sha[:16]}…)"
+            )
+
+
 def _periods_or_none(payload: Mapping[str, Any]) -> list[tuple[str, int, int]]:
     try:
         return _periods(payload)
@@ -592,7 +1002,10 @@ def _check_continuity(
 ) -> None:
     """Sequence numbers of each source contiguous, except (a) where a gap leaf records the
     jump and (b) between two runs when the time between the neighbouring batches touches no
-    period (the batches between two periods are not part of the bundle)."""
+    period (the batches between two periods are not part of the bundle). The collector's
+    heartbeat is read only around each period's end (the data horizon): its runs must be
+    contiguous over ``[end, end + AFTER_NS)``."""
+    hb_windows = [(name, end, end + AFTER_NS) for name, _, end in periods]
     span: dict[int, tuple[int, int]] = {
         d.ref.index: (d.ref.first_ts or 0, d.ref.last_ts or 0)
         for d in decoded
@@ -626,7 +1039,8 @@ def _check_continuity(
             elif any(a <= s0 + 1 and s1 - 1 <= b for a, b in explained.get(src, [])):
                 notes.append(f"{src}: #{s0 + 1}..#{s1 - 1} recorded as a gap")
             elif periods and not any(
-                span[i0][1] < end and span[i1][0] > start for _, start, end in periods
+                span[i0][1] < end and span[i1][0] > start
+                for _, start, end in (hb_windows if src == HEARTBEAT_DEVICE else periods)
             ):
                 between += 1
             else:
@@ -697,7 +1111,13 @@ def _kpis_not_recomputed(rep: Report, payload: Mapping[str, Any], why: str) -> N
 
 
 def _recompute(
-    rep: Report, payload: Mapping[str, Any], site: SiteConfig, reader: BundleReader, tol: float
+    rep: Report,
+    payload: Mapping[str, Any],
+    site: SiteConfig,
+    reader: BundleReader,
+    tol: float,
+    *,
+    baseline_site: SiteConfig | None = None,
 ) -> dict[str, Any] | None:
     subj = bundle_mod.ENVELOPE
     try:
@@ -711,6 +1131,7 @@ def _recompute(
             current,
             baseline_imported=bool(pb.get("imported", False)),
             current_imported=bool(pc.get("imported", False)),
+            baseline_site=baseline_site,
         )
     except Exception as exc:  # the engine on hostile input: report, never crash
         rep.add("recomputation", subj, False, f"KPI engine failed on the bundle: {exc!r}")
@@ -879,21 +1300,27 @@ def _plausibility(
                     f"{src}/{pt.id} fell from {a:.6g} to {b:.6g} at {_fmt_ns(ts)}: "
                     "not a reset or rollover"
                 )
-    if rep.fail_many("plausibility: counters", "data", reasons):
+    if rep.fail_many(
+        "plausibility: counters", "data", reasons, level=PLAUSIBILITY, severity="serious"
+    ):
         rep.add(
             "plausibility: counters",
             "data",
             True,
             f"counters monotonic ({resets} resets/rollovers)",
+            level=PLAUSIBILITY,
         )
     # OEE components <= 1
     over = _oee_over_one(table) if table is not None else []
-    if rep.fail_many("plausibility: OEE components", "kpi_table", over):
+    if rep.fail_many(
+        "plausibility: OEE components", "kpi_table", over, level=PLAUSIBILITY, severity="serious"
+    ):
         rep.add(
             "plausibility: OEE components",
             "kpi_table",
             True,
             "availability, effectiveness, quality and OEE <= 1",
+            level=PLAUSIBILITY,
         )
     # energy within rated power x time
     total_rated = sum(d.rated_power_kw or 0.0 for d in site.devices)
@@ -922,12 +1349,15 @@ def _plausibility(
                         f"{dev.id}/{pt.id} ({pname}): {used:.6g} kWh in {hours:.4g} h exceeds "
                         f"rated {rated:.6g} kW x time = {limit:.6g} kWh"
                     )
-    if rep.fail_many("plausibility: energy", "data", reasons):
+    if rep.fail_many(
+        "plausibility: energy", "data", reasons, level=PLAUSIBILITY, severity="serious"
+    ):
         rep.add(
             "plausibility: energy",
             "data",
             True,
             f"{checked} meter readings within rated power x time",
+            level=PLAUSIBILITY,
         )
     # replayed batches / duplicated samples
     reasons = []
@@ -960,49 +1390,102 @@ def _plausibility(
                 f"(first at {_fmt_ns(int(all_ts[i]))}, leaves {int(owner[i])} and "
                 f"{int(owner[i + 1])})"
             )
-    if rep.fail_many("plausibility: duplicates", bundle_mod.SAMPLES, reasons):
+    if rep.fail_many(
+        "plausibility: duplicates",
+        bundle_mod.SAMPLES,
+        reasons,
+        level=PLAUSIBILITY,
+        severity="serious",
+    ):
         rep.add(
             "plausibility: duplicates",
             bundle_mod.SAMPLES,
             True,
             "no replayed batch, no sample repeated across batches",
+            level=PLAUSIBILITY,
         )
-    # clock synchronisation
-    reasons = []
-    clocks = sorted(
-        (int(d.record.get("ts", 0)), d.record.get("synchronised"), d.ref.index)
+    _clock_plausibility(rep, periods, decoded, cp)
+
+
+def _clock_plausibility(
+    rep: Report,
+    periods: Sequence[tuple[str, int, int]],
+    decoded: Sequence[_Decoded],
+    cp: note.Checkpoint | None,
+) -> None:
+    """The gateway's clock state over the periods (``clock`` leaves: ``synchronised`` and,
+    when a device's timestamps ran ahead of the gateway's clock, ``devices_ahead_s``), and
+    data stamped after the checkpoint was signed."""
+    name = "plausibility: clock"
+    clocks: list[tuple[int, int, Mapping[str, Any]]] = sorted(
+        (int(d.record.get("ts", 0)), d.ref.index, d.record)
         for d in decoded
         if d.ref.kind == "clock"
     )
+    unsync: list[str] = []
+    ahead: list[str] = []
     for pname, start, end in periods:
-        state_at_start = None
-        for ts, syn, idx in clocks:
+        at_start: tuple[int, Mapping[str, Any]] | None = None
+        inside: list[tuple[int, int, Mapping[str, Any]]] = []
+        for ts, idx, rec in clocks:
             if ts <= start:
-                state_at_start = (syn, idx)
-            elif ts < end and syn is False:
-                reasons.append(f"{pname}: clock not synchronised from {_fmt_ns(ts)} (leaf {idx})")
-        if state_at_start is not None and state_at_start[0] is False:
-            reasons.append(
-                f"{pname}: clock not synchronised at the start (leaf {state_at_start[1]})"
-            )
-    if cp is not None and cp.time is not None:
+                at_start = (idx, rec)
+            elif ts < end:
+                inside.append((ts, idx, rec))
+        if at_start is not None and at_start[1].get("synchronised") is False:
+            unsync.append(f"{pname}: clock not synchronised at the start (leaf {at_start[0]})")
+        for ts, idx, rec in inside:
+            if rec.get("synchronised") is False:
+                unsync.append(f"{pname}: clock not synchronised from {_fmt_ns(ts)} (leaf {idx})")
+        scope = ([(start, *at_start)] if at_start is not None else []) + inside
+        for ts, idx, state in scope:
+            lead = state.get("devices_ahead_s")
+            if isinstance(lead, dict) and lead:
+                shown = ", ".join(f"{k} +{_short(v)} s" for k, v in sorted(lead.items()))
+                ahead.append(
+                    f"{pname}: device timestamps ahead of the gateway's clock at "
+                    f"{_fmt_ns(ts)} (leaf {idx}): {shown}"
+                )
+    late: list[str] = []
+    offset = ""
+    newest = max(
+        (d.ref.last_ts for d in decoded if d.ref.kind == "batch" and d.ref.last_ts is not None),
+        default=None,
+    )
+    if cp is not None and cp.time is not None and newest is not None:
+        delta = newest / NS_PER_S - cp.time
+        offset = (
+            f"newest sample {abs(delta):.0f} s {'after' if delta > 0 else 'before'} the "
+            "checkpoint was signed"
+        )
         limit = (cp.time + FUTURE_SLACK_S) * NS_PER_S
-        late = [
+        idxs = [
             d.ref.index
             for d in decoded
             if d.ref.kind == "batch" and d.ref.last_ts is not None and d.ref.last_ts > limit
         ]
-        if late:
-            reasons.append(
-                f"{len(late)} batches carry timestamps after the checkpoint was signed "
-                f"(first leaf {late[0]}): clock ahead or data fabricated"
+        if idxs:
+            late.append(
+                f"{len(idxs)} batches carry timestamps after the checkpoint was signed "
+                f"(first leaf {idxs[0]}; {offset}): clock ahead or data fabricated"
             )
-    unknown = sum(1 for c in clocks if c[1] == "unknown")
-    if rep.fail_many("plausibility: clock", "data", reasons):
+    states = [rec.get("synchronised") for _, _, rec in clocks]
+    summary = (
+        f"{len(clocks)} clock-state leaves ({states.count(True)} synchronised, "
+        f"{states.count(False)} not, {sum(1 for s in states if s not in (True, False))} unknown)"
+        + (f"; {offset}" if offset else "")
+    )
+    rep.facts["clock"] = summary
+    rep.fail_many(name, "data", unsync, level=PLAUSIBILITY, severity="warning")
+    rep.fail_many(
+        name, "data", ahead, level=PLAUSIBILITY, severity="warning", explain=EXPLAIN_DEVICE_AHEAD
+    )
+    rep.fail_many(name, "data", late, level=PLAUSIBILITY, severity="serious", explain=EXPLAIN_LATE)
+    if not (unsync or ahead or late):
         rep.add(
-            "plausibility: clock",
+            name,
             "data",
             True,
-            f"{len(clocks)} clock-state leaves, none unsynchronised in the periods"
-            + (f" ({unknown} with state unknown)" if unknown else ""),
+            f"{summary}; none unsynchronised in the periods, no device clock recorded ahead",
+            level=PLAUSIBILITY,
         )

@@ -141,3 +141,44 @@ def test_schema_is_json_and_forbids_extra() -> None:
     schema = json.loads(json_schema())
     assert schema["additionalProperties"] is False
     assert "Device" in schema["$defs"]
+
+
+def test_duplicate_key_is_refused_at_any_level_with_its_line() -> None:
+    text = MINIMAL + "site: {id: s2, name: Other}\n"
+    with pytest.raises(ConfigError) as exc:
+        load_site_text(text, "site.yaml")
+    (issue,) = exc.value.issues
+    assert str(issue) == "site.yaml:10: duplicate key 'site' (first at line 1)"
+    nested = MINIMAL.replace("    name: meter\n", "    name: meter\n    name: meter 2\n")
+    with pytest.raises(ConfigError) as exc:
+        load_site_text(nested, "site.yaml")
+    (issue,) = exc.value.issues
+    assert (issue.line, issue.path) == (5, "devices[0]")
+    assert "duplicate key 'name' (first at line 4)" in issue.message
+
+
+def test_merge_keys_are_not_duplicates() -> None:
+    text = MINIMAL.replace(
+        "    modbus: {host: 127.0.0.1, port: 5020}\n",
+        "    modbus: {<<: {host: 10.0.0.1, port: 502}, host: 127.0.0.1, port: 5020}\n",
+    )
+    conn = load_site_text(text).device("m1").modbus
+    assert conn is not None
+    assert (conn.host, conn.port) == ("127.0.0.1", 5020)
+
+
+@pytest.mark.parametrize("style", ["block", "flow"])
+def test_nesting_deeper_than_the_limit_is_one_issue(style: str) -> None:
+    from config.loader import MAX_DEPTH
+
+    n = 500
+    if style == "block":
+        text = "site:\n" + "".join("  " * (i + 1) + "k:\n" for i in range(n))
+    else:
+        text = "site: " + "[" * n + "]" * n + "\n"
+    with pytest.raises(ConfigError) as exc:
+        load_site_text(text, "deep.yaml")
+    (issue,) = exc.value.issues
+    assert issue.message == f"nested deeper than {MAX_DEPTH} levels"
+    assert issue.line == (MAX_DEPTH if style == "block" else 1)
+    # the limit itself is far above any real site file: the examples load (test above)

@@ -1,6 +1,7 @@
 """Imported history ends with one bad ``import_end`` sample per (device, point), in the import's
 source: the collector's import (at the range's end, or last + 1 ns) and ``shopfloor import
-meters`` (last + 1 ns of each series). Checked on the store's content."""
+meters`` (at the file's end: 1 ns after its latest timestamp, or ``--end``). Checked on the
+store's content."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from config.loader import load_site_text
+from config.markers import IMPORT_END
 from config.models import SiteConfig
 from connectors.base import Quality, Sample, Sink
 from edge import runtime
 from edge.cli.main import main
-from edge.runtime import IMPORT_END, Collector, import_end_markers
+from edge.runtime import Collector, import_end_markers
 from edge.store.sqlite import SqliteStore
 
 DEMO = Path(__file__).resolve().parents[2] / "config" / "examples" / "demo.yaml"
@@ -158,16 +160,13 @@ def test_import_end_markers() -> None:
 
 
 def _demo_site(tmp_path: Path) -> Path:
-    text = DEMO.read_text(encoding="utf-8").replace(
-        "storage: {kind: sqlite, path: ../../demo-data/shopfloor.db}",
-        "storage: {kind: sqlite, path: data/shopfloor.db}",
-    )
+    text = DEMO.read_text(encoding="utf-8").replace("../../demo-data/", "data/")
     site = tmp_path / "site.yaml"
     site.write_text(text, encoding="utf-8")
     return site
 
 
-def test_import_meters_closes_each_series_after_its_last_timestamp(
+def test_import_meters_closes_every_series_at_the_files_end(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     site = _demo_site(tmp_path)
@@ -184,17 +183,20 @@ def test_import_meters_closes_each_series_after_its_last_timestamp(
     assert main(["import", "meters", str(csv), "-c", str(site)]) == 0
     out = capsys.readouterr().out
     assert "imported 5 samples of 2 points" in out
-    assert "import_end sample (2)" in out
+    assert "import_end sample (2) at the file's end" in out
     with SqliteStore.open_readonly(tmp_path / "data" / "shopfloor.db") as ro:
         meter = [s for b in ro.batches_for("import:meter1") for s in b.samples]
         cnc = [s for b in ro.batches_for("import:cnc1") for s in b.samples]
         energy = ro.read("meter1", "energy", 0, 2**62)
     assert [s.value for s in meter[:-1]] == [1.0, 1.5, 2.5]
+    file_end = max(s.ts for s in meter + cnc if s.status != IMPORT_END) + 1
     for samples in (meter, cnc):
         *data, end = samples
         assert end.status == IMPORT_END
         _assert_bad(end)
-        assert end.ts == max(s.ts for s in data) + 1
+        # at the FILE's end, not at the series' own last sample: the state log's last
+        # change (08:30) holds until the file's end (09:00)
+        assert end.ts == file_end
         assert all(s.status == "" and s.quality == Quality.GOOD for s in data)
     # what a reader of the series sees: the data, then the bad marker
     assert energy.quality.tolist() == [0, 0, 0, 2]
@@ -213,3 +215,31 @@ def test_a_bad_meter_file_writes_no_marker(
     assert main(["import", "meters", str(csv), "-c", str(site)]) == 2
     assert "error:" in capsys.readouterr().err
     assert not (tmp_path / "data" / "shopfloor.db").exists()
+
+
+def test_import_meters_end_option_and_an_end_inside_the_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = _demo_site(tmp_path)
+    csv = tmp_path / "m.csv"
+    csv.write_text(
+        "device,point,ts,value\n"
+        "meter1,energy,2025-03-03T08:00:00,1.0\n"
+        "cnc1,state,2025-03-03T08:00:00,0\n"
+        "meter1,energy,2025-03-03T09:00:00,2.5\n",
+        encoding="utf-8",
+    )
+    assert main(["import", "meters", str(csv), "-c", str(site), "--end", "2025-03-03T08:30"]) == 2
+    assert "--end is not after the file's latest timestamp" in capsys.readouterr().err
+    assert main(["import", "meters", str(csv), "-c", str(site), "--end", "2025-03-04"]) == 0
+    capsys.readouterr()
+    with SqliteStore.open_readonly(tmp_path / "data" / "shopfloor.db") as ro:
+        ends = [
+            s.ts
+            for src in ("import:meter1", "import:cnc1")
+            for b in ro.batches_for(src)
+            for s in b.samples
+            if s.status == IMPORT_END
+        ]
+    # 2025-03-04 00:00 Asia/Shanghai
+    assert ends == [1741017600 * 10**9] * 2

@@ -5,13 +5,13 @@ writer, SQLite store and ledger (the ledger is the writer's BatchObserver)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from config.loader import load_site_text
+from config.markers import HEARTBEAT_DEVICE, HEARTBEAT_POINT, HEARTBEAT_S
 from config.models import SiteConfig
 from connectors.base import Sample
 from edge.queue import SampleQueue
@@ -71,6 +71,7 @@ declared:
 BASELINE = "2026-01-05..2026-01-05"
 CURRENT = "2026-03-02..2026-03-02"
 STEP_S = 300
+CONFIG_TS = 1_773_532_800 * 10**9  # 2026-03-15T00:00:00Z: after both periods
 
 
 def site() -> SiteConfig:
@@ -146,9 +147,17 @@ def build(tmp: Path, *, seed: int = 7) -> Built:
     store = SqliteStore(store_path, synchronous="NORMAL")
     ledger = Ledger(ledger_path, durable=False)
     rec = EvidenceRecorder(ledger, signer, "shopfloor.local/tiny")
-    rec.start(json.dumps(snapshot.site_json(s)).encode(), {"oee": 1})
+    # the configuration recorded at a pinned time after the data (as a collector started then)
+    rec.start(snapshot.site_json(s), {"oee": 1}, now_ns=CONFIG_TS)
     history = list(generate(seed, base.start_ns, base.end_ns, quality=0.95))
     live = list(generate(seed + 1, cur.start_ns, cur.end_ns, quality=0.98))
+    # the collector's heartbeat from before the current day until a minute after it (the data
+    # horizon: the recording reaches the period end, and the bundle must prove it)
+    hb_ns = int(HEARTBEAT_S * 10**9)
+    live += [
+        Sample(HEARTBEAT_DEVICE, HEARTBEAT_POINT, t, 1.0)
+        for t in range(cur.start_ns - 600 * 10**9, cur.end_ns + 60 * 10**9, hb_ns)
+    ]
     asyncio.run(_ingest(s, store, ledger, live, history))
     cp = rec.checkpoint()
     assert cp is not None

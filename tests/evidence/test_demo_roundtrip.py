@@ -8,9 +8,9 @@ from pathlib import Path
 
 from config.loader import load_site
 from edge.store.export import export_bundle
-from edge.store.ledger import Ledger
+from edge.store.ledger import Ledger, record_config
 from edge.store.sqlite import SqliteStore
-from metrics.evidence import note
+from metrics.evidence import configlog, note
 from metrics.evidence.trust import TrustedKey, make_trust
 from metrics.evidence.verify import verify_bundle
 from metrics.periods import parse_range
@@ -26,6 +26,7 @@ def test_demo_factory_round_trip(tmp_path: Path) -> None:
     cur = parse_range("2026-06-01T08:00..2026-06-01T11:00", tz)
     store = SqliteStore(tmp_path / "s.db", synchronous="NORMAL")
     ledger = Ledger(tmp_path / "l.db", durable=False)
+    record_config(ledger, configlog.config_content(site), cause="start")  # as the collector does
     history = list(factory.generate_for_site(site, 1, base.start_ns, base.end_ns))
     live = list(factory.generate_for_site(site, 2, cur.start_ns, cur.end_ns))
     factory.ingest(site, store, ledger, live, history)  # the writer closes the store

@@ -85,12 +85,12 @@ def test_gaps_duplicates_and_special_leaves(tmp_path: Path) -> None:
 def test_recorder_start_leaves_and_drops(tmp_path: Path) -> None:
     with Ledger(tmp_path / "l.db", durable=False) as led:
         rec = EvidenceRecorder(led, note.Signer.generate("shopfloor.local/t"), "shopfloor.local/t")
-        rec.start(b'{"site":1}', {"oee.iso22400": 1})
-        rec.start(b'{"site":1}', {"oee.iso22400": 1})  # unchanged: no new config/formula leaf
+        rec.start({"site": 1}, {"oee.iso22400": 1})
+        rec.start({"site": 1}, {"oee.iso22400": 1})  # unchanged: no new config/formula leaf
         rec.stored([_batch("a", 1)])
         rec.note_drops({"a": 4})
         rec.note_drops({"a": 4})
-        rec.start(b'{"site":2}', {"oee.iso22400": 2})
+        rec.start({"site": 2}, {"oee.iso22400": 2})
         kinds = [lf.kind for lf in led.leaves()]
         assert kinds.count("config") == 2
         assert kinds.count("formula") == 2

@@ -41,7 +41,7 @@ def _tr(doc: str, kid: str) -> str:
 def test_report_marks_worse_rows_with_a_legend() -> None:
     doc = _html([_row("oee", "up", -0.25, worse=True), _row("defect_rate", "down", -0.5)])
     assert "↓" in _tr(doc, "oee")
-    assert "-25.00%" in _tr(doc, "oee")
+    assert "提升 -25.0%" in _tr(doc, "oee")  # the CSV's rule (metrics.table.change_text)
     assert "↓" not in _tr(doc, "defect_rate")
     assert html.escape(WORSE_LEGEND) in doc
     assert 'class="legend"' in doc

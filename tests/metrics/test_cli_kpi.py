@@ -40,10 +40,9 @@ def _meters_csv(day: dt.date, producing_every: int) -> str:
 @pytest.fixture(scope="module")
 def factory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("kpicli")
-    text = DEMO.read_text(encoding="utf-8").replace(
-        "storage: {kind: sqlite, path: ../../demo-data/shopfloor.db}",
-        "storage: {kind: sqlite, path: data/shopfloor.db}",
-    )
+    # every demo path (store, ledger, keys, users) inside the temp folder: a ledger left
+    # beside the temp folders would be shared by every run
+    text = DEMO.read_text(encoding="utf-8").replace("../../demo-data/", "data/")
     (d / "site.yaml").write_text(text, encoding="utf-8")
     (d / "base.csv").write_text(_meters_csv(dt.date(2025, 3, 3), 10), encoding="utf-8")
     (d / "cur.csv").write_text(_meters_csv(dt.date(2026, 3, 2), 4), encoding="utf-8")
@@ -73,9 +72,10 @@ def test_kpi_table_csv_xlsx_json(
     assert rows[0][:4] == ["指标", "建设前", "建成后", "变化"]
     oee = next(r for r in rows if r[0] == "*设备综合利用率")
     assert oee[3].startswith("提升 ")
-    assert "导入" in oee[5]
-    assert "实测" in oee[5]
-    assert "measured" not in oee[5]  # one language at a time
+    # both periods come from imported files: provenance is read from the recorded batches
+    # (source import:<device>), not from the --baseline-imported flag
+    assert "导入 imported" in oee[5]
+    assert "实测 measured" not in oee[5]
     wb = load_workbook(out_xlsx)
     assert wb.worksheets[0]["A1"].value == "指标"
     assert main([*args, "--json"]) == 0
@@ -155,9 +155,13 @@ def test_kpi_bad_input(
 
 
 def test_missing_store_and_bad_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    text = DEMO.read_text(encoding="utf-8").replace(
-        "storage: {kind: sqlite, path: ../../demo-data/shopfloor.db}",
-        "storage: {kind: sqlite, path: nowhere/s.db}",
+    text = (
+        DEMO.read_text(encoding="utf-8")
+        .replace("../../demo-data/", "data/")
+        .replace(
+            "storage: {kind: sqlite, path: data/shopfloor.db}",
+            "storage: {kind: sqlite, path: nowhere/s.db}",
+        )
     )
     site = tmp_path / "site.yaml"
     site.write_text(text, encoding="utf-8")

@@ -32,9 +32,11 @@ def test_prior_bad_and_single_samples() -> None:
     assert st.inc.tolist() == [2]  # the NaN and the bad sample are skipped
     assert not st.no_prior
     assert st.total(0, 100) == 2
-    one = counter_steps(_s([7]), start=0)
+    one = counter_steps(_s([7]), start=-5)
     assert one.inc.size == 0
     assert one.no_prior
+    # a reading exactly at the start is C(start): the period has a reading at its start
+    assert not counter_steps(_s([7]), start=0).no_prior
     assert counter_steps(Series.empty(), start=0).samples == 0
 
 
@@ -85,6 +87,34 @@ def test_subscribed_link_loss_and_busy_time() -> None:
     assert lost.gap_inc.tolist() == [3]  # across the link_lost sample
     tail = counter_steps(_at([10, 20], [1, float("nan")], [0, 2]), 0, rule=rule, end=60 * S)
     assert tail.uncovered.pairs() == [(0, 10 * S), (20 * S, 60 * S)]  # offline after link loss
+
+
+def test_count_is_c_end_minus_c_start() -> None:
+    """A step read at t belongs to [a, b) iff a < t <= b: readings exactly at the start and
+    at the end (daily meter readings at midnight); adjacent periods add up."""
+    st = counter_steps(_at([0, 10, 20, 30], [100, 110, 125, 130]), 10 * S)
+    assert st.total(10 * S, 30 * S) == 20  # C(30) - C(10) = 130 - 110
+    assert st.total(0, 10 * S) == 10
+    assert st.total(0, 10 * S) + st.total(10 * S, 30 * S) == st.total(0, 30 * S) == 30
+
+
+def test_marker_strictly_between_readings_only() -> None:
+    """A marker at the instant of a reading (healed by backfill) leaves the step placed; one
+    strictly between two readings makes it unattributed (whatever the storage order)."""
+    rule = GapRule(900 * S, polled=False)
+    healed = counter_steps(
+        _at([0, 10, 10, 20], [1, float("nan"), 4, 6], [0, 2, 0, 0]), 0, rule=rule, end=60 * S
+    )
+    assert healed.inc.tolist() == [3, 2]
+    assert healed.gap_inc.size == 0
+    first = counter_steps(
+        _at([0, 10, 10, 20], [1, 4, float("nan"), 6], [0, 0, 2, 0]), 0, rule=rule, end=60 * S
+    )
+    assert first.inc.tolist() == [3, 2]
+    lost = counter_steps(_at([0, 5, 10], [1, float("nan"), 4], [0, 2, 0]), 0, rule=rule, end=60 * S)
+    assert lost.gap_inc.tolist() == [3]
+    assert lost.unattributed(0, 10 * S) == 3  # read at 10 s: in (0, 10]
+    assert lost.unattributed(10 * S, 60 * S) == 0
 
 
 def test_imported_history_keeps_its_own_cadence() -> None:

@@ -11,7 +11,9 @@ from metrics.formatting import fmt_change, fmt_count, fmt_fraction_pct, fmt_valu
 def test_values_by_unit() -> None:
     assert fmt_value(86.66666, "%") == "86.7"
     assert fmt_value(18600, "万元") == "18,600.0"
-    assert fmt_value(0.04321, "tce/万元") == "0.0432"
+    assert fmt_value(0.04321, "tce/万元") == "0.04321"
+    assert fmt_value(0.0013071, "tce/万元") == "0.001307"  # four significant digits
+    assert fmt_value(1.23456, "tCO2/万元") == "1.2346"
     assert fmt_value(3.0, "个") == "3"
     assert fmt_value(2.6, "家") == "3"  # counts are integers
     assert fmt_value(None, "%") == "—"
@@ -23,7 +25,8 @@ def test_no_e_notation() -> None:
     for v in (2.5e-06, 1e-12, -3.3e-9, 1e15, 123456789.123):
         for unit in ("%", "tce/万元", "万元", "个", ""):
             assert "e" not in fmt_value(v, unit).lower(), (v, unit)
-    assert fmt_value(0.000012345, "tce/万元") == "0.0000123"
+    assert fmt_value(0.000012344, "tce/万元") == "0.00001234"
+    assert fmt_value(0.000012345, "%") == "0.0000123"
     assert fmt_count(1234567.0) == "1,234,567"
 
 

@@ -83,6 +83,14 @@ def test_golden_cases_present() -> None:
         "oee_offline_exclude",
         "max_hold_state",
         "data_horizon",
+        # issue 10: one time model
+        "horizon_past_period",
+        "horizon_change_at_end",
+        "counter_at_break_start",
+        "counter_midnight_readings",
+        "import_change_only_end",
+        "link_lost_resend",
+        "counter_backfill_healed",
     } <= set(CASES)
 
 

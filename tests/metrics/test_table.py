@@ -16,6 +16,7 @@ from config.models import SiteConfig
 from metrics.catalogue import CATALOGUE
 from metrics.engine import KpiTable, compute_period, compute_table
 from metrics.periods import parse_range
+from metrics.recording import AFTER_NS
 from metrics.table import HEADERS_ZH, fmt_change, to_csv, to_text, to_xlsx
 from tests.metrics.memreader import MemReader
 
@@ -163,7 +164,10 @@ def test_reads_only_the_period_and_needed_points(demo: tuple) -> None:  # type: 
     site, rd, _b, c = demo
     rd.calls.clear()
     res = compute_period(rd, site, c)
-    assert {(x[2], x[3]) for x in rd.calls} == {(c.start_ns, c.end_ns)}
+    # the period, its end reading and the samples just after it; the heartbeat after the end
+    after = c.end_ns + AFTER_NS
+    assert {(x[2], x[3]) for x in rd.calls if x[0] != "_gateway"} == {(c.start_ns, after)}
+    assert [x[2:] for x in rd.calls if x[0] == "_gateway"] == [(c.end_ns, after, True)]
     read = {(x[0], x[1]) for x in rd.calls}
     assert ("cnc1", "state") in read
     assert ("cnc1", "spindle_kw") not in read

@@ -163,3 +163,82 @@ class PlainServer:
             await self.server.stop()
         finally:
             release_standard_nodes()
+
+
+class HistoryServer:
+    """An asyncua server with ``Plant.Count`` (UInt32) and ``Plant.State`` (Int32) whose
+    history holds exactly what the test writes (each value saved at its source timestamp, no
+    sampling of its own). ``page`` values per HistoryRead answer (then a continuation point);
+    ``max_nodes_per_history_read`` is published in the OperationLimits."""
+
+    NAMES: ClassVar[dict[str, ua.VariantType]] = {
+        "Count": ua.VariantType.UInt32,
+        "State": ua.VariantType.Int32,
+    }
+
+    def __init__(self, port: int, *, page: int = 3, max_nodes_per_history_read: int = 1) -> None:
+        from asyncua.server.history import HistoryDict
+
+        self.endpoint = f"opc.tcp://127.0.0.1:{port}/history"
+        self.server: Server = new_server()
+        self.history = HistoryDict(max_history_data_response_size=page)
+        self.max_nodes = max_nodes_per_history_read
+        self.nodes: dict[str, ua.NodeId] = {}
+        self.reads = 0  # HistoryRead requests served
+
+    async def start(self, initial: dict[str, tuple[int, dt.datetime]]) -> None:
+        """Start (again: a new server on the same port, the history kept), then write
+        ``initial`` (name: value, source timestamp)."""
+        if self.nodes:
+            self.server = new_server()
+        s = self.server
+        await s.init()
+        s.set_endpoint(self.endpoint)
+        s.iserver.history_manager.set_storage(self.history)
+        real = s.iserver.history_manager.read_history
+
+        async def counted(params: Any) -> Any:
+            self.reads += 1
+            return await real(params)
+
+        s.iserver.history_manager.read_history = counted
+        idx = await s.register_namespace("urn:test")
+        folder = await s.nodes.objects.add_folder(
+            ua.NodeId("Plant", idx), ua.QualifiedName("Plant", idx)
+        )
+        for name, vt in self.NAMES.items():
+            node = await folder.add_variable(
+                ua.NodeId(f"Plant.{name}", idx), ua.QualifiedName(name, idx), ua.Variant(0, vt)
+            )
+            self.nodes[name] = node.nodeid
+            await s.write_attribute_value(
+                node.nodeid,
+                ua.DataValue(ua.Variant(True, ua.VariantType.Boolean)),
+                ua.AttributeIds.Historizing,
+            )
+            if node.nodeid not in self.history._datachanges:
+                await self.history.new_historized_node(node.nodeid, None, 0)
+        for name, (value, source) in initial.items():
+            await self.write(name, value, source)
+        await s.start()
+        # after start (which sets the server's own limits)
+        limit = ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerHistoryReadData
+        await s.get_node(ua.NodeId(limit)).write_value(
+            ua.Variant(self.max_nodes, ua.VariantType.UInt32)
+        )
+
+    async def while_down(self, name: str, value: int, source: dt.datetime) -> None:
+        """A value the device recorded while its server was down (into the history only)."""
+        await self.history.save_node_value(self.nodes[name], dv(value, self.NAMES[name], source))
+
+    async def write(self, name: str, value: int, source: dt.datetime) -> None:
+        """The node's new value at ``source``, and the same in its history."""
+        d = dv(value, self.NAMES[name], source=source)
+        await self.server.write_attribute_value(self.nodes[name], d)
+        await self.history.save_node_value(self.nodes[name], d)
+
+    async def stop(self) -> None:
+        try:
+            await self.server.stop()
+        finally:
+            release_standard_nodes()

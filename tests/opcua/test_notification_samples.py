@@ -96,7 +96,7 @@ def _same(a: Sample, b: Sample) -> bool:
 def test_same_samples_as_sample_of(scale: float, offset: float) -> None:
     refs = _refs(scale, offset)
     handles = list(refs)
-    got = notification_samples(_items(handles), refs, NOW, lambda r, s: True)
+    got = notification_samples(_items(handles), refs, NOW, lambda r, s: s)
     want = [
         sample_of(r.device, r.point.id, CASES[h - 1], NOW, r.scale, r.offset)
         for h, r in refs.items()
@@ -114,9 +114,9 @@ def test_unknown_handles_are_skipped_and_keep_filters() -> None:
     refs = _refs(1.0, 0.0)
     seen: list[str] = []
 
-    def keep(ref: PointRef, s: Sample) -> bool:
+    def keep(ref: PointRef, s: Sample) -> Sample | None:
         seen.append(ref.point.id)
-        return ref.point.id != "p1"
+        return s if ref.point.id != "p1" else None
 
     got = notification_samples(_items([1, 999, 2, 3]), refs, NOW, keep)
     assert seen == ["p0", "p1", "p2"]
