@@ -21,8 +21,9 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[all,dev]'
 	touch $@ $(RUN_STAMP)
 
+# the dashboard on port 8080 (PORT=8090 make demo, or make demo PORT=8090, to change it)
 demo: $(RUN_STAMP)
-	$(BIN)/shopfloor demo
+	$(BIN)/shopfloor demo $(if $(PORT),--port $(PORT))
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

@@ -26,7 +26,7 @@ from gateway.evidence import BundleInputError
 from gateway.kpi import KpiService, PeriodInputError
 from gateway.live import LiveHub
 from gateway.metrics_prom import ApiMetrics
-from gateway.routers import admin, api, evidence, ops, outbox, pages
+from gateway.routers import admin, api, evidence, form, ops, outbox, pages
 from gateway.settings import Settings
 from gateway.users import UserDB, dummy_hash
 
@@ -223,6 +223,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(evidence.router)
     app.include_router(admin.router)
     app.include_router(outbox.router)
+    app.include_router(form.router)
     app.include_router(pages.router)
     app.mount("/static", SafeStatic(directory=HERE / "static"), name="static")
     # the multipart envelope around the largest allowed bundle needs a little room

@@ -9,7 +9,7 @@ import zipfile
 from typing import Any, BinaryIO
 
 from edge.store import keys
-from edge.store.export import ExportError
+from edge.store.export import ExportError, ExportResult
 from edge.store.export import export_bundle as _export
 from edge.store.ledger import Ledger, LedgerError
 from edge.store.sqlite import SqliteStore
@@ -27,8 +27,9 @@ class BundleInputError(ValueError):
     """An uploaded file that is not usable (shown as 422 with the reason)."""
 
 
-def export_bundle(settings: Settings, baseline: str, current: str) -> tuple[bytes, str]:
-    """The signed bundle (zip bytes) and a file name for it."""
+def export_result(settings: Settings, baseline: str, current: str) -> tuple[ExportResult, str]:
+    """The signed bundle (``edge.store.export.ExportResult``: bytes, table, payload) and a
+    file name for it."""
     site = settings.site
     tz = site.site.timezone
     b = parse_period(baseline, tz)
@@ -53,7 +54,13 @@ def export_bundle(settings: Settings, baseline: str, current: str) -> tuple[byte
         if store is not None:
             store.close()
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return result.data, f"{site.site.id}-evidence-{stamp}.zip"
+    return result, f"{site.site.id}-evidence-{stamp}.zip"
+
+
+def export_bundle(settings: Settings, baseline: str, current: str) -> tuple[bytes, str]:
+    """The signed bundle (zip bytes) and a file name for it."""
+    result, name = export_result(settings, baseline, current)
+    return result.data, name
 
 
 def gateway_trust(settings: Settings) -> Any:

@@ -109,6 +109,32 @@ LABELS: dict[str, tuple[str, str]] = {
     "figures": ("设备指标", "machine figures"),
     "figure": ("指标", "figure"),
     "period": ("期间", "period"),
+    "data_quality": ("数据质量", "data quality"),
+    # where the verify page's trust came from (gateway.evidence), shown in the page's language
+    "uploaded trust.json": ("上传的 trust.json", "uploaded trust.json"),
+    "the service's trust file": ("本服务配置的信任文件", "the service's trust file"),
+    "this gateway's public keys": ("本网关的公钥", "this gateway's public keys"),
+    "q_good": ("良好", "good"),
+    "q_uncertain": ("存疑", "uncertain"),
+    "q_bad": ("无效", "bad"),
+    "download_csv": ("下载对比表 CSV", "download the table (CSV)"),
+    "download_xlsx": ("下载对比表 XLSX", "download the table (XLSX)"),
+    "download_form": (
+        "生成申报书草稿 DOCX/XLSX（含证据包）",
+        "build the form draft (DOCX/XLSX + bundle)",
+    ),
+    "download_form_hint": (
+        "申报书草稿中每个数字的脚注指向同时生成的签名证据包，请一并保存。",
+        "Each number of the draft has a footnote naming the signed bundle built with it: keep "
+        "them together.",
+    ),
+    "defaults_from_data": (
+        "默认期间取自已记录的数据：建成后为最近的完整记录日，建设前为导入或最早的记录期"
+        "（此前没有记录时为一年前的同几天）。",
+        "Default periods follow the recorded data: after = the latest complete days recorded, "
+        "before = the imported or earliest period (the same days a year earlier when nothing "
+        "was recorded before).",
+    ),
 }
 
 STATE_COLORS = {

@@ -5,7 +5,8 @@ One poller per service reads the store's ``latest`` table and the health records
 subscriber. A slow client whose queue fills up is sent a ``resync`` event and gets a fresh
 snapshot instead of an ever-growing backlog.
 
-Events (``event:`` name, JSON ``data:``): ``snapshot`` {samples, health} on connect,
+Events (``event:`` name, JSON ``data:``): ``snapshot`` {samples, health} on connect (with the
+last ``kpi`` event right after it, when there was one),
 ``latest`` {samples} changed values, ``health`` {devices} changed health, ``kpi`` {period,
 result} every ``kpi_refresh_s``, ``resync`` when the client fell behind.
 """
@@ -55,6 +56,7 @@ class LiveHub:
         self._health: dict[str, dict[str, Any]] = {}
         self._task: asyncio.Task[None] | None = None
         self._kpi_task: asyncio.Task[None] | None = None
+        self._last_kpi: str | None = None  # the last kpi event's data, sent on connect
         self._wake = asyncio.Event()
         self._closed = False
         self.last_poll_error: str | None = None
@@ -95,7 +97,7 @@ class LiveHub:
         return changed, hchanged
 
     # -- subscribers -------------------------------------------------------------------
-    def _publish(self, event: str, payload: Any) -> None:
+    def _publish(self, event: str, payload: Any) -> str:
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         for q in list(self._subs):
             try:
@@ -105,6 +107,7 @@ class LiveHub:
                 while not q.empty():
                     q.get_nowait()
                 q.put_nowait(("resync", "{}"))
+        return data
 
     async def stream(self, max_s: float) -> AsyncIterator[str]:
         """SSE text for one client: a snapshot, then changes, until ``max_s`` or close."""
@@ -117,6 +120,8 @@ class LiveHub:
         try:
             yield "retry: 1000\n\n"
             yield sse("snapshot", _dumps(await self._safe_snapshot()))
+            if self._last_kpi is not None:  # the last KPI values at once, not at the next turn
+                yield sse("kpi", self._last_kpi)
             while not self._closed:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -183,7 +188,7 @@ class LiveHub:
             log.warning("live KPI update failed", extra={"error": repr(exc)})
             return
         if kpi is not None:
-            self._publish("kpi", kpi)
+            self._last_kpi = self._publish("kpi", kpi)
 
     async def poll_once(self) -> None:
         def read(store: ReadStore) -> tuple[Sequence[Any], list[DeviceHealth]]:

@@ -4,27 +4,24 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from gateway.data import optional_module
 from gateway.i18n import Lang, label
-from metrics.table import change_text
+from metrics import formatting
 
 
-def fmt_number(value: Any, digits: int = 4) -> str:
+def fmt_number(value: Any, unit: str = "") -> str:
+    """A figure in its unit's one format (:mod:`metrics.formatting`, never e-notation)."""
     if value is None:
         return "—"
     if isinstance(value, bool):
         return "✔" if value else "✘"
     if isinstance(value, int):
-        return f"{value:,}"
+        return formatting.fmt_count(value)
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return "—"
-        if value != 0 and abs(value) < 10 ** -(digits - 1):
-            return f"{value:.{digits}g}"
-        text = f"{value:,.{digits}f}".rstrip("0").rstrip(".")
-        return text or "0"
+        return formatting.fmt_value(value, unit)
     return str(value)
 
 
@@ -34,14 +31,12 @@ def _value_of(v: Any) -> Any:
     return v
 
 
-def fmt_change(change: Any, change_label: str | None) -> str:
+def fmt_change(change: Any, change_label: str | None, lang: Lang = "zh") -> str:
     """The form's change column, ``(after - before) / before`` given as a fraction:
-    ``提升 12.3%`` / ``下降 4.0%`` (a worsening shows its sign: ``提升 -3.0%``)."""
-    if not isinstance(change, int | float) or isinstance(change, bool) or not math.isfinite(change):
-        return "—"
-    word = change_label or ""
-    # the CSV's rule (one rule for every table): the label names the KPI's good direction
-    return change_text(float(change), "down" if word == "下降" else "up", word).strip()
+    ``提升 12.3%`` / ``下降 4.0%`` (a worsening shows its sign: ``提升 -3.0%``); English
+    ``improved 12.3%`` / ``worsened 3.0%`` (:func:`metrics.formatting.fmt_change`)."""
+    direction = "down" if change_label == "下降" else "up"
+    return formatting.fmt_change(change, direction, "en" if lang == "en" else "zh")
 
 
 WORSE_MARK = "↓"
@@ -86,6 +81,7 @@ def table_rows(table: dict[str, Any] | None, lang: Lang) -> list[dict[str, Any]]
         zh = str(r.get("label_zh") or r.get("label") or r.get("id", ""))
         en = str(r.get("label_en") or "")
         prov = str(r.get("provenance") or "")
+        unit = str(r.get("unit") or "")
         out.append(
             {
                 "id": str(r.get("id", "")),
@@ -93,13 +89,15 @@ def table_rows(table: dict[str, Any] | None, lang: Lang) -> list[dict[str, Any]]
                 "label_en": en,
                 "unit": str(r.get("unit") or ""),
                 "mandatory": bool(r.get("mandatory")),
-                "before": fmt_number(_value_of(r.get("before"))),
-                "after": fmt_number(_value_of(r.get("after"))),
+                "before": fmt_number(_value_of(r.get("before")), unit),
+                "after": fmt_number(_value_of(r.get("after")), unit),
                 "before_reason": value_reason(r.get("before")),
                 "after_reason": value_reason(r.get("after")),
+                "before_warning": value_warnings(r.get("before"), lang),
+                "after_warning": value_warnings(r.get("after"), lang),
                 "before_coverage": fmt_coverage(r.get("before")),
                 "after_coverage": fmt_coverage(r.get("after")),
-                "change": fmt_change(r.get("change"), r.get("change_label")),
+                "change": fmt_change(r.get("change"), r.get("change_label"), lang),
                 "worse": row_worse(r),
                 "worse_title": WORSE_LEGEND["zh" if lang == "zh" else "en"] if row_worse(r) else "",
                 "provenance": " + ".join(
@@ -121,12 +119,53 @@ def value_reason(v: Any) -> str:
     return reason
 
 
+_WARNINGS: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (
+        re.compile(r"^below threshold: (.*)$"),
+        "联网阈值以下：{0}",
+        "below the networking threshold: {0}",
+    ),
+    (
+        re.compile(
+            r"^(\w+): prorated by planned operating time: "
+            r"([\d.,]+) h of ([\d.,]+) h planned in (\S+)"
+        ),
+        "{0} 按计划运行时间分摊：{1} h / {2} h（{3}）",
+        "{0} prorated by planned operating time: {1} h of {2} h ({3})",
+    ),
+    (
+        re.compile(
+            r"^period truncated at the data horizon (\S+?)(?:\.\d+)?(?:[+-]\d\d:\d\d)?, "
+            r"latest recorded sample$"
+        ),
+        "期间截至最新记录 {0}",
+        "period cut at the latest recorded sample {0}",
+    ),
+)
+
+
+def value_warnings(v: Any, lang: Lang) -> str:
+    """What a reader must know beside a value computed on partial data: devices below the
+    networking threshold, a declared figure prorated to a short period, a period cut at the
+    data horizon (from the value's notes, in the page's language); ``""`` otherwise."""
+    if not isinstance(v, dict) or v.get("value") is None:
+        return ""
+    out: list[str] = []
+    for note in v.get("notes") or ():
+        for pattern, zh, en in _WARNINGS:
+            m = pattern.match(str(note))
+            if m:
+                out.append((zh if lang == "zh" else en).format(*m.groups()))
+                break
+    return "；".join(out) if lang == "zh" else "; ".join(out)
+
+
 def fmt_coverage(v: Any) -> str:
     """A KPI cell's coverage as ``86.7%``; ``""`` without one."""
     cov = v.get("coverage") if isinstance(v, dict) else None
     if not isinstance(cov, int | float) or isinstance(cov, bool) or not math.isfinite(cov):
         return ""
-    return f"{100.0 * cov:.1f}%"
+    return formatting.fmt_fraction_pct(cov)
 
 
 def _reason(d: dict[str, Any], lang: Lang) -> str:

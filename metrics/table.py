@@ -11,6 +11,7 @@ import csv
 import io
 from typing import Any
 
+from metrics import formatting
 from metrics.engine import KpiRow, KpiTable, KpiValue
 
 HEADERS_ZH = ("指标", "建设前", "建成后", "变化", "单位", "数据来源", "公式", "说明")
@@ -24,6 +25,8 @@ HEADERS_EN = (
     "Formula",
     "Notes",
 )
+# the provenance words of the Chinese table, with the English beside: the bundle's report and
+# its CSV show the same cell (tests/evidence/test_report_html.py)
 PROVENANCE_ZH = {
     "measured": "实测 measured",
     "declared": "申报 declared",
@@ -32,41 +35,28 @@ PROVENANCE_ZH = {
     "none": "无数据 none",
     "register": "台账 register",
 }
-_CHANGE_EN = {"提升": "up", "下降": "down"}
 
 
 def fmt_value(v: float | None, unit: str) -> str:
-    if v is None:
-        return "—"
-    a = abs(v)
-    if unit in ("个", "家") and float(v).is_integer():
-        return f"{int(v)}"
-    if a >= 1000:
-        return f"{v:,.1f}"
-    if a >= 1:
-        return f"{v:.2f}"
-    if a == 0:
-        return "0"
-    return f"{v:.4g}"
+    """The figure in its unit's one format (:mod:`metrics.formatting`)."""
+    return formatting.fmt_value(v, unit)
 
 
 def fmt_change(row: KpiRow, lang: str = "zh") -> str:
-    """``提升 12.3%`` for up-KPIs, ``下降 50.2%`` for down-KPIs (a worsening shows negative)."""
+    """``提升 12.3%`` for up-KPIs, ``下降 50.2%`` for down-KPIs (a worsening shows negative);
+    English ``improved 12.3%`` / ``worsened 10.0%``."""
     return change_text(row.change, row.direction, row.change_label, lang)
 
 
 def change_text(change: float | None, direction: str, change_label: str, lang: str = "zh") -> str:
     """The form's change column from the row's fields (``KpiRow`` or its ``to_dict``): the
     relative change in the KPI's good direction, one decimal, the label first: an improvement
-    of a lower-is-better KPI is ``下降 46.2%``, a worsening ``下降 -10.0%``. The one rule of
-    the CSV, XLSX, terminal table and HTML report."""
-    if change is None:
-        return "—"
-    pct = change * 100.0
-    shown = pct if direction == "up" else -pct
-    label = change_label if lang == "zh" else _CHANGE_EN.get(change_label, "")
-    text = f"{shown:.1f}"
-    return f"{label} {'0.0' if text == '-0.0' else text}%"
+    of a lower-is-better KPI is ``下降 46.2%``, a worsening ``下降 -10.0%``; in English
+    ``improved 46.2%`` / ``worsened 10.0%``. The one rule (:func:`metrics.formatting.fmt_change`)
+    of the CSV, XLSX, terminal table, HTML report, dashboard and form draft; ``change_label``
+    is kept for callers that pass a row's fields (the label follows from ``direction``)."""
+    del change_label
+    return formatting.fmt_change(change, direction, lang)
 
 
 WORSE_MARK = "↓"
@@ -178,16 +168,19 @@ def to_xlsx(table: KpiTable, lang: str = "zh") -> bytes:
         ws.column_dimensions[chr(ord("A") + i)].width = w
     for row in ws.iter_rows(min_row=2):
         row[0].alignment = Alignment(wrap_text=True)
-    meta = wb.create_sheet("期间 periods")
-    meta.append(["项目 item", "值 value"])
-    meta.append(["建设前 baseline", table.baseline.label])
-    meta.append(["建成后 current", table.current.label])
-    meta.append(
-        ["建设前数据 baseline data", "导入 imported" if table.baseline_imported else "实测"]
-    )
-    meta.append(["建成后数据 current data", "导入 imported" if table.current_imported else "实测"])
-    meta.append(["site", table.site_id])
-    meta.append(["engine", table.engine_version])
+    zh = lang == "zh"
+    meta = wb.create_sheet("期间" if zh else "periods")
+    meta.append(["项目", "值"] if zh else ["item", "value"])
+    meta.append(["建设前" if zh else "baseline", table.baseline.label])
+    meta.append(["建成后" if zh else "current", table.current.label])
+    for tag_zh, tag_en, imported in (
+        ("建设前数据", "baseline data", table.baseline_imported),
+        ("建成后数据", "current data", table.current_imported),
+    ):
+        kind = ("导入" if zh else "imported") if imported else ("实测" if zh else "measured")
+        meta.append([tag_zh if zh else tag_en, kind])
+    meta.append(["站点" if zh else "site", table.site_id])
+    meta.append(["计算引擎版本" if zh else "engine", table.engine_version])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -219,35 +212,64 @@ def to_text(table: KpiTable, lang: str = "zh", notes: bool = False) -> str:
             lines.append("  ".join("-" * w for w in widths))
     if any(r.worse for r in table.rows):
         lines.append(
-            f"{WORSE_MARK} 变差：变化方向不利于该指标 (worse: the change goes the KPI's bad way)"
+            f"{WORSE_MARK} 变差：变化方向不利于该指标"
             if lang == "zh"
             else f"{WORSE_MARK} worse: the change goes the KPI's bad way"
         )
     return "\n".join(lines) + "\n"
 
 
+_TIER_WORDS = {
+    "zh": {
+        "maturity": "成熟度",
+        "sections": "覆盖环节",
+        "scenarios": "场景",
+        "valid": "个有效",
+        "ai": "个应用人工智能",
+        "target": "目标",
+        "highest": "满足的最高级",
+        "met": "满足",
+        "not_met": "不满足",
+        "conditional": "原则上不满足",
+    },
+    "en": {
+        "maturity": "maturity",
+        "sections": "sections",
+        "scenarios": "scenarios",
+        "valid": "valid",
+        "ai": "with AI",
+        "target": "target",
+        "highest": "highest met",
+        "met": "met",
+        "not_met": "not met",
+        "conditional": "not met in principle",
+    },
+}
+
+
 def tiers_text(tiers: dict[str, Any], lang: str = "zh") -> str:
-    """The tier check (of one period's report dict) as text."""
-    status_zh = {"met": "满足", "not_met": "不满足", "conditional": "原则上不满足"}
+    """The tier check (of one period's report dict) as text, in one language (the tier names,
+    环节 and scenario entries are the form's own Chinese words in both)."""
+    w = _TIER_WORDS["en" if lang == "en" else "zh"]
+    sep = "：" if lang != "en" else ": "
     out = []
     mat = tiers.get("maturity")
     report = tiers.get("maturity_report") or "—"
-    out.append(f"成熟度 maturity: {mat if mat is not None else '—'} ({report})")
-    out.append("覆盖环节 sections: " + ("、".join(tiers["sections"]) or "—"))
+    out.append(f"{w['maturity']}{sep}{mat if mat is not None else '—'} ({report})")
+    out.append(f"{w['sections']}{sep}" + ("、".join(tiers["sections"]) or "—"))
     ratio = tiers.get("ai_ratio")
     out.append(
-        f"场景 scenarios: {tiers['scenarios_valid']} valid, {tiers['scenarios_ai']} with AI "
-        f"({'—' if ratio is None else f'{100 * ratio:.1f}%'})"
+        f"{w['scenarios']}{sep}{tiers['scenarios_valid']} {w['valid']}, "
+        f"{tiers['scenarios_ai']} {w['ai']} ({formatting.fmt_fraction_pct(ratio)})"
     )
     for c in tiers["claims"]:
         mark = "✓" if c["valid"] else "✗"
         extra = f"  [{'; '.join(c['problems'])}]" if c["problems"] else ""
         out.append(f"  {mark} {c['entry']} -> {c['section'] or '?'}{extra}")
     for r in tiers["results"]:
-        st = status_zh[r["status"]] + " " + r["status"] if lang == "zh" else r["status"]
-        out.append(f"{r['tier']}: {st} — {'; '.join(r['reasons'])}")
+        out.append(f"{r['tier']}{sep}{w[r['status']]} — {'; '.join(r['reasons'])}")
     if tiers.get("target"):
         out.append(
-            f"目标 target: {tiers['target']}; 满足的最高级 highest met: {tiers['highest_met']}"
+            f"{w['target']}{sep}{tiers['target']}; {w['highest']}{sep}{tiers['highest_met']}"
         )
     return "\n".join(out) + "\n"

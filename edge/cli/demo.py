@@ -252,6 +252,35 @@ def last_shift_start(site: SiteConfig, now_ns: int, *, days: int = 21) -> int:
     return now_ns
 
 
+def next_in_shift(site: SiteConfig, ts: int, *, days: int = 21) -> int:
+    """``ts`` when it lies inside a shift of a working day, else the next shift start within
+    ``days`` days (``ts`` when the calendar has none: the plant runs around the clock)."""
+    cal = site.calendar
+    if not cal.shifts:
+        return ts
+    tz = zoneinfo.ZoneInfo(site.site.timezone)
+    day0 = dt.datetime.fromtimestamp(ts / 1e9, tz).date()
+    holidays = set(cal.holidays)
+    later: list[int] = []
+    for k in range(-1, days + 1):
+        day = day0 + dt.timedelta(days=k)
+        if day in holidays:
+            continue
+        for sh in cal.shifts:
+            if day.isoweekday() not in sh.weekdays:
+                continue
+            a = dt.datetime.combine(day, sh.start, tz)
+            b = dt.datetime.combine(day, sh.end, tz)
+            if b <= a:  # ends after midnight
+                b += dt.timedelta(days=1)
+            a_ns, b_ns = int(a.timestamp()) * 10**9, int(b.timestamp()) * 10**9
+            if a_ns <= ts < b_ns:
+                return ts
+            if a_ns > ts:
+                later.append(a_ns)
+    return min(later, default=ts)
+
+
 def newest_ts(db: Path) -> int | None:
     """The newest sample timestamp in an existing store (None when there is none)."""
     if not db.exists():
@@ -269,11 +298,12 @@ def newest_ts(db: Path) -> int | None:
 def default_start(site: SiteConfig, db: Path, now_ns: int) -> int:
     """Where the factory clock starts without ``--start``: the most recent shift start (so the
     first minutes are planned busy time), or just after the newest data of an earlier demo run
-    in the same store when that is later (a second run continues, it never overlaps)."""
+    in the same store when that is later (a second run continues, it never overlaps) — moved
+    to the next shift start when that moment lies outside every shift."""
     start = last_shift_start(site, now_ns)
     newest = newest_ts(db)
     if newest is not None and newest >= start:
-        start = (newest // 10**9 + 1) * 10**9
+        start = next_in_shift(site, (newest // 10**9 + 1) * 10**9)
     return start
 
 
@@ -562,18 +592,57 @@ async def _collect(
             f"{db}, {collector.queue.dropped} dropped",
             flush=True,
         )
-    kpi = kpi_command(site_file, tz, live_start, end, history_days)
+    recorded, imported = recorded_spans(db)
+    kpi = kpi_command(
+        site_file, tz, live_start, end, history_days, recorded_from=recorded, imported=imported
+    )
     print(f"demo: KPI table 建设前/建成后: {kpi}", flush=True)
     return 0
 
 
-def kpi_command(site_file: Path, tz: str, live_start: int, now: int, history_days: int) -> str:
-    """The ``shopfloor kpi`` command of this run: the baseline week (a year before the live
-    start, :func:`baseline_period`) and, as the current period, exactly the factory time that
-    ran (to the second)."""
-    b0, b1 = baseline_period(live_start, tz, history_days or 7)
+def recorded_spans(db: Path) -> tuple[int | None, tuple[int, int] | None]:
+    """The first live sample's time in the store (earlier runs included) and the span of the
+    imported history (sources ``import:*``), from the stored batches."""
+    if not db.exists():
+        return None, None
+    try:
+        ro = SqliteStore.open_readonly(db)
+    except StoreError:
+        return None, None
+    try:
+        spans = ro.source_spans()
+    finally:
+        ro.close()
+    live = [a for src, a, _ in spans if not src.startswith("import:")]
+    imp = [(a, b) for src, a, b in spans if src.startswith("import:")]
+    imported = (min(a for a, _ in imp), max(b for _, b in imp)) if imp else None
+    return (min(live) if live else None), imported
+
+
+def kpi_command(
+    site_file: Path,
+    tz: str,
+    live_start: int,
+    now: int,
+    history_days: int,
+    *,
+    recorded_from: int | None = None,
+    imported: tuple[int, int] | None = None,
+) -> str:
+    """The ``shopfloor kpi`` command of what the store recorded: the imported baseline days
+    (``imported``; else the baseline week a year before the live start,
+    :func:`baseline_period`) and, as the current period, exactly the factory time recorded
+    live, to the second: from ``recorded_from`` (an earlier run's first sample; else this
+    run's ``live_start``) to ``now``."""
     day = dt.timedelta(days=1)
-    base = f"{local_date(b0, tz)}..{(local_date(b1, tz) - day)}"
+    if imported is not None:
+        # the import closes at midnight (its import_end marker 1 ns after): that day is not in it
+        base = f"{local_date(imported[0], tz)}..{local_date(imported[1] - 10**9, tz)}"
+    else:
+        b0, b1 = baseline_period(live_start, tz, history_days or 7)
+        base = f"{local_date(b0, tz)}..{(local_date(b1, tz) - day)}"
+    if recorded_from is not None and recorded_from < live_start:
+        live_start = recorded_from
     # whole seconds inside what ran: start rounded up, end rounded down (at least 1 s)
     first = -(-live_start // 10**9)
     last = max(now // 10**9, first + 1)
@@ -629,9 +698,16 @@ def _demo(args: argparse.Namespace) -> int:
     if args.history_days < 0:
         print("error: --history-days must be 0 (no baseline) or more", file=sys.stderr)
         return 2
+    if args.port is not None and not 1 <= args.port <= 65535:
+        print("error: --port must be 1..65535", file=sys.stderr)
+        return 2
     site = load_or_report(args.config or packaged_demo(), check_secrets=False)
     if site is None:
         return 2
+    if args.port is not None:
+        site = site.model_copy(
+            update={"gateway": site.gateway.model_copy(update={"port": args.port})}
+        )
     try:
         start_ns = parse_start(args.start, site.site.timezone)
     except ValueError as exc:

@@ -24,6 +24,12 @@ def register(sub: Any) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop after S wall seconds")
     p.add_argument("--history-days", type=int, default=7, help="baseline days to import (0: none)")
     p.add_argument("--no-services", action="store_true", help="do not start the gateway etc.")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="dashboard port (default: the site's gateway.port, 8080 in the packaged demo)",
+    )
     p.add_argument("-c", "--config", default=None, help="another site file (default: demo.yaml)")
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     p.set_defaults(func=handler("edge.cli.demo:_demo"))

@@ -128,13 +128,13 @@ def no_value_text(table: Any, lang: str) -> str:
     """Below the before/after table (without ``--notes``): why each "—" cell has no value."""
     lines = []
     for r in table.rows:
-        for tag, v in (("建设前 before", r.before), ("建成后 after", r.after)):
+        for tag, v in ((("建设前", "before"), r.before), (("建成后", "after"), r.after)):
             why = no_value_reason(v.to_dict())
             if why:
-                name = r.label_en if lang == "en" else f"{r.label_zh} {r.label_en}"
-                when = tag.split(" ")[1] if lang == "en" else tag
+                name = r.label_en if lang == "en" else r.label_zh
+                when = tag[1] if lang == "en" else tag[0]
                 lines.append(f"  — {name} ({when}): {why}")
     if not lines:
         return ""
-    title = "no value:" if lang == "en" else "无值原因 no value:"
+    title = "no value:" if lang == "en" else "无值原因："
     return "\n".join([title, *lines]) + "\n"

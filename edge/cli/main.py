@@ -33,6 +33,7 @@ COMMANDS: tuple[str, ...] = (
     "edge.cli.outbox",
     "edge.cli.witness",
     "edge.cli.export",
+    "edge.cli.form",
     "edge.cli.verify",
 )
 

@@ -979,6 +979,27 @@ class SqliteStore:
             rows = self._db.execute("SELECT DISTINCT source FROM batches ORDER BY source")
             return [str(r[0]) for r in rows]
 
+    def source_spans(self) -> list[tuple[str, int, int]]:
+        """(source, first_ts of its first batch, last_ts of its last batch) of every source:
+        a few primary-key look-ups per source, however many batches are stored."""
+        out: list[tuple[str, int, int]] = []
+        with self._lock:
+            row = self._db.execute("SELECT MIN(source) FROM batches").fetchone()
+            while row is not None and row[0] is not None:
+                src = str(row[0])
+                first = self._db.execute(
+                    "SELECT first_ts FROM batches WHERE source = ? ORDER BY seq LIMIT 1", (src,)
+                ).fetchone()
+                last = self._db.execute(
+                    "SELECT last_ts FROM batches WHERE source = ? ORDER BY seq DESC LIMIT 1",
+                    (src,),
+                ).fetchone()
+                out.append((src, int(first[0]), int(last[0])))
+                row = self._db.execute(
+                    "SELECT MIN(source) FROM batches WHERE source > ?", (src,)
+                ).fetchone()
+        return out
+
     def batch(self, source: str, seq: int) -> Batch | None:
         """One stored batch, its samples in the order they were written."""
         with self._lock:

@@ -8,11 +8,12 @@ HttpOnly and SameSite=Strict.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import jinja2
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
@@ -21,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from gateway import evidence
 from gateway.auth import CSRF_FIELD, PRELOGIN_COOKIE, SESSION_COOKIE
 from gateway.data import Unavailable
+from gateway.defaults import default_periods
 from gateway.deps import Applicant, Viewer, get_state, optional_user, session_of
 from gateway.i18n import LANG_COOKIE, STATE_COLORS, Lang, label, pick_lang
 from gateway.kpi import KpiService, PeriodInputError, today_range
@@ -171,6 +173,9 @@ _JS_LABELS = (
     "point",
     "coverage",
     "no_value_reason",
+    "q_good",
+    "q_uncertain",
+    "q_bad",
 )
 
 
@@ -311,21 +316,30 @@ async def health(request: Request) -> Response:
     return _render(request, "health.html", page="health")
 
 
-def _default_periods(request: Request) -> tuple[str, str]:
+async def _default_periods(request: Request) -> tuple[str, str]:
+    """The periods asked for, else those the recorded data suggests (gateway.defaults)."""
     q = request.query_params
-    years = sorted({f.period.start.year for f in get_state(request).settings.site.declared.figures})
-    if len(years) >= 2:
-        b, c = years[-2], years[-1]
-        default = (f"{b}-01-01..{b}-12-31", f"{c}-01-01..{c}-12-31")
-    else:
-        today = today_range(get_state(request).settings.site.site.timezone)
-        default = (today, today)
-    return q.get("baseline") or default[0], q.get("current") or default[1]
+    if q.get("baseline") and q.get("current"):
+        return q["baseline"], q["current"]
+    state = get_state(request)
+    tz = state.settings.site.site.timezone
+
+    def spans(store: Any) -> list[tuple[str, int, int]]:
+        read = getattr(store, "source_spans", None)
+        return list(read()) if read is not None else []
+
+    try:
+        found = await state.pool.run(spans)
+    except Unavailable:
+        found = []
+    today = dt.date.fromisoformat(today_range(tz).split("..")[0])
+    baseline, current = default_periods(found, tz, today)
+    return q.get("baseline") or baseline, q.get("current") or current
 
 
 @router.get("/table", response_class=HTMLResponse, dependencies=[Viewer])
 async def table(request: Request) -> Response:
-    baseline, current = _default_periods(request)
+    baseline, current = await _default_periods(request)
     kpi: KpiService = request.app.state.kpi
     data: dict[str, Any] | None = None
     error: str | None = None
@@ -341,12 +355,13 @@ async def table(request: Request) -> Response:
         current=current,
         rows=table_rows(data, _lang(request)),
         error=error,
+        query=urlencode({"baseline": baseline, "current": current, "lang": _lang(request)}),
     )
 
 
 @router.get("/export", response_class=HTMLResponse, dependencies=[Applicant])
 async def export_form(request: Request) -> Response:
-    baseline, current = _default_periods(request)
+    baseline, current = await _default_periods(request)
     return _render(
         request, "export.html", page="export", baseline=baseline, current=current, error=None
     )

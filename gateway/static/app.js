@@ -24,7 +24,18 @@
   const fmt = (v, d) => (v === null || v === undefined || Number.isNaN(v) ? "—"
     : Number(v).toLocaleString(boot.lang === "zh" ? "zh-CN" : "en", { maximumFractionDigits: d === undefined ? 2 : d }));
   const pct = (v) => (v === null || v === undefined ? "—" : (100 * v).toFixed(1) + "%");
-  const timeOf = (ns) => (ns ? new Date(ns / 1e6).toLocaleString(boot.lang === "zh" ? "zh-CN" : "en") : "—");
+  /* times in the site's time zone (boot.site.tz), whatever the browser's zone */
+  const LOCALE = boot.lang === "zh" ? "zh-CN" : "en-GB";
+  const timeOf = (ns) => (ns ? new Date(ns / 1e6).toLocaleString(LOCALE, { timeZone: boot.site.tz, hour12: false }) : "—");
+  /* names from the site file (the raw ids stay in data-id) */
+  const devOf = (id) => boot.devices.find((d) => d.id === id);
+  const devName = (id) => (devOf(id) ? devOf(id).name || id : id);
+  const pointName = (dev, pt) => {
+    const d = devOf(dev);
+    const p = d && d.points.find((x) => x.id === pt);
+    return p && p.name ? p.name : pt;
+  };
+  const clockOf = (d) => d.toLocaleTimeString(LOCALE, { timeZone: boot.site.tz, hour12: false });
   const pointsOf = (d, role) => d.points.filter((p) => p.role === role);
   const sample = (dev, point) => latest.get(dev + "/" + point);
 
@@ -147,9 +158,9 @@
     for (const k of keys) {
       const s = latest.get(k);
       const tr = el("tr", { key: k },
-        el("td", {}, s.device), el("td", {}, s.point),
+        el("td", { id: s.device }, devName(s.device)), el("td", { id: s.point }, pointName(s.device, s.point)),
         el("td", { class: "num" }, s.state ? (L[s.state] || s.state) : fmt(s.value, 3)),
-        el("td", {}, timeOf(s.ts)), el("td", { class: "q-" + s.quality }, s.quality));
+        el("td", {}, timeOf(s.ts)), el("td", { class: "q-" + s.quality }, L["q_" + s.quality] || s.quality));
       body.append(tr);
     }
   }
@@ -227,7 +238,7 @@
       tl.setOption({
         animation: false, grid: { left: 10, right: 10, top: 10, bottom: 30 },
         xAxis: { type: "time" }, yAxis: { show: false, min: 0, max: 1 },
-        tooltip: { formatter: (p) => (L[p.value[2]] || p.value[2]) + " · " + new Date(p.value[0]).toLocaleTimeString() },
+        tooltip: { formatter: (p) => (L[p.value[2]] || p.value[2]) + " · " + clockOf(new Date(p.value[0])) },
         series: [{ type: "custom", renderItem: (params, api2) => {
           const a = api2.coord([api2.value(0), 1]); const b = api2.coord([api2.value(1), 0]);
           return { type: "rect", shape: { x: a[0], y: a[1], width: Math.max(1, b[0] - a[0] + 0.5), height: b[1] - a[1] }, style: api2.style() };
@@ -324,13 +335,13 @@
       latest.clear();
       for (const s of d.samples) { latest.set(s.device + "/" + s.point, s); learnState(s); }
       for (const h of d.health) health.set(h.device, h);
-      setLive(!d.error, d.error || L.updated + " " + new Date().toLocaleTimeString());
+      setLive(!d.error, d.error || L.updated + " " + clockOf(new Date()));
       scheduleRedraw();
     });
     es.addEventListener("latest", (ev) => {
       for (const s of JSON.parse(ev.data).samples) { latest.set(s.device + "/" + s.point, s); learnState(s); }
       document.body.dataset.lastUpdate = String(Date.now());
-      setLive(true, L.updated + " " + new Date().toLocaleTimeString());
+      setLive(true, L.updated + " " + clockOf(new Date()));
       scheduleRedraw();
     });
     es.addEventListener("health", (ev) => {

@@ -186,8 +186,8 @@ def test_before_after_table_says_why_a_cell_has_no_value(
     args = ["kpi", "-c", str(site), "--baseline", EMPTY_DAY, "--current", DAY]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "无值原因 no value:" in out
-    lines = out.split("无值原因 no value:")[1].splitlines()
+    assert "无值原因：" in out
+    lines = out.split("无值原因：")[1].splitlines()
     assert any("设备综合利用率" in x and "建设前" in x and "no value" in x for x in lines)
     assert main([*args, "--lang", "en"]) == 0
     out = capsys.readouterr().out

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 
 from config.loader import load_site
 from gateway.app import create_app
-from gateway.routers import admin, api, evidence, ops, outbox, pages
+from gateway.routers import admin, api, evidence, form, ops, outbox, pages
 from gateway.settings import Settings
 from gateway.users import ROLE_RANK, ROLES
 from tests.gateway.support import PASSWORD, Gateway, write_site
@@ -33,7 +33,7 @@ PARAMS = {"device_id": "cnc1", "username": "nobody", "token_id": "999999", "lang
 def _route_table() -> list[tuple[str, str, str | None]]:
     """(method, path, required role) of every route of every router of the service."""
     table: list[tuple[str, str, str | None]] = []
-    for module in (admin, api, evidence, ops, outbox, pages):
+    for module in (admin, api, evidence, form, ops, outbox, pages):
         for route in module.router.routes:
             assert isinstance(route, APIRoute)
             roles = [getattr(d.call, "required_role", None) for d in route.dependant.dependencies]

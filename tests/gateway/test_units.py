@@ -180,7 +180,7 @@ def test_table_rows_labels_and_change() -> None:
     zh = table_rows(table, "zh")
     assert zh[0]["label"] == "产品研制周期"
     assert zh[0]["change"] == "下降 24.4%"
-    assert zh[0]["before"] == "160"
+    assert zh[0]["before"] == "160.0"  # 天: one decimal (metrics.formatting)
     assert zh[0]["provenance"] == "申报"
     assert zh[1]["before"] == "—"
     assert zh[1]["change"] == "—"
@@ -188,7 +188,7 @@ def test_table_rows_labels_and_change() -> None:
     assert table_rows(None, "zh") == []
     assert fmt_change(0.298, "提升") == "提升 29.8%"
     assert fmt_number(float("inf")) == "—"
-    assert fmt_number(2.5e-06) == "2.5e-06"
+    assert fmt_number(2.5e-06) == "0.00000250"  # never e-notation
 
 
 def test_report_checks_flattens_lists_and_maps() -> None:

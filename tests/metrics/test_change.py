@@ -77,7 +77,7 @@ def test_worse_shows_in_every_export() -> None:
     assert "下降 50.0%" in text
     assert "下降 50.0% ↓" not in text
     assert "↓ 变差" in text  # the legend says what the mark means
-    assert "up -16.7% ↓" in to_text(t, "en")
+    assert "worsened 16.7% ↓" in to_text(t, "en")
     assert records(t)[1][3] == "提升 -16.7% ↓"
     assert "提升 -16.7% ↓" in to_csv(t)
     ws = load_workbook(io.BytesIO(to_xlsx(t)))["工厂整体建设成效"]

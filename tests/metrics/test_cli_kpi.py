@@ -67,7 +67,7 @@ def test_kpi_table_csv_xlsx_json(
     assert code == 0
     text = capsys.readouterr().out
     assert "*设备综合利用率" in text
-    assert "先进级: 满足 met" in text
+    assert "先进级：满足 —" in text
     rows = list(csv.reader(io.StringIO(out_csv.read_text(encoding="utf-8").lstrip("\ufeff"))))
     assert rows[0][:4] == ["指标", "建设前", "建成后", "变化"]
     oee = next(r for r in rows if r[0] == "*设备综合利用率")
@@ -93,7 +93,11 @@ def test_kpi_table_csv_xlsx_json(
     row = {r["id"]: r for r in doc["rows"]}
     assert row["oee"]["before"]["value"] < row["oee"]["after"]["value"]
     assert main([*args, "--lang", "en"]) == 0
-    assert "*Overall equipment effectiveness (OEE)" in capsys.readouterr().out
+    en = capsys.readouterr().out
+    assert "*Overall equipment effectiveness (OEE)" in en
+    # English completely: no 提升/下降, no Chinese words of the tier check or the headers
+    for word in ("提升", "下降", "覆盖环节", "建设前", "建成后", "实测", "无值原因", "目标"):
+        assert word not in en, word
 
 
 def test_kpi_tiers_and_declared_import(
@@ -101,8 +105,8 @@ def test_kpi_tiers_and_declared_import(
 ) -> None:
     assert main(["kpi", "tiers", "-c", str(factory / "site.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "先进级: 满足 met" in out
-    assert "卓越级: 不满足 not_met" in out
+    assert "先进级：满足 —" in out
+    assert "卓越级：不满足 —" in out
     good = tmp_path / "d.csv"
     good.write_text(
         "id,value,unit,period_start,period_end,source\n"

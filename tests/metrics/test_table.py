@@ -194,7 +194,7 @@ def test_csv_and_xlsx_exports(demo: tuple) -> None:  # type: ignore[type-arg]
     assert tuple(rows[0]) == HEADERS_ZH
     assert [r[0] for r in rows[1:]] == FORM_LABELS
     rd_row = rows[1 + FORM_LABELS.index("*产品研制周期")]
-    assert rd_row[1:4] == ["160.00", "121.00", "下降 24.4%"]
+    assert rd_row[1:4] == ["160.0", "121.0", "下降 24.4%"]
     wb = load_workbook(io.BytesIO(to_xlsx(t)))
     ws = wb["工厂整体建设成效"]
     cells = list(ws.iter_rows(values_only=True))
@@ -202,7 +202,7 @@ def test_csv_and_xlsx_exports(demo: tuple) -> None:  # type: ignore[type-arg]
     assert [r[0] for r in cells[1:]] == FORM_LABELS
     xl_rd = cells[1 + FORM_LABELS.index("*产品研制周期")]
     assert xl_rd[1:4] == (160, 121, "下降 24.4%")
-    assert wb["期间 periods"]["B2"].value == b.label
+    assert wb["期间"]["B2"].value == b.label
     en = list(csv.reader(io.StringIO(to_csv(t, "en").lstrip("\ufeff"))))
     assert en[0][0] == "KPI"
     assert en[1][0] == "*Key equipment CNC rate"
@@ -225,4 +225,5 @@ def test_change_formatting() -> None:
     assert fmt_change(row("down", 0.1)) == "下降 -10.0%"  # a worsening shows negative
     assert fmt_change(row("down", 0.0)) == "下降 0.0%"
     assert fmt_change(row("up", None)) == "—"
-    assert fmt_change(row("up", 0.05), "en") == "up 5.0%"
+    assert fmt_change(row("up", 0.05), "en") == "improved 5.0%"
+    assert fmt_change(row("down", 0.1), "en") == "worsened 10.0%"
