@@ -28,6 +28,7 @@ import contextlib
 import itertools
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -54,6 +55,16 @@ COMPACT_SETTLE_S = 600
 FORCE_GRACE_S = 5.0
 # samples drawn from an import's iterable per worker-thread call
 IMPORT_CHUNK = 100_000
+
+
+def heartbeat_wait(real_s: float, clock_s: float) -> float:
+    """The real-time pause before the next heartbeat, so that heartbeats come every
+    ``HEARTBEAT_S`` of the collector's clock, from the clock's rate over the last pause
+    (``clock_s`` of the clock in ``real_s`` real seconds): at most ``HEARTBEAT_S``, at least
+    50 ms (a clock at x60 beats every 1/6 s; a stopped or backward clock changes nothing)."""
+    if real_s <= 0 or clock_s <= 0:
+        return HEARTBEAT_S
+    return min(HEARTBEAT_S, max(HEARTBEAT_S * real_s / clock_s, 0.05))
 
 
 def heartbeat(ts: int) -> Sample:
@@ -348,10 +359,15 @@ class Collector:
             q.put(heartbeat(self.time_ns()))
 
     async def _heartbeat_loop(self) -> None:
-        """The heartbeat series every HEARTBEAT_S, through the normal sink."""
+        """The heartbeat series every HEARTBEAT_S of the collector's clock, through the normal
+        sink (the pause follows the clock's measured rate: the demo's factory clock runs faster
+        than real time until it catches up with it)."""
+        wait = HEARTBEAT_S
         while True:
-            await asyncio.sleep(HEARTBEAT_S)
+            real0, clock0 = time.monotonic(), self.time_ns()
+            await asyncio.sleep(wait)
             self._beat()
+            wait = heartbeat_wait(time.monotonic() - real0, (self.time_ns() - clock0) / 1e9)
 
     async def _start_connectors(
         self,

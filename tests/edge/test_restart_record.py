@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from config.loader import load_site_text
-from config.markers import GATEWAY_DOWN, HEARTBEAT
+from config.markers import GATEWAY_DOWN, HEARTBEAT, HEARTBEAT_S
 from config.models import SiteConfig
 from connectors.base import Quality
 from connectors.simulators.meters import MeterServer, UnitImage
-from edge.runtime import Collector
+from edge.runtime import Collector, heartbeat_wait
 from edge.store.sqlite import SqliteStore
 from tests.support.net import free_port
 
@@ -99,3 +99,21 @@ async def test_restart_writes_gateway_down_after_the_last_heartbeat(tmp_path: Pa
     ]
     # the point whose last stored sample is bad (a read error) is unknown anyway: no marker
     assert markers == [("e", first_life_end + 1, GATEWAY_DOWN)]
+
+
+@pytest.mark.parametrize(
+    ("real_s", "clock_s", "wait"),
+    [
+        (HEARTBEAT_S, HEARTBEAT_S, HEARTBEAT_S),  # the gateway's own clock
+        (HEARTBEAT_S, 60 * HEARTBEAT_S, HEARTBEAT_S / 60),  # the demo's factory clock at x60
+        (1.0, 6000.0, 0.05),  # at most 20 beats a second, however fast the clock
+        (HEARTBEAT_S, HEARTBEAT_S / 2, HEARTBEAT_S),  # never slower than HEARTBEAT_S real time
+        (HEARTBEAT_S, 0.0, HEARTBEAT_S),  # a stopped clock
+        (HEARTBEAT_S, -5.0, HEARTBEAT_S),  # a clock set back
+    ],
+)
+def test_heartbeat_follows_the_collectors_clock(real_s: float, clock_s: float, wait: float) -> None:
+    """Heartbeats every HEARTBEAT_S of the collector's clock: in the demo (factory clock x60)
+    a heartbeat every 600 factory seconds would leave the KPI engine no heartbeat within 20 s
+    of a period's end, and the period would be cut at its last change."""
+    assert heartbeat_wait(real_s, clock_s) == pytest.approx(wait)
