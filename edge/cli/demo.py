@@ -647,7 +647,8 @@ def kpi_command(
     first = -(-live_start // 10**9)
     last = max(now // 10**9, first + 1)
     current = f"{fmt_iso(first * 10**9, tz)}..{fmt_iso(last * 10**9, tz)}"
-    return f"shopfloor kpi -c {site_file} --baseline {base} --current {current} --baseline-imported"
+    # provenance (imported / measured) is read off the recorded batches: no flag needed
+    return f"shopfloor kpi -c {site_file} --baseline {base} --current {current}"
 
 
 def local_date(ts: int, tz_name: str) -> dt.date:

@@ -69,7 +69,7 @@ def test_kpi_command_covers_the_time_that_ran() -> None:
     cmd = kpi_command(Path("/d/demo-site.yaml"), "Asia/Shanghai", start, end, 7)
     # the baseline: the same calendar week a year earlier (2025 vs 2026, the default periods)
     assert cmd.startswith("shopfloor kpi -c /d/demo-site.yaml --baseline 2025-02-24..2025-03-02 ")
-    assert cmd.endswith(" --baseline-imported")
+    assert "imported" not in cmd  # provenance comes from the recorded batches
     base = parse_range(cmd.split("--baseline ")[1].split()[0], "Asia/Shanghai")
     assert (base.start_ns, base.end_ns) == baseline_period(start, "Asia/Shanghai", 7)
     one = kpi_command(Path("x.yaml"), "Asia/Shanghai", start, end, 1)
