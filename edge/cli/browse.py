@@ -163,6 +163,25 @@ def _trust_opcua(args: argparse.Namespace) -> int:
     return 0
 
 
+def _discover_opcua(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from connectors.base import ConnectorError
+    from connectors.opcua.discover import discover, format_fragment
+
+    prepared = _prepare(args)
+    if prepared is None:
+        return 2
+    conn, pki_dir = prepared
+    try:
+        found = asyncio.run(discover(conn, depth=args.depth, pki_dir=pki_dir))
+    except ConnectorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(format_fragment(found), end="")
+    return 0
+
+
 def _add_connection_args(op: argparse.ArgumentParser) -> None:
     op.add_argument("url", help="opc.tcp://host:port/path")
     op.add_argument("-c", "--config", metavar="SITE", help="site file (for its key folder)")
@@ -186,6 +205,20 @@ def register(sub: Any) -> None:
     _add_connection_args(op)
     op.add_argument("--depth", type=int, default=3, help="levels below Objects (default 3)")
     op.set_defaults(func=_browse_opcua)
+
+    d = sub.add_parser(
+        "discover", help="find machines by their companion-specification types (OPC UA)"
+    )
+    dsub = d.add_subparsers(dest="discover_protocol", metavar="PROTOCOL")
+    dsub.required = True
+    dop = dsub.add_parser(
+        "opcua",
+        help="print a commented site-file fragment for the Machinery, MachineTool, PackML and "
+        "CNC instances found by type",
+    )
+    _add_connection_args(dop)
+    dop.add_argument("--depth", type=int, default=8, help="levels below Objects (default 8)")
+    dop.set_defaults(func=_discover_opcua)
 
     t = sub.add_parser("opcua", help="OPC UA tools: trust a server certificate")
     tsub = t.add_subparsers(dest="opcua_command", metavar="ACTION")
