@@ -39,8 +39,12 @@ FILES = [
     "Opc.Ua.Di.NodeSet2.xml",
     "Opc.Ua.IA.NodeSet2.xml",
     "Opc.Ua.Machinery.NodeSet2.xml",
+    "opc.ua.isa95-jobcontrol.nodeset2.xml",  # MachineTool requires Machinery/Jobs, which
+    "Opc.Ua.Machinery.Jobs.Nodeset2.xml",  # requires ISA95-JOBCONTROL
+    "Opc.Ua.MachineTool.NodeSet2.xml",
     "Opc.Ua.PackML.NodeSet2.xml",
 ]
+MACHINE_TOOL = "http://opcfoundation.org/UA/MachineTool/"
 MACHINERY = "http://opcfoundation.org/UA/Machinery/"
 PACKML = "http://opcfoundation.org/UA/PackML/"
 DI = "http://opcfoundation.org/UA/DI/"
@@ -160,6 +164,23 @@ class PlantServer:
         await s.write_attribute_value(
             self.vars["Filler1.state"], ua.DataValue(ua.Variant(6, ua.VariantType.UInt32))
         )
+        mt = ns.index(MACHINE_TOOL)
+        [mill, *_] = await instantiate(
+            objects,
+            s.get_node(ua.NodeId(13, mt)),
+            bname=ua.QualifiedName("Mill1", idx),
+            idx=idx,
+            instantiate_optional=False,
+        )
+        monitoring = await mill.get_child(f"{mt}:Monitoring")
+        [channel, *_] = await instantiate(
+            monitoring,
+            s.get_node(ua.NodeId(16, mt)),
+            bname=ua.QualifiedName("Channel1", idx),
+            idx=idx,
+            instantiate_optional=False,
+        )
+        self.vars["Mill1.channel_state"] = await self._var(channel, f"/{mt}:ChannelState")
         # a decoy: named like a Machinery part, of a plain type: not a machine
         decoy = await objects.add_object(idx, "Oven")
         fake = await decoy.add_object(
@@ -232,7 +253,7 @@ async def test_the_table_cites_a_specification_on_every_row() -> None:
 async def test_machines_found_by_type_not_by_name(plant: PlantServer) -> None:
     text = await _fragment(plant)
     site = _site(text)  # the fragment is a valid site file as it stands
-    assert [d.id for d in site.devices] == ["filler1", "press1", "press2"]  # no "oven"
+    assert [d.id for d in site.devices] == ["filler1", "mill1", "press1", "press2"]  # no oven
     press1 = site.device("press1")
     assert [(p.id, p.role) for p in press1.points] == [
         ("state", "state"),
@@ -252,6 +273,18 @@ async def test_machines_found_by_type_not_by_name(plant: PlantServer) -> None:
     assert fstate.state_map is not None
     assert fstate.state_map["6"] == "producing"
     assert fstate.state_map["11"] == "down"
+    mill = site.device("mill1")
+    assert [(p.id, p.role) for p in mill.points] == [
+        ("operation_mode", "measurement"),
+        ("channel_state", "state"),
+    ]
+    cstate = mill.point("channel_state")
+    assert cstate.state_map == {"0": "producing", "1": "down", "2": "idle"}
+    assert cstate.opcua is not None
+    assert cstate.opcua.browse_path is not None
+    names = [seg.split(":", 1)[1] for seg in cstate.opcua.browse_path.split("/")]
+    assert names == ["Objects", "Mill1", "Monitoring", "Channel1", "ChannelState"]
+    assert "not collected: active_program (OPC 40501-1" in text
     # PackML's counts are structure arrays: named in a comment with the reason, not collected
     assert "not collected: processed (OPC 30050 PackMLAdminObjectType.ProdProcessedCount" in text
     assert "value at discovery: 6" in text
