@@ -95,7 +95,7 @@ def load_table(path: Path = TABLE) -> Table:
     anchors = []
     for i, raw in enumerate(data["anchors"]):
         where = f"{path.name}: anchors[{i}] ({raw.get('id')})"
-        alias, _, num = str(raw["type"]).partition(":")
+        alias, _, num = str(raw.get("type", "")).partition(":")
         if alias not in aliases or not num.isdigit():
             raise TableError(f"{where}: type must be <alias>:<numeric id>")
         if raw.get("machine") not in ("self", "part") or not raw.get("spec"):

@@ -398,3 +398,41 @@ async def test_discovered_fragment_gives_the_oee_of_a_hand_written_mapping(
     assert inputs["effectiveness"] == pytest.approx(0.9375)
     assert inputs["offline"] == pytest.approx(4.0)
     assert oee_a == pytest.approx(75.0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ('        spec: "OPC 40501-1 ChannelMonitoringType.ChannelState; ChannelState"\n', "cites"),
+        ('        state_map: {"0": producing, "1": down, "2": idle}\n', "needs a state_map"),
+        ("    type: mt:16  # ChannelMonitoringType\n", "type must be"),
+    ],
+)
+async def test_a_table_row_without_its_citation_or_map_is_refused(
+    tmp_path: Path, change: str, message: str
+) -> None:
+    from connectors.opcua.companion import TABLE, TableError
+
+    text = TABLE.read_text(encoding="utf-8")
+    assert change in text
+    broken = tmp_path / "companion.yaml"
+    broken.write_text(text.replace(change, "", 1), encoding="utf-8")
+    with pytest.raises(TableError, match=message):
+        load_table(broken)
+
+
+async def test_a_server_without_companion_types_gives_an_empty_fragment(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.opcua.helpers import PlainServer
+
+    srv = PlainServer(free_port())
+    await srv.start()
+    try:
+        rc = await asyncio.to_thread(cli_main, ["discover", "opcua", srv.endpoint])
+    finally:
+        await srv.stop()
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "# no machine instance of the table's types was found" in out
+    assert yaml.safe_load(out) == {"devices": []}

@@ -299,3 +299,19 @@ async def test_asyncua_info_and_tracebacks_stay_out_of_the_info_log(
         root.setLevel(old)
     [debug] = [r for r in caplog.records if r.name.startswith("asyncua")]
     assert debug.exc_info is not None
+
+
+async def test_trust_needs_a_key_folder_and_a_secure_endpoint(
+    pki: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.opcua.helpers import PlainServer
+
+    plain = PlainServer(free_port())  # NoSecurity only
+    await plain.start()
+    try:
+        assert await _cli(["opcua", "trust", plain.endpoint]) == 2
+        assert "give the site file (-c SITE) or the key folder" in capsys.readouterr().err
+        assert await _cli(["opcua", "trust", plain.endpoint, "--key-dir", str(pki["keys"])]) == 1
+        assert "offers no secure endpoint" in capsys.readouterr().err
+    finally:
+        await plain.stop()
