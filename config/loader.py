@@ -161,6 +161,56 @@ def _duplicate_keys(node: yaml.Node | None, filename: str) -> list[ConfigIssue]:
     return sorted(issues, key=lambda i: i.line or 0)
 
 
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+
+
+def yaml_surprises(text: str, filename: str = "<site>") -> list[ConfigIssue]:
+    """Unquoted words YAML 1.1 reads as true/false although they look like text (``off``,
+    ``on``, ``yes``, ``no``, ``y``, ``n``), as keys or values: file, line, path, the word."""
+    try:
+        node = _compose(text)
+    except yaml.YAMLError:
+        return []  # the loader reports the syntax error
+    issues: list[ConfigIssue] = []
+    seen: set[int] = set()
+    todo: list[tuple[yaml.Node, list[int | str]]] = [(node, [])] if node is not None else []
+
+    def check(n: yaml.Node, loc: list[int | str], what: str) -> None:
+        if (
+            isinstance(n, yaml.ScalarNode)
+            and n.tag == _BOOL_TAG
+            and n.style is None
+            and n.value.lower() not in ("true", "false")
+        ):
+            issues.append(
+                ConfigIssue(
+                    filename,
+                    n.start_mark.line + 1,
+                    _loc_path(loc),
+                    f"unquoted {what} {n.value!r} is read by YAML as "
+                    f"{str(n.value.lower() in ('on', 'yes', 'y')).lower()}: "
+                    f"quote it ('{n.value}') if you mean the text",
+                )
+            )
+
+    while todo:
+        n, loc = todo.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if isinstance(n, yaml.MappingNode):
+            for key, value in n.value:
+                check(key, loc, "key")
+                name = key.value if isinstance(key, yaml.ScalarNode) else "?"
+                check(value, [*loc, name], "value")
+                todo.append((value, [*loc, name]))
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                check(item, [*loc, i], "value")
+                todo.append((item, [*loc, i]))
+    return sorted(issues, key=lambda i: i.line or 0)
+
+
 def load_site_text(text: str, filename: str = "<site>") -> SiteConfig:
     try:
         node = _compose(text)

@@ -112,6 +112,23 @@ class Point(Frozen):
         default=None, ge=8, le=64, description="width of a counter that rolls over"
     )
 
+    @field_validator("state_map", mode="before")
+    @classmethod
+    def _state_keys(cls, value: object) -> object:
+        """Raw values written unquoted (``0: producing``) are the text of the number; a key or
+        state YAML read as true/false (on, off, yes, no) is refused with the fix."""
+        if not isinstance(value, dict):
+            return value
+        out: dict[object, object] = {}
+        for key, state in value.items():
+            if isinstance(key, bool) or isinstance(state, bool):
+                raise ValueError(
+                    "a raw value or state was read by YAML as true/false (unquoted on, off, "
+                    "yes, no, true, false): quote it, e.g. {'0': 'producing', 'off': 'idle'}"
+                )
+            out[str(key) if isinstance(key, int) else key] = state
+        return out
+
     @model_validator(mode="after")
     def _role(self) -> Point:
         if self.role == "state" and not self.state_map:

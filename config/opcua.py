@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from config.base import Frozen, SecretRef
 
 
 class OpcUaConnection(Frozen):
     endpoint: str = Field(pattern=r"^opc\.tcp://", description="opc.tcp://host:port/path")
-    security_policy: Literal["None", "Basic256Sha256"] = "None"
+    security_policy: Literal[
+        "None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"
+    ] = "None"
     security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
     certificate: Path | None = Field(
         default=None, description="client certificate (DER/PEM); generated when absent"
@@ -37,6 +40,49 @@ class OpcUaConnection(Frozen):
         return self
 
 
+_UINT32 = 2**32 - 1
+_NS = r"(?:ns=(?P<ns>\d+)|nsu=[^;]+);"
+_NODE_ID = re.compile(
+    rf"^(?:{_NS})?(?:i=(?P<i>\d+)|s=.+|b=[A-Za-z0-9+/]+={{0,2}}"
+    r"|g=[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})$",
+    re.DOTALL,
+)
+_SEGMENT = re.compile(r"^(?:(?P<ns>\d+):)?(?P<name>[^/]+)$")
+
+
+def check_node_id(text: str) -> str:
+    """OPC UA NodeId text (Part 6, 5.3.1.10): ``[ns=N;|nsu=URI;](i=|s=|g=|b=)ID``."""
+    m = _NODE_ID.match(text)
+    if m is None:
+        raise ValueError(
+            f"{text!r} is not a NodeId: write ns=<index>;i=<number> (or s=<string>, "
+            "g=<guid>, b=<base64>), e.g. ns=2;s=CNC1.State"
+        )
+    if m.group("ns") is not None and int(m.group("ns")) > 65535:
+        raise ValueError(f"{text!r}: namespace index above 65535")
+    if m.group("i") is not None and int(m.group("i")) > _UINT32:
+        raise ValueError(f"{text!r}: numeric identifier above 4294967295")
+    return text
+
+
+def check_browse_path(text: str) -> str:
+    """A browse path from the Objects folder: ``0:Objects/2:CNC1/2:State`` (segments
+    ``<namespace index>:<browse name>``, separated by ``/``)."""
+    parts = text.strip().strip("/").split("/")
+    if not text.strip().strip("/"):
+        raise ValueError("empty browse path")
+    for i, part in enumerate(parts):
+        m = _SEGMENT.match(part)
+        if m is None or not m.group("name").strip() or re.fullmatch(r"\d+:\s*", part):
+            what = "an empty segment (//)" if not part else f"segment {part!r} has no name"
+            raise ValueError(f"browse path {text!r}: {what}, e.g. 0:Objects/2:CNC1/2:State")
+        if m.group("ns") is not None and int(m.group("ns")) > 65535:
+            raise ValueError(f"browse path {text!r}: segment {i + 1} namespace index above 65535")
+        if m.group("name") != m.group("name").strip():
+            raise ValueError(f"browse path {text!r}: segment {part!r} has surrounding spaces")
+    return text
+
+
 class OpcUaAddress(Frozen):
     node_id: str | None = Field(default=None, description="e.g. ns=2;s=CNC1.State")
     browse_path: str | None = Field(
@@ -45,6 +91,16 @@ class OpcUaAddress(Frozen):
     mode: Literal["subscribe", "poll"] = "subscribe"
     sampling_ms: float | None = Field(default=None, ge=0)
     queue_size: int = Field(default=1, ge=1, le=10000)
+
+    @field_validator("node_id")
+    @classmethod
+    def _node_id(cls, value: str | None) -> str | None:
+        return None if value is None else check_node_id(value)
+
+    @field_validator("browse_path")
+    @classmethod
+    def _browse_path(cls, value: str | None) -> str | None:
+        return None if value is None else check_browse_path(value)
 
     @model_validator(mode="after")
     def _one_address(self) -> OpcUaAddress:

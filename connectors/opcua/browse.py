@@ -4,6 +4,7 @@ ready to copy into a site file (``shopfloor browse opcua URL``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from asyncua import Client, ua
 
@@ -77,12 +78,14 @@ async def browse_tree(client: Client, depth: int) -> list[BrowsedNode]:
     return out
 
 
-async def browse(conn: OpcUaConnection, depth: int = 3) -> list[BrowsedNode]:
-    """Open a session as the connector would (security, user) and browse."""
+async def browse(
+    conn: OpcUaConnection, depth: int = 3, pki_dir: Path | None = None
+) -> list[BrowsedNode]:
+    """Open a session as the connector would (security, user, trust list) and browse."""
     client = make_client(conn)
     try:
         try:
-            await configure(client, conn, None)
+            await configure(client, conn, pki_dir)
             await client.connect()
         except ConnectorError:
             raise
@@ -106,3 +109,35 @@ def format_tree(nodes: list[BrowsedNode]) -> str:
         kind = "Var" if n.node_class == "Variable" else "Obj"
         lines.append(f"{name:<{width}}  {kind}  {n.node_id:<28}  {dtype:<10}  {n.browse_path}")
     return "\n".join(lines)
+
+
+def first_certificate(blob: bytes) -> bytes:
+    """The leaf of an endpoint's ServerCertificate (which may be a chain of DER certificates
+    one after the other): the first DER element."""
+    if len(blob) < 2:
+        return blob
+    if blob[1] & 0x80:
+        n = blob[1] & 0x7F
+        return blob[: 2 + n + int.from_bytes(blob[2 : 2 + n], "big")]
+    return blob[: 2 + blob[1]]
+
+
+async def server_certificates(conn: OpcUaConnection) -> list[tuple[bytes, list[str]]]:
+    """The distinct certificates the server's endpoints present (GetEndpoints on an
+    unsecured channel, as every OPC UA client does first), each with the policies using it."""
+    client = make_client(conn)
+    try:
+        endpoints = await client.connect_and_get_server_endpoints()
+    except (TimeoutError, Exception) as exc:
+        raise ConnectorError(explain(exc, conn.endpoint)) from exc
+    found: dict[bytes, list[str]] = {}
+    for ep in endpoints:
+        if not ep.ServerCertificate or ep.SecurityMode == ua.MessageSecurityMode.None_:
+            continue
+        der = first_certificate(ep.ServerCertificate)
+        policy = str(ep.SecurityPolicyUri).rsplit("#", 1)[-1]
+        label = f"{policy}-{ep.SecurityMode.name}"
+        found.setdefault(der, [])
+        if label not in found[der]:
+            found[der].append(label)
+    return list(found.items())

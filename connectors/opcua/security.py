@@ -122,3 +122,84 @@ def thumbprint(der: bytes) -> str:
     digest = hashes.Hash(hashes.SHA1())  # the OPC UA thumbprint is SHA-1 by definition
     digest.update(der)
     return digest.finalize().hex()
+
+
+TRUST_DIR = "trusted-servers"
+"""Below ``<key_dir>/opcua/``: the server certificates the gateway trusts (one DER file each,
+named by thumbprint), written by ``shopfloor opcua trust URL``."""
+
+
+class UntrustedServerError(CertificateError):
+    """The server presented a certificate that is not in the gateway's trust list."""
+
+
+def trust_dir(pki_dir: Path) -> Path:
+    return pki_dir / TRUST_DIR
+
+
+def _der_of(path: Path) -> bytes | None:
+    try:
+        return _load_cert(path).public_bytes(serialization.Encoding.DER)
+    except CertificateError:
+        return None
+
+
+def is_trusted(der: bytes, folder: Path) -> bool:
+    """``der`` is, byte for byte, one of the certificates in ``folder`` (DER or PEM files)."""
+    if not folder.is_dir():
+        return False
+    return any(p.is_file() and _der_of(p) == der for p in sorted(folder.iterdir()))
+
+
+def check_server_trusted(der: bytes, pki_dir: Path | None, endpoint: str) -> None:
+    """Refuse a server certificate that is not in the trust list (the message says how to
+    inspect and trust it)."""
+    folder = trust_dir(pki_dir) if pki_dir is not None else None
+    if folder is not None and is_trusted(der, folder):
+        return
+    where = f"the trust list {folder}" if folder is not None else "a trust list"
+    raise UntrustedServerError(
+        f"server certificate {thumbprint(der)} is not in {where}: compare it with the "
+        f"server's, then run `shopfloor opcua trust {endpoint} -c SITE` (or pin the file "
+        "with opcua.server_certificate)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ServerCertificate:
+    der: bytes
+    subject: str
+    application_uri: str | None
+    not_after: dt.datetime
+    thumbprint: str  # SHA-1, as OPC UA tools show it
+    sha256: str
+
+
+def describe(der: bytes) -> ServerCertificate:
+    from cryptography.hazmat.primitives import hashes
+
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        uris = san.value.get_values_for_type(x509.UniformResourceIdentifier)
+    except x509.ExtensionNotFound:
+        uris = []
+    return ServerCertificate(
+        der=der,
+        subject=cert.subject.rfc4514_string(),
+        application_uri=uris[0] if uris else None,
+        not_after=cert.not_valid_after_utc,
+        thumbprint=thumbprint(der),
+        sha256=cert.fingerprint(hashes.SHA256()).hex(),
+    )
+
+
+def add_trusted(der: bytes, pki_dir: Path) -> Path:
+    """Write ``der`` into the trust list (idempotent); the file's path."""
+    folder = trust_dir(pki_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{thumbprint(der)}.der"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(der)
+    tmp.replace(path)
+    return path

@@ -16,17 +16,25 @@ from config.base import SecretError
 from config.markers import AUTH_FAILED
 from config.opcua import OpcUaConnection
 from connectors.base import ConnectorError
+from connectors.opcua.logs import quiet_asyncua
 from connectors.opcua.security import (
     CertificateError,
     ClientIdentity,
+    check_server_trusted,
     generate_identity,
     given_identity,
-    thumbprint,
 )
 
 log = logging.getLogger("shopfloor.opcua")
 
 T = TypeVar("T")
+
+#: the site file's security_policy -> asyncua's policy class (all four are in asyncua 1.1)
+POLICIES: dict[str, type[security_policies.SecurityPolicy]] = {
+    "Basic256Sha256": security_policies.SecurityPolicyBasic256Sha256,
+    "Aes128_Sha256_RsaOaep": security_policies.SecurityPolicyAes128Sha256RsaOaep,
+    "Aes256_Sha256_RsaPss": security_policies.SecurityPolicyAes256Sha256RsaPss,
+}
 
 # ns=0 node ids of Server/ServerCapabilities/OperationLimits
 _LIMIT_NODES = {
@@ -67,6 +75,7 @@ def make_client(conn: OpcUaConnection) -> Client:
     client.product_uri = "urn:shopfloor"
     # the server forgets our session soon after we vanish (default would be one hour)
     client.session_timeout = int(max(30.0, 3 * conn.watchdog_s) * 1000)
+    quiet_asyncua()  # after Client(): its per-instance loggers exist now
     return client
 
 
@@ -89,21 +98,22 @@ async def configure(
         mode = getattr(ua.MessageSecurityMode, conn.security_mode)
         server_cert = str(conn.server_certificate) if conn.server_certificate else None
         await client.set_security(
-            security_policies.SecurityPolicyBasic256Sha256,
+            POLICIES[conn.security_policy],
             str(identity.certificate),
             str(identity.private_key),
             server_certificate=server_cert,
             mode=mode,
         )
-        policy = client.security_policy
         if server_cert is None:
-            der = getattr(policy, "peer_certificate", None)
-            if isinstance(der, bytes):
-                log.info(
-                    "%s: server certificate thumbprint %s (pin it with server_certificate)",
-                    conn.endpoint,
-                    thumbprint(der),
-                )
+            # the certificate of the server's endpoint list, with which the secure channel is
+            # opened: it must be in the gateway's trust list (``shopfloor opcua trust URL``)
+            der = getattr(client.security_policy, "peer_certificate", None)
+            try:
+                if not isinstance(der, bytes):
+                    raise CertificateError("the server presented no certificate")
+                check_server_trusted(der, pki_dir, conn.endpoint)
+            except CertificateError as exc:
+                raise ConnectorError(f"{conn.endpoint}: {exc}") from None
     if conn.username is not None and conn.password is not None:
         try:
             password = conn.password.reveal()

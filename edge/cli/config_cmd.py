@@ -9,8 +9,16 @@ from typing import Any
 
 def _check(args: argparse.Namespace) -> int:
     # imported here: registering the command must stay argparse-level (fast ``--help``)
-    from config.loader import ConfigError, load_site, secret_issues
+    from pathlib import Path
 
+    from config.loader import ConfigError, load_site, secret_issues, yaml_surprises
+
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = ""  # load_site reports it
+    for warning in yaml_surprises(text, args.file):
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         site = load_site(args.file)
     except ConfigError as exc:

@@ -17,7 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from connectors.base import ConnectorError, Quality
 from connectors.opcua import OpcUaConnector
-from connectors.opcua.security import CERT_NAME, generate_identity
+from connectors.opcua.security import CERT_NAME, add_trusted, generate_identity
 from connectors.simulators.cnc import SimSecurity, trust_folder
 from tests.opcua.helpers import PlainServer, RecordingSink, device, running, site_of
 from tests.support.net import free_port
@@ -50,6 +50,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     other, _ = _server_cert(root, "impostor")
     trusted = root / "trusted"
     trusted.mkdir()
+    # the gateway trusts this server (as `shopfloor opcua trust URL` does; see
+    # test_security_policies.py for the refusal of an unknown server)
+    add_trusted(
+        x509.load_der_x509_certificate(cert.read_bytes()).public_bytes(serialization.Encoding.DER),
+        root / "gateway-keys",
+    )
     return {
         "root": root,
         "cert": cert,

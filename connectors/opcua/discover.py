@@ -1,0 +1,338 @@
+"""Find machines on an OPC UA server by their companion-specification types and write the
+site-file fragment that collects them (``shopfloor discover opcua URL``).
+
+An object is recognised by its type definition (HasTypeDefinition, then HasSubtype up to the
+specification's type, so vendor subtypes count), never by its browse name. The mapping table
+is data: :mod:`connectors.opcua.companion` (``companion.yaml``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asyncua import Client, ua
+
+from config.opcua import OpcUaConnection
+from connectors.base import ConnectorError
+from connectors.opcua.companion import Anchor, Row, Table, load_table
+from connectors.opcua.session import close_client, configure, explain, make_client
+
+_BASE_OBJECT_TYPE = ua.NodeId(ua.ObjectIds.BaseObjectType)
+_SKIP = {ua.NodeId(ua.ObjectIds.Server)}
+MAX_OBJECTS = 20_000
+"""Objects visited at most (a large address space is walked this far, then reported)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    node_id: ua.NodeId
+    name: str  # browse name
+    ns: int
+
+
+@dataclass
+class Found:
+    """One discovered point (or a row that cannot be collected, kept as a comment)."""
+
+    row: Row
+    anchor: Anchor
+    browse_path: str
+    value: object = None
+
+
+@dataclass
+class Machine:
+    path: tuple[Hop, ...]
+    anchors: list[tuple[Anchor, tuple[Hop, ...]]] = field(default_factory=list)
+    points: list[Found] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path[-1].name
+
+
+@dataclass
+class Discovery:
+    endpoint: str
+    specs: list[str]  # namespace URIs of the table found on the server
+    machines: list[Machine]
+    truncated: bool = False
+
+
+def browse_path_of(path: Sequence[Hop]) -> str:
+    return "0:Objects/" + "/".join(f"{h.ns}:{h.name}" for h in path)
+
+
+class _Types:
+    """Is a type (a subtype of) another? Supertype chains read once per type."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.chains: dict[ua.NodeId, list[ua.NodeId]] = {}
+
+    async def chain(self, type_id: ua.NodeId) -> list[ua.NodeId]:
+        if type_id in self.chains:
+            return self.chains[type_id]
+        out = [type_id]
+        current = type_id
+        while current != _BASE_OBJECT_TYPE and len(out) < 32:
+            refs = await self.client.get_node(current).get_references(
+                refs=ua.ObjectIds.HasSubtype, direction=ua.BrowseDirection.Inverse
+            )
+            if not refs:
+                break
+            t = refs[0].NodeId
+            current = ua.NodeId(t.Identifier, t.NamespaceIndex, t.NodeIdType)
+            if current in self.chains:
+                out.extend(self.chains[current])
+                break
+            out.append(current)
+        self.chains[type_id] = out
+        return out
+
+
+def _machine_of(
+    path: tuple[Hop, ...], selves: set[tuple[Hop, ...]], containers: frozenset[str]
+) -> tuple[Hop, ...]:
+    for i in range(len(path) - 1, 0, -1):
+        if path[:i] in selves:
+            return path[:i]
+    end = len(path) - 1
+    while end > 1 and path[end - 1].name in containers:
+        end -= 1
+    return path[:end] if end > 0 else path
+
+
+async def _walk(
+    client: Client, wanted: dict[ua.NodeId, Anchor], depth: int
+) -> tuple[list[tuple[Anchor, tuple[Hop, ...]]], bool]:
+    """Anchors found below the Objects folder: (anchor, path of the object)."""
+    types = _Types(client)
+    hits: list[tuple[Anchor, tuple[Hop, ...]]] = []
+    seen: set[ua.NodeId] = set()
+    todo: list[tuple[ua.NodeId, tuple[Hop, ...]]] = [(ua.NodeId(ua.ObjectIds.ObjectsFolder), ())]
+    visited = 0
+    while todo:
+        node_id, path = todo.pop(0)
+        if len(path) >= depth:
+            continue
+        refs = await client.get_node(node_id).get_children_descriptions(
+            nodeclassmask=ua.NodeClass.Object
+        )
+        for ref in sorted(refs, key=lambda r: (r.BrowseName.NamespaceIndex, r.BrowseName.Name)):
+            child = ua.NodeId(
+                ref.NodeId.Identifier, ref.NodeId.NamespaceIndex, ref.NodeId.NodeIdType
+            )
+            if child in _SKIP or child in seen:
+                continue
+            seen.add(child)
+            visited += 1
+            if visited > MAX_OBJECTS:
+                return hits, True
+            hop = Hop(child, ref.BrowseName.Name, ref.BrowseName.NamespaceIndex)
+            td = ref.TypeDefinition
+            tid = ua.NodeId(td.Identifier, td.NamespaceIndex, td.NodeIdType)
+            for t in await types.chain(tid):
+                if t in wanted:
+                    hits.append((wanted[t], (*path, hop)))
+                    break
+            todo.append((child, (*path, hop)))
+    return hits, False
+
+
+async def _resolve(
+    client: Client, start: ua.NodeId, row: Row, index: dict[str, int]
+) -> tuple[ua.NodeId, str] | None:
+    """The row's variable below ``start`` and its relative path with server indexes."""
+    if any(alias not in index for alias, _ in row.path):
+        return None
+    rel = "/".join(f"{index[a]}:{n}" for a, n in row.path)
+    bp = ua.BrowsePath()
+    bp.StartingNode = start
+    bp.RelativePath = ua.RelativePath.from_string("/" + rel)
+    [res] = await client.uaclient.translate_browsepaths_to_nodeids([bp])
+    if not res.StatusCode.is_good() or not res.Targets:
+        return None
+    t = res.Targets[0].TargetId
+    return ua.NodeId(t.Identifier, t.NamespaceIndex, t.NodeIdType), rel
+
+
+async def discover_on(
+    client: Client, endpoint: str, depth: int = 8, table: Table | None = None
+) -> Discovery:
+    table = table or load_table()
+    namespaces: list[str] = await client.get_namespace_array()
+    index = {
+        alias: namespaces.index(uri) for alias, uri in table.namespaces.items() if uri in namespaces
+    }
+    wanted = {
+        ua.NodeId(a.type_id, index[a.namespace]): a for a in table.anchors if a.namespace in index
+    }
+    specs = sorted({table.namespaces[a.namespace] for a in wanted.values()})
+    hits, truncated = await _walk(client, wanted, depth) if wanted else ([], False)
+    selves = {path for a, path in hits if a.machine == "self"}
+    machines: dict[tuple[Hop, ...], Machine] = {}
+    order = {a.id: i for i, a in enumerate(table.anchors)}
+    for anchor, path in sorted(hits, key=lambda h: (order[h[0].id], browse_path_of(h[1]))):
+        mpath = path if anchor.machine == "self" else _machine_of(path, selves, table.containers)
+        machine = machines.setdefault(mpath, Machine(mpath))
+        machine.anchors.append((anchor, path))
+        for row in anchor.points:
+            if not row.collect:
+                machine.points.append(Found(row, anchor, browse_path_of(path)))
+                continue
+            found = await _resolve(client, path[-1].node_id, row, index)
+            if found is None:
+                continue
+            var, rel = found
+            dv = (await client.uaclient.read_attributes([var], ua.AttributeIds.Value))[0]
+            value = dv.Value.Value if dv.Value is not None else None
+            machine.points.append(Found(row, anchor, f"{browse_path_of(path)}/{rel}", value))
+    ordered = sorted(machines.values(), key=lambda m: browse_path_of(m.path))
+    return Discovery(endpoint, specs, ordered, truncated)
+
+
+async def discover(conn: OpcUaConnection, depth: int = 8, pki_dir: Path | None = None) -> Discovery:
+    """Open a session as the connector would (security, user, trust list) and discover."""
+    client = make_client(conn)
+    try:
+        try:
+            await configure(client, conn, pki_dir)
+            await client.connect()
+        except ConnectorError:
+            raise
+        except (TimeoutError, Exception) as exc:
+            raise ConnectorError(explain(exc, conn.endpoint)) from exc
+        try:
+            return await discover_on(client, conn.endpoint, depth)
+        except (TimeoutError, Exception) as exc:
+            raise ConnectorError(explain(exc, conn.endpoint)) from exc
+    finally:
+        await close_client(client)
+
+
+# ---- the site-file fragment -------------------------------------------------------------
+
+
+def ident(text: str) -> str:
+    """A site-file identifier from a browse name: ``Press 1`` -> ``press_1``."""
+    out = re.sub(r"[^A-Za-z0-9_.\-]+", "_", text).strip("_.-").lower()
+    return (out or "machine")[:64]
+
+
+def _q(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _wrap(text: str, indent: str) -> list[str]:
+    words, lines, cur = " ".join(text.split()).split(" "), [], ""
+    for w in words:
+        if cur and len(indent) + len(cur) + len(w) + 3 > 99:
+            lines.append(f"{indent}# {cur}")
+            cur = w
+        else:
+            cur = f"{cur} {w}".strip()
+    if cur:
+        lines.append(f"{indent}# {cur}")
+    return lines
+
+
+def _state_map(m: dict[str, str]) -> str:
+    items = sorted(m.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 1 << 30)
+    return "{" + ", ".join(f"{_q(k)}: {v}" for k, v in items) + "}"
+
+
+def _points_of(machine: Machine) -> list[tuple[str, Found, str]]:
+    """(point id, found, role) with unique ids; the first state row is the state."""
+    out: list[tuple[str, Found, str]] = []
+    used: set[str] = set()
+    have_state = False
+    for f in machine.points:
+        if not f.row.collect:
+            continue
+        role = f.row.role
+        if role == "state":
+            if have_state:
+                role = "measurement"
+            have_state = True
+        pid = f.row.id
+        if pid in used:
+            # a second channel (or another instance of the same part): prefix its own name
+            owner = f.browse_path.split("/")[len(machine.path) + 1].split(":", 1)[-1]
+            pid = ident(f"{owner}_{f.row.id}")
+        n = 2
+        base = pid
+        while pid in used:
+            pid = f"{base}_{n}"
+            n += 1
+        used.add(pid)
+        out.append((pid, f, role))
+    return out
+
+
+def format_fragment(found: Discovery) -> str:
+    """A commented ``devices:`` block, ready to paste into a site file."""
+    lines = [
+        f"# discovered on {found.endpoint} by its OPC UA companion specifications",
+        f"# specifications on this server: {', '.join(found.specs) or 'none of the table'}",
+        "# check every state_map and counter against the machine before collecting; the",
+        "# ideal cycle time is not in any companion specification: set ideal_cycle_s",
+    ]
+    if found.truncated:
+        lines.append(
+            f"# WARNING: the walk stopped after {MAX_OBJECTS} objects; some may be missing"
+        )
+    if not found.machines:
+        lines.append("# no machine instance of the table's types was found")
+        lines.append("devices: []")
+        return "\n".join(lines) + "\n"
+    lines.append("devices:")
+    ids: set[str] = set()
+    for machine in found.machines:
+        dev_id = ident(machine.name)
+        n = 2
+        while dev_id in ids:
+            dev_id = f"{ident(machine.name)}_{n}"
+            n += 1
+        ids.add(dev_id)
+        lines.append(f"  # {browse_path_of(machine.path)}")
+        for anchor, path in machine.anchors:
+            lines.extend(_wrap(f"{anchor.spec} at {browse_path_of(path)}", "  "))
+        lines += [
+            f"  - id: {dev_id}",
+            f"    name: {_q(machine.name)}",
+            f"    opcua: {{endpoint: {_q(found.endpoint)}}}",
+            "    key_equipment: true  # 关键设备: counted in the OEE; false for an auxiliary unit",
+            "    # ideal_cycle_s: 30.0  # s per unit: from the process sheet",
+            "    points:",
+        ]
+        points = _points_of(machine)
+        for pid, f, role in points:
+            lines.extend(_wrap(f.row.spec, "      "))
+            if f.row.note:
+                lines.extend(_wrap(f.row.note, "      "))
+            if f.row.role == "state" and role != "state" and f.row.state_map:
+                lines.append(
+                    f"      # another state source; its map: {_state_map(f.row.state_map)}"
+                )
+            if f.value is not None:
+                lines.append(f"      # value at discovery: {f.value!r}")
+            lines.append(f"      - id: {pid}")
+            lines.append(f"        role: {role}")
+            if f.row.unit:
+                lines.append(f"        unit: {_q(f.row.unit)}")
+            lines.append(f"        opcua: {{browse_path: {_q(f.browse_path)}}}")
+            if role == "state" and f.row.state_map:
+                lines.append(f"        state_map: {_state_map(f.row.state_map)}")
+        if not points:
+            lines.append("      []")
+        for f in machine.points:
+            if not f.row.collect:
+                lines.extend(
+                    _wrap(f"not collected: {f.row.id} ({f.row.spec}): {f.row.why}", "      ")
+                )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,438 @@
+"""``shopfloor discover opcua URL``: machines found by their companion-specification types in
+an asyncua server that loads the official NodeSet2 XML (npm node-opcua-nodesets, installed on
+first use into .cache/), and the fragment, once collected, gives the OEE of a hand-written
+mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import yaml
+from asyncua import Node, Server, ua
+from asyncua.common.instantiate_util import instantiate
+
+from config.loader import load_site_text
+from config.models import SiteConfig
+from connectors.opcua import OpcUaConnector
+from connectors.opcua.companion import load_table
+from connectors.opcua.discover import discover_on, format_fragment
+from edge.cli.main import main as cli_main
+from metrics.engine import compute_period
+from metrics.periods import parse_range
+from tests.metrics.memreader import MemReader
+from tests.opcua.helpers import RecordingSink, running
+from tests.support.net import free_port
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+NODESETS_VERSION = "2.185.0"  # keep in step with .ci/run and docs/connectors/opcua.md
+CACHE = Path(__file__).resolve().parents[2] / ".cache" / f"node-opcua-nodesets-{NODESETS_VERSION}"
+FILES = [
+    "Opc.Ua.Di.NodeSet2.xml",
+    "Opc.Ua.IA.NodeSet2.xml",
+    "Opc.Ua.Machinery.NodeSet2.xml",
+    "opc.ua.isa95-jobcontrol.nodeset2.xml",  # MachineTool requires Machinery/Jobs, which
+    "Opc.Ua.Machinery.Jobs.Nodeset2.xml",  # requires ISA95-JOBCONTROL
+    "Opc.Ua.MachineTool.NodeSet2.xml",
+    "Opc.Ua.PackML.NodeSet2.xml",
+]
+MACHINE_TOOL = "http://opcfoundation.org/UA/MachineTool/"
+MACHINERY = "http://opcfoundation.org/UA/Machinery/"
+PACKML = "http://opcfoundation.org/UA/PackML/"
+DI = "http://opcfoundation.org/UA/DI/"
+DAY = parse_range("2026-01-05..2026-01-05", "UTC")
+H = 3_600_000_000_000
+
+
+def _nodesets() -> Path:
+    """The NodeSet folder of the pinned npm package, installed once into .cache/."""
+    folder = CACHE / "node_modules" / "node-opcua-nodesets" / "nodesets"
+    if all((folder / f).is_file() for f in FILES):
+        return folder
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm not found: the companion NodeSets come from npm node-opcua-nodesets")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cmd = [npm, "install", "--prefix", str(CACHE), "--no-audit", "--no-fund", "--no-save"]
+    done = subprocess.run(
+        [*cmd, f"node-opcua-nodesets@{NODESETS_VERSION}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "npm_config_update_notifier": "false"},
+    )
+    if done.returncode != 0 or not all((folder / f).is_file() for f in FILES):
+        pytest.skip(f"npm install node-opcua-nodesets failed: {done.stderr.strip()[-300:]}")
+    return folder
+
+
+class PlantServer:
+    """An asyncua server with the Machinery and PackML NodeSets and three machines built from
+    their types: a press (MachineryItemState, OperationCounters, OperationMode), a press with
+    a vendor subtype of the item state machine, a PackML filler; and a decoy object named
+    like a Machinery part but of a plain type."""
+
+    def __init__(self, nodesets: Path) -> None:
+        self.endpoint = f"opc.tcp://127.0.0.1:{free_port()}/plant"
+        self.nodesets = nodesets
+        self.server = Server()
+        self.vars: dict[str, ua.NodeId] = {}
+
+    async def _var(self, start: Node, path: str) -> ua.NodeId:
+        bp = ua.BrowsePath()
+        bp.StartingNode = start.nodeid
+        bp.RelativePath = ua.RelativePath.from_string(path)
+        [res] = await self.server.iserver.isession.translate_browsepaths_to_nodeids([bp])
+        assert res.StatusCode.is_good(), path
+        return res.Targets[0].TargetId
+
+    async def _number(self, machine: Node, name: str, idx: int) -> ua.NodeId:
+        """The state machine's CurrentState/Number (an optional property of StateVariableType
+        that asyncua's instantiate leaves out: added as a server exposing it would)."""
+        current = await machine.get_child("0:CurrentState")
+        number = await current.add_property(
+            ua.NodeId(f"{name}.Number", idx),
+            ua.QualifiedName("Number", 0),
+            ua.Variant(0, ua.VariantType.UInt32),
+        )
+        return number.nodeid
+
+    async def start(self) -> None:
+        s = self.server
+        await s.init()
+        s.set_endpoint(self.endpoint)
+        s.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        for f in FILES:
+            # the 2025 DI NodeSet has a DesignToolOnly node without parent that asyncua 1.1
+            # refuses; everything the test uses imports
+            await s.import_xml(str(self.nodesets / f), strict_mode=False)
+        ns = await s.get_namespace_array()
+        mach, packml, di = ns.index(MACHINERY), ns.index(PACKML), ns.index(DI)
+        idx = await s.register_namespace("urn:test:plant")
+        objects = s.nodes.objects
+        item_state = s.get_node(ua.NodeId(1002, mach))
+        vendor = await item_state.add_object_type(idx, "AcmeItemStateType")
+        for name, state_type in (("Press1", item_state), ("Press2", vendor)):
+            press = await objects.add_object(idx, name)
+            bb = await press.add_folder(idx, "MachineryBuildingBlocks")
+            [sm, *_] = await instantiate(
+                bb, state_type, bname=ua.QualifiedName("MachineryItemState", mach), idx=idx
+            )
+            num = await self._number(sm, f"{name}.state", idx)
+            self.vars[f"{name}.state"] = num
+            await s.write_attribute_value(num, ua.DataValue(ua.Variant(2, ua.VariantType.UInt32)))
+        press1 = (await objects.get_child([f"{idx}:Press1"])).nodeid
+        bb1 = s.get_node(press1)
+        bb1 = await bb1.get_child([f"{idx}:MachineryBuildingBlocks"])
+        [counters, *_] = await instantiate(
+            bb1,
+            s.get_node(ua.NodeId(1009, mach)),
+            bname=ua.QualifiedName("OperationCounters", mach),
+            idx=idx,
+        )
+        self.vars["Press1.cycles"] = await self._var(counters, f"/{di}:OperationCycleCounter")
+        await s.write_attribute_value(
+            self.vars["Press1.cycles"], ua.DataValue(ua.Variant(5, ua.VariantType.UInt32))
+        )
+        [mode, *_] = await instantiate(
+            bb1,
+            s.get_node(ua.NodeId(1008, mach)),
+            bname=ua.QualifiedName("MachineryOperationMode", mach),
+            idx=idx,
+        )
+        self.vars["Press1.mode"] = await self._number(mode, "Press1.mode", idx)
+        await s.write_attribute_value(
+            self.vars["Press1.mode"], ua.DataValue(ua.Variant(3, ua.VariantType.UInt32))
+        )
+        [filler, *_] = await instantiate(
+            objects,
+            s.get_node(ua.NodeId(6, packml)),
+            bname=ua.QualifiedName("Filler1", idx),
+            idx=idx,
+        )
+        machine = await filler.get_child(f"{packml}:BaseStateMachine")
+        self.vars["Filler1.state"] = await self._number(machine, "Filler1.state", idx)
+        await s.write_attribute_value(
+            self.vars["Filler1.state"], ua.DataValue(ua.Variant(6, ua.VariantType.UInt32))
+        )
+        mt = ns.index(MACHINE_TOOL)
+        [mill, *_] = await instantiate(
+            objects,
+            s.get_node(ua.NodeId(13, mt)),
+            bname=ua.QualifiedName("Mill1", idx),
+            idx=idx,
+            instantiate_optional=False,
+        )
+        monitoring = await mill.get_child(f"{mt}:Monitoring")
+        [channel, *_] = await instantiate(
+            monitoring,
+            s.get_node(ua.NodeId(16, mt)),
+            bname=ua.QualifiedName("Channel1", idx),
+            idx=idx,
+            instantiate_optional=False,
+        )
+        self.vars["Mill1.channel_state"] = await self._var(channel, f"/{mt}:ChannelState")
+        # a decoy: named like a Machinery part, of a plain type: not a machine
+        decoy = await objects.add_object(idx, "Oven")
+        fake = await decoy.add_object(
+            ua.NodeId("Oven.S", idx), ua.QualifiedName("MachineryItemState", mach)
+        )
+        await fake.add_variable(idx, "CurrentState", 3)
+        await s.start()
+
+    async def write(self, name: str, value: int, ts: int) -> None:
+        when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ts // 1000)
+        dv = ua.DataValue(
+            ua.Variant(value, ua.VariantType.UInt32),
+            SourceTimestamp=when.replace(tzinfo=None),
+            ServerTimestamp=when.replace(tzinfo=None),
+        )
+        await self.server.write_attribute_value(self.vars[name], dv)
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+
+@pytest.fixture(scope="module")
+def nodesets() -> Path:
+    return _nodesets()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def plant(nodesets: Path) -> AsyncIterator[PlantServer]:
+    srv = PlantServer(nodesets)
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+async def _fragment(plant: PlantServer) -> str:
+    from asyncua import Client
+
+    client = Client(plant.endpoint, timeout=4)
+    await client.connect()
+    try:
+        return format_fragment(await discover_on(client, plant.endpoint))
+    finally:
+        await client.disconnect()
+
+
+def _site(devices_yaml: str) -> SiteConfig:
+    return load_site_text("site: {id: t, name: test, timezone: UTC}\n" + devices_yaml)
+
+
+async def test_the_table_cites_a_specification_on_every_row() -> None:
+    table = load_table()
+    assert {a.id for a in table.anchors} >= {
+        "machine_tool",
+        "machine_tool_channel",
+        "packml",
+        "cnc_channel",
+        "machinery_item_state",
+        "machinery_counters",
+    }
+    for anchor in table.anchors:
+        assert anchor.spec.startswith("OPC ")
+        for row in anchor.points:
+            assert row.spec.startswith("OPC "), row.id
+            if row.state_map:
+                assert set(row.state_map.values()) <= {"producing", "idle", "down", "offline"}
+
+
+async def test_machines_found_by_type_not_by_name(plant: PlantServer) -> None:
+    text = await _fragment(plant)
+    site = _site(text)  # the fragment is a valid site file as it stands
+    assert [d.id for d in site.devices] == ["filler1", "mill1", "press1", "press2"]  # no oven
+    press1 = site.device("press1")
+    assert [(p.id, p.role) for p in press1.points] == [
+        ("state", "state"),
+        ("operation_mode", "measurement"),
+        ("cycles", "count_total"),
+        ("operation_s", "measurement"),
+    ]
+    state = press1.point("state")
+    assert state.state_map == {"0": "offline", "1": "down", "2": "idle", "3": "producing"}
+    assert state.opcua is not None
+    assert state.opcua.browse_path is not None
+    assert state.opcua.browse_path.endswith(":MachineryItemState/0:CurrentState/0:Number")
+    # the vendor subtype is recognised through HasSubtype
+    assert site.device("press2").point("state").state_map == state.state_map
+    filler = site.device("filler1")
+    fstate = filler.point("state")
+    assert fstate.state_map is not None
+    assert fstate.state_map["6"] == "producing"
+    assert fstate.state_map["11"] == "down"
+    mill = site.device("mill1")
+    assert [(p.id, p.role) for p in mill.points] == [
+        ("operation_mode", "measurement"),
+        ("channel_state", "state"),
+    ]
+    cstate = mill.point("channel_state")
+    assert cstate.state_map == {"0": "producing", "1": "down", "2": "idle"}
+    assert cstate.opcua is not None
+    assert cstate.opcua.browse_path is not None
+    names = [seg.split(":", 1)[1] for seg in cstate.opcua.browse_path.split("/")]
+    assert names == ["Objects", "Mill1", "Monitoring", "Channel1", "ChannelState"]
+    assert "not collected: active_program (OPC 40501-1" in text
+    # PackML's counts are structure arrays: named in a comment with the reason, not collected
+    assert "not collected: processed (OPC 30050 PackMLAdminObjectType.ProdProcessedCount" in text
+    assert "value at discovery: 6" in text
+    assert "OPC 40001-1 (Machinery Basic Building Blocks) 1.04" in text
+
+
+async def test_discover_command_line(
+    plant: PlantServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = await asyncio.to_thread(cli_main, ["discover", "opcua", plant.endpoint])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert yaml.safe_load(out)["devices"][0]["id"] == "filler1"
+    bad = await asyncio.to_thread(cli_main, ["discover", "opcua", "opc.tcp://127.0.0.1:1/x"])
+    err = capsys.readouterr().err
+    assert bad == 1
+    assert err.startswith("error: opc.tcp://127.0.0.1:1/x")
+    assert "Traceback" not in err
+
+
+HAND_WRITTEN = """\
+devices:
+  - id: press1
+    name: press (by hand)
+    opcua: {{endpoint: "{endpoint}", publishing_interval_ms: 50}}
+    ideal_cycle_s: 600
+    key_equipment: true
+    points:
+      - id: state
+        role: state
+        opcua: {{node_id: "{state}"}}
+        state_map: {{"0": offline, "1": down, "2": idle, "3": producing}}
+      - id: cycles
+        role: count_total
+        opcua: {{node_id: "{cycles}"}}
+"""
+
+
+async def _collect(
+    sites: list[SiteConfig], plant: PlantServer, steps: list[tuple[str, int, int]]
+) -> list[MemReader]:
+    """Run one connector per site on the same server; write each step and wait until every
+    connector has recorded it (no timing: each value is seen before the next is written)."""
+    sinks = [RecordingSink() for _ in sites]
+    connectors = [OpcUaConnector(s.devices[0].opcua, (s.devices[0],)) for s in sites]  # type: ignore[arg-type]
+    async with running(connectors[0], sinks[0]), running(connectors[1], sinks[1]):
+        for sink in sinks:
+            await sink.wait(lambda sink=sink: len(sink.of("press1", "cycles")) >= 1, what="first")
+        for name, value, ts in steps:
+            await plant.write(name, value, ts)
+            point = name.split(".")[1]
+            for sink in sinks:
+                await sink.wait(
+                    lambda sink=sink, point=point, ts=ts: any(
+                        s.ts == ts for s in sink.of("press1", point)
+                    ),
+                    what=f"{name}={value}",
+                )
+    readers = []
+    for sink in sinks:
+        rd = MemReader()
+        for point in ("state", "cycles"):
+            got = [s for s in sink.of("press1", point) if s.ts >= DAY.start_ns - H]
+            rd.add("press1", point, [s.ts for s in got], [s.value for s in got])
+        # the collector's heartbeat (10 s) through the day: the data reach the day's end
+        beats = range(DAY.start_ns - H, DAY.end_ns + H, 10_000_000_000)
+        rd.add("_gateway", "alive", beats, [1.0] * len(beats))
+        readers.append(rd)
+    return readers
+
+
+async def test_discovered_fragment_gives_the_oee_of_a_hand_written_mapping(
+    plant: PlantServer,
+) -> None:
+    text = await _fragment(plant)
+    fragment = yaml.safe_load(text)
+    press = next(d for d in fragment["devices"] if d["id"] == "press1")
+    # what the engineer adds: the ideal cycle time (and a faster publishing for the test)
+    press["ideal_cycle_s"] = 600
+    press["opcua"]["publishing_interval_ms"] = 50
+    discovered = _site(yaml.safe_dump({"devices": [press]}))
+    hand = _site(
+        HAND_WRITTEN.format(
+            endpoint=plant.endpoint,
+            state=plant.vars["Press1.state"].to_string(),
+            cycles=plant.vars["Press1.cycles"].to_string(),
+        )
+    )
+    s = DAY.start_ns
+    steps = [
+        ("Press1.state", 3, s - H),  # Executing since before the day
+        ("Press1.cycles", 0, s - H),
+        ("Press1.cycles", 30, s + 6 * H),  # 30 parts in 6 h
+        ("Press1.state", 2, s + 6 * H),  # NotExecuting: idle 2 h
+        ("Press1.state", 1, s + 8 * H),  # OutOfService: down 2 h
+        ("Press1.state", 3, s + 10 * H),  # Executing again
+        ("Press1.cycles", 90, s + 20 * H),  # 60 more in 10 h
+        ("Press1.state", 0, s + 20 * H),  # NotAvailable: offline for the rest of the day
+    ]
+    found, by_hand = await _collect([discovered, hand], plant, steps)
+    a = compute_period(found, discovered, DAY)
+    b = compute_period(by_hand, hand, DAY)
+    assert a.machines == b.machines
+    oee_a, oee_b = a.kpis["oee"].value, b.kpis["oee"].value
+    assert oee_a == oee_b
+    # by hand: 16 h producing of 20 h known (NotAvailable 20:00-24:00 is offline, excluded):
+    # availability 16/20; 90 cycles x 600 s = 15 h ideal in 16 h run: effectiveness 15/16;
+    # no scrap point: quality 1; OEE = 0.8 x 0.9375 = 75 %
+    inputs = {k.name: k.value for k in a.kpis["oee"].inputs}
+    assert inputs["availability"] == pytest.approx(0.8)
+    assert inputs["effectiveness"] == pytest.approx(0.9375)
+    assert inputs["offline"] == pytest.approx(4.0)
+    assert oee_a == pytest.approx(75.0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ('        spec: "OPC 40501-1 ChannelMonitoringType.ChannelState; ChannelState"\n', "cites"),
+        ('        state_map: {"0": producing, "1": down, "2": idle}\n', "needs a state_map"),
+        ("    type: mt:16  # ChannelMonitoringType\n", "type must be"),
+    ],
+)
+async def test_a_table_row_without_its_citation_or_map_is_refused(
+    tmp_path: Path, change: str, message: str
+) -> None:
+    from connectors.opcua.companion import TABLE, TableError
+
+    text = TABLE.read_text(encoding="utf-8")
+    assert change in text
+    broken = tmp_path / "companion.yaml"
+    broken.write_text(text.replace(change, "", 1), encoding="utf-8")
+    with pytest.raises(TableError, match=message):
+        load_table(broken)
+
+
+async def test_a_server_without_companion_types_gives_an_empty_fragment(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.opcua.helpers import PlainServer
+
+    srv = PlainServer(free_port())
+    await srv.start()
+    try:
+        rc = await asyncio.to_thread(cli_main, ["discover", "opcua", srv.endpoint])
+    finally:
+        await srv.stop()
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "# no machine instance of the table's types was found" in out
+    assert yaml.safe_load(out) == {"devices": []}
