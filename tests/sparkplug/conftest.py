@@ -1,0 +1,20 @@
+"""A private mosquitto for the Sparkplug B tests (the connector needs the protobuf runtime)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.mosquitto import Mosquitto, mosquitto_binary
+
+pytest.importorskip("google.protobuf", reason="protobuf (shopfloor[collector]) is not installed")
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto (Debian package) is not installed")
+    mq = Mosquitto(tmp_path_factory.mktemp("mosquitto")).start()
+    yield mq
+    mq.stop()
