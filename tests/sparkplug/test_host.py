@@ -4,15 +4,10 @@ publisher (paho + a hand-written protobuf encoder)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
-import threading
-from collections.abc import Iterator
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from config.markers import LINK_LOST
 from config.models import SiteConfig
@@ -20,7 +15,8 @@ from connectors.base import ConnectorError, Quality
 from connectors.sparkplug import build
 from connectors.sparkplug.connector import SparkplugConnector
 from tests.mqtt.helpers import RecordingSink, publisher, running
-from tests.sparkplug.wire import metric, payload, read
+from tests.sparkplug.helpers import commands, started
+from tests.sparkplug.wire import metric, payload
 from tests.support.mosquitto import Mosquitto
 
 T = 1_800_000_000_000  # ms: 2027-01-15T08:00:00Z, a pinned edge-node clock
@@ -67,50 +63,6 @@ def site(port: int, **conn: Any) -> SiteConfig:
     )
 
 
-class Commands:
-    """Collects the NCMD messages the host sends to the edge node."""
-
-    def __init__(self, port: int) -> None:
-        self.received: list[dict[int, list[Any]]] = []
-        self._ready = threading.Event()
-        self._lock = threading.Lock()
-        c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
-        c.on_message = self._on_message
-        c.on_subscribe = lambda *_a: self._ready.set()
-        c.connect("127.0.0.1", port, 30)
-        c.subscribe(NODE.format("NCMD"), 1)
-        c.loop_start()
-        assert self._ready.wait(10)
-        self.client = c
-
-    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.received.append(read(bytes(msg.payload)))
-
-    def rebirths(self) -> int:
-        n = 0
-        with self._lock:
-            for doc in self.received:
-                for m in doc.get(2, []):
-                    f = read(m)
-                    if f.get(1) == [b"Node Control/Rebirth"] and f.get(14) == [1]:
-                        n += 1
-        return n
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-@contextlib.contextmanager
-def commands(port: int) -> Iterator[Commands]:
-    c = Commands(port)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
 def births(seq0: int = 0, bd: int = 7) -> list[tuple[str, bytes]]:
     nbirth = payload(
         [
@@ -139,11 +91,6 @@ def births(seq0: int = 0, bd: int = 7) -> list[tuple[str, bytes]]:
 
 def good(sink: RecordingSink, device: str, point: str) -> list[tuple[int, float]]:
     return [(s.ts, s.value) for s in sink.of(device, point) if s.quality == Quality.GOOD]
-
-
-async def started(sink: RecordingSink, cmds: Commands, n: int = 1) -> None:
-    """The host is subscribed: it asks for a rebirth once connected."""
-    await sink.wait_for(lambda: cmds.rebirths() >= n)
 
 
 async def test_births_aliases_and_datatypes(broker: Mosquitto) -> None:
