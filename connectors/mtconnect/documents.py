@@ -174,6 +174,18 @@ def _collect(comp: ET.Element, comp_id: str, comp_name: str | None, out: list[Da
                 _collect(sub, sub.get("id") or "", sub.get("name"), out)
 
 
+def _groups(root: ET.Element) -> list[ET.Element]:
+    """The Samples and Events elements: Streams / DeviceStream / ComponentStream / group."""
+    out = []
+    for streams in root:
+        if _local(streams.tag) != "Streams":
+            continue
+        for device in streams:
+            for component in device:
+                out.extend(g for g in component if _local(g.tag) in _OBSERVATION_GROUPS)
+    return out
+
+
 def parse_streams(body: bytes) -> tuple[Header, list[Observation]]:
     """The header and the Samples/Events observations of a current or sample response, in
     sequence order (conditions are not read)."""
@@ -183,9 +195,7 @@ def parse_streams(body: bytes) -> tuple[Header, list[Observation]]:
         raise DocumentError(f"expected MTConnectStreams, got <{_local(root.tag)}>")
     header = _header(root)
     out: list[Observation] = []
-    for group in root.iter():
-        if _local(group.tag) not in _OBSERVATION_GROUPS:
-            continue
+    for group in _groups(root):
         for obs in group:
             item = obs.get("dataItemId")
             stamp = obs.get("timestamp")

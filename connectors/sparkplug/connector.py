@@ -4,7 +4,9 @@ It subscribes (QoS 1) to the node's topics ``spBv1.0/<group>/+/<node>`` and
 ``spBv1.0/<group>/+/<node>/+``, and once the broker confirmed the subscription asks the node for
 a rebirth (NCMD ``Node Control/Rebirth``): the host learns the aliases and the values in force
 whenever it (re)connects, so it never depends on a birth it may have missed. paho's thread only
-hands (topic, payload, receive time) to the event loop; decoding and the sink run on the loop.
+hands (topic, payload, receive time) to the event loop — all the messages of one socket read at
+once, through the chunked reader of :mod:`connectors.mqtt.fastclient` — and decoding and the
+sink run on the loop.
 
 The host's own link to the broker is part of what it knows: when it drops, every point of the
 node gets a ``link_lost`` marker (messages may be missed until the rebirth that follows the
@@ -32,6 +34,7 @@ from config.models import Device
 from config.sparkplug import SparkplugConnection
 from connectors.base import NAN, ConnectorError, Quality, Sample, Sink, now_ns
 from connectors.mqtt.connector import ssl_context
+from connectors.mqtt.fastclient import ChunkClient, supported
 from connectors.sparkplug.decode import BOOLEAN, NAMESPACE, REBIRTH_METRIC, parse_topic
 from connectors.sparkplug.host import EdgeNodeHost, PointSpec, Target
 from connectors.sparkplug.schema import DecodeError, Payload
@@ -108,6 +111,14 @@ class SparkplugConnector:
         if len(self._inbox) >= INBOX_LIMIT:
             return
         self._inbox.append((msg.topic, bytes(msg.payload), time.time_ns()))
+        if not self._scheduled:
+            self._scheduled = True
+            self._call(self._drain)
+
+    def _on_batch(self, batch: list[tuple[str, bytes, int, bool]]) -> None:
+        """The messages of one read of :class:`ChunkClient` (paho's thread): hand over only."""
+        room = INBOX_LIMIT - len(self._inbox)
+        self._inbox.extend((t, p, r) for t, p, r, _retained in batch[: max(room, 0)])
         if not self._scheduled:
             self._scheduled = True
             self._call(self._drain)
@@ -242,12 +253,21 @@ class SparkplugConnector:
     # ---- lifecycle -----------------------------------------------------------------------------
     def _make_client(self) -> mqtt.Client:
         conn = self.conn
-        client = mqtt.Client(
+        # paho with the chunked reader of connectors.mqtt (a batch per socket read), else plain
+        client: mqtt.Client = ChunkClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             clean_session=True,
             protocol=mqtt.MQTTv311,
+            on_batch=self._on_batch,
         )
+        if not supported(client):
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self.client_id,
+                clean_session=True,
+                protocol=mqtt.MQTTv311,
+            )
         if conn.username is not None:
             try:
                 password = None if conn.password is None else conn.password.reveal()
