@@ -92,3 +92,34 @@ def test_sparkplug_ids_are_topic_elements(bad: str) -> None:
     }
     with pytest.raises(ValidationError, match="group_id"):
         SiteConfig.model_validate({"site": {"id": "s", "name": "s"}, "devices": [dev]})
+
+
+def test_connection_blocks_are_not_part_of_the_kpi_view() -> None:
+    """Moving an agent or a broker changes no KPI: a period may span both configurations."""
+    from metrics.evidence.configlog import config_content, kpi_view
+
+    point = {"id": "state", "role": "state", "mtconnect": {"type": "EXECUTION"}}
+    a = _site(point, mtconnect={"url": "http://10.0.0.1:5000"})
+    b = _site(point, mtconnect={"url": "http://10.0.0.2:5000", "interval_ms": 250})
+    assert kpi_view(config_content(a)) == kpi_view(config_content(b))
+    spb = {
+        "id": "n",
+        "name": "n",
+        "points": [{"id": "p", "sparkplug": {"metric": "m"}}],
+    }
+    views = [
+        kpi_view(
+            config_content(
+                SiteConfig.model_validate(
+                    {
+                        "site": {"id": "s", "name": "s"},
+                        "devices": [
+                            {**spb, "sparkplug": {"host": h, "group_id": "g", "edge_node_id": "e"}}
+                        ],
+                    }
+                )
+            )
+        )
+        for h in ("broker-a", "broker-b")
+    ]
+    assert views[0] == views[1]
