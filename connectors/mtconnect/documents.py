@@ -176,7 +176,7 @@ def _collect(comp: ET.Element, comp_id: str, comp_name: str | None, out: list[Da
 
 def _groups(root: ET.Element) -> list[ET.Element]:
     """The Samples and Events elements: Streams / DeviceStream / ComponentStream / group."""
-    out = []
+    out: list[ET.Element] = []
     for streams in root:
         if _local(streams.tag) != "Streams":
             continue

@@ -1,4 +1,4 @@
-"""A private mosquitto for the Sparkplug B tests (the connector needs the protobuf runtime)."""
+"""A private mosquitto for the Sparkplug B tests."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.mosquitto import Mosquitto, mosquitto_binary
-
-pytest.importorskip("google.protobuf", reason="protobuf (shopfloor[collector]) is not installed")
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("google.protobuf", reason="protobuf (shopfloor[collector]) is not installed")
 import yaml
 
 from config.loader import load_site

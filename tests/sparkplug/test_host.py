@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+pytest.importorskip("google.protobuf", reason="protobuf (shopfloor[collector]) is not installed")
+
 from config.markers import LINK_LOST
 from config.models import SiteConfig
 from connectors.base import ConnectorError, Quality
