@@ -6,11 +6,12 @@ The agent holds ``--observations`` observations of a CNC making parts (per part:
 ACTIVE, a spindle speed, PartCount ALL and GOOD, Execution READY; five observations, each one
 sample of a configured point). The connector starts with a resume file that points at the first
 of them (the restart-after-an-outage case: the backlog is read back in sequence order, ``count``
-observations per request) and the clock runs from the connector's start until the store has
-acknowledged every sample. The gateway's CPU time (this process: connector, queue, writer,
+observations per streamed part, or per request with ``--mode poll``) and the clock runs from the
+connector's start until the store has acknowledged every sample. The gateway's CPU time (this process: connector, queue, writer,
 SQLite) is counted over the same span; the agent's is not (another process).
 
     .venv/bin/python bench/bench_mtconnect.py --runs 5 --observations 100000 --count 1000
+    .venv/bin/python bench/bench_mtconnect.py --mode poll --runs 5 --observations 100000
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ PER_PART = 5
 INSTANCE = 1_700_000_000
 
 
-def site(url: str, count: int, resume: Path) -> SiteConfig:
+def site(url: str, count: int, resume: Path, streaming: bool = True) -> SiteConfig:
     points = [
         {"id": "state", "role": "state", "mtconnect": {"type": "EXECUTION"}},
         {
@@ -66,6 +67,7 @@ def site(url: str, count: int, resume: Path) -> SiteConfig:
             "device": "cnc1",
             "interval_ms": 10,
             "count": count,
+            "streaming": streaming,
             "resume_file": str(resume),
         },
         "points": points,
@@ -94,7 +96,9 @@ def _agent_process(n: int, port_out: Any, stop: Any) -> None:
     asyncio.run(serve())
 
 
-async def run_once(n: int, count: int, folder: Path, run: int) -> dict[str, float]:
+async def run_once(
+    n: int, count: int, folder: Path, run: int, streaming: bool = True
+) -> dict[str, float]:
     ctx = mp.get_context("spawn")
     port_q = ctx.Queue()
     stop = ctx.Event()
@@ -105,7 +109,7 @@ async def run_once(n: int, count: int, folder: Path, run: int) -> dict[str, floa
         port = await asyncio.to_thread(port_q.get, True, 600)
         resume = folder / f"resume-{run}.json"
         resume.write_text(json.dumps({"instance_id": INSTANCE, "next": 9}))
-        (dev,) = site(f"http://127.0.0.1:{port}", count, resume).devices
+        (dev,) = site(f"http://127.0.0.1:{port}", count, resume, streaming).devices
         conn = MtconnectConnector(dev, resume)
         queue = SampleQueue(2_000_000, "drop_newest")
         writer = Writer(store, queue, batch_max_samples=20_000, flush_interval_ms=50)
@@ -147,11 +151,12 @@ def main() -> None:
     ap.add_argument("--observations", type=int, default=100_000)
     ap.add_argument("--count", type=int, default=1000, help="observations per sample request")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--mode", choices=["stream", "poll"], default="stream")
     args = ap.parse_args()
     if args.observations % PER_PART:
         ap.error(f"--observations must be a multiple of {PER_PART}")
     print(
-        f"# bench_mtconnect observations={args.observations} count={args.count} "
+        f"# bench_mtconnect mode={args.mode} observations={args.observations} count={args.count} "
         f"| python {platform.python_version()} | {os.cpu_count()} cores | {platform.machine()} "
         "| agent: child process | nothing pinned"
     )
@@ -159,7 +164,9 @@ def main() -> None:
     cpus: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-mtc-") as tmp:
         for run in range(args.runs):
-            r = asyncio.run(run_once(args.observations, args.count, Path(tmp), run))
+            r = asyncio.run(
+                run_once(args.observations, args.count, Path(tmp), run, args.mode == "stream")
+            )
             rates.append(r["obs_per_s"])
             cpus.append(r["cpu_us_per_sample"])
             print(

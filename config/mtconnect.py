@@ -106,7 +106,12 @@ class MtconnectConnection(Frozen):
     device: str | None = Field(
         default=None, description="the agent's device name (or uuid); absent: its only device"
     )
-    interval_ms: int = Field(default=1000, ge=10, description="pause between sample requests")
+    streaming: bool = Field(
+        default=True, description="sample?interval= stream (else sample requests in a loop)"
+    )
+    interval_ms: int = Field(
+        default=1000, ge=10, description="streaming interval, or pause between sample requests"
+    )
     count: int = Field(default=1000, ge=1, le=100_000, description="observations per request")
     timeout_s: float = Field(default=10.0, gt=0)
     resume_file: Path | None = Field(

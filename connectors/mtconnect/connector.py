@@ -6,10 +6,14 @@
    agent's present ``instanceId`` and a sequence still in the agent's buffer; then nothing is
    missed. Otherwise (first start, agent restarted, the buffer rolled past the position) the
    values in force are read from ``current`` and the gap is counted as ``resume_gap``.
-3. ``sample?from=N&count=C`` in a loop: every observation from sequence N on, in order; the
-   next request starts at the answer's ``nextSequence`` (at once while the agent has more,
-   else after ``interval_ms``). An ``OUT_OF_RANGE`` answer or a changed ``instanceId`` (the
-   agent restarted or its buffer overflowed) is a ``sequence_gap``: re-read ``current``.
+3. ``sample?from=N&count=C&interval=I&heartbeat=H`` (``streaming: true``, the default): the
+   agent keeps the answer open and sends every new observation from sequence N on, in order,
+   as parts of a ``multipart/x-mixed-replace`` stream (at most every ``interval_ms``, an empty
+   part every H ms); a stream that ends is asked again from the position reached. With
+   ``streaming: false``, ``sample?from=N&count=C`` in a loop: the next request starts at the
+   answer's ``nextSequence`` (at once while the agent has more, else after ``interval_ms``).
+   An ``OUT_OF_RANGE`` answer or a changed ``instanceId`` (the agent restarted or its buffer
+   overflowed) is a ``sequence_gap``: re-read ``current``.
 
 A lost HTTP link raises :class:`ConnectorError` (the supervisor writes the ``link_lost``
 markers and restarts the connector, which resumes from its last position). ``Availability``
@@ -44,6 +48,7 @@ from connectors.mtconnect.mapping import (
     marker,
     pick_device,
 )
+from connectors.mtconnect.multipart import MultipartError, MultipartReader, boundary_of
 from connectors.mtconnect.resume import LAG_S, Keeper, Position, load
 
 log = logging.getLogger(__name__)
@@ -89,12 +94,16 @@ class MtconnectConnector:
             raise ConnectorError(
                 f"MTConnect agent {self.conn.url}: {request} failed: {exc or type(exc).__name__}"
             ) from None
-        failed = resp.status_code >= 500 or resp.status_code in (401, 403, 404)
-        if failed and b"MTConnectError" not in resp.content:
-            raise ConnectorError(
-                f"MTConnect agent {self.conn.url}: {request} answered HTTP {resp.status_code}"
-            )
+        self._check_status(resp.status_code, resp.content, request)
         return resp.content
+
+    def _check_status(self, status: int, body: bytes, request: str) -> None:
+        """An HTTP failure that is not an MTConnectError document is a lost link."""
+        failed = status >= 500 or status in (401, 403, 404)
+        if failed and b"MTConnectError" not in body:
+            raise ConnectorError(
+                f"MTConnect agent {self.conn.url}: {request} answered HTTP {status}"
+            )
 
     async def run(self, sink: Sink) -> None:
         dev = self.site_device.id
@@ -117,30 +126,90 @@ class MtconnectConnector:
             keeper = Keeper(self.resume_file, self.resume_lag_s)
             pos = await self._start(http, sink)
             while True:
-                try:
-                    header, observations = parse_streams(
-                        await self._get(
-                            http, "sample", **{"from": pos.next, "count": self.conn.count}
-                        )
-                    )
-                except AgentError as exc:
-                    self._gap(sink, f"agent answered {exc}")
+                if self.conn.streaming:
+                    got = await self._stream(http, sink, keeper, pos)
+                else:
+                    got = await self._poll(http, sink, keeper, pos)
+                if got is None:  # a gap: the values in force, then on from there
                     pos = await self._from_current(http, sink)
-                    continue
-                except DocumentError as exc:
-                    self._malformed(sink, "document", str(exc))
-                    await asyncio.sleep(self.conn.interval_ms / 1000)
-                    continue
-                if header.instance_id != pos.instance_id:
-                    self._gap(sink, "the agent restarted (new instanceId)")
-                    pos = await self._from_current(http, sink)
-                    continue
-                self._emit(sink, [o for o in observations if o.sequence >= pos.next])
-                keeper.note(pos, time.monotonic())
-                more = header.next_sequence <= header.last_sequence
-                pos = Position(header.instance_id, max(header.next_sequence, pos.next))
-                if not more:
-                    await asyncio.sleep(self.conn.interval_ms / 1000)
+                else:
+                    pos = got
+
+    def _accept(
+        self, sink: Sink, keeper: Keeper, pos: Position, body: bytes
+    ) -> tuple[Position | None, bool]:
+        """Handle one MTConnectStreams answer read from ``pos``: the next position (None after
+        a gap) and whether the agent holds more observations than this answer gave."""
+        try:
+            header, observations = parse_streams(body)
+        except AgentError as exc:
+            self._gap(sink, f"agent answered {exc}")
+            return None, False
+        except DocumentError as exc:
+            self._malformed(sink, "document", str(exc))
+            return pos, False
+        if header.instance_id != pos.instance_id:
+            self._gap(sink, "the agent restarted (new instanceId)")
+            return None, False
+        self._emit(sink, [o for o in observations if o.sequence >= pos.next])
+        keeper.note(pos, time.monotonic())
+        more = header.next_sequence <= header.last_sequence
+        return Position(header.instance_id, max(header.next_sequence, pos.next)), more
+
+    async def _poll(
+        self, http: httpx.AsyncClient, sink: Sink, keeper: Keeper, pos: Position
+    ) -> Position | None:
+        """One ``sample?from=&count=`` request; sleeps ``interval_ms`` when the agent had no
+        more."""
+        body = await self._get(http, "sample", **{"from": pos.next, "count": self.conn.count})
+        got, more = self._accept(sink, keeper, pos, body)
+        if got is not None and not more:
+            await asyncio.sleep(self.conn.interval_ms / 1000)
+        return got
+
+    async def _stream(
+        self, http: httpx.AsyncClient, sink: Sink, keeper: Keeper, pos: Position
+    ) -> Position | None:
+        """One streaming request ``sample?from=&count=&interval=&heartbeat=``: the agent sends
+        a part whenever it has new observations (at most every ``interval_ms``) and an empty
+        one every ``heartbeat`` ms; read until the agent ends the stream (then the caller asks
+        again from the position reached) or a gap. An agent that answers with one document
+        instead of a stream is read as a poll."""
+        conn = self.conn
+        heartbeat = max(100, int(conn.timeout_s * 1000 / 2))  # well within the read timeout
+        params = {
+            "from": pos.next,
+            "count": conn.count,
+            "interval": conn.interval_ms,
+            "heartbeat": heartbeat,
+        }
+        self.requests += 1
+        try:
+            async with http.stream("GET", self._url("sample"), params=params) as resp:
+                boundary = boundary_of(resp.headers.get("content-type", ""))
+                if boundary is None:
+                    body = await resp.aread()
+                    self._check_status(resp.status_code, body, "sample")
+                    got, more = self._accept(sink, keeper, pos, body)
+                    if got is not None and not more:
+                        await asyncio.sleep(conn.interval_ms / 1000)
+                    return got
+                reader = MultipartReader(boundary)
+                async for chunk in resp.aiter_bytes():
+                    for part in reader.feed(chunk):
+                        got, _more = self._accept(sink, keeper, pos, part)
+                        if got is None:
+                            return None
+                        pos = got
+                    if reader.closed:
+                        break
+        except httpx.HTTPError as exc:
+            raise ConnectorError(
+                f"MTConnect agent {conn.url}: sample stream failed: {exc or type(exc).__name__}"
+            ) from None
+        except MultipartError as exc:
+            raise ConnectorError(f"MTConnect agent {conn.url}: sample stream: {exc}") from None
+        return pos
 
     async def _start(self, http: httpx.AsyncClient, sink: Sink) -> Position:
         saved = load(self.resume_file)

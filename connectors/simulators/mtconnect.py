@@ -7,7 +7,8 @@ within one ``instance_id``; every data item starts ``UNAVAILABLE`` (what a real 
 before the adapter speaks). :meth:`MtconnectAgent.set` adds an observation;
 :meth:`MtconnectAgent.restart` starts a new instance (sequence from 1, a new instance id).
 ``/probe``, ``/current``, ``/sample`` are served with or without the ``/<device>/`` prefix;
-``sample`` takes ``from`` and ``count``. Connections are kept alive.
+``sample`` takes ``from`` and ``count``, and with ``interval`` (and ``heartbeat``) streams
+(``multipart/x-mixed-replace``, chunked). Connections are kept alive.
 """
 
 from __future__ import annotations
@@ -216,17 +217,23 @@ class MtconnectAgent:
         return self._streams(latest, self._next)
 
     def sample(self, start: int, count: int) -> tuple[int, str]:
+        status, body, _next = self._sample(start, count)
+        return status, body
+
+    def _sample(self, start: int, count: int) -> tuple[int, str, int]:
+        """Status, document and the next sequence of ``sample?from=start&count=count``."""
         if not self.first_sequence <= start <= self._next or count < 1:
             ns = _NS.format(doc="MTConnectError")
-            return 400, (
+            error = (
                 f'<?xml version="1.0" encoding="UTF-8"?><MTConnectError xmlns="{ns}">'
                 f"{self._header(self._seq_attrs(self._next))}<Errors>"
                 f"<Error errorCode=\"OUT_OF_RANGE\">'from' must be between "
                 f"{self.first_sequence} and {self._next}</Error></Errors></MTConnectError>"
             )
+            return 400, error, start
         picked = [o for o in self._buffer if o.sequence >= start][:count]
         next_seq = picked[-1].sequence + 1 if picked else start
-        return 200, self._streams(picked, next_seq)
+        return 200, self._streams(picked, next_seq), next_seq
 
     def respond(self, target: str) -> tuple[int, str]:
         """Status and body of a GET of ``target`` (path and query)."""
@@ -251,6 +258,69 @@ class MtconnectAgent:
             f'<MTConnectError xmlns="{ns}">{self._header()}<Errors>'
             f'<Error errorCode="UNSUPPORTED">{escape(target)}</Error></Errors></MTConnectError>'
         )
+
+    # ---- streaming (sample?interval=) ---------------------------------------------------------
+    def _stream_request(self, target: str) -> tuple[int, int, int, int] | None:
+        """(from, count, interval ms, heartbeat ms) of a streaming sample request, else None."""
+        split = urlsplit(target)
+        parts = [p for p in split.path.split("/") if p]
+        if len(parts) == 2 and parts[0] == self.device:
+            parts = parts[1:]
+        query = parse_qs(split.query)
+        if parts != ["sample"] or "interval" not in query:
+            return None
+        try:
+            return (
+                int(query.get("from", [str(self.first_sequence)])[0]),
+                int(query.get("count", ["100"])[0]),
+                max(0, int(query["interval"][0])),
+                max(10, int(query.get("heartbeat", ["10000"])[0])),
+            )
+        except ValueError:
+            return None
+
+    async def _stream(
+        self, writer: asyncio.StreamWriter, start: int, count: int, interval: int, heartbeat: int
+    ) -> None:
+        """A multipart/x-mixed-replace answer (chunked): a part whenever there are observations
+        from ``start`` on (at most every ``interval`` ms), an empty one every ``heartbeat`` ms;
+        an error part and the end of the stream when ``from`` leaves the buffer; the end of the
+        stream when the agent restarts."""
+        boundary = "shopfloor-sim-" + str(self.instance_id)
+        writer.write(
+            (
+                "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace;boundary="
+                f"{boundary}\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ).encode("ascii")
+        )
+        instance = self.instance_id
+        pos = start
+        last_sent = -float("inf")
+        while not writer.is_closing() and self.instance_id == instance:
+            status, body, next_seq = self._sample(pos, count)
+            now = time.monotonic()
+            if status != 200 or next_seq > pos or now - last_sent >= heartbeat / 1000:
+                data = body.encode("utf-8")
+                part = (
+                    (
+                        f"--{boundary}\r\nContent-type: text/xml\r\n"
+                        f"Content-length: {len(data)}\r\n\r\n"
+                    ).encode("ascii")
+                    + data
+                    + b"\r\n"
+                )
+                writer.write(f"{len(part):x}\r\n".encode("ascii") + part + b"\r\n")
+                await writer.drain()
+                last_sent = now
+                if status != 200:
+                    writer.write(b"0\r\n\r\n")  # the end of the stream
+                    await writer.drain()
+                    return
+                pos = next_seq
+            await asyncio.sleep(0 if pos < self._next else interval / 1000)
+        if not writer.is_closing():
+            writer.write(b"0\r\n\r\n")  # restarted: the stream ends (the client asks again)
+            await writer.drain()
 
     # ---- HTTP ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -291,6 +361,10 @@ class MtconnectAgent:
                     await writer.drain()
                     return
                 self.requests += 1
+                stream = self._stream_request(line[1])
+                if stream is not None:
+                    await self._stream(writer, *stream)
+                    return
                 status, body = self.respond(line[1])
                 data = body.encode("utf-8")
                 reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}[status]

@@ -14,6 +14,7 @@ from config.markers import LINK_LOST
 from config.mtconnect import DEFAULT_STATE_MAP
 from connectors.base import ConnectorError, Quality
 from connectors.mtconnect import MtconnectConnector
+from connectors.mtconnect.documents import AgentError, parse_streams
 from connectors.simulators.mtconnect import MtconnectAgent
 from tests.mqtt.helpers import RecordingSink
 from tests.mtconnect.helpers import T0, S, running, site
@@ -59,11 +60,13 @@ async def test_execution_mode_and_part_counts(agent: MtconnectAgent, tmp_path: P
     assert not sink.errors
 
 
+@pytest.mark.parametrize("streaming", [True, False], ids=["stream", "poll"])
 async def test_every_observation_while_running_in_sequence(
-    agent: MtconnectAgent, tmp_path: Path
+    agent: MtconnectAgent, tmp_path: Path, streaming: bool
 ) -> None:
     sink = RecordingSink()
-    async with running(site(agent.url, count=7), tmp_path / "r.json", sink):
+    cfg = site(agent.url, count=7, streaming=streaming)
+    async with running(cfg, tmp_path / "r.json", sink):
         await sink.wait_for(lambda: ("cnc1", True) in sink.links)
         for n in range(1, 41):  # more than one request's count: paged by from/nextSequence
             agent.set("pc_all", n, T0 + n * S)
@@ -139,9 +142,12 @@ async def test_resume_position_out_of_the_buffer_reads_current(
     assert sink.errors[("cnc1", "resume_gap")] == 1
 
 
-async def test_agent_restart_is_a_gap_then_current(agent: MtconnectAgent, tmp_path: Path) -> None:
+@pytest.mark.parametrize("streaming", [True, False], ids=["stream", "poll"])
+async def test_agent_restart_is_a_gap_then_current(
+    agent: MtconnectAgent, tmp_path: Path, streaming: bool
+) -> None:
     sink = RecordingSink()
-    async with running(site(agent.url), tmp_path / "r.json", sink):
+    async with running(site(agent.url, streaming=streaming), tmp_path / "r.json", sink):
         agent.set("pc_all", 7, T0 + S)
         await sink_has(sink, "total", 7.0)
         agent.restart()
@@ -181,11 +187,46 @@ async def test_a_point_the_probe_lacks_stops_with_one_line(
         await MtconnectConnector(cfg.devices[0], tmp_path / "r.json").run(RecordingSink())
 
 
-async def test_agent_gone_raises_connector_error(agent: MtconnectAgent, tmp_path: Path) -> None:
+@pytest.mark.parametrize("streaming", [True, False], ids=["stream", "poll"])
+async def test_buffer_overrun_while_running_is_a_gap_then_current(
+    tmp_path: Path, streaming: bool
+) -> None:
+    agent = MtconnectAgent(clock=lambda: T0, buffer_size=10)
+    await agent.start()
+    try:
+        sink = RecordingSink()
+        async with running(site(agent.url, streaming=streaming), tmp_path / "r.json", sink):
+            await sink.wait_for(lambda: ("cnc1", True) in sink.links)
+            for n in range(1, 31):  # at once: the 10-observation buffer rolls past the position
+                agent.set("pc_all", n, T0 + n * S)
+            await sink_has(sink, "total", 30.0)
+    finally:
+        await agent.stop()
+    assert sink.errors[("cnc1", "sequence_gap")] == 1
+    # what the buffer still held is lost to the gap; the value in force comes from current
+    assert values(sink, "total") == [(T0 + 30 * S, 30.0)]
+
+
+def test_out_of_range_is_an_agent_error() -> None:
+    agent = MtconnectAgent(clock=lambda: T0, buffer_size=10)
+    for n in range(20):
+        agent.set("pc_all", n)
+    status, body = agent.sample(3, 5)
+    assert status == 400
+    with pytest.raises(AgentError, match="OUT_OF_RANGE"):
+        parse_streams(body.encode())
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["stream", "poll"])
+async def test_agent_gone_raises_connector_error(
+    agent: MtconnectAgent, tmp_path: Path, streaming: bool
+) -> None:
     sink = RecordingSink()
-    conn = MtconnectConnector(site(agent.url).devices[0], tmp_path / "r.json")
+    cfg = site(agent.url, streaming=streaming)
+    conn = MtconnectConnector(cfg.devices[0], tmp_path / "r.json")
     task = asyncio.create_task(conn.run(sink))
     await sink.wait_for(lambda: ("cnc1", True) in sink.links)
     await agent.stop()
-    with pytest.raises(ConnectorError, match="sample failed"):
+    with pytest.raises(ConnectorError, match=r"sample (stream )?failed") as err:
         await task
+    assert "\n" not in str(err.value)
