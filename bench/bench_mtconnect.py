@@ -7,8 +7,9 @@ ACTIVE, a spindle speed, PartCount ALL and GOOD, Execution READY; five observati
 sample of a configured point). The connector starts with a resume file that points at the first
 of them (the restart-after-an-outage case: the backlog is read back in sequence order, ``count``
 observations per streamed part, or per request with ``--mode poll``) and the clock runs from the
-connector's start until the store has acknowledged every sample. The gateway's CPU time (this process: connector, queue, writer,
-SQLite) is counted over the same span; the agent's is not (another process).
+connector's start until the store has acknowledged every sample. The gateway's CPU time (this
+process: connector, queue, writer, SQLite) is counted over the same span; the agent's is not
+(another process).
 
     .venv/bin/python bench/bench_mtconnect.py --runs 5 --observations 100000 --count 1000
     .venv/bin/python bench/bench_mtconnect.py --mode poll --runs 5 --observations 100000
