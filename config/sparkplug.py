@@ -27,6 +27,11 @@ class SparkplugConnection(Frozen):
     group_id: str = Field(pattern=_ID)
     edge_node_id: str = Field(pattern=_ID)
     device_id: str | None = Field(default=None, pattern=_ID, description="absent: node metrics")
+    host_id: str | None = Field(
+        default=None,
+        pattern=_ID,
+        description="primary host id: publish spBv1.0/STATE/<host_id> (online/offline)",
+    )
     rebirth: bool = Field(
         default=True, description="ask the edge node for a rebirth (NCMD) on a sequence gap"
     )

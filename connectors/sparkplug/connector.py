@@ -8,6 +8,12 @@ hands (topic, payload, receive time) to the event loop — all the messages of o
 once, through the chunked reader of :mod:`connectors.mqtt.fastclient` — and decoding and the
 sink run on the loop.
 
+With ``host_id`` it is a *primary host application*: it publishes the retained
+``spBv1.0/STATE/<host_id>`` ``{"online": true, "timestamp": T}`` once subscribed, registers
+``{"online": false, "timestamp": T}`` as its MQTT will, and publishes the latter itself on a
+clean stop (edge nodes configured to wait for their primary host publish only while it is
+online).
+
 The host's own link to the broker is part of what it knows: when it drops, every point of the
 node gets a ``link_lost`` marker (messages may be missed until the rebirth that follows the
 reconnection). A link down longer than ``reconnect_timeout_s`` or a refused connection raise
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -98,8 +105,19 @@ class SparkplugConnector:
         self._sub_mid: int | None = None
         self._last_rebirth: float | None = None
         self._warned: set[str] = set()
+        self._state_ts = 0
         self.messages = 0
         self.rebirths = 0
+
+    @property
+    def state_topic(self) -> str:
+        """The host application's STATE topic (Sparkplug 3.0, "Sparkplug Host Application")."""
+        return f"{NAMESPACE}/STATE/{self.conn.host_id}"
+
+    def _state(self, *, online: bool) -> bytes:
+        """A STATE payload; birth, death and will of one session carry the same timestamp."""
+        doc = {"online": online, "timestamp": self._state_ts}
+        return json.dumps(doc, separators=(",", ":")).encode()
 
     @property
     def topics(self) -> list[str]:
@@ -155,6 +173,8 @@ class SparkplugConnector:
         self._connected = self._ever_connected = True
         self._down_since = None
         log.info("%s connected; asking for a rebirth", self.name)
+        if self.conn.host_id is not None and self._client is not None:
+            self._client.publish(self.state_topic, self._state(online=True), qos=1, retain=True)
         self._request_rebirth(force=True)
         self._changed.set()
 
@@ -284,6 +304,9 @@ class SparkplugConnector:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
+        if conn.host_id is not None:
+            self._state_ts = time.time_ns() // 1_000_000
+            client.will_set(self.state_topic, self._state(online=False), qos=1, retain=True)
         return client
 
     async def run(self, sink: Sink) -> None:
@@ -314,7 +337,11 @@ class SparkplugConnector:
                 await asyncio.wait([connect], timeout=conn.connect_timeout_s + 1)
             if connect.done() and not connect.cancelled():
                 connect.exception()
-            self._connected = False  # a stop is not a lost link
+            was_connected, self._connected = self._connected, False  # a stop is not a lost link
+            if was_connected and conn.host_id is not None:
+                # a clean stop says so itself (the will is only for a lost connection)
+                info = client.publish(self.state_topic, self._state(online=False), 1, True)
+                await asyncio.shield(asyncio.to_thread(info.wait_for_publish, 2.0))
             client.disconnect()
             if started:
                 await asyncio.shield(asyncio.to_thread(client.loop_stop))

@@ -4,10 +4,14 @@ publisher (paho + a hand-written protobuf encoder)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import threading
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 pytest.importorskip("google.protobuf", reason="protobuf (shopfloor[collector]) is not installed")
 
@@ -230,3 +234,48 @@ async def test_host_link_loss_marks_and_asks_for_a_rebirth(broker: Mosquitto) ->
     assert ("gw", "temp") in lost
     assert ("press1", "good") in lost
     assert ("gw", False) in sink.links
+
+
+async def test_primary_host_state_birth_and_death(broker: Mosquitto) -> None:
+    states: list[tuple[dict[str, Any], bool]] = []
+    subscribed = threading.Event()
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    watcher.on_message = lambda _c, _u, m: states.append((json.loads(m.payload), bool(m.retain)))
+    watcher.on_subscribe = lambda *_a: subscribed.set()
+    watcher.connect("127.0.0.1", broker.port, 30)
+    watcher.subscribe("spBv1.0/STATE/scada1", 1)
+    watcher.loop_start()
+    try:
+        assert subscribed.wait(10)
+        (conn,) = build(site(broker.port, host_id="scada1"))
+        sink = RecordingSink()
+        with commands(broker.port) as cmds:
+            async with running(conn, sink):
+                await started(sink, cmds)
+                await sink.wait_for(lambda: len(states) == 1)
+        await sink.wait_for(lambda: len(states) == 2)
+    finally:
+        watcher.disconnect()
+        watcher.loop_stop()
+    (online, _), (offline, _) = states
+    assert online["online"] is True
+    assert offline == {"online": False, "timestamp": online["timestamp"]}
+    # retained: a host that connects later learns the primary host's state at once
+    later: list[dict[str, Any]] = []
+    got = threading.Event()
+    reader = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+
+    def on_message(_c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
+        later.append(json.loads(m.payload))
+        got.set()
+
+    reader.on_message = on_message
+    reader.connect("127.0.0.1", broker.port, 30)
+    reader.subscribe("spBv1.0/STATE/scada1", 1)
+    reader.loop_start()
+    try:
+        assert got.wait(10)
+    finally:
+        reader.disconnect()
+        reader.loop_stop()
+    assert later == [offline]
