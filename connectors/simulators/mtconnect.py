@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -381,3 +382,63 @@ class MtconnectAgent:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+# ---- a machine for the command line -------------------------------------------------------
+async def play_cnc(agent: MtconnectAgent, cycle_s: float, *, scrap_every: int = 20) -> None:
+    """A CNC in automatic mode making parts: Execution ACTIVE for a cycle, READY for a tenth of
+    one, the part counts (ALL, GOOD, BAD: every ``scrap_every``-th part is bad) at each end of
+    cycle, the spindle turning while active. Runs until cancelled."""
+    agent.set("avail", "AVAILABLE")
+    agent.set("mode", "AUTOMATIC")
+    for item in ("pc_all", "pc_good", "pc_bad"):
+        agent.set(item, 0)
+    parts = bad = 0
+    while True:
+        agent.set("exec", "ACTIVE")
+        agent.set("spindle", 12000)
+        await asyncio.sleep(cycle_s)
+        parts += 1
+        bad += parts % scrap_every == 0
+        agent.set("pc_all", parts)
+        agent.set("pc_good", parts - bad)
+        agent.set("pc_bad", bad)
+        agent.set("spindle", 0)
+        agent.set("exec", "READY")
+        await asyncio.sleep(cycle_s / 10)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m connectors.simulators.mtconnect --port 5000``: an agent of one CNC."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="a simulated MTConnect agent of one CNC")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=5000)
+    ap.add_argument("--device", default="cnc1")
+    ap.add_argument("--cycle-s", type=float, default=45.0, help="seconds per part")
+    args = ap.parse_args(argv)
+    if args.cycle_s <= 0:
+        ap.error("--cycle-s must be positive")
+
+    async def serve() -> None:
+        agent = MtconnectAgent(args.device, host=args.host, port=args.port)
+        await agent.start()
+        print(agent.describe(), flush=True)
+        try:
+            await play_cnc(agent, args.cycle_s)
+        finally:
+            await agent.stop()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        print(f"error: cannot serve on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
