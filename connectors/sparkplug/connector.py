@@ -49,7 +49,8 @@ from connectors.sparkplug.schema import DecodeError, Payload
 log = logging.getLogger(__name__)
 
 REBIRTH_MIN_INTERVAL_S = 5.0  # an unanswered rebirth request is repeated after this
-INBOX_LIMIT = 200_000
+INBOX_LIMIT = 200_000  # messages waiting for the loop; beyond this they are dropped and counted
+DRAIN_CHUNK = 5_000  # messages decoded per loop callback before yielding to other tasks
 
 
 def targets_of(devices: Sequence[Device]) -> dict[str | None, Target]:
@@ -94,6 +95,7 @@ class SparkplugConnector:
         self._resolve = resolve
         self._inbox: collections.deque[tuple[str, bytes, int]] = collections.deque()
         self._scheduled = False
+        self._dropped = 0  # messages beyond INBOX_LIMIT (paho's thread counts, the loop reports)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sink: Sink | None = None
         self._client: mqtt.Client | None = None
@@ -127,6 +129,7 @@ class SparkplugConnector:
     # ---- paho's thread: hand over only -------------------------------------------------------
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         if len(self._inbox) >= INBOX_LIMIT:
+            self._dropped += 1
             return
         self._inbox.append((msg.topic, bytes(msg.payload), time.time_ns()))
         if not self._scheduled:
@@ -135,8 +138,10 @@ class SparkplugConnector:
 
     def _on_batch(self, batch: list[tuple[str, bytes, int, bool]]) -> None:
         """The messages of one read of :class:`ChunkClient` (paho's thread): hand over only."""
-        room = INBOX_LIMIT - len(self._inbox)
-        self._inbox.extend((t, p, r) for t, p, r, _retained in batch[: max(room, 0)])
+        room = max(INBOX_LIMIT - len(self._inbox), 0)
+        if room < len(batch):
+            self._dropped += len(batch) - room
+        self._inbox.extend((t, p, r) for t, p, r, _retained in batch[:room])
         if not self._scheduled:
             self._scheduled = True
             self._call(self._drain)
@@ -216,11 +221,22 @@ class SparkplugConnector:
         if sink is None:
             self._inbox.clear()
             return
+        if self._dropped:  # the node's seq shows the gap too: a rebirth follows
+            dropped, self._dropped = self._dropped, 0
+            for _ in range(dropped):
+                sink.error(self.devices[0], "dropped:inbox_full")
         samples: list[Sample] = []
         rebirth = False
-        while self._inbox:
-            topic, data, received = self._inbox.popleft()
+        inbox = self._inbox
+        for _ in range(DRAIN_CHUNK):
+            if not inbox:
+                break
+            topic, data, received = inbox.popleft()
             rebirth |= self._handle(sink, samples, topic, data, received)
+        else:
+            if inbox and not self._scheduled and self._loop is not None:
+                self._scheduled = True  # the rest in a later callback: other tasks run between
+                self._loop.call_soon(self._drain)
         if samples:
             sink.put_many(samples)
         if rebirth:
@@ -350,8 +366,9 @@ class SparkplugConnector:
                 if sock is not None:
                     sock.close()
             self._client = None
-            self._drain()
-            self._loop = None
+            self._loop = None  # no more callbacks: what paho handed over is decoded here
+            while self._inbox and self._sink is not None:
+                self._drain()
 
     async def _supervise(self) -> None:
         conn = self.conn
