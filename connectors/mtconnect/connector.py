@@ -106,7 +106,6 @@ class MtconnectConnector:
             )
 
     async def run(self, sink: Sink) -> None:
-        dev = self.site_device.id
         async with httpx.AsyncClient(
             timeout=self.conn.timeout_s, transport=self._transport
         ) as http:
@@ -122,7 +121,6 @@ class MtconnectConnector:
                 if b.mode_item is not None:
                     self._bindings.setdefault(b.mode_item, []).append(b)
             self._availability = availability_items(agent_dev)
-            sink.link(dev, True)
             keeper = Keeper(self.resume_file, self.resume_lag_s)
             pos = await self._start(http, sink)
             while True:
@@ -214,6 +212,9 @@ class MtconnectConnector:
     async def _start(self, http: httpx.AsyncClient, sink: Sink) -> Position:
         saved = load(self.resume_file)
         header, observations = await self._current(http)
+        # up once the start position is fixed: whatever the agent records from now on is read
+        # (the observations of the answer may still say the device is unavailable)
+        sink.link(self.site_device.id, True)
         if (
             saved is not None
             and saved.instance_id == header.instance_id
