@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zoneinfo
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
@@ -16,7 +16,9 @@ from config.gateway import GatewaySettings
 from config.kpi import KpiSettings
 from config.modbus import ModbusAddress, ModbusConnection
 from config.mqtt import MqttAddress, MqttConnection
+from config.mtconnect import DEFAULT_STATE_MAP, MtconnectAddress, MtconnectConnection
 from config.opcua import OpcUaAddress, OpcUaConnection
+from config.sparkplug import SparkplugAddress, SparkplugConnection
 from config.storage import Runtime, SqliteStorage, Storage
 
 Role = Literal[
@@ -73,8 +75,9 @@ DataType = Literal[
     "string",
 ]
 Control = Literal["none", "nc", "cnc", "plc", "dcs", "robot"]
-Protocol = Literal["modbus", "opcua", "mqtt"]
-PROTOCOLS: tuple[Protocol, ...] = ("modbus", "opcua", "mqtt")
+Protocol = Literal["modbus", "opcua", "mqtt", "mtconnect", "sparkplug"]
+PROTOCOLS: tuple[Protocol, ...] = ("modbus", "opcua", "mqtt", "mtconnect", "sparkplug")
+Address = ModbusAddress | OpcUaAddress | MqttAddress | MtconnectAddress | SparkplugAddress
 
 
 class Deadband(Frozen):
@@ -100,6 +103,8 @@ class Point(Frozen):
     modbus: ModbusAddress | None = None
     opcua: OpcUaAddress | None = None
     mqtt: MqttAddress | None = None
+    mtconnect: MtconnectAddress | None = None
+    sparkplug: SparkplugAddress | None = None
     scale: float = 1.0
     offset: float = 0.0
     interval_ms: int | None = Field(default=None, ge=10, description="overrides the device's")
@@ -129,6 +134,21 @@ class Point(Frozen):
             out[str(key) if isinstance(key, int) else key] = state
         return out
 
+    @model_validator(mode="before")
+    @classmethod
+    def _mtconnect_state_map(cls, data: Any) -> Any:
+        """An MTConnect EXECUTION state point without a state_map gets the reviewed default
+        (config.mtconnect.DEFAULT_STATE_MAP), written into the model so that it is recorded."""
+        if (
+            isinstance(data, dict)
+            and data.get("role") == "state"
+            and data.get("state_map") is None
+            and isinstance(data.get("mtconnect"), dict)
+            and data["mtconnect"].get("type") == "EXECUTION"
+        ):
+            return {**data, "state_map": dict(DEFAULT_STATE_MAP)}
+        return data
+
     @model_validator(mode="after")
     def _role(self) -> Point:
         if self.role == "state" and not self.state_map:
@@ -139,8 +159,8 @@ class Point(Frozen):
             raise ValueError("counter_bits is only for cumulative counter roles")
         return self
 
-    def address_of(self, protocol: Protocol) -> ModbusAddress | OpcUaAddress | MqttAddress | None:
-        addr: ModbusAddress | OpcUaAddress | MqttAddress | None = getattr(self, protocol)
+    def address_of(self, protocol: Protocol) -> Address | None:
+        addr: Address | None = getattr(self, protocol)
         return addr
 
 
@@ -151,6 +171,8 @@ class Device(Frozen):
     modbus: ModbusConnection | None = None
     opcua: OpcUaConnection | None = None
     mqtt: MqttConnection | None = None
+    mtconnect: MtconnectConnection | None = None
+    sparkplug: SparkplugConnection | None = None
     key_equipment: bool = False
     production: bool = Field(
         default=True, description="a production device (数字化生产设备普及率 denominator)"
@@ -175,7 +197,7 @@ class Device(Frozen):
     def _protocol(self) -> Device:
         given = [p for p in PROTOCOLS if getattr(self, p) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one protocol block: modbus, opcua or mqtt")
+            raise ValueError("give exactly one protocol block: " + ", ".join(PROTOCOLS))
         proto = given[0]
         seen: set[str] = set()
         for i, point in enumerate(self.points):

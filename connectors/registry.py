@@ -9,7 +9,7 @@ from typing import cast
 from config.models import SiteConfig
 from connectors.base import Connector
 
-PROTOCOLS = ("modbus", "opcua", "mqtt")
+PROTOCOLS = ("modbus", "opcua", "mqtt", "mtconnect", "sparkplug")
 
 
 def build_connectors(site: SiteConfig) -> list[Connector]:

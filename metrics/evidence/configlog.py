@@ -18,7 +18,8 @@ one recorded applies (imported history recorded before any configuration is read
 configuration the log holds first).
 
 The *KPI view* of a configuration is what the KPI engine reads: the content without the
-devices' and points' connection blocks (``modbus``/``opcua``/``mqtt``) and without the runtime
+devices' and points' connection blocks (``modbus``/``opcua``/``mqtt``/``mtconnect``/
+``sparkplug``) and without the runtime
 settings other than ``heartbeat_s``. Leaves whose KPI views are equal compute the same KPIs, so a
 period may span them; a period spanning different KPI views cannot be computed under one
 configuration and is refused.
@@ -32,11 +33,11 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-from config.models import SiteConfig
+from config.models import PROTOCOLS, SiteConfig
 from metrics.evidence import canonical
 
 EXCLUDED_SECTIONS = ("storage", "evidence", "gateway")
-CONNECTION_KEYS = ("modbus", "opcua", "mqtt")
+CONNECTION_KEYS: tuple[str, ...] = PROTOCOLS  # every protocol block of a device or point
 KPI_RUNTIME_KEYS = ("heartbeat_s",)
 
 
