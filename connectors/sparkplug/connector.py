@@ -41,7 +41,7 @@ from config.models import Device
 from config.sparkplug import SparkplugConnection
 from connectors.base import NAN, ConnectorError, Quality, Sample, Sink, now_ns
 from connectors.mqtt.connector import ssl_context
-from connectors.mqtt.fastclient import ChunkClient, supported
+from connectors.mqtt.fastclient import Batch, ChunkClient, supported
 from connectors.sparkplug.decode import BOOLEAN, NAMESPACE, REBIRTH_METRIC, parse_topic
 from connectors.sparkplug.host import EdgeNodeHost, PointSpec, Target
 from connectors.sparkplug.schema import DecodeError, Payload
@@ -136,12 +136,17 @@ class SparkplugConnector:
             self._scheduled = True
             self._call(self._drain)
 
-    def _on_batch(self, batch: list[tuple[str, bytes, int, bool]]) -> None:
-        """The messages of one read of :class:`ChunkClient` (paho's thread): hand over only."""
+    def _on_batch(self, batch: Batch) -> None:
+        """The messages of one read of :class:`ChunkClient` (paho's thread): hand over, and
+        acknowledge at once (a Sparkplug host has a clean session: what a restart misses comes
+        back by the rebirth it asks for, not by redelivery)."""
         room = max(INBOX_LIMIT - len(self._inbox), 0)
         if room < len(batch):
             self._dropped += len(batch) - room
-        self._inbox.extend((t, p, r) for t, p, r, _retained in batch[:room])
+        self._inbox.extend((t, p, r) for t, p, r, _retained, _ack in batch[:room])
+        client = self._client
+        if isinstance(client, ChunkClient):
+            client.send_acks([ack for *_, ack in batch if ack])
         if not self._scheduled:
             self._scheduled = True
             self._call(self._drain)
