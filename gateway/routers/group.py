@@ -84,6 +84,7 @@ def require(role: Role) -> Any:
         return user
 
     dependency.__name__ = f"require_{role}"
+    dependency.required_role = role  # type: ignore[attr-defined]
     return Depends(dependency)
 
 

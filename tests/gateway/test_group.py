@@ -191,6 +191,73 @@ async def test_roles_and_tokens(group_file: Path) -> None:
     assert bad.status_code == 422
 
 
+async def test_central_influxdb_away_is_a_503_with_the_reason(
+    group_file: Path, tmp_path: Path
+) -> None:
+    away = yaml.safe_load(group_file.read_text(encoding="utf-8"))
+    away["influxdb"]["url"] = f"http://127.0.0.1:{free_port()}"
+    away["influxdb"]["timeout_s"] = 2
+    away["sites"] = [str(group_file.parent / p) for p in away["sites"]]
+    away["auth"]["tokens_file"] = str(group_file.parent / "tokens.txt")
+    path = tmp_path / "group.yaml"
+    path.write_text(yaml.safe_dump(away, allow_unicode=True), encoding="utf-8")
+    r = await _get(path, f"/api/v1/group/kpi?period={DAY}")
+    assert r.status_code == 503
+    assert "central InfluxDB: cannot reach InfluxDB" in r.json()["detail"]
+    r = await _get(path, "/api/v1/group/sites/plant-a/devices")
+    assert r.status_code == 503
+
+
+def _group_routes() -> list[tuple[str, str, str | None]]:
+    from fastapi.routing import APIRoute
+
+    from gateway.routers import group as routes
+
+    table = []
+    for route in routes.router.routes:
+        assert isinstance(route, APIRoute)
+        roles = [getattr(d.call, "required_role", None) for d in route.dependant.dependencies]
+        table += [(m, route.path, next((r for r in roles if r), None)) for m in route.methods]
+    return table
+
+
+def test_every_group_route_needs_the_viewer_role_but_healthz() -> None:
+    table = _group_routes()
+    assert {(m, p) for m, p, r in table if r is None} == {("GET", "/healthz")}
+    assert {r for _, _, r in table if r is not None} == {"viewer"}
+    assert len(table) == 5
+
+
+@pytest.mark.parametrize("path", [p for _, p, r in _group_routes() if r])
+async def test_group_route_refuses_anonymous_callers(group_file: Path, path: str) -> None:
+    url = path.replace("{site_id}", "plant-a")
+    assert (await _get(group_file, url, token=None)).status_code == 401
+    assert (await _get(group_file, url, token="sft_not-a-token")).status_code == 401
+
+
+def test_tokens_file_is_read_again_when_it_changes(tmp_path: Path) -> None:
+    from gateway.group_auth import TokenFileError
+
+    path = tmp_path / "tokens.txt"
+    path.write_text(f"{hashlib.sha256(b'one').hexdigest()} viewer a\n")
+    tokens = TokenFile(path)
+    assert tokens.user_for_token("two") is None
+    path.write_text(
+        f"{hashlib.sha256(b'one').hexdigest()} viewer a\n"
+        f"{hashlib.sha256(b'two').hexdigest()} admin b  # added later\n"
+    )
+    user = tokens.user_for_token("two")
+    assert user is not None
+    assert (user.username, user.role) == ("b", "admin")
+    path.write_text("not a token line\n")  # a broken edit keeps the last good tokens
+    assert tokens.user_for_token("two") is not None
+    assert tokens.error is not None
+    assert "tokens.txt:1" in tokens.error
+    path.write_text(f"{hashlib.sha256(b'x').hexdigest()} boss c\n")
+    with pytest.raises(TokenFileError, match=r"role 'boss' is not one of"):
+        TokenFile(path)
+
+
 def _serve(group_file: Path, port: int, cwd: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
