@@ -191,16 +191,22 @@ async def test_roles_and_tokens(group_file: Path) -> None:
     assert bad.status_code == 422
 
 
-async def test_central_influxdb_away_is_a_503_with_the_reason(
-    group_file: Path, tmp_path: Path
-) -> None:
+def _group_file_away(group_file: Path, folder: Path) -> Path:
+    """The group file with the central InfluxDB on a closed port."""
     away = yaml.safe_load(group_file.read_text(encoding="utf-8"))
     away["influxdb"]["url"] = f"http://127.0.0.1:{free_port()}"
     away["influxdb"]["timeout_s"] = 2
     away["sites"] = [str(group_file.parent / p) for p in away["sites"]]
     away["auth"]["tokens_file"] = str(group_file.parent / "tokens.txt")
-    path = tmp_path / "group.yaml"
+    path = folder / "group.yaml"
     path.write_text(yaml.safe_dump(away, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+async def test_central_influxdb_away_is_a_503_with_the_reason(
+    group_file: Path, tmp_path: Path
+) -> None:
+    path = _group_file_away(group_file, tmp_path)
     r = await _get(path, f"/api/v1/group/kpi?period={DAY}")
     assert r.status_code == 503
     assert "central InfluxDB: cannot reach InfluxDB" in r.json()["detail"]
