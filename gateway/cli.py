@@ -49,10 +49,82 @@ def _password(args: argparse.Namespace) -> str:
     return first
 
 
+def _serve_group(args: argparse.Namespace) -> int:
+    """``serve --group FILE``: the read-only group view over the central InfluxDB."""
+    import os
+
+    from config.group import GroupError
+    from gateway.group import open_group
+    from gateway.group_app import group_uvicorn_config
+    from gateway.group_auth import TokenFile, TokenFileError
+    from gateway.server import listen_socket, serve_until
+
+    if args.cert or args.key:
+        print(
+            "error: the group view serves plain HTTP behind the proxy (no --cert)", file=sys.stderr
+        )
+        return 2
+    try:
+        group = open_group(args.group)
+    except GroupError as exc:
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    cfg = group.config
+    try:
+        tokens = TokenFile(cfg.resolve(cfg.auth.tokens_file))
+    except TokenFileError as exc:
+        group.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    host = args.host or cfg.server.host
+    port = args.port or cfg.server.port
+    try:
+        sock = listen_socket(host, port)
+    except OSError as exc:
+        group.close()
+        print(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    config = group_uvicorn_config(
+        group,
+        tokens,
+        host,
+        port,
+        proxy_headers=args.proxy_headers,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        log_level=os.environ.get("SHOPFLOOR_LOG_LEVEL", "INFO").upper(),
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        n = len(group.sites)
+        print(
+            f"group view: serving {cfg.group.id} ({n} sites) on http://{host}:{port}/", flush=True
+        )
+        await serve_until(config, stop, sock)
+
+    try:
+        asyncio.run(main())
+    finally:
+        sock.close()
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from gateway.server import listen_socket, serve_until, uvicorn_config
     from gateway.settings import Settings
 
+    if bool(args.config) == bool(args.group):
+        print(
+            "error: give -c SITE_FILE (a gateway) or --group GROUP_FILE (the group view)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.group:
+        return _serve_group(args)
     site = _site(args.config)
     if site is None:
         return 2
@@ -158,7 +230,13 @@ def _db_args(p: argparse.ArgumentParser) -> None:
 
 def register(sub: Any) -> None:
     s = sub.add_parser("serve", help="run the gateway service (dashboard, REST, live stream)")
-    s.add_argument("-c", "--config", required=True, help="site file")
+    s.add_argument("-c", "--config", help="site file (a gateway)")
+    s.add_argument(
+        "--group",
+        metavar="GROUP_FILE",
+        help="serve the read-only group view of the sites in GROUP_FILE from the central "
+        "InfluxDB instead of a gateway (see docs/influxdb.md)",
+    )
     s.add_argument("--host", help="listen address (default: gateway.host of the site file)")
     s.add_argument("--port", type=int, help="listen port (default: gateway.port)")
     s.add_argument("--cert", help="TLS certificate (PEM) to serve HTTPS directly")

@@ -65,6 +65,38 @@ def values_schema() -> dict[str, Any]:
         "fullnameOverride": STR,
         "site": {"$ref": "#/$defs/SiteConfig"},
         "existingSiteConfigMap": STR,
+        "plant": _obj({"enabled": BOOL}),
+        "groupView": _obj(
+            {
+                "enabled": BOOL,
+                "replicas": {"type": "integer", "minimum": 1},
+                "port": {"type": "integer", "minimum": 1024, "maximum": 65535},
+                "group": _obj(
+                    {
+                        "id": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"},
+                        "name": {"type": "string", "minLength": 1},
+                    },
+                    ["id", "name"],
+                ),
+                "siteConfigMaps": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "influxdb": _obj(
+                    {
+                        "url": STR,
+                        "api": {"enum": ["v1", "v2"]},
+                        "database": STR,
+                        "bucket": STR,
+                        "retentionPolicy": STR,
+                        "measurement": {"type": "string", "pattern": r"^[A-Za-z0-9_.\-]+$"},
+                        "username": STR,
+                        "credentialsSecret": _obj({"name": STR, "key": STR}),
+                    }
+                ),
+                "tokensSecret": _obj({"name": STR, "key": STR}),
+                "forwardedAllowIps": STR,
+                "ingress": _obj({"enabled": BOOL, "host": STR}),
+                "resources": RESOURCES,
+            }
+        ),
         "collector": _obj(
             {
                 "enabled": BOOL,

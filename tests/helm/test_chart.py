@@ -352,3 +352,68 @@ def test_fleet_example_one_release_per_plant(chart: helm.Chart) -> None:
         for p, docs in rendered.items()
     }
     assert ing == {"plant-a": "plant-a.group.example.com", "plant-b": "plant-b.group.example.com"}
+
+
+# ---- the group view: an optional stateless Deployment (a release of its own in the fleet) ------
+
+
+def test_fleet_group_view_release(chart: helm.Chart, tmp_path: Path) -> None:
+    from config.group import load_group
+
+    values = _values_file("group.yaml")
+    report = helm.lint(CHART, values, strict=True, kube_version="v" + KUBE)
+    assert report["errors"] == []
+    chart.validate_schema(_merge(chart.values, values))
+    docs = _docs(chart.render(values, name="group", namespace="factory"))
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBE, strict=True)
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == ["ConfigMap", "Deployment", "Ingress", "Service", "ServiceAccount"]
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    assert dep["spec"]["replicas"] == 2
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["args"][:3] == ["serve", "--group", "/etc/shopfloor/group/group.yaml"]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    # stateless: no claim, no volume that outlives the pod except read-only files
+    assert "volumeClaimTemplates" not in dep["spec"]
+    assert all("persistentVolumeClaim" not in v for v in pod["volumes"])
+    assert all(m["readOnly"] for m in c["volumeMounts"] if m["name"] != "tmp")
+    assert [e["name"] for e in c["env"]] == ["INFLUX_TOKEN"]
+    assert c["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "influx-reader", "key": "token"}
+    # the group file passes our loader; its sites are the plants' own site ConfigMaps
+    cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    path = tmp_path / "group.yaml"
+    path.write_text(cm["data"]["group.yaml"], encoding="utf-8")
+    group = load_group(path)
+    assert group.influxdb.url == "https://influx.group.example.com"
+    assert (group.influxdb.database, group.influxdb.retention_policy) == (
+        "shopfloor",
+        "shopfloor_400d",
+    )
+    assert group.influxdb.token is not None
+    assert group.influxdb.token.env == "INFLUX_TOKEN"
+    assert str(group.auth.tokens_file) == "/etc/shopfloor/tokens/tokens.txt"
+    central = _values_file("central.yaml")
+    plant_maps = set()
+    for plant in ("plant-a", "plant-b"):
+        plant_docs = _docs(
+            chart.render(
+                _merge(central, _values_file(f"{plant}.yaml")), name=plant, namespace="factory"
+            )
+        )
+        plant_maps |= {d["metadata"]["name"] for d in plant_docs if d["kind"] == "ConfigMap"}
+        assert not any(d["kind"] == "Deployment" for d in plant_docs)  # off by default
+    mounted = {v["configMap"]["name"] for v in pod["volumes"] if "configMap" in v}
+    assert mounted - {cm["metadata"]["name"]} == plant_maps
+    sites = sorted(str(s) for s in group.sites)
+    assert sites == [f"/etc/shopfloor/sites/{m}/site.yaml" for m in sorted(plant_maps)]
+    mounts = {m["mountPath"] for m in c["volumeMounts"]}
+    assert {str(Path(s).parent) for s in sites} <= mounts
+
+
+def test_group_view_needs_its_tokens_secret(chart: helm.Chart) -> None:
+    values = _values_file("group.yaml")
+    values["groupView"]["tokensSecret"] = {"name": "", "key": "tokens.txt"}
+    with pytest.raises(helm.HelmError, match=r"groupView\.tokensSecret\.name is required"):
+        chart.render(values, name="group", namespace="factory")

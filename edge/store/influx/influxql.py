@@ -130,3 +130,45 @@ def concat(parts: Sequence[Series]) -> Series:
         np.concatenate([p.values for p in parts]),
         np.concatenate([p.quality for p in parts]),
     )
+
+
+def select_latest(
+    measurement: str,
+    retention_policy: str | None = None,
+    site: str | None = None,
+    device: str | None = None,
+) -> str:
+    """The newest point of every (device, point) series of ``site`` (only tagged points: a
+    shared store's untagged points belong to no site), with its quality, value and status."""
+    where = f'"site" = {quote_string(site)}' if site is not None else "time > 0"
+    if device is not None:
+        where += f' AND "device" = {quote_string(device)}'
+    return (
+        f'SELECT last("quality") AS "quality", "value", "status" '
+        f"FROM {_source(measurement, retention_policy)} "
+        f'WHERE {where} GROUP BY "device", "point"'
+    )
+
+
+def latest_from_result(
+    series: Sequence[dict[str, Any]],
+) -> list[tuple[str, str, int, Any, Any, Any]]:
+    """``(device, point, ts, value, quality, status)`` rows of a :func:`select_latest` answer
+    (``value`` None for a bad sample, ``status`` None when none was written)."""
+    out: list[tuple[str, str, int, Any, Any, Any]] = []
+    for s in series:
+        tags = s.get("tags") or {}
+        cols = list(s.get("columns", []))
+        for row in s.get("values") or []:
+            rec = dict(zip(cols, row, strict=False))
+            out.append(
+                (
+                    str(tags.get("device", "")),
+                    str(tags.get("point", "")),
+                    int(rec["time"]),
+                    rec.get("value"),
+                    rec.get("quality"),
+                    rec.get("status"),
+                )
+            )
+    return out

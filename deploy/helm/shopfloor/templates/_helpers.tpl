@@ -148,3 +148,42 @@ password (it subscribes). The gateway reads the local copy and never gets them. 
       key: {{ index (splitList "/" $mqtt) 1 }}
 {{- end }}
 {{- end -}}
+
+{{/* The group view's group file (shopfloor serve --group): the plants' site files from their
+releases' ConfigMaps, the central InfluxDB, the tokens file from a Secret. */}}
+{{- define "shopfloor.groupFile" -}}
+{{- $g := .Values.groupView -}}
+{{- $sites := list -}}
+{{- range $g.siteConfigMaps -}}
+{{- $sites = append $sites (printf "/etc/shopfloor/sites/%s/site.yaml" .) -}}
+{{- end -}}
+{{- $i := $g.influxdb -}}
+{{- $db := dict "url" (required "groupView.influxdb.url is required" $i.url) "api" $i.api "measurement" $i.measurement -}}
+{{- if eq $i.api "v2" -}}
+{{- $_ := set $db "bucket" (required "groupView.influxdb.bucket is required with api v2" $i.bucket) -}}
+{{- else -}}
+{{- $_ := set $db "database" (required "groupView.influxdb.database is required with api v1" $i.database) -}}
+{{- end -}}
+{{- if $i.retentionPolicy -}}
+{{- $_ := set $db "retention_policy" $i.retentionPolicy -}}
+{{- end -}}
+{{- if $i.credentialsSecret.name -}}
+{{- if $i.username -}}
+{{- $_ := set $db "username" $i.username -}}
+{{- $_ := set $db "password" (dict "env" "INFLUX_PASSWORD") -}}
+{{- else -}}
+{{- $_ := set $db "token" (dict "env" "INFLUX_TOKEN") -}}
+{{- end -}}
+{{- end -}}
+{{- $file := dict "version" 1 "group" (dict "id" $g.group.id "name" $g.group.name) "sites" $sites "influxdb" $db "auth" (dict "tokens_file" (printf "/etc/shopfloor/tokens/%s" $g.tokensSecret.key)) "server" (dict "host" "0.0.0.0" "port" (int $g.port)) -}}
+{{- toYaml $file -}}
+{{- end -}}
+
+{{- define "shopfloor.groupName" -}}
+{{- printf "%s-group" (include "shopfloor.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "shopfloor.groupSelector" -}}
+app.kubernetes.io/name: {{ include "shopfloor.name" . }}-group
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
