@@ -24,6 +24,7 @@ parts are in no cycle's PQ): :func:`hand`.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -107,7 +108,7 @@ def lumps(series: Series) -> list[tuple[int, int]]:
     goods = [(t, i) for i, (t, x) in enumerate(zip(ts, q, strict=True)) if x != QUALITY_BAD]
     marks = [t for t, x in zip(ts, q, strict=True) if x == QUALITY_BAD]
     out = []
-    for (t0, _), (t1, _) in zip(goods, goods[1:], strict=False):
+    for (t0, _), (t1, _) in itertools.pairwise(goods):
         if any(t0 < m < t1 for m in marks):
             out.append((t0, t1))
     return out
@@ -158,13 +159,10 @@ def hand(
         1 for p in parts if c < p <= c + CYCLE_NS and not any(x < p <= y for x, y in unattributed)
     )
     # an unattributed step is reported in the cycle of its later reading
-    lost = sum(
-        1 for x, y in unattributed if c < y <= c + CYCLE_NS for p in parts if x < p <= y
-    )
+    lost = sum(1 for x, y in unattributed if c < y <= c + CYCLE_NS for p in parts if x < p <= y)
     return Hand(times["apt"], times["asut"], times["adet"], off, pq, lost)
 
 
 def good_values(series: Series) -> list[tuple[int, float]]:
     keep = series.quality != QUALITY_BAD
     return list(zip(series.ts[keep].tolist(), series.values[keep].tolist(), strict=True))
-

@@ -33,7 +33,6 @@ import datetime as dt
 import math
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -165,7 +164,6 @@ async def _record(folder: Path) -> Recording:
         )
         base = math.ceil(time.time_ns() / S) * S + S
         script = events(base, CYCLES)
-        actions: list[tuple[int, str, Callable[[], Any]]] = []
         down = False
 
         async def kill() -> None:
@@ -177,13 +175,11 @@ async def _record(folder: Path) -> Recording:
         async def stop_servers() -> None:
             nonlocal down
             down = True
-            for srv in servers.values():
-                await srv.stop()
+            await asyncio.gather(*(srv.stop() for srv in servers.values()))
 
         async def start_servers() -> None:
             nonlocal down
-            for srv in servers.values():
-                await srv.start(dict(current))
+            await asyncio.gather(*(srv.start(dict(current)) for srv in servers.values()))
             down = False
 
         actions = [
@@ -331,7 +327,7 @@ def test_server_restart_in_a_cycle(rec: Recording) -> None:
     assert press["oee"] == pytest.approx(0.5, abs=1e-9)
     c = rec.base + 3 * CYCLE_NS
     gap = offline_intervals(_read(rec.db, "lathe", "state"))
-    a, b = next((x, y) for x, y in gap if x >= rec.base + SERVER_STOP)
+    _, b = next((x, y) for x, y in gap if x >= rec.base + SERVER_STOP)
     assert b >= rec.base + SERVER_START
     if b < c + 4 * S:
         # re-sent on reconnect (producing since the cycle start): re-established at receipt

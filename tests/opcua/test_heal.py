@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from config.models import Point
 from connectors.base import Sample
 from connectors.opcua.history import heal
 from connectors.opcua.subscription import PointRef
-from config.models import Point
 
 S = 1_000_000_000
 
