@@ -20,6 +20,7 @@ from connectors.simulators.cnc import (
     apply_security,
     new_server,
     release_standard_nodes,
+    stop_server,
 )
 
 
@@ -91,17 +92,6 @@ def dv(
         SourceTimestamp=source or dt.datetime.now(dt.UTC),
         ServerTimestamp=dt.datetime.now(dt.UTC),
     )
-
-
-async def stop_server(server: Server) -> None:
-    """Stop ``server`` as a process that dies would: no connection accepted any more, then the
-    open ones closed (asyncua closes its connections before its listening socket, so a client
-    that notices at once could reconnect to the stopping server, which then waits for it)."""
-    bserver = getattr(server, "bserver", None)
-    listener = getattr(bserver, "_server", None)
-    if listener is not None:
-        listener.close()
-    await server.stop()
 
 
 class PlainServer:
