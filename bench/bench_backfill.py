@@ -49,7 +49,7 @@ from connectors.base import Connector, Quality, Sample
 from connectors.modbus import build as build_modbus
 from connectors.opcua import OpcUaConnector
 from connectors.opcua import build as build_opcua
-from connectors.simulators.cnc import new_server, release_standard_nodes
+from connectors.simulators.cnc import new_server, release_standard_nodes, stop_server
 from connectors.simulators.meters import MeterServer, UnitImage
 from edge.health import HealthTracker
 from edge.store.base import Newest
@@ -203,7 +203,7 @@ class OpcUaDevice:
     async def stop(self) -> None:
         if self.task is not None:
             self.task.cancel()
-        await self.server.stop()
+        await stop_server(self.server)
         release_standard_nodes()
 
 

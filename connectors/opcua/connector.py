@@ -28,6 +28,7 @@ from connectors.opcua.session import (
     is_auth_refusal,
     make_client,
     read_limits,
+    socket_closed,
     translate,
 )
 from connectors.opcua.subscription import PointRef, SampleSubscription, subscription_params
@@ -188,6 +189,7 @@ class OpcUaConnector:
         await self._resolve(client, sink)
         for r in self.refs:
             r.since = r.last_ts
+            r.since_value = r.last_value
             r.first_ts = None
             r.first = None
             r.resent = None
@@ -253,6 +255,10 @@ class OpcUaConnector:
             wake = min([tick + time.monotonic(), *due.values()])
             await asyncio.sleep(max(0.0, wake - time.monotonic()))
             await client.check_connection()
+            if socket_closed(client):
+                # the server closed the connection (stopped, restarted): asyncua notices only
+                # when its next request fails (seconds later), the link is lost now
+                raise ConnectorError(f"{self.conn.endpoint}: the server closed the connection")
             now = time.monotonic()
             for sub in self.subscriptions:
                 if sub.lost is not None:

@@ -53,8 +53,9 @@ async def mark_historizing(client: Client, refs: Sequence[PointRef], limit: int)
 
 def heal(ref: PointRef, values: Sequence[Sample], end: int) -> list[Sample]:
     """Good samples at the times of ``ref``'s outage markers up to ``end`` (the history read
-    covered them), each holding the value in force then: the last history value at or before
-    it, else the session's first value when older, else the last value known before the
+    covered them), each holding the value in force then: the session's first value when it is
+    at or before the marker (the history window ends just before it, so it is the newest),
+    else the last history value at or before the marker, else the last value known before the
     outage. Markers at the time of a history value need none. Removes the healed markers."""
     out: list[Sample] = []
     keep: list[int] = []
@@ -67,12 +68,14 @@ def heal(ref: PointRef, values: Sequence[Sample], end: int) -> list[Sample]:
         if m in at:
             continue
         before = [s for s in good if s.ts <= m]
-        if before:
-            value: float | None = before[-1].value
-        elif ref.first is not None and ref.first.ts <= m:
-            value = ref.first.value
+        if ref.first is not None and ref.first.ts <= m:
+            value: float | None = ref.first.value
+        elif before:
+            value = before[-1].value
         else:
-            value = ref.last_value
+            # the value known when the session began (last_value may already hold the
+            # session's first value, which comes after the marker)
+            value = ref.since_value
         if value is None:
             keep.append(m)
             continue

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from asyncua import Client, ua
+from asyncua.client.ua_client import UASocketProtocol
 from asyncua.crypto import security_policies
 
 from config.base import SecretError
@@ -236,6 +237,13 @@ async def translate(
             else:
                 out[i] = res.StatusCode
     return out
+
+
+def socket_closed(client: Client) -> bool:
+    """Whether the server closed the client's connection (the socket is gone; asyncua notices
+    only when its next request fails)."""
+    protocol = client.uaclient.protocol
+    return protocol is None or protocol.state == UASocketProtocol.CLOSED
 
 
 async def close_client(client: Client) -> None:

@@ -38,6 +38,7 @@ class PointRef:
     last_ts: int | None = None  # newest sample seen or stored (kept across sessions)
     last_value: float | None = None  # the good value in force at last_ts
     since: int | None = None  # last_ts when the current session began (the backfill's start)
+    since_value: float | None = None  # last_value when the current session began
     historizing: bool = False
     # outage markers written for this point and not yet superseded by a good sample (ts)
     markers: list[int] = field(default_factory=list)

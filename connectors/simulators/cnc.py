@@ -121,6 +121,17 @@ class _QuickInternalServer(InternalServer):  # type: ignore[misc]
                 gc.enable()
 
 
+async def stop_server(server: Server) -> None:
+    """Stop ``server`` as a process that dies would: no connection accepted any more, then the
+    open ones closed. asyncua closes its connections before its listening socket, so a client
+    that notices the closed connection at once reconnects to the stopping server, whose stop
+    then waits for that connection forever."""
+    listener = getattr(getattr(server, "bserver", None), "_server", None)
+    if listener is not None:
+        listener.close()
+    await server.stop()
+
+
 def release_standard_nodes() -> None:
     """Call once per stopped server from :func:`new_server`: when none is left, the frozen
     address spaces go back to the garbage collector (and are freed)."""
@@ -454,7 +465,7 @@ class CncSimulator:
         if server is not None:
             self._stopped_at = self.clock.now_ns()
             try:
-                await server.stop()
+                await stop_server(server)
             finally:
                 release_standard_nodes()
 

@@ -20,6 +20,7 @@ from connectors.simulators.cnc import (
     apply_security,
     new_server,
     release_standard_nodes,
+    stop_server,
 )
 
 
@@ -160,7 +161,7 @@ class PlainServer:
 
     async def stop(self) -> None:
         try:
-            await self.server.stop()
+            await stop_server(self.server)
         finally:
             release_standard_nodes()
 
@@ -169,16 +170,26 @@ class HistoryServer:
     """An asyncua server with ``Plant.Count`` (UInt32) and ``Plant.State`` (Int32) whose
     history holds exactly what the test writes (each value saved at its source timestamp, no
     sampling of its own). ``page`` values per HistoryRead answer (then a continuation point);
-    ``max_nodes_per_history_read`` is published in the OperationLimits."""
+    ``max_nodes_per_history_read`` is published in the OperationLimits. ``historizing=False``:
+    the same nodes without history (Historizing false, nothing saved): a device whose outages
+    cannot be read back."""
 
     NAMES: ClassVar[dict[str, ua.VariantType]] = {
         "Count": ua.VariantType.UInt32,
         "State": ua.VariantType.Int32,
     }
 
-    def __init__(self, port: int, *, page: int = 3, max_nodes_per_history_read: int = 1) -> None:
+    def __init__(
+        self,
+        port: int,
+        *,
+        page: int = 3,
+        max_nodes_per_history_read: int = 1,
+        historizing: bool = True,
+    ) -> None:
         from asyncua.server.history import HistoryDict
 
+        self.historizing = historizing
         self.endpoint = f"opc.tcp://127.0.0.1:{port}/history"
         self.server: Server = new_server()
         self.history = HistoryDict(max_history_data_response_size=page)
@@ -211,6 +222,8 @@ class HistoryServer:
                 ua.NodeId(f"Plant.{name}", idx), ua.QualifiedName(name, idx), ua.Variant(0, vt)
             )
             self.nodes[name] = node.nodeid
+            if not self.historizing:
+                continue
             await s.write_attribute_value(
                 node.nodeid,
                 ua.DataValue(ua.Variant(True, ua.VariantType.Boolean)),
@@ -229,16 +242,19 @@ class HistoryServer:
 
     async def while_down(self, name: str, value: int, source: dt.datetime) -> None:
         """A value the device recorded while its server was down (into the history only)."""
+        if not self.historizing:
+            return
         await self.history.save_node_value(self.nodes[name], dv(value, self.NAMES[name], source))
 
     async def write(self, name: str, value: int, source: dt.datetime) -> None:
         """The node's new value at ``source``, and the same in its history."""
         d = dv(value, self.NAMES[name], source=source)
         await self.server.write_attribute_value(self.nodes[name], d)
-        await self.history.save_node_value(self.nodes[name], d)
+        if self.historizing:
+            await self.history.save_node_value(self.nodes[name], d)
 
     async def stop(self) -> None:
         try:
-            await self.server.stop()
+            await stop_server(self.server)
         finally:
             release_standard_nodes()
