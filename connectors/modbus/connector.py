@@ -44,14 +44,14 @@ from pymodbus.framer import FramerType
 
 from config.modbus import ModbusConnection
 from config.models import Device
-from connectors.base import ConnectorError, Sample, Sink
+from connectors.base import ConnectorError, Quality, Sample, Sink
+from connectors.modbus.block import BlockDecoder
 from connectors.modbus.plan import (
     PlanError,
     PointRef,
     Reading,
     ReadRequest,
     bad_readings,
-    decode_response,
     halve,
     merge_runs,
     plan_requests,
@@ -209,6 +209,8 @@ class ModbusConnector:
             for ms, reqs in sorted(by_interval.items())
         ]
         self.stats = PollStats()
+        # compiled bulk decoders by request (kept with the request: its id stays valid)
+        self._decoders: dict[int, tuple[ReadRequest, BlockDecoder]] = {}
         self.per_device: dict[str, DeviceStats] = {d: DeviceStats() for d in self.devices}
 
     @property
@@ -322,7 +324,7 @@ class ModbusConnector:
                     state.silent = 0
                     span.parts, span.refused, span.wait = [span.whole], (), 0
                     self.per_device[span.device].rejoins += 1
-                    self._emit(sink, decode_response(span.whole, outcome))
+                    self._emit_block(sink, span.whole, outcome)
                     continue
                 if outcome == "timeout":
                     self._timed_out(sink, job, span.whole, state, silent_now)
@@ -341,7 +343,7 @@ class ModbusConnector:
                 outcome = await self._read(client, part)
                 if isinstance(outcome, list):
                     state.silent = 0
-                    self._emit(sink, decode_response(part, outcome))
+                    self._emit_block(sink, part, outcome)
                     continue
                 if outcome == "timeout":
                     self._timed_out(sink, job, part, state, silent_now)
@@ -413,7 +415,7 @@ class ModbusConnector:
             req = todo.pop(0)
             outcome = await self._read(client, req)
             if isinstance(outcome, list):
-                self._emit(sink, decode_response(req, outcome))
+                self._emit_block(sink, req, outcome)
                 good.append(req)
                 continue
             if outcome == REFUSED:
@@ -488,6 +490,33 @@ class ModbusConnector:
         for dev in req.devices:
             sink.error(dev, status)
         self._emit(sink, bad_readings(req, status))
+
+    def _emit_block(self, sink: Sink, req: ReadRequest, words: list[int] | list[bool]) -> None:
+        """The samples of one response, decoded in bulk (:mod:`connectors.modbus.block`)."""
+        ts = time.time_ns()
+        got = self._decoders.get(id(req))
+        if got is None or got[0] is not req:
+            if len(self._decoders) > 4 * len(self.requests) + 64:
+                self._decoders.clear()  # isolations made many short-lived requests
+            got = self._decoders[id(req)] = (req, BlockDecoder(req))
+        dec = got[1]
+        values, quality, status = dec.decode(words)
+        if not status:
+            sink.put_many(
+                [
+                    Sample(d, p, ts, v)
+                    for d, p, v in zip(dec.devices, dec.points, values.tolist(), strict=True)
+                ]
+            )
+            return
+        sink.put_many(
+            [
+                Sample(d, p, ts, v, Quality(q), status.get(i, ""))
+                for i, (d, p, v, q) in enumerate(
+                    zip(dec.devices, dec.points, values.tolist(), quality.tolist(), strict=True)
+                )
+            ]
+        )
 
     @staticmethod
     def _emit(sink: Sink, readings: list[Reading]) -> None:
