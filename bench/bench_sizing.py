@@ -3,14 +3,19 @@
 The real :class:`edge.runtime.Collector` (connectors, queue, recording, writer, SQLite store
 with ``synchronous=FULL`` and the evidence ledger: the defaults) reads ``--points`` uint16
 points (one register each, 1,000 per unit, 8 coalesced reads of 125 registers per unit and
-poll) from a pymodbus simulator in a child process (its own core) every ``--interval-ms``.
+poll) every ``--interval-ms`` from a simulator in a child process (its own core):
+``bench/fast_modbus_server.py`` (default: prebuilt answers, so the gateway is what is
+measured; one TCP port per ``--units-per-port`` units, one connector each) or ``--sim
+pymodbus`` (the project's meter simulator, one port; it saturates first).
 After a warm-up it measures, over ``--seconds``: the collector process's CPU-seconds (user +
 system, all its threads) per stored sample and as % of one core, samples stored per second
 (``writer.acked_samples``), the resident memory (max VmRSS), and at the end the store and
 ledger bytes per stored sample (after ``compact`` of the store).
 
 ``--ceiling`` polls back to back (interval 10 ms) and reports registers stored per second.
-``--profile FILE`` writes a cProfile of one run (``python -m pstats FILE``).
+``--profile FILE`` writes a cProfile of the last run (``python -m pstats FILE``): the event loop
+thread, plus the writer's store thread (``Writer._persist``) and the ledger's appender thread
+(``Ledger._append_parts``) in ``FILE.store`` and ``FILE.ledger``.
 
     .venv/bin/python bench/bench_sizing.py --points 10000 50000 100000 --runs 3
     .venv/bin/python bench/bench_sizing.py --ceiling --points 100000 --runs 3
@@ -41,7 +46,9 @@ from edge.runtime import Collector
 PER_UNIT = 1000
 
 
-def make_site(port: int, points: int, interval_ms: int, tmp: Path) -> SiteConfig:
+def make_site(
+    ports: list[int], per_port: int, points: int, interval_ms: int, tmp: Path
+) -> SiteConfig:
     devices: list[dict[str, Any]] = []
     units = (points + PER_UNIT - 1) // PER_UNIT
     for u in range(1, units + 1):
@@ -52,8 +59,8 @@ def make_site(port: int, points: int, interval_ms: int, tmp: Path) -> SiteConfig
                 "name": f"meter {u}",
                 "modbus": {
                     "host": "127.0.0.1",
-                    "port": port,
-                    "unit": u,
+                    "port": ports[(u - 1) // per_port],
+                    "unit": (u - 1) % per_port + 1,
                     "poll_interval_ms": interval_ms,
                     "timeout_s": 5.0,
                 },
@@ -73,7 +80,14 @@ def make_site(port: int, points: int, interval_ms: int, tmp: Path) -> SiteConfig
     )
 
 
-def serve(port: int, units: int, ready: Any) -> None:
+def serve_fast(ports: list[int], units: int, ready: Any) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from fast_modbus_server import run
+
+    run(ports, units, PER_UNIT, ready)
+
+
+def serve(ports: list[int], units: int, ready: Any) -> None:
     """The simulator process: fixed registers (every sample is stored: no deadband)."""
     from connectors.simulators.meters import MeterServer, UnitImage
 
@@ -81,13 +95,29 @@ def serve(port: int, units: int, ready: Any) -> None:
         images = {
             u: UnitImage(holding={a: a for a in range(PER_UNIT)}) for u in range(1, units + 1)
         }
-        server = MeterServer(images, port=port)
+        server = MeterServer(images, port=ports[0])
         await server.start()
         ready.send("ready")
         ready.close()
         await asyncio.Event().wait()
 
     asyncio.run(main())
+
+
+def thread_profile(owner: Any, name: str) -> cProfile.Profile:
+    """Profile every call of ``owner.name`` (a method run in its own thread)."""
+    prof = cProfile.Profile()
+    orig = getattr(owner, name)
+
+    def wrapped(*args: Any, **kw: Any) -> Any:
+        prof.enable()
+        try:
+            return orig(*args, **kw)
+        finally:
+            prof.disable()
+
+    setattr(owner, name, wrapped)
+    return prof
 
 
 def rss_mb() -> float:
@@ -103,11 +133,11 @@ def dir_bytes(path: Path) -> int:
 
 
 async def one_run(
-    port: int, points: int, interval_ms: int, warmup: float, seconds: float
+    ports: list[int], per_port: int, points: int, interval_ms: int, warmup: float, seconds: float
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        site = make_site(port, points, interval_ms, tmp)
+        site = make_site(ports, per_port, points, interval_ms, tmp)
         col = Collector(site, evidence=True)
         stop = asyncio.Event()
         task = asyncio.create_task(col.run(stop))
@@ -160,18 +190,28 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--switch-ms", type=float, help="sys.setswitchinterval (GIL hand-over), default 5 ms"
+    )
+    ap.add_argument("--sim", choices=("fast", "pymodbus"), default="fast")
+    ap.add_argument("--units-per-port", type=int, default=10)
     ap.add_argument("--profile", type=Path, help="write a cProfile of the (last) run here")
     args = ap.parse_args()
     interval = 10 if args.ceiling else args.interval_ms
+    if args.switch_ms is not None:
+        sys.setswitchinterval(args.switch_ms / 1000)
     units = (max(args.points) + PER_UNIT - 1) // PER_UNIT
-    port = free_port()
+    per_port = args.units_per_port if args.sim == "fast" else units
+    ports = [free_port() for _ in range((units + per_port - 1) // per_port)]
     ctx = mp.get_context("spawn")
     ready, child_end = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=serve, args=(port, units, child_end))
+    target = serve_fast if args.sim == "fast" else serve
+    proc = ctx.Process(target=target, args=(ports, min(units, per_port), child_end))
     proc.start()
     child_end.close()
     print(
-        f"bench_sizing: Modbus TCP uint16 points, {PER_UNIT} per unit, interval {interval} ms, "
+        f"bench_sizing: Modbus TCP uint16 points, {PER_UNIT} per unit, {per_port} units per port "
+        f"({args.sim} simulator), interval {interval} ms, "
         f"store + ledger (synchronous=FULL); python {platform.python_version()}, "
         f"{os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}"
     )
@@ -183,11 +223,22 @@ def main() -> None:
             for i in range(args.runs):
                 prof = cProfile.Profile() if args.profile and i == args.runs - 1 else None
                 if prof is not None:
+                    from edge.store.ledger import Ledger
+                    from edge.writer import Writer
+
+                    threads = {
+                        "store": thread_profile(Writer, "_persist"),
+                        "ledger": thread_profile(Ledger, "_append_parts"),
+                    }
                     prof.enable()
-                r = asyncio.run(one_run(port, points, interval, args.warmup, args.seconds))
+                r = asyncio.run(
+                    one_run(ports, per_port, points, interval, args.warmup, args.seconds)
+                )
                 if prof is not None:
                     prof.disable()
                     prof.dump_stats(str(args.profile))
+                    for suffix, p in threads.items():
+                        p.dump_stats(f"{args.profile}.{suffix}")
                 results.append(r)
                 print(
                     f"  {points:,} points run {i + 1}: {r['samples_s']:,.0f} samples/s stored, "

@@ -41,6 +41,7 @@ columns)`` is the same write from the writer's :class:`~metrics.evidence.canonic
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import threading
@@ -122,7 +123,6 @@ _I64 = np.dtype("<i8")
 _F64 = np.dtype("<f8")
 _U8 = np.dtype("u1")
 _U32 = np.dtype("<u4")
-_key = attrgetter("device", "point")
 _first = itemgetter(0)
 _ts = attrgetter("ts")
 _val = attrgetter("value")
@@ -145,7 +145,8 @@ class _Columns(NamedTuple):
     ``bounds[i]:bounds[i + 1]``; ``statuses`` is None when every status is empty."""
 
     bounds: Sequence[int]
-    keys: list[tuple[str, str]]
+    devices: list[str]
+    points: list[str]
     ts: npt.NDArray[np.int64]
     val: npt.NDArray[np.float64]
     qual: npt.NDArray[np.uint8]
@@ -157,7 +158,8 @@ class _Columns(NamedTuple):
         already are)."""
         return cls(
             columns.bounds,
-            list(zip(columns.devices, columns.points, strict=True)),
+            columns.devices,
+            columns.points,
             np.asarray(columns.ts, dtype=_I64),
             np.asarray(columns.values, dtype=_F64),
             np.asarray(columns.quality, dtype=_U8),
@@ -275,6 +277,7 @@ class SqliteStore:
             )
         self._lock = threading.Lock()
         self._sids: dict[tuple[str, str], int] = {}
+        self._psids: dict[str, dict[str, int]] = {}  # the same ids by device, then point
         self._names: dict[int, tuple[str, str]] = {}
         self._sid_dev_table: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
         self._dev_names: list[str] = []
@@ -326,6 +329,7 @@ class SqliteStore:
         self._has_sidx = True
         for sid, dev, pt in db.execute("SELECT id, device, point FROM series"):
             self._sids[(dev, pt)] = sid
+            self._psids.setdefault(dev, {})[pt] = sid
             self._names[sid] = (dev, pt)
         for dev, span in db.execute("SELECT device, max_span FROM devices"):
             self._spans[dev] = span
@@ -358,6 +362,7 @@ class SqliteStore:
         )
         sid = int(cur.fetchone()[0])
         self._sids[key] = sid
+        self._psids.setdefault(key[0], {})[key[1]] = sid
         self._names[sid] = key
         return sid
 
@@ -419,6 +424,9 @@ class SqliteStore:
                 if undo is not None:
                     self._lat.restore(undo)
                 self._sids, self._names, self._spans = saved
+                self._psids = {}
+                for (dev, pt), sid_ in self._sids.items():
+                    self._psids.setdefault(dev, {})[pt] = sid_
                 # series ids of the undone transaction may come back for other series
                 self._sid_dev_table = np.empty(0, dtype=np.int64)
                 raise
@@ -439,7 +447,8 @@ class SqliteStore:
         statuses = list(map(_status, samples))
         return _Columns(
             bounds,
-            list(map(_key, samples)),
+            [s.device for s in samples],
+            [s.point for s in samples],
             np.fromiter(map(_ts, samples), dtype=_I64, count=n),
             np.fromiter(map(_val, samples), dtype=_F64, count=n),
             np.fromiter(map(_qual, samples), dtype=_U8, count=n),
@@ -479,33 +488,60 @@ class SqliteStore:
         changed = np.flatnonzero(lat.dirty)
         if not changed.shape[0]:
             return {}
-        names = self._names
+        dev_of = self._sid_dev()[changed]
+        order = np.argsort(dev_of, kind="stable")
+        changed, dev_of = changed[order], dev_of[order]
+        cuts = [0, *(np.flatnonzero(dev_of[1:] != dev_of[:-1]) + 1).tolist(), len(changed)]
+        sids = changed.tolist()
         status = lat.status
+        entries: list[LatestEntry] = [
+            [t, None if v != v else v, q, ""]
+            for t, v, q in zip(
+                lat.ts[changed].tolist(),
+                lat.val[changed].tolist(),
+                lat.qual[changed].tolist(),
+                strict=True,
+            )
+        ]
+        if status:
+            for j, s_id in enumerate(sids):
+                text = status.get(s_id)
+                if text:
+                    entries[j][3] = text
+        names = self._names
         out: dict[str, dict[str, LatestEntry]] = {}
-        for s_id, t, v, q in zip(
-            changed.tolist(),
-            lat.ts[changed].tolist(),
-            lat.val[changed].tolist(),
-            lat.qual[changed].tolist(),
-            strict=True,
-        ):
-            device, point = names[s_id]
-            points = out.get(device)
-            if points is None:
-                points = out[device] = dict(self._latest.get(device, {}))
-            points[point] = [t, None if v != v else v, q, status.get(s_id, "")]
+        for lo, hi in itertools.pairwise(cuts):
+            device = names[sids[lo]][0]
+            points = dict(self._latest.get(device, {}))
+            points.update(
+                zip([names[s_id][1] for s_id in sids[lo:hi]], entries[lo:hi], strict=True)
+            )
+            out[device] = points
         return out
 
     def _write_all(self, batches: Sequence[Batch], cols: _Columns) -> _NewestUpdate:
         """Insert the rows of every batch (columns built once for the whole call)."""
         db = self._db
-        bounds, keys, ts, val, qual = cols.bounds, cols.keys, cols.ts, cols.val, cols.qual
-        sids_map = self._sids
-        try:
-            sid_list = list(map(sids_map.__getitem__, keys))
-        except KeyError:
-            sid_list = [sids_map[k] if k in sids_map else self._new_sid(k) for k in keys]
-        sid = np.array(sid_list, dtype=_U32)
+        bounds, ts, val, qual = cols.bounds, cols.ts, cols.val, cols.qual
+        devs, pts = cols.devices, cols.points
+        sid = np.empty(len(pts), dtype=_U32)
+        for i in range(len(bounds) - 1):
+            a, z = bounds[i], bounds[i + 1]
+            if a == z:
+                continue
+            d0 = devs[a]
+            by_point = self._psids.get(d0)
+            if by_point is not None and devs[a:z].count(d0) == z - a:
+                try:  # one device (the collector's batches): one look-up per point
+                    sid[a:z] = list(map(by_point.__getitem__, pts[a:z]))
+                    continue
+                except KeyError:
+                    pass
+            sids_map = self._sids
+            sid[a:z] = [
+                sids_map[k] if k in sids_map else self._new_sid(k)
+                for k in zip(devs[a:z], pts[a:z], strict=True)
+            ]
         statuses = cols.statuses
         status_at = {i: st for i, st in enumerate(statuses) if st} if statuses else {}
         starts = np.array(bounds[:-1], dtype=np.int64)
@@ -526,7 +562,7 @@ class SqliteStore:
             a, z = bounds[i], bounds[i + 1]
             batch_rows.append((b.source, b.seq, firsts[i], lasts[i], z - a, written))
             one = dev_lo[i] == dev_hi[i]
-            devices = [dev_names[dev_lo[i]]] if one else dict.fromkeys(map(_first, keys[a:z]))
+            devices = [dev_names[dev_lo[i]]] if one else dict.fromkeys(devs[a:z])
             for device in devices:
                 if one:
                     idx: Any = slice(a, z)
@@ -536,7 +572,7 @@ class SqliteStore:
                     count = z - a
                 else:
                     idx = a + np.flatnonzero(
-                        np.fromiter((k[0] == device for k in keys[a:z]), dtype=bool, count=z - a)
+                        np.fromiter((d == device for d in devs[a:z]), dtype=bool, count=z - a)
                     )
                     d_ts = ts[idx]
                     first, last = int(d_ts.min()), int(d_ts.max())
