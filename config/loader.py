@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,14 +127,16 @@ def _check_depth(text: str, loader: type[Any]) -> None:
     in C, so the bound is checked before): the same count (every node, scalars too) and the
     same line as the Python composer would report."""
     depth = 0
-    for event in yaml.parse(text, Loader=loader):
-        if isinstance(event, _OPEN):
+    events: Iterator[Any] = yaml.parse(text, Loader=loader)
+    for event in events:
+        kind = type(event)  # (not isinstance: the events stay Any for the type checker)
+        if kind in _OPEN:
             depth += 1
             if depth > MAX_DEPTH:
                 raise _TooDeep(event.start_mark.line + 1)
-        elif isinstance(event, _CLOSE):
+        elif kind in _CLOSE:
             depth -= 1
-        elif depth + 1 > MAX_DEPTH and isinstance(event, yaml.ScalarEvent | yaml.AliasEvent):
+        elif depth + 1 > MAX_DEPTH and kind in (yaml.ScalarEvent, yaml.AliasEvent):
             raise _TooDeep(event.start_mark.line + 1)
 
 
@@ -218,13 +220,14 @@ def _from_events(text: str, loader_cls: type[Any]) -> Any:
             "tag:yaml.org,2002:bool": helper.construct_yaml_bool,
             "tag:yaml.org,2002:null": helper.construct_yaml_null,
         }
-        resolve = helper.resolve
+        resolve: Any = helper.resolve
         scalar_node = yaml.ScalarNode
         # containers being built: [object, is-mapping, pending key or _NOTHING]
         stack: list[list[Any]] = []
         root: Any = _NOTHING
         documents = 0
-        for event in yaml.parse(text, Loader=loader_cls):
+        events: Iterator[Any] = yaml.parse(text, Loader=loader_cls)
+        for event in events:
             kind = type(event)
             if kind is yaml.ScalarEvent:
                 if len(stack) + 1 > MAX_DEPTH:
