@@ -27,7 +27,7 @@ Scheduling (:mod:`connectors.modbus.cadence`): polls are due on a fixed grid per
 poll that overruns its next slot skips the missed slots (counted per device,
 ``modbus_skipped_polls``, with the actual mean period ``modbus_poll_period_ms``) and keeps the
 phase; each overrun episode is logged once (a warning when it starts, an info line when the
-polls keep their period again).
+polls kept their period again for ``EPISODE_END_POLLS`` polls in a row).
 
 Per device, :meth:`ModbusConnector.device_stats` gives the figures the collector adds to the
 device's health record (``extra``) and ``/metrics`` shows: requests, requests/s and mean
@@ -71,6 +71,9 @@ UNIT_BACKOFF_MAX_S = 10.0
 """A unit that timed out is retried after 1, 2, 4 ... poll intervals, at most this long."""
 LINK_SILENCE_S = 15.0
 """No response from any unit for this long (with requests timing out) = the link is dead."""
+EPISODE_END_POLLS = 10
+"""An overrun episode ends (and may be logged again) after this many polls on time in a row,
+so a job that overruns every other poll is one episode, not a line per poll."""
 REFUSED = "modbus_exception_2"
 """Illegal data address: the status that makes a coalesced read be isolated."""
 
@@ -142,6 +145,7 @@ class _Job:
     polls: int = 0
     cadence: Cadence | None = None
     warned: bool = False  # an overrun episode was logged and has not ended
+    on_time: int = 0  # polls on time in a row since the last overrun
 
     @property
     def devices(self) -> tuple[str, ...]:
@@ -345,6 +349,7 @@ class ModbusConnector:
             st = self.per_device[dev]
             st.polls += 1
             st.skipped += missed
+        job.on_time = 0 if missed else job.on_time + 1
         if missed and not job.warned:
             job.warned = True
             log.warning(
@@ -356,7 +361,7 @@ class ModbusConnector:
                 job.interval_s * 1000,
                 missed,
             )
-        elif not missed and job.warned:
+        elif job.warned and job.on_time >= EPISODE_END_POLLS:
             job.warned = False
             log.info(
                 "Modbus %s: polls of %s keep their %g ms interval again (%d skipped in all)",

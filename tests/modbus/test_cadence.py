@@ -10,6 +10,7 @@ import pytest
 
 from connectors.modbus import ModbusConnector
 from connectors.modbus.cadence import Cadence
+from connectors.modbus.connector import EPISODE_END_POLLS
 from connectors.simulators.meters import MeterServer, UnitImage
 from tests.modbus.helpers import Recorder, device, running, site
 from tests.support.net import free_port
@@ -50,10 +51,10 @@ async def test_overrunning_polls_are_counted_per_device_and_logged_once_per_epis
 ) -> None:
     server = MeterServer({1: UnitImage(holding={a: a for a in range(4)})}, port=free_port())
     await server.start()
-    interval = 0.05
+    interval = 0.02
     clock = SteppingClock(2.5 * interval)  # every poll appears to take 2.5 intervals
     points = [{"id": f"p{a}", "datatype": "uint16", "modbus": {"address": a}} for a in range(4)]
-    cfg = site([device("m", server.port, points, poll_interval_ms=50)])
+    cfg = site([device("m", server.port, points, poll_interval_ms=20)])
     conn = ModbusConnector(list(cfg.devices), clock=clock)
     sink = Recorder()
     caplog.set_level(logging.INFO, logger="shopfloor.modbus")
@@ -66,7 +67,7 @@ async def test_overrunning_polls_are_counted_per_device_and_logged_once_per_epis
             stats = conn.device_stats()["m"]
             assert stats["modbus_skipped_polls"] == conn.per_device["m"].skipped
             assert conn.per_device["m"].skipped >= conn.per_device["m"].polls  # >= 1 each
-            assert stats["modbus_poll_period_ms"] > 50  # actual period longer than asked
+            assert stats["modbus_poll_period_ms"] > 20  # actual period longer than asked
             # the grid keeps its phase: every due time is start + k * interval
             k = (job.cadence.due - 1000.0) / interval
             assert abs(k - round(k)) < 1e-6
@@ -74,12 +75,17 @@ async def test_overrunning_polls_are_counted_per_device_and_logged_once_per_epis
             assert len(warnings) == 1
             assert "skipped" in warnings[0].getMessage()
             # the line recovers: polls keep their period, the episode ends (one info line)
-            clock.step = interval / 100
+            clock.step = interval / 10
             polls = conn.per_device["m"].polls
             await sink.wait(lambda: conn.per_device["m"].polls >= polls + 1)  # the one in flight
             polls, skipped = conn.per_device["m"].polls, conn.per_device["m"].skipped
             await sink.wait(lambda: conn.per_device["m"].polls >= polls + 3)
             assert conn.per_device["m"].skipped == skipped
+            # the episode ends after EPISODE_END_POLLS polls on time in a row: one info line
+            assert not [r for r in caplog.records if "again" in r.getMessage()]
+            await sink.wait(
+                lambda: conn.per_device["m"].polls >= polls + EPISODE_END_POLLS + 1, limit_s=10
+            )
             infos = [r for r in caplog.records if "again" in r.getMessage()]
             assert len(infos) == 1
             assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
