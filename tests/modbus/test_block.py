@@ -10,6 +10,7 @@ import struct
 from typing import get_args
 
 from config.modbus import ByteOrder
+from config.models import DataType
 from connectors.modbus.block import BlockDecoder
 from connectors.modbus.codec import NUMERIC_TYPES, register_count
 from connectors.modbus.plan import PointRef, ReadRequest, decode_response
@@ -36,8 +37,9 @@ def _refs(rng: random.Random) -> tuple[list[PointRef], int]:
     addr = 0
     for k in range(300):
         choice = rng.random()
-        bit = None
+        bit: int | None = None
         length = None
+        datatype: DataType
         if choice < 0.05:
             datatype = "string"
             length = rng.randint(1, 3)
@@ -45,13 +47,13 @@ def _refs(rng: random.Random) -> tuple[list[PointRef], int]:
             datatype, bit = "bool", rng.randint(0, 15)
         else:
             datatype = rng.choice(NUMERIC_TYPES)
-        width = register_count(datatype, length)  # type: ignore[arg-type]
+        width = register_count(datatype, length)
         scale, offset = rng.choice([(1.0, 0.0), (0.1, 0.0), (2.5, -3.0), (1.0, 0.0)])
         order = rng.choice(get_args(ByteOrder))
         refs.append(
             PointRef(
                 "d", f"p{k}", 1, "holding", addr, width, datatype, order, bit, scale, offset, 1000
-            )  # type: ignore[arg-type]
+            )
         )
         addr += width + rng.choice([0, 0, 1])
     return refs, addr

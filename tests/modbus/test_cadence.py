@@ -7,11 +7,14 @@ from __future__ import annotations
 import logging
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from connectors.modbus import ModbusConnector
 from connectors.modbus.cadence import Cadence
 from connectors.modbus.connector import EPISODE_END_POLLS
 from connectors.simulators.meters import MeterServer, UnitImage
+from edge.store.base import DeviceHealth
+from gateway.metrics_prom import HealthCollector
 from tests.modbus.helpers import Recorder, device, running, site
 from tests.support.net import free_port
 
@@ -91,3 +94,16 @@ async def test_overrunning_polls_are_counted_per_device_and_logged_once_per_epis
             assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
     finally:
         await server.stop()
+
+
+def test_metrics_show_skipped_polls_and_the_actual_period() -> None:
+    cfg = site([device("m", 502, [{"id": "p", "modbus": {"address": 0}}])])
+    hc = HealthCollector(cfg)
+    extra = {"modbus_skipped_polls": 7, "modbus_poll_period_ms": 1250.0}
+    hc.update([DeviceHealth(device="m", extra=extra, updated_ts=1)])
+    registry = CollectorRegistry()
+    registry.register(hc)
+    text = generate_latest(registry).decode()
+    lv = '{connector="modbus",device="m"}'
+    assert f"shopfloor_modbus_skipped_polls_total{lv} 7.0" in text
+    assert f"shopfloor_modbus_poll_period_seconds{lv} 1.25" in text
