@@ -67,6 +67,20 @@ _EXTRA_SERIES: tuple[
         "Split Modbus reads that were read whole again",
         1.0,
     ),
+    (
+        "modbus_skipped_polls",
+        CounterMetricFamily,
+        "modbus_skipped_polls",
+        "Modbus poll slots skipped because a poll overran its interval",
+        1.0,
+    ),
+    (
+        "modbus_poll_period_ms",
+        GaugeMetricFamily,
+        "modbus_poll_period_seconds",
+        "Actual mean time between Modbus polls between the two last health records",
+        0.001,
+    ),
 )
 
 

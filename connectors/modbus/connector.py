@@ -23,6 +23,12 @@ lines are too), each bounded by its device's ``timeout_s``:
 
 Timestamps are the gateway's clock when the response arrived.
 
+Scheduling (:mod:`connectors.modbus.cadence`): polls are due on a fixed grid per interval; a
+poll that overruns its next slot skips the missed slots (counted per device,
+``modbus_skipped_polls``, with the actual mean period ``modbus_poll_period_ms``) and keeps the
+phase; each overrun episode is logged once (a warning when it starts, an info line when the
+polls kept their period again for ``EPISODE_END_POLLS`` polls in a row).
+
 Per device, :meth:`ModbusConnector.device_stats` gives the figures the collector adds to the
 device's health record (``extra``) and ``/metrics`` shows: requests, requests/s and mean
 latency since the previous call, spans currently split, isolations and rejoins so far.
@@ -31,7 +37,7 @@ latency since the previous call, spans currently split, isolations and rejoins s
 from __future__ import annotations
 
 import asyncio
-import math
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -44,24 +50,30 @@ from pymodbus.framer import FramerType
 
 from config.modbus import ModbusConnection
 from config.models import Device
-from connectors.base import ConnectorError, Sample, Sink
+from connectors.base import ConnectorError, Quality, Sample, Sink
+from connectors.modbus.block import BlockDecoder
+from connectors.modbus.cadence import Cadence
 from connectors.modbus.plan import (
     PlanError,
     PointRef,
     Reading,
     ReadRequest,
     bad_readings,
-    decode_response,
     halve,
     merge_runs,
     plan_requests,
     point_refs,
 )
 
+log = logging.getLogger("shopfloor.modbus")
+
 UNIT_BACKOFF_MAX_S = 10.0
 """A unit that timed out is retried after 1, 2, 4 ... poll intervals, at most this long."""
 LINK_SILENCE_S = 15.0
 """No response from any unit for this long (with requests timing out) = the link is dead."""
+EPISODE_END_POLLS = 10
+"""An overrun episode ends (and may be logged again) after this many polls on time in a row,
+so a job that overruns every other poll is one episode, not a line per poll."""
 REFUSED = "modbus_exception_2"
 """Illegal data address: the status that makes a coalesced read be isolated."""
 
@@ -96,7 +108,10 @@ class DeviceStats:
     latency_s: float = 0.0  # sum over responses
     isolations: int = 0  # refused coalesced reads isolated
     rejoins: int = 0  # split spans read whole again
+    polls: int = 0  # polls of the device's jobs (one per job and poll)
+    skipped: int = 0  # poll slots skipped because a poll overran (see cadence)
     window: tuple[float, int, int, float] = (0.0, 0, 0, 0.0)  # at the previous device_stats()
+    poll_window: tuple[float, int] = (0.0, 0)  # (time, polls) at the previous device_stats()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +142,14 @@ class _Job:
 
     interval_s: float
     spans: list[_Span]
-    next_due: float = 0.0
     polls: int = 0
+    cadence: Cadence | None = None
+    warned: bool = False  # an overrun episode was logged and has not ended
+    on_time: int = 0  # polls on time in a row since the last overrun
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s.device for s in self.spans))
 
 
 @dataclass
@@ -172,7 +193,10 @@ _SERIAL_FIELDS = ("baudrate", "parity", "stopbits", "bytesize")
 class ModbusConnector:
     """Polls every Modbus device of one endpoint; satisfies :class:`connectors.base.Connector`."""
 
-    def __init__(self, devices: Sequence[Device]) -> None:
+    def __init__(
+        self, devices: Sequence[Device], *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """``clock`` (monotonic seconds) times the poll grid; tests pin it."""
         if not devices:
             raise PlanError("a Modbus connector needs at least one device")
         conns = [_device_connection(d) for d in devices]
@@ -208,7 +232,10 @@ class ModbusConnector:
             )
             for ms, reqs in sorted(by_interval.items())
         ]
+        self._clock = clock
         self.stats = PollStats()
+        # compiled bulk decoders by request (kept with the request: its id stays valid)
+        self._decoders: dict[int, tuple[ReadRequest, BlockDecoder]] = {}
         self.per_device: dict[str, DeviceStats] = {d: DeviceStats() for d in self.devices}
 
     @property
@@ -220,8 +247,12 @@ class ModbusConnector:
         """Per device: ``modbus_requests`` (total), ``modbus_requests_per_s`` and
         ``modbus_latency_ms`` (mean per response) since the previous call,
         ``modbus_split_spans`` (coalesced reads now read in parts), ``modbus_refused_points``
-        (points waiting for the retry), ``modbus_isolations`` and ``modbus_rejoins`` (totals)."""
+        (points waiting for the retry), ``modbus_isolations`` and ``modbus_rejoins`` (totals),
+        ``modbus_skipped_polls`` (total poll slots skipped by overruns) and
+        ``modbus_poll_period_ms`` (actual mean time between polls since the previous call, on
+        the poll clock; 0 before two calls)."""
         now = time.monotonic()
+        clock_now = self._clock()
         out: dict[str, dict[str, float | int]] = {}
         spans = [s for job in self._jobs for s in job.spans]
         for dev, st in self.per_device.items():
@@ -230,6 +261,13 @@ class ModbusConnector:
             elapsed = now - t0 if t0 else 0.0
             responses = st.responses - resp0
             mine = [s for s in spans if s.device == dev]
+            p_t0, p_polls0 = st.poll_window
+            st.poll_window = (clock_now, st.polls)
+            period = (
+                round((clock_now - p_t0) / (st.polls - p_polls0) * 1000, 3)
+                if p_t0 and st.polls > p_polls0
+                else 0.0
+            )
             out[dev] = {
                 "modbus_requests": st.requests,
                 "modbus_requests_per_s": (
@@ -242,6 +280,8 @@ class ModbusConnector:
                 "modbus_refused_points": sum(len(s.refused) for s in mine),
                 "modbus_isolations": st.isolations,
                 "modbus_rejoins": st.rejoins,
+                "modbus_skipped_polls": st.skipped,
+                "modbus_poll_period_ms": period,
             }
         return out
 
@@ -285,23 +325,51 @@ class ModbusConnector:
     async def _poll_forever(self, client: Any, sink: Sink) -> None:
         units: dict[int, _UnitState] = defaultdict(_UnitState)
         self._last_response = time.monotonic()
-        start = time.monotonic()
+        clock = self._clock
+        start = clock()
         for job in self._jobs:
-            job.next_due = start
+            job.cadence = Cadence(job.interval_s, start)
         while True:
             _reraise_lost_cancellation()
-            now = time.monotonic()
+            now = clock()
             for job in self._jobs:
-                if job.next_due <= now:
+                cad = job.cadence
+                assert cad is not None
+                if cad.due <= now:
                     await self._poll(client, sink, job, units)
-                    job.next_due += job.interval_s
-                    after = time.monotonic()
-                    if job.next_due < after:  # overran: skip the missed slots, keep the phase
-                        missed = math.ceil((after - job.next_due) / job.interval_s)
-                        job.next_due += missed * job.interval_s
-            wait = min(job.next_due for job in self._jobs) - time.monotonic()
+                    self._kept_period(job, cad, cad.done(clock()))
+            wait = min(j.cadence.due for j in self._jobs if j.cadence is not None) - clock()
             if wait > 0:
                 await asyncio.sleep(wait)
+
+    def _kept_period(self, job: _Job, cad: Cadence, missed: int) -> None:
+        """Count a poll of ``job`` and the slots it skipped; log an episode once."""
+        devices = job.devices
+        for dev in devices:
+            st = self.per_device[dev]
+            st.polls += 1
+            st.skipped += missed
+        job.on_time = 0 if missed else job.on_time + 1
+        if missed and not job.warned:
+            job.warned = True
+            log.warning(
+                "Modbus %s: a poll of %s took longer than its %g ms interval; %d poll(s) "
+                "skipped, the next ones keep the phase (counted in modbus_skipped_polls; "
+                "logged once per episode)",
+                self.endpoint,
+                ", ".join(devices),
+                job.interval_s * 1000,
+                missed,
+            )
+        elif job.warned and job.on_time >= EPISODE_END_POLLS:
+            job.warned = False
+            log.info(
+                "Modbus %s: polls of %s keep their %g ms interval again (%d skipped in all)",
+                self.endpoint,
+                ", ".join(devices),
+                job.interval_s * 1000,
+                cad.skipped,
+            )
 
     async def _poll(self, client: Any, sink: Sink, job: _Job, units: dict[int, _UnitState]) -> None:
         self.stats.cycles += 1
@@ -322,7 +390,7 @@ class ModbusConnector:
                     state.silent = 0
                     span.parts, span.refused, span.wait = [span.whole], (), 0
                     self.per_device[span.device].rejoins += 1
-                    self._emit(sink, decode_response(span.whole, outcome))
+                    self._emit_block(sink, span.whole, outcome)
                     continue
                 if outcome == "timeout":
                     self._timed_out(sink, job, span.whole, state, silent_now)
@@ -341,7 +409,7 @@ class ModbusConnector:
                 outcome = await self._read(client, part)
                 if isinstance(outcome, list):
                     state.silent = 0
-                    self._emit(sink, decode_response(part, outcome))
+                    self._emit_block(sink, part, outcome)
                     continue
                 if outcome == "timeout":
                     self._timed_out(sink, job, part, state, silent_now)
@@ -413,7 +481,7 @@ class ModbusConnector:
             req = todo.pop(0)
             outcome = await self._read(client, req)
             if isinstance(outcome, list):
-                self._emit(sink, decode_response(req, outcome))
+                self._emit_block(sink, req, outcome)
                 good.append(req)
                 continue
             if outcome == REFUSED:
@@ -488,6 +556,33 @@ class ModbusConnector:
         for dev in req.devices:
             sink.error(dev, status)
         self._emit(sink, bad_readings(req, status))
+
+    def _emit_block(self, sink: Sink, req: ReadRequest, words: list[int] | list[bool]) -> None:
+        """The samples of one response, decoded in bulk (:mod:`connectors.modbus.block`)."""
+        ts = time.time_ns()
+        got = self._decoders.get(id(req))
+        if got is None or got[0] is not req:
+            if len(self._decoders) > 4 * len(self.requests) + 64:
+                self._decoders.clear()  # isolations made many short-lived requests
+            got = self._decoders[id(req)] = (req, BlockDecoder(req))
+        dec = got[1]
+        values, quality, status = dec.decode(words)
+        if not status:
+            sink.put_many(
+                [
+                    Sample(d, p, ts, v)
+                    for d, p, v in zip(dec.devices, dec.points, values.tolist(), strict=True)
+                ]
+            )
+            return
+        sink.put_many(
+            [
+                Sample(d, p, ts, v, Quality(q), status.get(i, ""))
+                for i, (d, p, v, q) in enumerate(
+                    zip(dec.devices, dec.points, values.tolist(), quality.tolist(), strict=True)
+                )
+            ]
+        )
 
     @staticmethod
     def _emit(sink: Sink, readings: list[Reading]) -> None:

@@ -41,6 +41,7 @@ columns)`` is the same write from the writer's :class:`~metrics.evidence.canonic
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import threading
@@ -122,7 +123,6 @@ _I64 = np.dtype("<i8")
 _F64 = np.dtype("<f8")
 _U8 = np.dtype("u1")
 _U32 = np.dtype("<u4")
-_key = attrgetter("device", "point")
 _first = itemgetter(0)
 _ts = attrgetter("ts")
 _val = attrgetter("value")
@@ -145,7 +145,8 @@ class _Columns(NamedTuple):
     ``bounds[i]:bounds[i + 1]``; ``statuses`` is None when every status is empty."""
 
     bounds: Sequence[int]
-    keys: list[tuple[str, str]]
+    devices: list[str]
+    points: list[str]
     ts: npt.NDArray[np.int64]
     val: npt.NDArray[np.float64]
     qual: npt.NDArray[np.uint8]
@@ -157,12 +158,85 @@ class _Columns(NamedTuple):
         already are)."""
         return cls(
             columns.bounds,
-            list(zip(columns.devices, columns.points, strict=True)),
+            columns.devices,
+            columns.points,
             np.asarray(columns.ts, dtype=_I64),
             np.asarray(columns.values, dtype=_F64),
             np.asarray(columns.quality, dtype=_U8),
             columns.statuses if columns.statuses and any(columns.statuses) else None,
         )
+
+
+_NewestUpdate = tuple[
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.uint8],
+    dict[int, str],
+]
+_NO_TS = np.iinfo(np.int64).min
+
+
+class _LatestColumns:
+    """The newest sample of every series, indexed by series id: ``ts`` (``_NO_TS`` when
+    unknown), ``val``, ``qual``, the non-empty ``status`` by id and ``dirty`` (changed since
+    the latest table was last written). Updated with arrays on every write; the latest table
+    is rendered from it only when it is written."""
+
+    def __init__(self) -> None:
+        self.ts = np.full(0, _NO_TS, dtype=np.int64)
+        self.val = np.zeros(0, dtype=np.float64)
+        self.qual = np.zeros(0, dtype=np.uint8)
+        self.dirty = np.zeros(0, dtype=bool)
+        self.status: dict[int, str] = {}
+
+    def _grow(self, size: int) -> None:
+        have = self.ts.shape[0]
+        if size <= have:
+            return
+        size = max(size, 2 * have, 64)
+        self.ts = np.concatenate((self.ts, np.full(size - have, _NO_TS, dtype=np.int64)))
+        self.val = np.concatenate((self.val, np.zeros(size - have, dtype=np.float64)))
+        self.qual = np.concatenate((self.qual, np.zeros(size - have, dtype=np.uint8)))
+        self.dirty = np.concatenate((self.dirty, np.zeros(size - have, dtype=bool)))
+
+    def load(self, sid: int, ts: int, value: float, quality: int, status: str) -> None:
+        self._grow(sid + 1)
+        self.ts[sid], self.val[sid], self.qual[sid] = ts, value, quality
+        if status:
+            self.status[sid] = status
+
+    def update(
+        self,
+        sids: npt.NDArray[np.int64],
+        ts: npt.NDArray[np.int64],
+        val: npt.NDArray[np.float64],
+        qual: npt.NDArray[np.uint8],
+        status: dict[int, str],
+    ) -> tuple[Any, ...]:
+        """Take the newer of each series (a sample at the same time wins); returns what
+        :meth:`restore` needs to undo it."""
+        if sids.shape[0]:
+            self._grow(int(sids.max()) + 1)
+        newer = ts >= self.ts[sids]
+        s = sids[newer]
+        undo = (s, self.ts[s], self.val[s], self.qual[s], self.dirty[s], dict(self.status))
+        self.ts[s], self.val[s], self.qual[s] = ts[newer], val[newer], qual[newer]
+        self.dirty[s] = True
+        if self.status:
+            for k in s[np.isin(s, np.fromiter(self.status, dtype=np.int64))].tolist():
+                del self.status[k]
+        if status:
+            taken = set(s.tolist()) if len(status) > 64 else None
+            for k, text in status.items():
+                if (k in taken) if taken is not None else bool((s == k).any()):
+                    self.status[k] = text
+        return undo
+
+    def restore(self, undo: tuple[Any, ...]) -> None:
+        s, ts, val, qual, dirty, status = undo
+        self.ts[s], self.val[s], self.qual[s], self.dirty[s] = ts, val, qual, dirty
+        self.status = status
 
 
 class StoreError(Exception):
@@ -203,11 +277,13 @@ class SqliteStore:
             )
         self._lock = threading.Lock()
         self._sids: dict[tuple[str, str], int] = {}
+        self._psids: dict[str, dict[str, int]] = {}  # the same ids by device, then point
         self._names: dict[int, tuple[str, str]] = {}
         self._sid_dev_table: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
         self._dev_names: list[str] = []
-        self._latest_pending: set[str] = set()
         self._latest_written = 0.0
+        # the newest sample of every series as columns indexed by series id (see _newest)
+        self._lat = _LatestColumns()
         self.latest_interval_s = 0.5
         self._closed = False
         self._spans: dict[str, int] = {}
@@ -253,11 +329,17 @@ class SqliteStore:
         self._has_sidx = True
         for sid, dev, pt in db.execute("SELECT id, device, point FROM series"):
             self._sids[(dev, pt)] = sid
+            self._psids.setdefault(dev, {})[pt] = sid
             self._names[sid] = (dev, pt)
         for dev, span in db.execute("SELECT device, max_span FROM devices"):
             self._spans[dev] = span
         for dev, points in db.execute("SELECT device, points FROM latest"):
             self._latest[dev] = json.loads(points)
+            for point, (t, v, q, st) in self._latest[dev].items():
+                sid = self._sids.get((dev, point))
+                if sid is not None:
+                    self._lat.load(sid, int(t), float("nan") if v is None else float(v), q, st)
+        self._lat.dirty[:] = False
 
     def _chunks_have_sidx(self) -> bool:
         cols = {str(r[1]) for r in self._db.execute("PRAGMA table_info(chunks)")}
@@ -280,6 +362,7 @@ class SqliteStore:
         )
         sid = int(cur.fetchone()[0])
         self._sids[key] = sid
+        self._psids.setdefault(key[0], {})[key[1]] = sid
         self._names[sid] = key
         return sid
 
@@ -324,30 +407,33 @@ class SqliteStore:
         with self._lock:
             db = self._db
             saved = (dict(self._sids), dict(self._names), dict(self._spans))
+            undo: Any = None
             db.execute("BEGIN IMMEDIATE")
             try:
-                touched = self._write_all(batches, cols)
+                undo = self._lat.update(*self._write_all(batches, cols))
                 flush = time.monotonic() - self._latest_written >= self.latest_interval_s
-                if flush:
-                    pending = {d: self._latest[d] for d in self._latest_pending}
-                    pending.update(touched)
-                    self._write_latest(pending)
+                touched = self._latest_rows() if flush else {}
+                if touched:
+                    self._write_latest(touched)
                 db.execute("COMMIT")
             except BaseException:
                 # SQLite has already rolled back after some errors (SQLITE_FULL, SQLITE_IOERR):
                 # a second ROLLBACK would raise and skip restoring the ids below
                 if db.in_transaction:
                     db.execute("ROLLBACK")
+                if undo is not None:
+                    self._lat.restore(undo)
                 self._sids, self._names, self._spans = saved
+                self._psids = {}
+                for (dev, pt), sid_ in self._sids.items():
+                    self._psids.setdefault(dev, {})[pt] = sid_
                 # series ids of the undone transaction may come back for other series
                 self._sid_dev_table = np.empty(0, dtype=np.int64)
                 raise
-            self._latest.update(touched)
             if flush:
-                self._latest_pending.clear()
+                self._latest.update(touched)
+                self._lat.dirty[:] = False
                 self._latest_written = time.monotonic()
-            else:
-                self._latest_pending.update(touched)
 
     @staticmethod
     def _columns(batches: Sequence[Batch]) -> _Columns:
@@ -361,7 +447,8 @@ class SqliteStore:
         statuses = list(map(_status, samples))
         return _Columns(
             bounds,
-            list(map(_key, samples)),
+            [s.device for s in samples],
+            [s.point for s in samples],
             np.fromiter(map(_ts, samples), dtype=_I64, count=n),
             np.fromiter(map(_val, samples), dtype=_F64, count=n),
             np.fromiter(map(_qual, samples), dtype=_U8, count=n),
@@ -377,32 +464,84 @@ class SqliteStore:
 
     def _flush_latest(self) -> None:
         """Write the latest values held back by the throttle (own transaction)."""
-        if self.readonly or not self._latest_pending:
+        if self.readonly or not self._lat.dirty.any():
             return
         db = self._db
+        touched = self._latest_rows()
         db.execute("BEGIN IMMEDIATE")
         try:
-            self._write_latest({d: self._latest[d] for d in self._latest_pending})
+            self._write_latest(touched)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        self._latest_pending.clear()
+        self._latest.update(touched)
+        self._lat.dirty[:] = False
         self._latest_written = time.monotonic()
 
-    def _write_all(
-        self, batches: Sequence[Batch], cols: _Columns
-    ) -> dict[str, dict[str, LatestEntry]]:
+    def _latest_rows(self) -> dict[str, dict[str, LatestEntry]]:
+        """The latest table's new content of the devices with series written since the last
+        flush (their stored points, the changed ones replaced). One Python step per changed
+        series per flush (at most every ``latest_interval_s``), none per write."""
+        lat = self._lat
+        changed = np.flatnonzero(lat.dirty)
+        if not changed.shape[0]:
+            return {}
+        dev_of = self._sid_dev()[changed]
+        order = np.argsort(dev_of, kind="stable")
+        changed, dev_of = changed[order], dev_of[order]
+        cuts = [0, *(np.flatnonzero(dev_of[1:] != dev_of[:-1]) + 1).tolist(), len(changed)]
+        sids = changed.tolist()
+        status = lat.status
+        entries: list[LatestEntry] = [
+            [t, None if v != v else v, q, ""]
+            for t, v, q in zip(
+                lat.ts[changed].tolist(),
+                lat.val[changed].tolist(),
+                lat.qual[changed].tolist(),
+                strict=True,
+            )
+        ]
+        if status:
+            for j, s_id in enumerate(sids):
+                text = status.get(s_id)
+                if text:
+                    entries[j][3] = text
+        names = self._names
+        out: dict[str, dict[str, LatestEntry]] = {}
+        for lo, hi in itertools.pairwise(cuts):
+            device = names[sids[lo]][0]
+            points = dict(self._latest.get(device, {}))
+            points.update(
+                zip([names[s_id][1] for s_id in sids[lo:hi]], entries[lo:hi], strict=True)
+            )
+            out[device] = points
+        return out
+
+    def _write_all(self, batches: Sequence[Batch], cols: _Columns) -> _NewestUpdate:
         """Insert the rows of every batch (columns built once for the whole call)."""
         db = self._db
-        bounds, keys, ts, val, qual = cols.bounds, cols.keys, cols.ts, cols.val, cols.qual
-        sids_map = self._sids
-        try:
-            sid_list = list(map(sids_map.__getitem__, keys))
-        except KeyError:
-            sid_list = [sids_map[k] if k in sids_map else self._new_sid(k) for k in keys]
-        sid = np.array(sid_list, dtype=_U32)
+        bounds, ts, val, qual = cols.bounds, cols.ts, cols.val, cols.qual
+        devs, pts = cols.devices, cols.points
+        sid = np.empty(len(pts), dtype=_U32)
+        for i in range(len(bounds) - 1):
+            a, z = bounds[i], bounds[i + 1]
+            if a == z:
+                continue
+            d0 = devs[a]
+            by_point = self._psids.get(d0)
+            if by_point is not None and devs[a:z].count(d0) == z - a:
+                try:  # one device (the collector's batches): one look-up per point
+                    sid[a:z] = list(map(by_point.__getitem__, pts[a:z]))
+                    continue
+                except KeyError:
+                    pass
+            sids_map = self._sids
+            sid[a:z] = [
+                sids_map[k] if k in sids_map else self._new_sid(k)
+                for k in zip(devs[a:z], pts[a:z], strict=True)
+            ]
         statuses = cols.statuses
         status_at = {i: st for i, st in enumerate(statuses) if st} if statuses else {}
         starts = np.array(bounds[:-1], dtype=np.int64)
@@ -423,7 +562,7 @@ class SqliteStore:
             a, z = bounds[i], bounds[i + 1]
             batch_rows.append((b.source, b.seq, firsts[i], lasts[i], z - a, written))
             one = dev_lo[i] == dev_hi[i]
-            devices = [dev_names[dev_lo[i]]] if one else dict.fromkeys(map(_first, keys[a:z]))
+            devices = [dev_names[dev_lo[i]]] if one else dict.fromkeys(devs[a:z])
             for device in devices:
                 if one:
                     idx: Any = slice(a, z)
@@ -433,7 +572,7 @@ class SqliteStore:
                     count = z - a
                 else:
                     idx = a + np.flatnonzero(
-                        np.fromiter((k[0] == device for k in keys[a:z]), dtype=bool, count=z - a)
+                        np.fromiter((d == device for d in devs[a:z]), dtype=bool, count=z - a)
                     )
                     d_ts = ts[idx]
                     first, last = int(d_ts.min()), int(d_ts.max())
@@ -506,39 +645,31 @@ class SqliteStore:
             seen.add(key)
         return "a batch is already stored"
 
+    @staticmethod
     def _newest(
-        self,
         sid: npt.NDArray[np.uint32],
         ts: npt.NDArray[np.int64],
         val: npt.NDArray[np.float64],
         qual: npt.NDArray[np.uint8],
         status_at: dict[int, str],
-    ) -> dict[str, dict[str, LatestEntry]]:
-        """The latest table's new content for the devices in these samples: the newest sample
-        of each series (the last written on equal timestamps) unless an older write is newer."""
+    ) -> _NewestUpdate:
+        """The newest sample of each series of these samples (the last written on equal
+        timestamps), as columns: series ids, ts, values, qualities and the non-empty statuses
+        by series id (no Python step per sample or per series)."""
         n = int(ts.shape[0])
-        pos = np.arange(n)
-        order = np.lexsort((pos, ts, sid))  # by series, then time, then write order
-        last_of = np.flatnonzero(np.append(sid[order][1:] != sid[order][:-1], True))
-        touched: dict[str, dict[str, LatestEntry]] = {}
-        names = self._names
-        sel = order[last_of]
-        for i, s_id, t, v, q in zip(
-            sel.tolist(),
-            sid[sel].tolist(),
-            ts[sel].tolist(),
-            val[sel].tolist(),
-            qual[sel].tolist(),
-            strict=True,
-        ):
-            device, point = names[s_id]
-            points = touched.get(device)
-            if points is None:
-                points = touched[device] = dict(self._latest.get(device, {}))
-            cur = points.get(point)
-            if cur is None or t >= cur[0]:
-                points[point] = [t, None if v != v else v, q, status_at.get(i, "")]
-        return touched
+        if n and bool((sid[1:] > sid[:-1]).all()):
+            # one sample per series in series order (a poll of a device): nothing to sort
+            sel: npt.NDArray[np.intp] = np.arange(n)
+        else:
+            order = np.lexsort((np.arange(n), ts, sid))  # by series, then time, write order
+            sel = order[np.flatnonzero(np.append(sid[order][1:] != sid[order][:-1], True))]
+        sids = sid[sel].astype(np.int64)
+        st: dict[int, str] = {}
+        if status_at:
+            chosen = np.zeros(n, dtype=bool)
+            chosen[sel] = True
+            st = {int(sid[p]): text for p, text in status_at.items() if chosen[p]}
+        return sids, ts[sel], val[sel], qual[sel], st
 
     def _write_latest(self, touched: dict[str, dict[str, LatestEntry]]) -> None:
         self._db.executemany(

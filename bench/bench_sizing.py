@@ -1,0 +1,264 @@
+"""Sizing of the whole collector on Modbus TCP: points, interval, CPU %, memory, bytes/sample.
+
+The real :class:`edge.runtime.Collector` (connectors, queue, recording, writer, SQLite store
+with ``synchronous=FULL`` and the evidence ledger: the defaults) reads ``--points`` uint16
+points (one register each, 1,000 per unit, 8 coalesced reads of 125 registers per unit and
+poll) every ``--interval-ms`` from a simulator in a child process (its own core):
+``bench/fast_modbus_server.py`` (default: prebuilt answers, so the gateway is what is
+measured; one TCP port per ``--units-per-port`` units, one connector each) or ``--sim
+pymodbus`` (the project's meter simulator, one port; it saturates first).
+After a warm-up it measures, over ``--seconds``: the collector process's CPU-seconds (user +
+system, all its threads) per stored sample and as % of one core, samples stored per second
+(``writer.acked_samples``), the resident memory (max VmRSS), and at the end the store and
+ledger bytes per stored sample (after ``compact`` of the store).
+
+``--ceiling`` polls back to back (interval 10 ms) and reports registers stored per second.
+``--profile FILE`` writes a cProfile of the last run (``python -m pstats FILE``): the event loop
+thread, plus the writer's store thread (``Writer._persist``) and the ledger's appender thread
+(``Ledger._append_parts``) in ``FILE.store`` and ``FILE.ledger``.
+
+    .venv/bin/python bench/bench_sizing.py --points 10000 50000 100000 --runs 3
+    .venv/bin/python bench/bench_sizing.py --ceiling --points 100000 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import multiprocessing as mp
+import os
+import platform
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from config.models import SiteConfig
+from edge.runtime import Collector
+
+PER_UNIT = 1000
+
+
+def make_site(
+    ports: list[int], per_port: int, points: int, interval_ms: int, tmp: Path
+) -> SiteConfig:
+    devices: list[dict[str, Any]] = []
+    units = (points + PER_UNIT - 1) // PER_UNIT
+    for u in range(1, units + 1):
+        n = min(PER_UNIT, points - (u - 1) * PER_UNIT)
+        devices.append(
+            {
+                "id": f"m{u:03d}",
+                "name": f"meter {u}",
+                "modbus": {
+                    "host": "127.0.0.1",
+                    "port": ports[(u - 1) // per_port],
+                    "unit": (u - 1) % per_port + 1,
+                    "poll_interval_ms": interval_ms,
+                    "timeout_s": 5.0,
+                },
+                "points": [
+                    {"id": f"r{a}", "datatype": "uint16", "modbus": {"address": a}}
+                    for a in range(n)
+                ],
+            }
+        )
+    return SiteConfig.model_validate(
+        {
+            "site": {"id": "sizing", "name": "sizing"},
+            "devices": devices,
+            "storage": {"kind": "sqlite", "path": str(tmp / "store.db")},
+            "evidence": {"ledger_path": str(tmp / "ledger.db"), "key_dir": str(tmp / "keys")},
+        }
+    )
+
+
+def serve_fast(ports: list[int], units: int, ready: Any) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from fast_modbus_server import run
+
+    run(ports, units, PER_UNIT, ready)
+
+
+def serve(ports: list[int], units: int, ready: Any) -> None:
+    """The simulator process: fixed registers (every sample is stored: no deadband)."""
+    from connectors.simulators.meters import MeterServer, UnitImage
+
+    async def main() -> None:
+        images = {
+            u: UnitImage(holding={a: a for a in range(PER_UNIT)}) for u in range(1, units + 1)
+        }
+        server = MeterServer(images, port=ports[0])
+        await server.start()
+        ready.send("ready")
+        ready.close()
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def thread_profile(owner: Any, name: str) -> cProfile.Profile:
+    """Profile every call of ``owner.name`` (a method run in its own thread)."""
+    prof = cProfile.Profile()
+    orig = getattr(owner, name)
+
+    def wrapped(*args: Any, **kw: Any) -> Any:
+        prof.enable()
+        try:
+            return orig(*args, **kw)
+        finally:
+            prof.disable()
+
+    setattr(owner, name, wrapped)
+    return prof
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+async def one_run(
+    ports: list[int], per_port: int, points: int, interval_ms: int, warmup: float, seconds: float
+) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        site = make_site(ports, per_port, points, interval_ms, tmp)
+        col = Collector(site, evidence=True)
+        stop = asyncio.Event()
+        task = asyncio.create_task(col.run(stop))
+        await col.ready.wait()
+        await asyncio.sleep(warmup)
+        assert col.writer is not None
+        w = col.writer
+        s0, t0, c0 = w.acked_samples, time.perf_counter(), time.process_time()
+        rss = rss_mb()
+        end = t0 + seconds
+        while time.perf_counter() < end:
+            await asyncio.sleep(0.5)
+            rss = max(rss, rss_mb())
+        s1, elapsed, cpu = w.acked_samples, time.perf_counter() - t0, time.process_time() - c0
+        drops = col.queue.dropped
+        stop.set()
+        await task
+        stored = w.acked_samples
+        from edge.store.sqlite import SqliteStore
+
+        with SqliteStore(tmp / "store.db") as st:
+            st.compact(time.time_ns() + 10**12)
+        store_b = dir_bytes(tmp / "store.db")
+        ledger_b = dir_bytes(tmp / "ledger.db")
+    n = s1 - s0
+    return {
+        "samples_s": n / elapsed,
+        "cpu_pct": cpu / elapsed * 100,
+        "cpu_us_per_sample": cpu / max(n, 1) * 1e6,
+        "rss_mb": rss,
+        "drops": drops,
+        "store_b": store_b / max(stored, 1),
+        "ledger_b": ledger_b / max(stored, 1),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--points", type=int, nargs="+", default=[10_000, 50_000, 100_000])
+    ap.add_argument("--interval-ms", type=int, default=1000)
+    ap.add_argument("--ceiling", action="store_true", help="poll back to back (10 ms)")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--warmup", type=float, default=3.0)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--switch-ms", type=float, help="sys.setswitchinterval (GIL hand-over), default 5 ms"
+    )
+    ap.add_argument("--sim", choices=("fast", "pymodbus"), default="fast")
+    ap.add_argument("--units-per-port", type=int, default=10)
+    ap.add_argument("--profile", type=Path, help="write a cProfile of the (last) run here")
+    args = ap.parse_args()
+    interval = 10 if args.ceiling else args.interval_ms
+    if args.switch_ms is not None:
+        sys.setswitchinterval(args.switch_ms / 1000)
+    units = (max(args.points) + PER_UNIT - 1) // PER_UNIT
+    per_port = args.units_per_port if args.sim == "fast" else units
+    ports = [free_port() for _ in range((units + per_port - 1) // per_port)]
+    ctx = mp.get_context("spawn")
+    ready, child_end = ctx.Pipe(duplex=False)
+    target = serve_fast if args.sim == "fast" else serve
+    proc = ctx.Process(target=target, args=(ports, min(units, per_port), child_end))
+    proc.start()
+    child_end.close()
+    print(
+        f"bench_sizing: Modbus TCP uint16 points, {PER_UNIT} per unit, {per_port} units per port "
+        f"({args.sim} simulator), interval {interval} ms, "
+        f"store + ledger (synchronous=FULL); python {platform.python_version()}, "
+        f"{os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}"
+    )
+    try:
+        if not ready.poll(120) or ready.recv() != "ready":
+            raise SystemExit("the simulator did not start")
+        for points in args.points:
+            results = []
+            for i in range(args.runs):
+                prof = cProfile.Profile() if args.profile and i == args.runs - 1 else None
+                if prof is not None:
+                    from edge.store.ledger import Ledger
+                    from edge.writer import Writer
+
+                    threads = {
+                        "store": thread_profile(Writer, "_persist"),
+                        "ledger": thread_profile(Ledger, "_append_parts"),
+                    }
+                    prof.enable()
+                r = asyncio.run(
+                    one_run(ports, per_port, points, interval, args.warmup, args.seconds)
+                )
+                if prof is not None:
+                    prof.disable()
+                    prof.dump_stats(str(args.profile))
+                    for suffix, p in threads.items():
+                        p.dump_stats(f"{args.profile}.{suffix}")
+                results.append(r)
+                print(
+                    f"  {points:,} points run {i + 1}: {r['samples_s']:,.0f} samples/s stored, "
+                    f"CPU {r['cpu_pct']:.1f} % of a core, {r['cpu_us_per_sample']:.2f} us CPU per "
+                    f"sample, RSS {r['rss_mb']:.0f} MB, drops {r['drops']:.0f}, store "
+                    f"{r['store_b']:.1f} B/sample, ledger {r['ledger_b']:.1f} B/sample"
+                )
+            med = {k: statistics.median(r[k] for r in results) for k in results[0]}
+            print(
+                f"{points:,} points @ {interval} ms: median {med['samples_s']:,.0f} samples/s, "
+                f"CPU {med['cpu_pct']:.1f} %, {med['cpu_us_per_sample']:.2f} us/sample, "
+                f"RSS {med['rss_mb']:.0f} MB, store {med['store_b']:.1f} B/sample, "
+                f"ledger {med['ledger_b']:.1f} B/sample; load {os.getloadavg()[0]:.2f}"
+            )
+    finally:
+        proc.terminate()
+        proc.join(10)
+        with contextlib.suppress(Exception):
+            ready.close()
+
+
+if __name__ == "__main__":
+    main()
