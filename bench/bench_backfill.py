@@ -15,23 +15,33 @@
    again to the first new sample in the sink, per trial (median and max), for OPC UA (asyncua
    server, one subscribed variable changing every 100 ms) and Modbus TCP (pymodbus server,
    one holding register polled every 100 ms). The backoff's random draws are seeded per
-   trial (``--seed``), so the figures repeat.
+   trial (``--seed``), so the figures repeat. For MQTT the device is the broker (a private
+   mosquitto on a free loopback port with a temporary directory and persistence,
+   ``tests/support/mosquitto.py``, stopped and restarted on the same port so that the
+   connector's persistent session survives); a paho publisher sends a plain numeric payload
+   with QoS 1 every 100 ms while it is connected (it retries every 0.1 s). The connector
+   keeps running through a short outage and reconnects by itself with paho's backoff (the site
+   file's defaults ``reconnect_delay_s`` 1 s doubling up to ``reconnect_max_delay_s`` 30 s, no
+   jitter); the supervisor restarts it only after ``reconnect_timeout_s`` (120 s).
 
     .venv/bin/python bench/bench_backfill.py                      # backfill + recovery
     .venv/bin/python bench/bench_backfill.py --only backfill --points 20 --values 20000
     .venv/bin/python bench/bench_backfill.py --only recovery --down 10 --trials 5
+    .venv/bin/python bench/bench_backfill.py --only recovery --protocol mqtt --trials 1
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import platform
 import random
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -39,14 +49,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import paho.mqtt.client as mqtt
 import yaml
 from asyncua import ua
 from asyncua.server.history import HistoryDict
+from paho.mqtt.enums import CallbackAPIVersion
 
 from config.loader import load_site_text
 from config.models import SiteConfig
 from connectors.base import Connector, Quality, Sample
 from connectors.modbus import build as build_modbus
+from connectors.mqtt import build as build_mqtt
 from connectors.opcua import OpcUaConnector
 from connectors.opcua import build as build_opcua
 from connectors.simulators.cnc import new_server, release_standard_nodes, stop_server
@@ -54,9 +67,8 @@ from connectors.simulators.meters import MeterServer, UnitImage
 from edge.health import HealthTracker
 from edge.store.base import Newest
 from edge.supervisor import Backoff, Supervisor
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from support.net import free_port
+from tests.support.mosquitto import Mosquitto
+from tests.support.net import free_port
 
 BASE = dt.datetime(2025, 6, 2, 8, 0, tzinfo=dt.UTC)
 BASE_NS = int(BASE.timestamp()) * 1_000_000_000
@@ -181,6 +193,9 @@ class OpcUaDevice:
             ]
         )
 
+    def connectors(self) -> list[Connector]:
+        return build_opcua(self.site())
+
     async def start(self) -> None:
         s = new_server()
         await s.init()
@@ -205,6 +220,9 @@ class OpcUaDevice:
             self.task.cancel()
         await stop_server(self.server)
         release_standard_nodes()
+
+    async def close(self) -> None:
+        await self.stop()
 
 
 class ModbusDevice:
@@ -231,6 +249,9 @@ class ModbusDevice:
             ]
         )
 
+    def connectors(self) -> list[Connector]:
+        return build_modbus(self.site())
+
     async def start(self) -> None:
         self.server = MeterServer({1: UnitImage(holding={0: 7})}, port=self.port)
         await self.server.start()
@@ -239,15 +260,77 @@ class ModbusDevice:
         assert self.server is not None
         await self.server.stop()
 
+    async def close(self) -> None:
+        await self.stop()
+
+
+class MqttDevice:
+    """The broker is the device: a private mosquitto (persistent, same port on restart) and a
+    publisher that sends a numeric value with QoS 1 every 100 ms while it is connected."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._dir = tempfile.TemporaryDirectory(prefix="bench-mqtt-")
+        self.broker = Mosquitto(Path(self._dir.name), port=port)
+        self.publisher: mqtt.Client | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def site(self) -> SiteConfig:
+        # the mqtt block as a site file gives it: host and port, every other setting (client
+        # id, persistent session, QoS 1, reconnect backoff and timeout) left at its default
+        return _site(
+            [
+                {
+                    "id": "m",
+                    "name": "m",
+                    "mqtt": {"host": "127.0.0.1", "port": self.port},
+                    "points": [{"id": "v", "mqtt": {"topic": "bench/m/v"}}],
+                }
+            ]
+        )
+
+    def connectors(self) -> list[Connector]:
+        return build_mqtt(self.site())
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.broker.start)
+        if self.publisher is not None:
+            return  # the publisher kept running; it reconnects by itself
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+        client.reconnect_delay_set(0.1, 0.1)  # type: ignore[arg-type]
+        await asyncio.to_thread(client.connect, "127.0.0.1", self.port, 30)
+        client.loop_start()
+        self.publisher = client
+
+        async def publish() -> None:
+            i = 0
+            while True:
+                i += 1
+                if client.is_connected():
+                    client.publish("bench/m/v", str(i), qos=1)
+                await asyncio.sleep(0.1)
+
+        self.task = asyncio.create_task(publish())
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.broker.stop)
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        if self.publisher is not None:
+            self.publisher.disconnect()
+            await asyncio.to_thread(self.publisher.loop_stop)
+        await self.stop()
+        self._dir.cleanup()
+
 
 async def recovery_trial(make: Callable[[int], Any], down_s: float, seed: int) -> float:
     device = make(free_port())
     await device.start()
-    connectors: list[Connector] = list(
-        build_opcua(device.site())
-        if isinstance(device, OpcUaDevice)
-        else build_modbus(device.site())
-    )
+    connectors: list[Connector] = device.connectors()
     sink = Counting()
     sup = Supervisor(connectors, sink, HealthTracker(["m"]), Backoff(), rng=random.Random(seed))
     task = asyncio.create_task(sup.run())
@@ -271,13 +354,22 @@ async def recovery_trial(make: Callable[[int], Any], down_s: float, seed: int) -
             await task
         except asyncio.CancelledError:
             pass
-        await device.stop()
+        await device.close()
 
 
-async def recovery(down_s: float, trials: int, seed: int) -> dict[str, list[float]]:
+MAKERS: dict[str, Callable[[int], Any]] = {
+    "opcua": OpcUaDevice,
+    "modbus": ModbusDevice,
+    "mqtt": MqttDevice,
+}
+
+
+async def recovery(
+    down_s: float, trials: int, seed: int, protocols: list[str]
+) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
-    makers: dict[str, Callable[[int], Any]] = {"opcua": OpcUaDevice, "modbus": ModbusDevice}
-    for name, make in makers.items():
+    for name in protocols:
+        make = MAKERS[name]
         out[name] = [await recovery_trial(make, down_s, seed + k) for k in range(trials)]
     return out
 
@@ -301,7 +393,7 @@ async def main_async(args: argparse.Namespace) -> None:
             f"({args.points} points x {args.values} values)"
         )
     if args.only in (None, "recovery"):
-        got = await recovery(args.down, args.trials, args.seed)
+        got = await recovery(args.down, args.trials, args.seed, args.protocol or list(MAKERS))
         for name, times in got.items():
             print(
                 f"recovery {name}: down {args.down:g} s, device back -> data "
@@ -319,6 +411,9 @@ def main() -> None:
     ap.add_argument("--down", type=float, default=10.0)
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--protocol", action="append", choices=list(MAKERS), help="recovery: only these (repeat)"
+    )
     asyncio.run(main_async(ap.parse_args()))
 
 
