@@ -346,7 +346,7 @@ def yaml_surprises(text: str, filename: str = "<site>") -> list[ConfigIssue]:
         if (
             isinstance(n, yaml.ScalarNode)
             and n.tag == _BOOL_TAG
-            and n.style is None
+            and not n.style  # plain (PyYAML's composer: None, libyaml's: "")
             and n.value.lower() not in ("true", "false")
         ):
             issues.append(
