@@ -1,4 +1,4 @@
-"""``shopfloor import meters`` on bad files, through the real command in a subprocess: one clear
+"""``shopfloor import meters`` (and ``tail`` of what it imported) on bad files, through the real command in a subprocess: one clear
 line per problem (file:line), a non-zero exit, never a traceback, and nothing imported; the time
 column headed ``timestamp``; import-only devices (no connection, no protocol block)."""
 
@@ -28,7 +28,7 @@ devices:
     name: 旧电表
     import_only: true
     points:
-      - {id: energy, role: energy_kwh}
+      - {id: energy, name: 有功电能, role: energy_kwh}
 """
 
 
@@ -124,6 +124,12 @@ def test_timestamp_header_and_an_import_only_device(site: Path) -> None:
     finally:
         store.close()
     assert got.values[got.quality == 0].tolist() == [10.0, 12.5]
+    # tail names the series from the site file, the raw ids beside
+    r = shopfloor("tail", "-c", str(site), "--full")
+    assert r.returncode == 0, r.stderr
+    (row,) = [line for line in r.stdout.splitlines() if "(old)" in line]
+    assert row.startswith("旧电表 (old)  有功电能 (energy)  "), row
+    assert "import_end" in row
 
 
 def test_import_only_device_checked_and_left_alone_by_collector_and_gateway(site: Path) -> None:
