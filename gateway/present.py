@@ -7,6 +7,7 @@ import math
 import re
 from typing import Any
 
+from gateway import verify_text
 from gateway.data import optional_module
 from gateway.i18n import Lang, label
 from metrics import formatting
@@ -199,8 +200,9 @@ def figure_rows(machine: dict[str, Any] | None, lang: Lang) -> list[dict[str, st
     ]
 
 
-def report_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Flatten a verification report's checks into (name, ok, detail) rows."""
+def report_checks(report: dict[str, Any], lang: Lang = "en") -> list[dict[str, Any]]:
+    """Flatten a verification report's checks into (name, ok, detail) rows in one language
+    (:mod:`gateway.verify_text`): a check's name and subject, a KPI's label in ``lang``."""
     out: list[dict[str, Any]] = []
     for key in ("checks", "kpis", "plausibility"):
         items = report.get(key)
@@ -214,31 +216,41 @@ def report_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
         for c in items:
             if not isinstance(c, dict):
                 continue
-            name = c.get("name") or c.get("check") or c.get("label_zh") or c.get("id") or key
-            subject = c.get("subject") or c.get("label_en") or ""
-            if subject:
-                name = f"{name} — {subject}"
+            if c.get("label_zh") or c.get("label_en"):  # a KPI of the report
+                name = str(c.get("label_en") if lang == "en" else c.get("label_zh"))
+                name = name or str(c.get("label_zh") or c.get("label_en"))
+                status = c.get("status")
+                if isinstance(status, str) and status:
+                    name = f"{name} ({verify_text.kpi_status(status, lang)})"
+            else:
+                raw = c.get("name") or c.get("check") or c.get("id") or key
+                name = verify_text.check_name(str(raw), lang)
+                subject = c.get("subject") or ""
+                if subject:
+                    name = f"{name} — {subject}"
             detail = c.get("detail") or c.get("reason") or c.get("message") or ""
             ok = c.get("ok", c.get("passed", c.get("status") in ("ok", "pass", "passed")))
-            out.append({"name": str(name), "ok": bool(ok), "detail": str(detail)})
+            out.append(
+                {"name": name, "ok": bool(ok), "detail": verify_text.reason(str(detail), lang)}
+            )
     return out
 
 
-def report_findings(report: dict[str, Any]) -> list[dict[str, str]]:
+def report_findings(report: dict[str, Any], lang: Lang = "en") -> list[dict[str, str]]:
     """The plausibility findings of a verification report (failed plausibility checks), each
-    with its severity and the plain explanation in both languages, serious ones first."""
+    with its severity and the plain explanation in the page's language, serious ones first."""
     items = report.get("plausibility")
     out: list[dict[str, str]] = []
     for c in items if isinstance(items, list) else []:
         if not isinstance(c, dict) or c.get("ok", True):
             continue
+        name = verify_text.check_name(str(c.get("check", "")), lang)
         out.append(
             {
-                "name": f"{c.get('check', '')} — {c.get('subject', '')}",
+                "name": f"{name} — {c.get('subject', '')}",
                 "severity": str(c.get("severity") or "warning"),
-                "detail": str(c.get("reason", "")),
-                "explain_zh": str(c.get("explain_zh", "")),
-                "explain_en": str(c.get("explain_en", "")),
+                "detail": verify_text.reason(str(c.get("reason", "")), lang),
+                "explain": str(c.get("explain_en" if lang == "en" else "explain_zh", "")),
             }
         )
     out.sort(key=lambda f: f["severity"] != "serious")
