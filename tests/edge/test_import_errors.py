@@ -1,6 +1,7 @@
-"""``shopfloor import meters`` (and ``tail`` of what it imported) on bad files, through the real command in a subprocess: one clear
+"""``shopfloor import meters`` on bad files, through the real command in a subprocess: one clear
 line per problem (file:line), a non-zero exit, never a traceback, and nothing imported; the time
-column headed ``timestamp``; import-only devices (no connection, no protocol block)."""
+column headed ``timestamp``; import-only devices (no connection, no protocol block); ``tail``
+naming what was imported."""
 
 from __future__ import annotations
 

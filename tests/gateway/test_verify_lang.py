@@ -9,7 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from gateway.present import report_checks, report_findings
+from gateway.i18n import Lang
+from gateway.present import figure_rows, report_checks, report_findings, value_reason
 from gateway.verify_text import UNTRANSLATED_ZH, check_name, reason
 from metrics.evidence.verify import verify_bundle
 from tests.evidence.test_verdict import findings_bundle
@@ -20,9 +21,9 @@ CJK = re.compile(r"[\u3400-\u9fff\uff08\uff09\uff1a\uff1b]")
 ENGLISH_WORDS = re.compile(r"\b(?!DSSE\b|SHA\b|KPI\b|OEE\b)[A-Za-z]{4,}\b")
 
 
-def _rows(report: dict[str, Any], lang: str) -> list[dict[str, Any]]:
-    checks = report_checks({"checks": report["checks"], "kpis": report["kpis"]}, lang)  # type: ignore[arg-type]
-    plausible = report_checks({"plausibility": report["plausibility"]}, lang)  # type: ignore[arg-type]
+def _rows(report: dict[str, Any], lang: Lang) -> list[dict[str, Any]]:
+    checks = report_checks({"checks": report["checks"], "kpis": report["kpis"]}, lang)
+    plausible = report_checks({"plausibility": report["plausibility"]}, lang)
     return checks + plausible
 
 
@@ -85,10 +86,51 @@ def test_verify_page_in_each_language(gw: Gateway, tmp_path: Path) -> None:
             html = r.text
             pages[lang] = html[html.index('id="verify-result"') : html.index("<details>")]
     zh, en = pages["zh"], pages["en"]
-    assert "隔离网络" in zh and "air-gapped" not in zh
-    assert "air-gapped" in en and "隔离网络" not in en
-    assert "检查点签名" in zh and "checkpoint signature" not in zh
-    assert "checkpoint signature" in en and not CJK.search(en)
+    assert "隔离网络" in zh
+    assert "air-gapped" not in zh
+    assert "air-gapped" in en
+    assert "隔离网络" not in en
+    assert "检查点签名" in zh
+    assert "checkpoint signature" not in zh
+    assert "checkpoint signature" in en
+    assert not CJK.search(en)
     assert "由证据包中的批次重算：一致" in zh
     assert "recomputed from the bundle&#39;s batches: identical" in en
     assert "设备综合利用率" in zh
+
+
+def test_kpi_no_value_reasons_in_the_page_language() -> None:
+    cell = {
+        "value": None,
+        "notes": [
+            "no value: no recorded data in this period (期间内无采集数据)",
+            "some input note",
+        ],
+    }
+    assert value_reason(cell, "zh") == "无值：期间内无采集数据"
+    assert value_reason(cell, "en") == "no value: no recorded data in this period"
+    both = {
+        "value": None,
+        "notes": ["no value: no meter data in this period for energy", "needs output value"],
+    }
+    assert value_reason(both, "zh") == "无值：期间内无能耗表计数据；需要工业总产值"
+    assert value_reason(both, "en") == (
+        "no value: no meter data in this period for energy; needs output value"
+    )
+    declared = {"value": None, "notes": ["not declared for this period: output_value"]}
+    assert value_reason(declared, "zh") == "本期间未申报：output_value"
+    assert value_reason({"value": 1.0, "notes": ["no value"]}, "zh") == ""
+    # a machine's figure: one language, not both
+    fig = {
+        "id": "oee",
+        "label_zh": "OEE",
+        "label_en": "OEE",
+        "text": "—",
+        "coverage_text": "",
+        "reason": True,
+        "reason_zh": "站点文件未配置理想节拍",
+        "reason_en": "no ideal_cycle_s",
+    }
+    (zh,) = figure_rows({"figures": [fig]}, "zh")
+    (en,) = figure_rows({"figures": [fig]}, "en")
+    assert (zh["reason"], en["reason"]) == ("站点文件未配置理想节拍", "no ideal_cycle_s")
