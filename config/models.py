@@ -173,6 +173,11 @@ class Device(Frozen):
     mqtt: MqttConnection | None = None
     mtconnect: MtconnectConnection | None = None
     sparkplug: SparkplugConnection | None = None
+    import_only: bool = Field(
+        default=False,
+        description="no connection: the device's data only comes from `shopfloor import meters`"
+        " (no protocol block, no point address)",
+    )
     key_equipment: bool = False
     production: bool = Field(
         default=True, description="a production device (数字化生产设备普及率 denominator)"
@@ -187,23 +192,40 @@ class Device(Frozen):
     points: tuple[Point, ...] = ()
 
     @property
-    def protocol(self) -> Protocol:
+    def protocol(self) -> Protocol | None:
+        """The device's protocol; ``None`` for an import-only device (no connection)."""
         for p in PROTOCOLS:
             if getattr(self, p) is not None:
                 return p
-        raise AssertionError("validated device without a protocol")
+        return None
 
     @model_validator(mode="after")
     def _protocol(self) -> Device:
         given = [p for p in PROTOCOLS if getattr(self, p) is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one protocol block: " + ", ".join(PROTOCOLS))
-        proto = given[0]
+        if self.import_only:
+            if given:
+                raise ValueError(
+                    f"an import_only device has no protocol block ('{given[0]}' given)"
+                )
+        elif len(given) != 1:
+            raise ValueError(
+                "give exactly one protocol block: "
+                + ", ".join(PROTOCOLS)
+                + " (or import_only: true for a device whose data is only imported)"
+            )
+        proto = given[0] if given else None
         seen: set[str] = set()
         for i, point in enumerate(self.points):
             if point.id in seen:
                 raise ValueError(f"points[{i}]: duplicate point id {point.id!r}")
             seen.add(point.id)
+            if proto is None:
+                addressed = [o for o in PROTOCOLS if getattr(point, o)]
+                if addressed:
+                    raise ValueError(
+                        f"points[{i}] ({point.id}): '{addressed[0]}' block on an import_only device"
+                    )
+                continue
             if point.address_of(proto) is None:
                 raise ValueError(f"points[{i}] ({point.id}): needs a '{proto}' address block")
             others = [o for o in PROTOCOLS if o != proto and getattr(point, o)]

@@ -204,7 +204,8 @@ class Collector:
         self.evidence: EvidenceRecorder | None = None
         self._store = store
         self._connectors = connectors
-        self.health = HealthTracker(d.id for d in site.devices)
+        # import-only devices have no connection: no health record, no restart marker
+        self.health = HealthTracker(d.id for d in site.devices if not d.import_only)
         # the gateway's files against runtime.disk (disk_* fields of every health record)
         self.disk = DiskWatch(site)
         self.queue = SampleQueue(
@@ -324,7 +325,7 @@ class Collector:
         if reader is None:
             log.info("the store cannot tell where its series end: no restart record")
             return
-        keys = [(d.id, p.id) for d in self.site.devices for p in d.points]
+        keys = [(d.id, p.id) for d in self.site.devices if not d.import_only for p in d.points]
         try:
             newest: dict[tuple[str, str], Newest] = await writer.call(reader, [*keys, HEARTBEAT])
         except Exception as exc:
@@ -521,7 +522,8 @@ class Collector:
             # the last instant the gateway was recording (the next start marks from here)
             self._beat()
         for dev in self.site.devices:
-            self.health.link(dev.id, False)
+            if not dev.import_only:
+                self.health.link(dev.id, False)
         for c in self.supervisor.connectors if self.supervisor else ():
             for d in c.devices:
                 self.health.link(d, False)

@@ -94,7 +94,7 @@ class HealthCollector(Collector):
 
     def _connector(self, device: str) -> str:
         try:
-            return self._site.device(device).protocol
+            return self._site.device(device).protocol or "import"
         except KeyError:
             return "unknown"
 

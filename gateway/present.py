@@ -7,6 +7,7 @@ import math
 import re
 from typing import Any
 
+from gateway import verify_text
 from gateway.data import optional_module
 from gateway.i18n import Lang, label
 from metrics import formatting
@@ -91,8 +92,8 @@ def table_rows(table: dict[str, Any] | None, lang: Lang) -> list[dict[str, Any]]
                 "mandatory": bool(r.get("mandatory")),
                 "before": fmt_number(_value_of(r.get("before")), unit),
                 "after": fmt_number(_value_of(r.get("after")), unit),
-                "before_reason": value_reason(r.get("before")),
-                "after_reason": value_reason(r.get("after")),
+                "before_reason": value_reason(r.get("before"), lang),
+                "after_reason": value_reason(r.get("after"), lang),
                 "before_warning": value_warnings(r.get("before"), lang),
                 "after_warning": value_warnings(r.get("after"), lang),
                 "before_coverage": fmt_coverage(r.get("before")),
@@ -109,14 +110,78 @@ def table_rows(table: dict[str, Any] | None, lang: Lang) -> list[dict[str, Any]]
     return out
 
 
-def value_reason(v: Any) -> str:
-    """Why a KPI cell (``KpiValue.to_dict()``) has no value: its ``no value`` / ``not
-    declared`` notes, else all its notes; ``""`` when it has a value."""
+def value_reason(v: Any, lang: Lang = "zh") -> str:
+    """Why a KPI cell (``KpiValue.to_dict()``) has no value, in the page's language: its ``no
+    value`` / ``not declared`` notes, else all its notes; ``""`` when it has a value."""
     if not isinstance(v, dict) or v.get("value") is not None:
         return ""
     # a table exists only when the engine computed it, so its module is there
     reason: str = optional_module("metrics.machine_table").no_value_reason(v)
-    return reason
+    parts = [_no_value_text(p, lang) for p in reason.split("; ") if p]
+    return ("；" if lang == "zh" else "; ").join(parts)
+
+
+_CJK_ASIDE = re.compile(r"\s*\([^()]*[\u4e00-\u9fff][^()]*\)")
+_NO_VALUE_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(p), zh)
+    for p, zh in (
+        (r"^no value: no recorded data in this period$", "无值：期间内无采集数据"),
+        (
+            r"^no value: no producing time with production counters in this period$",
+            "无值：期间内没有带产量计数的生产时间",
+        ),
+        (r"^no value: no key machine with a state point$", "无值：没有带状态点的关键设备"),
+        (r"^no value: no planned busy time in this period$", "无值：期间内没有计划工作时间"),
+        (
+            r"^no value: no producing time recorded \(effectiveness undefined\)$",
+            "无值：未记录生产时间（有效性无定义）",
+        ),
+        (
+            r"^no value: nothing produced was counted(?: in this period)?$",
+            "无值：期间内生产总数为 0",
+        ),
+        (r"^no value: a machine has no ideal_cycle_s$", "无值：有设备未设理想节拍 ideal_cycle_s"),
+        (
+            r"^no value: no APC loops \(apc_mode points\)$",
+            "无值：没有先进过程控制回路（apc_mode 点）",
+        ),
+        (r"^no value: no running time recorded in this period$", "无值：期间内未记录运行时间"),
+        (r"^no value: no water used in this period$", "无值：期间内用水量为 0"),
+        (r"^no value: no water meter data in this period$", "无值：期间内无水表数据"),
+        (
+            r"^no value: no water meters \(water_fresh_m3 / water_reused_m3\)$",
+            "无值：没有水表（water_fresh_m3 / water_reused_m3）",
+        ),
+        (
+            r"^no value: no declared output value and no counted good quantity of a device "
+            r"with unit_price_wan in this period$",
+            "无值：期间内既无申报产值，也无设有 unit_price_wan 的设备的合格品计数",
+        ),
+        (r"^no value: no meter data in this period for (.+)$", "无值：期间内无{0}表计数据"),
+        (r"^no value: no meters for (.+)$", "无值：没有{0}表计"),
+        (r"^not declared for this period: (.+)$", "本期间未申报：{0}"),
+        (r"^needs output value$", "需要工业总产值"),
+        (r"^no value \(no reason recorded\)$", "无值（未记录原因）"),
+        (r"^no value$", "无值"),
+    )
+)
+
+
+def _no_value_text(note: str, lang: Lang) -> str:
+    """One no-value note of the KPI engine in ``lang`` (English notes carry a Chinese aside
+    in parentheses now and then: dropped in English, the note translated in Chinese; a note
+    no pattern knows is shown as it is, marked 原文)."""
+    plain = _CJK_ASIDE.sub("", note).strip()
+    if lang == "en":
+        return plain
+    for pattern, zh in _NO_VALUE_ZH:
+        m = pattern.match(plain)
+        if m:
+            return zh.format(*(_METERED_ZH.get(g, g) for g in m.groups()))
+    return f"{verify_text.UNTRANSLATED_ZH}{plain}"
+
+
+_METERED_ZH = {"energy": "能耗", "CO2": "碳排放"}
 
 
 _WARNINGS: tuple[tuple[re.Pattern[str], str, str], ...] = (
@@ -169,12 +234,10 @@ def fmt_coverage(v: Any) -> str:
 
 
 def _reason(d: dict[str, Any], lang: Lang) -> str:
-    """The reason of a missing figure: Chinese with the English beside, or English only."""
+    """The reason of a missing figure in the page's language."""
     if not d.get("reason"):
         return ""
-    if lang == "en":
-        return str(d.get("reason_en"))
-    return f"{d.get('reason_zh')} {d.get('reason_en')}"
+    return str(d.get("reason_en" if lang == "en" else "reason_zh"))
 
 
 def reason_text(machine: dict[str, Any], lang: Lang) -> str:
@@ -199,8 +262,9 @@ def figure_rows(machine: dict[str, Any] | None, lang: Lang) -> list[dict[str, st
     ]
 
 
-def report_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Flatten a verification report's checks into (name, ok, detail) rows."""
+def report_checks(report: dict[str, Any], lang: Lang = "en") -> list[dict[str, Any]]:
+    """Flatten a verification report's checks into (name, ok, detail) rows in one language
+    (:mod:`gateway.verify_text`): a check's name and subject, a KPI's label in ``lang``."""
     out: list[dict[str, Any]] = []
     for key in ("checks", "kpis", "plausibility"):
         items = report.get(key)
@@ -214,31 +278,41 @@ def report_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
         for c in items:
             if not isinstance(c, dict):
                 continue
-            name = c.get("name") or c.get("check") or c.get("label_zh") or c.get("id") or key
-            subject = c.get("subject") or c.get("label_en") or ""
-            if subject:
-                name = f"{name} — {subject}"
+            if c.get("label_zh") or c.get("label_en"):  # a KPI of the report
+                name = str(c.get("label_en") if lang == "en" else c.get("label_zh"))
+                name = name or str(c.get("label_zh") or c.get("label_en"))
+                status = c.get("status")
+                if isinstance(status, str) and status:
+                    name = f"{name} ({verify_text.kpi_status(status, lang)})"
+            else:
+                raw = c.get("name") or c.get("check") or c.get("id") or key
+                name = verify_text.check_name(str(raw), lang)
+                subject = c.get("subject") or ""
+                if subject:
+                    name = f"{name} — {subject}"
             detail = c.get("detail") or c.get("reason") or c.get("message") or ""
             ok = c.get("ok", c.get("passed", c.get("status") in ("ok", "pass", "passed")))
-            out.append({"name": str(name), "ok": bool(ok), "detail": str(detail)})
+            out.append(
+                {"name": name, "ok": bool(ok), "detail": verify_text.reason(str(detail), lang)}
+            )
     return out
 
 
-def report_findings(report: dict[str, Any]) -> list[dict[str, str]]:
+def report_findings(report: dict[str, Any], lang: Lang = "en") -> list[dict[str, str]]:
     """The plausibility findings of a verification report (failed plausibility checks), each
-    with its severity and the plain explanation in both languages, serious ones first."""
+    with its severity and the plain explanation in the page's language, serious ones first."""
     items = report.get("plausibility")
     out: list[dict[str, str]] = []
     for c in items if isinstance(items, list) else []:
         if not isinstance(c, dict) or c.get("ok", True):
             continue
+        name = verify_text.check_name(str(c.get("check", "")), lang)
         out.append(
             {
-                "name": f"{c.get('check', '')} — {c.get('subject', '')}",
+                "name": f"{name} — {c.get('subject', '')}",
                 "severity": str(c.get("severity") or "warning"),
-                "detail": str(c.get("reason", "")),
-                "explain_zh": str(c.get("explain_zh", "")),
-                "explain_en": str(c.get("explain_en", "")),
+                "detail": verify_text.reason(str(c.get("reason", "")), lang),
+                "explain": str(c.get("explain_en" if lang == "en" else "explain_zh", "")),
             }
         )
     out.sort(key=lambda f: f["severity"] != "serious")

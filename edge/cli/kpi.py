@@ -28,7 +28,13 @@ from edge.store.base import Batch, Store
 from metrics.declared import DeclaredImportError, load_file, with_imports
 from metrics.engine import compute_table
 from metrics.evidence import canonical
-from metrics.imports import ImportedSeries, MeterImportError, parse_meter_csv
+from metrics.imports import (
+    TS_MAX_NS,
+    TS_MIN_NS,
+    ImportedSeries,
+    MeterImportError,
+    parse_meter_csv,
+)
 from metrics.periods import PeriodError, day_start_ns, local_ns, parse_range, zone
 from metrics.provenance import IMPORT_PREFIX, flag_mismatch
 from metrics.series import SeriesReader
@@ -268,8 +274,10 @@ def _import_meters(args: argparse.Namespace) -> int:
     if args.end:
         try:
             end_ns = parse_instant(args.end, site.site.timezone)
-        except PeriodError as exc:
+        except (PeriodError, OverflowError) as exc:
             raise _Fail(f"error: --end: {exc}") from None
+        if not TS_MIN_NS <= end_ns <= TS_MAX_NS:
+            raise _Fail(f"error: --end {args.end!r} lies outside 1678..2261 (the store's range)")
     end = file_end_ns(series, end_ns)
     ledger = _open_ledger(site)
     from edge.store.factory import open_store

@@ -56,7 +56,39 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def latest_table(samples: list[Sample], tz: dt.tzinfo, n: int | None, *, full: bool = False) -> str:
+class Names:
+    """Device and point names of the site file, shown as ``name (id)``; raw ids without a site
+    file, for series the file does not know, and when the name is the id."""
+
+    def __init__(self, site: SiteConfig | None = None) -> None:
+        self.devices: dict[str, str] = {}
+        self.points: dict[tuple[str, str], str] = {}
+        for d in site.devices if site is not None else ():
+            self.devices[d.id] = d.name
+            for p in d.points:
+                if p.name:
+                    self.points[(d.id, p.id)] = p.name
+
+    @staticmethod
+    def _label(name: str | None, raw: str) -> str:
+        return f"{name} ({raw})" if name and name != raw else raw
+
+    def device(self, device: str) -> str:
+        return self._label(self.devices.get(device), device)
+
+    def point(self, device: str, point: str) -> str:
+        return self._label(self.points.get((device, point)), point)
+
+
+def latest_table(
+    samples: list[Sample],
+    tz: dt.tzinfo,
+    n: int | None,
+    *,
+    full: bool = False,
+    names: Names | None = None,
+) -> str:
+    nm = names or Names()
     rows = sorted(samples, key=lambda s: s.ts, reverse=True)
     if n is not None:
         rows = rows[:n]
@@ -65,8 +97,8 @@ def latest_table(samples: list[Sample], tz: dt.tzinfo, n: int | None, *, full: b
         ["设备 device", "点 point", "时间 time", "值 value", "质量 quality", "状态 status"],
         [
             [
-                s.device,
-                s.point,
+                nm.device(s.device),
+                nm.point(s.device, s.point),
                 fmt_ts(s.ts, tz),
                 fmt_value(s.value, full=full),
                 s.quality.text,
@@ -77,7 +109,8 @@ def latest_table(samples: list[Sample], tz: dt.tzinfo, n: int | None, *, full: b
     )
 
 
-def health_table(records: list[DeviceHealth], tz: dt.tzinfo) -> str:
+def health_table(records: list[DeviceHealth], tz: dt.tzinfo, names: Names | None = None) -> str:
+    nm = names or Names()
     return table(
         [
             "设备 device",
@@ -90,7 +123,7 @@ def health_table(records: list[DeviceHealth], tz: dt.tzinfo) -> str:
         ],
         [
             [
-                h.device,
+                nm.device(h.device),
                 "yes 是" if h.connected else "no 否",
                 fmt_ts(h.last_good_ts, tz),
                 str(h.samples),
@@ -103,7 +136,7 @@ def health_table(records: list[DeviceHealth], tz: dt.tzinfo) -> str:
     )
 
 
-def _db_and_tz(args: argparse.Namespace) -> tuple[Path, dt.tzinfo] | None:
+def _db_and_tz(args: argparse.Namespace) -> tuple[Path, dt.tzinfo, Names] | None:
     site: SiteConfig | None = None
     if args.config:
         site = load_or_report(args.config, check_secrets=False)
@@ -123,7 +156,7 @@ def _db_and_tz(args: argparse.Namespace) -> tuple[Path, dt.tzinfo] | None:
     else:
         db = DEFAULT_DB
     tz: dt.tzinfo = zoneinfo.ZoneInfo(site.site.timezone) if site else dt.UTC
-    return db, tz
+    return db, tz, Names(site)
 
 
 def _tail(args: argparse.Namespace) -> int:
@@ -133,7 +166,7 @@ def _tail(args: argparse.Namespace) -> int:
     found = _db_and_tz(args)
     if found is None:
         return 2
-    db, tz = found
+    db, tz, names = found
     from edge.store.sqlite import SqliteStore, StoreError
 
     try:
@@ -146,10 +179,10 @@ def _tail(args: argparse.Namespace) -> int:
             samples = store.latest(args.device)
             if args.device and not samples:
                 print(f"no samples for device {args.device!r} in {db}", file=sys.stderr)
-            out = latest_table(samples, tz, args.n, full=args.full)
+            out = latest_table(samples, tz, args.n, full=args.full, names=names)
             if args.health:
                 recs = [h for h in store.health() if not args.device or h.device == args.device]
-                out += "\n\n" + health_table(recs, tz)
+                out += "\n\n" + health_table(recs, tz, names)
             print(out, flush=True)
             if not args.follow:
                 return 0 if samples or not args.device else 1

@@ -414,6 +414,7 @@ async def verify_upload(
     except (Unavailable, evidence.BundleInputError, HTTPException) as exc:
         msg = exc.detail if isinstance(exc, HTTPException) else str(exc)
         return _render(request, "verify.html", status=200, page="verify", result=None, error=msg)
+    lang = _lang(request)
     result = {
         "ok": rep.ok,
         "verdict": rep.verdict,
@@ -425,9 +426,11 @@ async def verify_upload(
         "verify.html",
         page="verify",
         result=result,
-        checks=report_checks({"checks": report["checks"], "kpis": report["kpis"]}),
-        findings=report_findings(report),
-        plausible=report_checks({"plausibility": [c for c in report["plausibility"] if c["ok"]]}),
+        checks=report_checks({"checks": report["checks"], "kpis": report["kpis"]}, lang),
+        findings=report_findings(report, lang),
+        plausible=report_checks(
+            {"plausibility": [c for c in report["plausibility"] if c["ok"]]}, lang
+        ),
         report_json=pretty_json(report),
         error=None,
     )
