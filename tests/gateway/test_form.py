@@ -60,10 +60,24 @@ def test_default_periods_follow_the_data() -> None:
     # three live days, no import: current = the complete days, baseline = the first of them
     spans = [("cnc1", _ns("2026-11-27T08:00"), _ns("2026-11-30T10:00"))]
     assert default_periods(spans, TZ, TODAY) == ("2026-11-27..2026-11-27", "2026-11-28..2026-11-29")
-    # a fresh recording of a few hours: that day (its coverage tells how much is recorded)
-    # against the same day a year before (the previous year's declared figures)
+    # a fresh recording of a few hours: exactly what was recorded (the whole day would read its
+    # hours before the first sample as offline) against the same day a year before (the
+    # previous year's declared figures)
     spans = [("cnc1", _ns("2026-11-30T08:00"), _ns("2026-11-30T10:00"))]
-    assert default_periods(spans, TZ, TODAY) == ("2025-11-30..2025-11-30", "2026-11-30..2026-11-30")
+    assert default_periods(spans, TZ, TODAY) == (
+        "2025-11-30..2025-11-30",
+        "2026-11-30T08:00:00..2026-11-30T10:00:01",
+    )
+    # the demo: a week imported (range end exclusive, its import_end markers at midnight) and
+    # a fresh live recording: the baseline is the seven imported days, not eight
+    spans = [
+        ("import:cnc1", _ns("2025-11-28T00:00"), _ns("2025-12-05T00:00")),
+        ("cnc1", _ns("2026-12-04T16:00"), _ns("2026-12-04T16:37:53")),
+    ]
+    assert default_periods(spans, TZ, TODAY) == (
+        "2025-11-28..2025-12-04",
+        "2026-12-04T16:00:00..2026-12-04T16:37:54",
+    )
     spans = [("cnc1", _ns("2028-02-29T08:00"), _ns("2028-02-29T10:00"))]
     assert default_periods(spans, TZ, TODAY)[0] == "2027-02-28..2027-02-28"
     # an empty store: today in the site's zone, never a calendar year
@@ -73,8 +87,9 @@ def test_default_periods_follow_the_data() -> None:
 def test_table_page_defaults_and_download_links(fgw: Gateway) -> None:
     with fgw.client("applicant") as c:
         page = c.get("/table").text
-    day = f"{PINNED_DAY}..{PINNED_DAY}"
-    assert f'name="current" value="{day}"' in page
+    # two hours recorded up to the pinned clock (the newest sample 1 s before it)
+    span = "2026-03-10T08:30:00..2026-03-10T10:30:00"
+    assert f'name="current" value="{span}"' in page
     assert 'name="baseline" value="2025-03-10..2025-03-10"' in page
     assert 'value="2026-01-01..2026-12-31"' not in page  # no calendar year
     assert 'id="dl-csv"' in page
@@ -179,7 +194,7 @@ def test_table_page_in_a_browser_both_languages(fgw: Gateway, tmp_path: Path) ->
             page.click("#login-submit")
             expect(page.locator("h1")).to_have_text("建设成效对比表")
             expect(page.locator("form.periods input[name=current]")).to_have_value(
-                f"{PINNED_DAY}..{PINNED_DAY}"
+                "2026-03-10T08:30:00..2026-03-10T10:30:00"  # what was recorded, not the day
             )
             expect(page.locator("#kpi-table")).to_contain_text("*关键设备联网率")
             page.screenshot(path=str(ARTIFACTS / "gateway-table-zh.png"), full_page=True)
