@@ -11,7 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from edge.store.base import DeviceHealth
 from gateway.data import ReadStore
 from gateway.deps import Viewer, get_state
-from gateway.downsample import MAX_BUCKETS, downsample
+from gateway.downsample import MAX_BUCKETS, add_minutes, downsample
 from gateway.kpi import KpiService
 from gateway.schemas import (
     RANGE_PATTERN,
@@ -160,7 +160,13 @@ async def history(
         series = store.read(device, point, start_ns, end_ns, prior=True)
         before = series.ts < start_ns
         prior = float(series.values[before][-1]) if before.any() else None
-        return downsample(series, start_ns, end_ns, buckets), prior
+        b = downsample(series, start_ns, end_ns, buckets)
+        # raw samples a retention pass removed: their per-minute aggregates (edge.store)
+        horizon = getattr(store, "raw_horizon", None)
+        if horizon is not None and start_ns < (h := int(horizon())):
+            minutes = store.minutes(device, point, start_ns, min(end_ns, h))  # type: ignore[attr-defined]
+            b = add_minutes(b, minutes, start_ns)
+        return b, prior
 
     b, prior = await get_state(request).pool.run(read)
 

@@ -57,7 +57,8 @@ def test_kpi_table_identical_after_raw_samples_leave(tmp_path: Path) -> None:
     store.compact(live.end_ns + 1, min_rows=2)  # merged chunks no longer name their batch
     now = live.start_ns + 2 * DAY_NS  # the baseline is 8 days old, the live hour 2 days
     res = retain(store, ledger, 3.0, now_ns=now)
-    assert res.blocked_by is None and res.horizon == now - 3 * DAY_NS
+    assert res.blocked_by is None
+    assert res.horizon == now - 3 * DAY_NS
     assert res.samples_removed > 0
     assert store.count_before(res.horizon) == (0, 0)
     assert len(store.read("cnc1", "state", baseline.start_ns, baseline.end_ns)) == 0
@@ -67,7 +68,7 @@ def test_kpi_table_identical_after_raw_samples_leave(tmp_path: Path) -> None:
 
 
 def test_prior_crosses_the_horizon(tmp_path: Path) -> None:
-    store, ledger, site, baseline, live = _filled(tmp_path)
+    store, ledger, _site, baseline, live = _filled(tmp_path)
     reader = ArchiveReader(store, ledger)
     mid = baseline.start_ns + 3 * 3600 * 10**9
     want_old = reader.read("cnc1", "state", mid, mid + 600 * 10**9, prior=True)
@@ -80,7 +81,8 @@ def test_prior_crosses_the_horizon(tmp_path: Path) -> None:
         (want_span, (mid, live.end_ns)),
     ):
         got = reader.read("cnc1", "state", *args, prior=True)
-        assert got.ts.tolist() == want.ts.tolist() and len(got) > 0
+        assert got.ts.tolist() == want.ts.tolist()
+        assert len(got) > 0
         assert np.array_equal(got.values, want.values, equal_nan=True)
         assert got.quality.tolist() == want.quality.tolist()
 
@@ -93,7 +95,8 @@ def test_never_deletes_without_ledger_or_retention_time(tmp_path: Path) -> None:
     assert retain(store, ledger, None, now_ns=far).samples_removed == 0
     dry = retain(store, ledger, 1.0, now_ns=far, dry_run=True)
     assert (dry.chunks_removed, dry.samples_removed) == total
-    assert store.count_before(far) == total and store.raw_horizon() == 0
+    assert store.count_before(far) == total
+    assert store.raw_horizon() == 0
 
 
 def test_unlogged_batch_holds_back_removal(tmp_path: Path) -> None:
@@ -107,7 +110,8 @@ def test_unlogged_batch_holds_back_removal(tmp_path: Path) -> None:
     store.write_batches([mk(3, t0 + 2 * DAY_NS), mk(4, t0 + 3 * DAY_NS)])  # not in the ledger
     ledger.append_batches([mk(4, t0 + 3 * DAY_NS)], now_ns=t0 + 3 * DAY_NS)  # seq 3 missing
     res = retain(store, ledger, 1.0, now_ns=t0 + 10 * DAY_NS)
-    assert res.blocked_by == ("m", 3) and res.horizon == t0 + 2 * DAY_NS
+    assert res.blocked_by == ("m", 3)
+    assert res.horizon == t0 + 2 * DAY_NS
     assert res.samples_removed == 2
     assert store.read("m", "p", 0, t0 + 9 * DAY_NS).values.tolist() == [3.0, 4.0]
     assert ArchiveReader(store, ledger).read("m", "p", 0, t0 + 9 * DAY_NS).values.tolist() == [
@@ -143,3 +147,26 @@ def test_minute_aggregates_hand_worked(tmp_path: Path) -> None:
         (t0 + MINUTE_NS, 1, 0, None, None, 0.0, None, None),
     ]
     assert minute_aggregates([]) == []
+
+
+def test_history_buckets_from_minute_aggregates_equal_raw(tmp_path: Path) -> None:
+    from gateway.downsample import add_minutes, downsample
+
+    store, ledger, _site, baseline, live = _filled(tmp_path)
+    start, end = baseline.start_ns, baseline.end_ns
+    series = store.read("cnc1", "spindle_kw", start, end)
+    assert len(series) > 100
+    want = downsample(series, start, end, 40)  # 12-minute buckets: whole minutes
+    retain(store, ledger, 3.0, now_ns=live.start_ns + 2 * DAY_NS)
+    assert store.raw_horizon() > end
+    left = store.read("cnc1", "spindle_kw", start, end)
+    assert len(left) == 0
+    got = add_minutes(downsample(left, start, end, 40), store.minutes(*_key, start, end), start)
+    assert got.count.tolist() == want.count.tolist()
+    assert got.bad.tolist() == want.bad.tolist()
+    for a, b in ((got.min, want.min), (got.max, want.max), (got.last, want.last)):
+        assert np.array_equal(a, b, equal_nan=True)
+    assert np.allclose(got.mean, want.mean, equal_nan=True, rtol=1e-12)
+
+
+_key = ("cnc1", "spindle_kw")
