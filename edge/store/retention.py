@@ -102,23 +102,19 @@ def minute_aggregates(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         uniq, first_in_rev = np.unique(rev, return_index=True)
         last[uniq] = uv[::-1][first_in_rev]
         last_ts[uniq] = ut[::-1][first_in_rev]
-    out: list[tuple[Any, ...]] = []
-    for i, s in enumerate(starts.tolist()):
-        has = bool(good[i])
-        out.append(
-            (
-                int(sid[s]),
-                int(minute[s]),
-                int(n[i]),
-                int(good[i]),
-                float(vmin[i]) if has else None,
-                float(vmax[i]) if has else None,
-                float(vsum[i]),
-                int(last_ts[i]) if has else None,
-                float(last[i]) if has else None,
-            )
-        )
-    return out
+    cols = zip(
+        sid[starts].tolist(),
+        minute[starts].tolist(),
+        n.tolist(),
+        good.tolist(),
+        vmin.tolist(),
+        vmax.tolist(),
+        vsum.tolist(),
+        last_ts.tolist(),
+        last.tolist(),
+        strict=True,
+    )
+    return [r if r[3] else (r[0], r[1], r[2], 0, None, None, r[6], None, None) for r in cols]
 
 
 def retain(
