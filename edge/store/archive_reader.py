@@ -11,9 +11,13 @@ before ``start``, wherever it is kept). Equal timestamps keep the log order.
 from __future__ import annotations
 
 from collections import OrderedDict
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from connectors.base import Sample
+from edge.store.base import DeviceHealth
 from edge.store.ledger import Ledger
 from edge.store.sqlite import SqliteStore
 from metrics.evidence.canonical import decode_samples
@@ -27,10 +31,41 @@ _CACHE = 256  # decoded batches kept (a KPI table reads many points of the same 
 class ArchiveReader:
     """``read`` like the store's, falling back to the ledger below the store's raw horizon."""
 
-    def __init__(self, store: SqliteStore, ledger: Ledger) -> None:
+    def __init__(self, store: SqliteStore, ledger: Ledger | Path) -> None:
+        """``ledger``: an open ledger, or the path of one to open read-only when a read first
+        reaches below the horizon (closed with the reader)."""
         self.store = store
-        self.ledger = ledger
+        self._ledger = ledger if isinstance(ledger, Ledger) else None
+        self._ledger_path = None if isinstance(ledger, Ledger) else ledger
         self._decoded: OrderedDict[int, dict[tuple[str, str], Series]] = OrderedDict()
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            assert self._ledger_path is not None
+            self._ledger = Ledger.open_readonly(self._ledger_path)
+        return self._ledger
+
+    def __getattr__(self, name: str) -> Any:
+        """Everything else is the store's (latest, health, batch records, spans, ...)."""
+        if name == "store":
+            raise AttributeError(name)
+        return getattr(self.store, name)
+
+    def latest(self, device: str | None = None) -> list[Sample]:
+        return self.store.latest(device)
+
+    def health(self) -> list[DeviceHealth]:
+        return self.store.health()
+
+    def close(self) -> None:
+        """Close the store, and the ledger when this reader opened it."""
+        try:
+            self.store.close()
+        finally:
+            if self._ledger_path is not None and self._ledger is not None:
+                self._ledger.close()
+                self._ledger = None
 
     def _series_of(self, idx: int) -> dict[tuple[str, str], Series]:
         got = self._decoded.get(idx)
