@@ -3,7 +3,9 @@ time on a year of data: ``POINTS`` points at one sample a minute for ``DAYS`` da
 hourly batches per device (store + evidence ledger), compacted, then one retention pass that
 keeps the last 30 days raw.
 
-    PYTHONPATH=. .venv/bin/python bench/bench_retention.py [DAYS] [POINTS]
+    PYTHONPATH=. .venv/bin/python bench/bench_retention.py [DAYS] [POINTS] [PER_MIN] [KEEP_DAYS]
+
+(``PER_MIN`` samples a minute per point, default 1; ``KEEP_DAYS`` raw, default 30.)
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ def _size(path: Path) -> int:
 def main() -> None:
     days = int(sys.argv[1]) if len(sys.argv) > 1 else 365
     points = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+    per_min = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    keep = float(sys.argv[4]) if len(sys.argv) > 4 else 30.0
+    step = MIN // per_min
     with tempfile.TemporaryDirectory() as tmp:
         sp, lp = Path(tmp) / "s.db", Path(tmp) / "l.db"
         store = SqliteStore(sp, synchronous="NORMAL")
@@ -44,9 +49,9 @@ def main() -> None:
                 base = T0 + day * DAY_NS + hour * 60 * MIN
                 samples = tuple(
                     Sample(
-                        "m1", f"p{p}", base + m * MIN, float((m * 7 + p) % 100), Quality.GOOD, ""
+                        "m1", f"p{p}", base + m * step, float((m * 7 + p) % 100), Quality.GOOD, ""
                     )
-                    for m in range(60)
+                    for m in range(60 * per_min)
                     for p in range(points)
                 )
                 group.append(Batch("m1", seq, samples))
@@ -64,7 +69,7 @@ def main() -> None:
         store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         raw_size = _size(sp)
         t_r = time.perf_counter()
-        res = retain(store, ledger, 30.0, now_ns=now)
+        res = retain(store, ledger, keep, now_ns=now)
         t_r = time.perf_counter() - t_r
         store._db.execute("VACUUM")
         store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -72,14 +77,14 @@ def main() -> None:
         store.close()
         ledger.close()
         after = _size(sp)
-        print(f"samples: {total} ({days} days x {points} points at 1/min)")
+        print(f"samples: {total} ({days} days x {points} points at {per_min}/min)")
         print(f"write+ledger: {t_write:.1f} s; compaction: {t_c:.1f} s")
         print(f"store raw (compacted): {raw_size / 1e6:.1f} MB = {raw_size / total:.1f} B/sample")
         print(
             f"retention pass: {t_r:.1f} s; removed {res.samples_removed} samples "
             f"in {res.chunks_removed} chunks"
         )
-        print(f"store after (30 days raw + minute aggregates): {after / 1e6:.1f} MB")
+        print(f"store after ({keep:g} days raw + minute aggregates): {after / 1e6:.1f} MB")
         print(f"minute aggregate rows: {rows}")
         print(f"ledger: {_size(lp) / 1e6:.1f} MB")
 

@@ -57,13 +57,18 @@ class RetentionResult:
 
 def logged_horizon(store: SqliteStore, ledger: Ledger, cutoff: int) -> tuple[int, Any]:
     """The earlier of ``cutoff`` and the first timestamp of the oldest store batch (starting
-    before ``cutoff``) that the ledger does not hold identically; with that batch or None."""
+    before ``cutoff``) that the ledger does not hold identically; with that batch or None.
+    Only batches that may still have samples in the store are looked at: those ending at or
+    after the oldest stored chunk's first timestamp (an older batch has none left)."""
+    oldest = store.oldest_chunk_ts()
+    if oldest is None or oldest >= cutoff:
+        return cutoff, None
     logged = {
         (str(lf.source), int(lf.seq or 0)): (lf.first_ts, lf.last_ts, lf.count)
-        for lf in ledger.leaves(kind="batch", overlapping=(-(2**63), cutoff))
+        for lf in ledger.leaves(kind="batch", overlapping=(oldest, cutoff))
     }
     horizon, blocked = cutoff, None
-    for source, seq, first, last, count, _w in store.batch_records(end=cutoff):
+    for source, seq, first, last, count, _w in store.batch_records(start=oldest, end=cutoff):
         if logged.get((source, seq)) != (first, last, count) and first < horizon:
             horizon, blocked = first, (source, seq)
     return horizon, blocked
@@ -143,6 +148,4 @@ def retain(
             break
         samples += store.drop_chunks([int(r[0]) for r in rows], minute_aggregates(rows), horizon)
         chunks += len(rows)
-    if chunks == 0 and horizon > store.raw_horizon():
-        store.drop_chunks([], [], horizon)
     return RetentionResult(horizon, cutoff, blocked, chunks, samples, False)

@@ -1094,6 +1094,12 @@ class SqliteStore:
                 (before_ns, limit),
             ).fetchall()
 
+    def oldest_chunk_ts(self) -> int | None:
+        """The first timestamp of the oldest chunk row still stored (None when none)."""
+        with self._lock:
+            row = self._db.execute("SELECT MIN(first_ts) FROM chunks").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def count_before(self, before_ns: int) -> tuple[int, int]:
         """(chunk rows, samples) ending before ``before_ns``."""
         with self._lock:
