@@ -170,3 +170,38 @@ def test_history_buckets_from_minute_aggregates_equal_raw(tmp_path: Path) -> Non
 
 
 _key = ("cnc1", "spindle_kw")
+
+
+def test_imported_batches_leave_once_logged_with_their_import_leaf(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    ledger = Ledger(tmp_path / "l.db")
+    t0 = 1_700_000_000 * 10**9
+    imported = [
+        Batch("import:m", k, (Sample("m", "p", t0 + k * MINUTE_NS, float(k), Quality.GOOD, ""),))
+        for k in (1, 2)
+    ]
+    store.write_batches(imported)
+    res = retain(store, ledger, 1.0, now_ns=t0 + 9 * DAY_NS)
+    assert res.blocked_by == ("import:m", 1)  # not logged yet: nothing leaves
+    assert res.samples_removed == 0
+    ledger.append_import(imported, {"name": "old.csv", "sha256": "0" * 64}, now_ns=t0)
+    res = retain(store, ledger, 1.0, now_ns=t0 + 9 * DAY_NS)
+    assert res.blocked_by is None
+    assert res.samples_removed == 2
+    reader = ArchiveReader(store, ledger)
+    assert reader.read("m", "p", 0, t0 + DAY_NS).values.tolist() == [1.0, 2.0]
+    assert reader.batch_records("import:m")  # provenance still sees the import
+
+
+def test_a_ledger_leaf_that_differs_from_the_stored_batch_holds_back(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    ledger = Ledger(tmp_path / "l.db")
+    t0 = 1_700_000_000 * 10**9
+    one = Sample("m", "p", t0, 1.0, Quality.GOOD, "")
+    two = Sample("m", "p", t0 + MINUTE_NS, 2.0, Quality.GOOD, "")
+    store.write_batches([Batch("m", 1, (one, two))])
+    ledger.append_batches([Batch("m", 1, (one,))], now_ns=t0)  # same seq, one sample less
+    res = retain(store, ledger, 1.0, now_ns=t0 + 9 * DAY_NS)
+    assert res.blocked_by == ("m", 1)
+    assert res.samples_removed == 0
+    assert len(store.read("m", "p", 0, t0 + DAY_NS)) == 2
