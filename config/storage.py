@@ -43,6 +43,12 @@ class SqliteStorage(Frozen):
         description="full: an acknowledged batch survives power loss (fsync per commit); "
         "normal: survives a crash or kill -9, may lose the last commits on power loss",
     )
+    raw_retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="days raw samples stay in the store; older ones are removed once the "
+        "evidence ledger holds their batches (per-minute aggregates stay); unset: keep all",
+    )
 
 
 class InfluxStorage(Frozen):

@@ -51,6 +51,8 @@ log = logging.getLogger("shopfloor.collector")
 # the embedded store merges small chunks of data older than COMPACT_SETTLE_S every COMPACT_EVERY_S
 COMPACT_EVERY_S = 60.0
 COMPACT_SETTLE_S = 600
+# the retention pass (storage.raw_retention_days) runs after a compaction at most this often
+RETAIN_EVERY_S = 3600.0
 # after a forced stop, each remaining shutdown step gets at most this long
 FORCE_GRACE_S = 5.0
 # samples drawn from an import's iterable per worker-thread call
@@ -224,6 +226,8 @@ class Collector:
         self._writer_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self.restart_markers = 0  # gateway_down markers written at start
+        self._retained_at = -float("inf")  # monotonic time of the last retention pass
+        self.retention_extra: dict[str, int] = {}  # its figures in every health record
 
     def force_stop(self) -> None:
         """A second stop request: no more store retries; flush what can be flushed within
@@ -263,6 +267,41 @@ class Collector:
             else:
                 if removed:
                     log.info("store compaction merged %d chunk rows", removed)
+            await self._retain(writer)
+
+    async def _retain(self, writer: Writer) -> None:
+        """The retention pass (edge.store.retention) at most every RETAIN_EVERY_S, after a
+        compaction: only with ``storage.raw_retention_days`` and an evidence ledger."""
+        from edge.store.sqlite import SqliteStore
+
+        days = getattr(self.site.storage, "raw_retention_days", None)
+        store = writer.store
+        if days is None or self.evidence is None or not isinstance(store, SqliteStore):
+            return
+        now = time.monotonic()
+        if now - self._retained_at < RETAIN_EVERY_S:
+            return
+        self._retained_at = now
+        from edge.store.retention import retain
+
+        try:
+            res = await writer.call(retain, store, self.evidence.ledger, days)
+            totals = await writer.call(store.retention_totals)
+        except Exception as exc:
+            log.error("store retention failed: %r", exc)
+            return
+        self.retention_extra = {
+            "store_raw_horizon_ns": res.horizon,
+            "store_retention_samples_removed": totals.get("retention_samples_removed", 0),
+            "store_retention_chunks_removed": totals.get("retention_chunks_removed", 0),
+        }
+        if res.samples_removed:
+            log.info(
+                "store retention removed %d raw samples (%d chunks) before %d",
+                res.samples_removed,
+                res.chunks_removed,
+                res.horizon,
+            )
 
     async def _write_health(self, writer: Writer) -> None:
         alive = self.site.runtime.alive_file
@@ -277,6 +316,7 @@ class Collector:
             h.extra["queue_len"] = len(self.queue)
             h.extra.update(ledger)
             h.extra.update(disk)
+            h.extra.update(self.retention_extra)
         # per-device figures a connector keeps itself (Modbus: requests/s, latency, splits)
         for c in self.supervisor.connectors if self.supervisor is not None else ():
             device_stats = getattr(c, "device_stats", None)

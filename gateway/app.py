@@ -146,7 +146,7 @@ def _auth_required(request: Request, exc: AuthRequired) -> Response:
 def create_app(settings: Settings) -> FastAPI:
     users = UserDB(settings.users_db)
     dummy_hash()  # computed now, so that the first unknown user name costs no extra hash
-    pool = ReaderPool(settings.store_path, settings.readers)
+    pool = ReaderPool(settings.store_path, settings.readers, settings.ledger_path)
     kpi = KpiService(pool, settings.site, settings.kpi_cache_s)
     hub = LiveHub(
         pool,

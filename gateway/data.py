@@ -67,7 +67,9 @@ def optional_module(name: str) -> Any:
         raise
 
 
-def open_readonly(path: Path) -> ReadStore:
+def open_readonly(path: Path, ledger_path: Path | None = None) -> ReadStore:
+    """A read-only store; with an existing ``ledger_path``, wrapped so that the raw samples a
+    retention pass removed are read back from the evidence ledger (``edge.store``)."""
     if not path.exists():
         raise Unavailable(f"the store {path.name} does not exist yet (is the collector running?)")
     mod = optional_module("edge.store.sqlite")
@@ -75,6 +77,10 @@ def open_readonly(path: Path) -> ReadStore:
         store: ReadStore = mod.SqliteStore.open_readonly(path)
     except (sqlite3.Error, mod.StoreError) as exc:
         raise Unavailable(f"the store cannot be opened: {exc}") from None
+    if ledger_path is not None and ledger_path.exists():
+        archive = optional_module("edge.store.archive_reader")
+        wrapped: ReadStore = archive.ArchiveReader(store, ledger_path)
+        return wrapped
     return store
 
 
@@ -113,8 +119,9 @@ class _Reader:
 class ReaderPool:
     """``await pool.run(lambda store: store.latest())`` on a free reader thread."""
 
-    def __init__(self, path: Path | None, size: int = 4) -> None:
+    def __init__(self, path: Path | None, size: int = 4, ledger_path: Path | None = None) -> None:
         self.path = path
+        self.ledger_path = ledger_path
         self._size = max(1, size)
         self._readers: list[_Reader] = []
         self._free: asyncio.Queue[_Reader] | None = None
@@ -125,7 +132,7 @@ class ReaderPool:
                 "the site stores its samples in InfluxDB without a local cache; "
                 "set storage.local_cache so the service can read them"
             )
-        return open_readonly(self.path)
+        return open_readonly(self.path, self.ledger_path)
 
     def _queue(self) -> asyncio.Queue[_Reader]:
         if self._free is None:

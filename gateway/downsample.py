@@ -8,6 +8,7 @@ and counters). Bad-quality samples and NaN are left out of the statistics and co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -64,3 +65,36 @@ def downsample(series: Series, start: int, end: int, buckets: int) -> Buckets:
         uniq, first_in_rev = np.unique(rev, return_index=True)
         last[uniq] = u_val[::-1][first_in_rev]
     return Buckets(starts, count, bad, vmin, vmax, mean.astype(np.float64), last, int(width))
+
+
+def add_minutes(b: Buckets, minutes: list[tuple[Any, ...]], start: int) -> Buckets:
+    """``b`` (the buckets of the raw samples still stored) with the per-minute aggregates of
+    removed raw samples (``SqliteStore.minutes`` rows: minute start, n, good, min, max, sum,
+    last_ts, last) added into the bucket holding each minute's start. The minutes lie before
+    the raw samples, so a bucket's last is the raw one when it has one."""
+    if not minutes:
+        return b
+    n = b.count.shape[0]
+    count, bad = b.count.copy(), b.bad.copy()
+    good = count - bad
+    vmin, vmax, last = b.min.copy(), b.max.copy(), b.last.copy()
+    sums = np.where(good > 0, b.mean * good, 0.0)
+    raw_last = ~np.isnan(b.last)
+    last_m = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    for m_ts, m_n, m_good, m_min, m_max, m_sum, m_last_ts, m_last in minutes:
+        i = (int(m_ts) - start) // b.width_ns
+        if not 0 <= i < n:
+            continue
+        count[i] += int(m_n)
+        bad[i] += int(m_n) - int(m_good)
+        if not m_good:
+            continue
+        good[i] += int(m_good)
+        sums[i] += float(m_sum)
+        vmin[i] = m_min if np.isnan(vmin[i]) else min(vmin[i], m_min)
+        vmax[i] = m_max if np.isnan(vmax[i]) else max(vmax[i], m_max)
+        if not raw_last[i] and int(m_last_ts) >= last_m[i]:
+            last[i], last_m[i] = m_last, int(m_last_ts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(good > 0, sums / np.maximum(good, 1), np.nan)
+    return Buckets(b.start_ns, count, bad, vmin, vmax, mean.astype(np.float64), last, b.width_ns)

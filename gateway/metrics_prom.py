@@ -169,6 +169,7 @@ class HealthCollector(Collector):
         up.add_metric([], float(self.store_ok))
         yield from (samples, rate, drops, restarts, errors, connected, last, backlog, up)
         yield from storage_metrics(self._records)
+        yield from retention_metrics(self._records)
 
 
 STORAGE_ALARMS = ("budget_used", "budget_soon", "fs_low", "fs_soon")
@@ -262,3 +263,41 @@ class ApiMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def retention_metrics(records: Sequence[DeviceHealth]) -> list[Metric]:
+    """The embedded store's retention (``store_*`` fields the collector adds to every health
+    record after a pass, see edge.store.retention) from the newest record that has them."""
+    with_ret = [h for h in records if "store_retention_samples_removed" in h.extra]
+    if not with_ret:
+        return []
+    x = max(with_ret, key=lambda h: h.updated_ts).extra
+    out: list[Metric] = []
+    for name, help_, key in (
+        (
+            "shopfloor_store_retention_samples_removed_total",
+            "Raw samples removed from the store by retention passes (kept in the ledger)",
+            "store_retention_samples_removed",
+        ),
+        (
+            "shopfloor_store_retention_chunks_removed_total",
+            "Chunk rows removed from the store by retention passes",
+            "store_retention_chunks_removed",
+        ),
+        (
+            "shopfloor_store_raw_horizon_seconds",
+            "Every raw sample at or after this time (Unix s) is still in the store",
+            "store_raw_horizon_ns",
+        ),
+    ):
+        v = x.get(key)
+        if isinstance(v, int) and not isinstance(v, bool):
+            if name.endswith("_total"):
+                c = CounterMetricFamily(name, help_)
+                c.add_metric([], float(v))
+                out.append(c)
+                continue
+            g = GaugeMetricFamily(name, help_)
+            g.add_metric([], v / 1e9)
+            out.append(g)
+    return out

@@ -70,6 +70,16 @@ def open_reader(site: SiteConfig) -> Iterator[SeriesReader]:
             store = SqliteStore.open_readonly(site.resolve(site.storage.path))
         except StoreError as exc:
             raise _Fail(f"error: {exc}") from None
+        ledger = site.resolve(site.evidence.ledger_path)
+        if ledger.exists():  # raw samples a retention pass removed are read from the ledger
+            from edge.store.archive_reader import ArchiveReader
+
+            reader = ArchiveReader(store, ledger)
+            try:
+                yield reader
+            finally:
+                reader.close()
+            return
         try:
             yield store
         finally:

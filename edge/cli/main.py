@@ -31,6 +31,7 @@ COMMANDS: tuple[str, ...] = (
     "edge.cli.keys",
     "edge.cli.checkpoint",
     "edge.cli.outbox",
+    "edge.cli.store_cmd",
     "edge.cli.witness",
     "edge.cli.export",
     "edge.cli.form",

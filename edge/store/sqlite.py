@@ -119,6 +119,34 @@ CREATE TABLE IF NOT EXISTS health (
 );
 """
 
+_MINUTE_NS = 60 * 10**9
+# per-minute aggregates of removed raw samples (created by the first retention pass): n samples,
+# good of them usable (not bad, not NaN) with their min / max / sum and the last usable value
+_MINUTES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS minutes (
+    sid INTEGER NOT NULL,
+    minute INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    good INTEGER NOT NULL,
+    vmin REAL,
+    vmax REAL,
+    vsum REAL NOT NULL,
+    last_ts INTEGER,
+    last REAL,
+    PRIMARY KEY (sid, minute)
+) WITHOUT ROWID
+"""
+_MINUTES_UPSERT = (
+    "INSERT INTO minutes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sid, minute) DO UPDATE "
+    "SET n = n + excluded.n, good = good + excluded.good, "
+    "vmin = CASE WHEN vmin IS NULL OR excluded.vmin < vmin THEN excluded.vmin ELSE vmin END, "
+    "vmax = CASE WHEN vmax IS NULL OR excluded.vmax > vmax THEN excluded.vmax ELSE vmax END, "
+    "vsum = vsum + excluded.vsum, "
+    "last = CASE WHEN last_ts IS NULL OR excluded.last_ts >= last_ts THEN excluded.last "
+    "ELSE last END, "
+    "last_ts = CASE WHEN last_ts IS NULL OR excluded.last_ts >= last_ts THEN excluded.last_ts "
+    "ELSE last_ts END"
+)
 _I64 = np.dtype("<i8")
 _F64 = np.dtype("<f8")
 _U8 = np.dtype("u1")
@@ -1169,6 +1197,121 @@ class SqliteStore:
             b = self.batch(rec[0], rec[1])
             if b is not None:
                 yield b
+
+    # -- retention (edge.store.retention drives these) -----------------------------------------
+
+    def raw_horizon(self) -> int:
+        """Every stored sample at or after this time is still here; older ones may have been
+        removed by a retention pass (their samples are in the evidence ledger). 0 when none."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'raw_horizon'").fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def retention_totals(self) -> dict[str, int]:
+        """Counters of the retention passes so far (chunk rows and samples removed, passes)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, value FROM meta WHERE key LIKE 'retention_%'"
+            ).fetchall()
+        return {str(k): int(v) for k, v in rows}
+
+    def chunks_before(self, before_ns: int, limit: int = 2000) -> list[tuple[Any, ...]]:
+        """Up to ``limit`` chunk rows ending before ``before_ns``, oldest first: (rowid, device,
+        first_ts, last_ts, count, sid, ts, val, qual)."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT rowid, device, first_ts, last_ts, count, sid, ts, val, qual FROM chunks "
+                "WHERE last_ts < ? ORDER BY last_ts, rowid LIMIT ?",
+                (before_ns, limit),
+            ).fetchall()
+
+    def oldest_chunk_ts(self) -> int | None:
+        """The first timestamp of the oldest chunk row still stored (None when none)."""
+        with self._lock:
+            row = self._db.execute("SELECT MIN(first_ts) FROM chunks").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def count_before(self, before_ns: int) -> tuple[int, int]:
+        """(chunk rows, samples) ending before ``before_ns``."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(count), 0) FROM chunks WHERE last_ts < ?",
+                (before_ns,),
+            ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def _ensure_minutes(self) -> None:
+        self._db.execute(_MINUTES_SCHEMA)
+
+    def drop_chunks(
+        self, rowids: Sequence[int], minutes: Sequence[tuple[Any, ...]], horizon: int
+    ) -> int:
+        """One transaction: merge ``minutes`` (sid, minute, n, good, min, max, sum, last_ts,
+        last) into the per-minute aggregates, delete the chunk rows ``rowids`` and raise the raw
+        horizon to ``horizon``. Returns the samples removed."""
+        if self.readonly:
+            raise StoreError("store opened read-only")
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                self._ensure_minutes()
+                db.executemany(_MINUTES_UPSERT, minutes)
+                removed = 0
+                for lo in range(0, len(rowids), 500):
+                    part = list(rowids[lo : lo + 500])
+                    marks = ",".join("?" * len(part))
+                    row = db.execute(
+                        f"SELECT COALESCE(SUM(count), 0) FROM chunks WHERE rowid IN ({marks})",
+                        part,
+                    ).fetchone()
+                    removed += int(row[0])
+                    db.execute(f"DELETE FROM chunks WHERE rowid IN ({marks})", part)
+                db.execute(
+                    "INSERT INTO meta VALUES ('raw_horizon', ?) ON CONFLICT (key) DO UPDATE "
+                    "SET value = MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                    (str(horizon),),
+                )
+                for key, add in (
+                    ("retention_chunks_removed", len(rowids)),
+                    ("retention_samples_removed", removed),
+                ):
+                    db.execute(
+                        "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                        "SET value = CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER)",
+                        (key, str(add)),
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return removed
+
+    def series_id(self, device: str, point: str) -> int | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id FROM series WHERE device = ? AND point = ?", (device, point)
+            ).fetchone()
+        return int(row[0]) if row is not None else None
+
+    def minutes(self, device: str, point: str, start: int, end: int) -> list[tuple[Any, ...]]:
+        """Per-minute aggregates of one point with ``start <= minute start < end``, in time
+        order: (minute start ns, n, good, min, max, sum, last_ts, last); [] when none."""
+        sid = self.series_id(device, point)
+        if sid is None:
+            return []
+        m0 = start // _MINUTE_NS
+        m1 = -(-end // _MINUTE_NS)
+        with self._lock:
+            try:
+                rows = self._db.execute(
+                    "SELECT minute, n, good, vmin, vmax, vsum, last_ts, last FROM minutes "
+                    "WHERE sid = ? AND minute >= ? AND minute < ? ORDER BY minute",
+                    (sid, m0, m1),
+                ).fetchall()
+            except sqlite3.OperationalError:  # no retention pass yet: no table
+                return []
+        return [(int(r[0]) * _MINUTE_NS, *r[1:]) for r in rows if start <= r[0] * _MINUTE_NS < end]
 
     def close(self) -> None:
         """Write held-back latest values and close (idempotent)."""

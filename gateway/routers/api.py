@@ -11,7 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from edge.store.base import DeviceHealth
 from gateway.data import ReadStore
 from gateway.deps import Viewer, get_state
-from gateway.downsample import MAX_BUCKETS, downsample
+from gateway.downsample import MAX_BUCKETS, add_minutes, downsample
 from gateway.kpi import KpiService
 from gateway.schemas import (
     RANGE_PATTERN,
@@ -157,10 +157,21 @@ async def history(
         raise HTTPException(422, "end must be after start")
 
     def read(store: ReadStore) -> tuple[Any, float | None]:
-        series = store.read(device, point, start_ns, end_ns, prior=True)
+        # the raw samples still stored (under the ledger fallback: its store alone) plus, below
+        # the raw horizon, the per-minute aggregates of those a retention pass removed
+        raw: ReadStore = getattr(store, "store", store)
+        series = raw.read(device, point, start_ns, end_ns, prior=True)
         before = series.ts < start_ns
         prior = float(series.values[before][-1]) if before.any() else None
-        return downsample(series, start_ns, end_ns, buckets), prior
+        b = downsample(series, start_ns, end_ns, buckets)
+        horizon = getattr(store, "raw_horizon", None)
+        if horizon is not None and start_ns < (h := int(horizon())):
+            minutes = store.minutes(device, point, start_ns, min(end_ns, h))  # type: ignore[attr-defined]
+            b = add_minutes(b, minutes, start_ns)
+            if prior is None and store is not raw:  # the value in force, from the ledger
+                old = store.read(device, point, start_ns, start_ns, prior=True)
+                prior = float(old.values[-1]) if len(old) else None
+        return b, prior
 
     b, prior = await get_state(request).pool.run(read)
 
