@@ -36,6 +36,27 @@
     return p && p.name ? p.name : pt;
   };
   const clockOf = (d) => d.toLocaleTimeString(LOCALE, { timeZone: boot.site.tz, hour12: false });
+  /* the site zone's offset from UTC at an instant (ms), and that zone's midnight before it */
+  const siteOffsetMs = (ms) => {
+    const at = (zone) => Date.parse(new Date(ms).toLocaleString("en-US", { timeZone: zone }));
+    return at(boot.site.tz) - at("UTC");
+  };
+  const siteMidnightMs = (ms) => {
+    const off = siteOffsetMs(ms);
+    const local = ms + off;
+    const m = local - (((local % 86400e3) + 86400e3) % 86400e3);  /* midnight, in local ms */
+    return m - siteOffsetMs(m - off);  /* that midnight's own offset (a DST change that day) */
+  };
+  /* a time axis labelled in the site's zone (ECharts itself formats in the browser's zone) */
+  const hm = (ms) => new Date(ms).toLocaleTimeString(LOCALE, { timeZone: boot.site.tz, hour12: false, hour: "2-digit", minute: "2-digit" });
+  const timeAxis = () => ({ type: "time", axisLabel: { formatter: (v) => hm(v) },
+    axisPointer: { label: { formatter: (p) => clockOf(new Date(p.value)) } } });
+  const axisTip = (params) => {
+    const list = Array.isArray(params) ? params : [params];
+    if (!list.length) return "";
+    const head = clockOf(new Date(list[0].value[0]));
+    return [head, ...list.map((p) => `${p.marker}${p.seriesName}: ${fmt(p.value[1])}`)].join("<br>");
+  };
   const pointsOf = (d, role) => d.points.filter((p) => p.role === role);
   const sample = (dev, point) => latest.get(dev + "/" + point);
 
@@ -237,7 +258,7 @@
       }
       tl.setOption({
         animation: false, grid: { left: 10, right: 10, top: 10, bottom: 30 },
-        xAxis: { type: "time" }, yAxis: { show: false, min: 0, max: 1 },
+        xAxis: timeAxis(), yAxis: { show: false, min: 0, max: 1 },
         tooltip: { formatter: (p) => (L[p.value[2]] || p.value[2]) + " · " + clockOf(new Date(p.value[0])) },
         series: [{ type: "custom", renderItem: (params, api2) => {
           const a = api2.coord([api2.value(0), 1]); const b = api2.coord([api2.value(1), 0]);
@@ -255,8 +276,8 @@
           yAxisIndex: p.role.startsWith("count") ? 1 : 0,
           data: h.t.map((t, i) => [t / 1e6, h.last[i]]).filter((x) => x[1] !== null) });
       }
-      tr.setOption({ animation: false, tooltip: { trigger: "axis" }, legend: {}, grid: { left: 50, right: 50, top: 40, bottom: 30 },
-        xAxis: { type: "time" }, yAxis: [{ type: "value", scale: true }, { type: "value", scale: true }], series });
+      tr.setOption({ animation: false, tooltip: { trigger: "axis", formatter: axisTip }, legend: {}, grid: { left: 50, right: 50, top: 40, bottom: 30 },
+        xAxis: timeAxis(), yAxis: [{ type: "value", scale: true }, { type: "value", scale: true }], series });
     }
   }
   function latestStateName(d, v) {
@@ -279,8 +300,7 @@
     let totalKwh = 0;
     for (const d of devices) {
       const endMs = endOf(d.id) / 1e6;
-      const midnight = new Date(endMs); midnight.setHours(0, 0, 0, 0);
-      const hours = Math.max(0.1, (endMs - midnight.getTime()) / 3600e3);
+      const hours = Math.max(0.1, (endMs - siteMidnightMs(endMs)) / 3600e3);  /* since the site's midnight */
       for (const p of pointsOf(d, "energy_kwh")) {
         let used = null;
         try {
@@ -305,8 +325,8 @@
         const h = await hist(d.id, p.id, 2, 240);
         series.push({ name: d.name, type: "line", showSymbol: false, data: h.t.map((t, i) => [t / 1e6, h.mean[i]]).filter((x) => x[1] !== null) });
       }
-      c.setOption({ animation: false, tooltip: { trigger: "axis" }, legend: { type: "scroll" }, grid: { left: 50, right: 20, top: 40, bottom: 30 },
-        xAxis: { type: "time" }, yAxis: { type: "value", name: "kW" }, series }, true);
+      c.setOption({ animation: false, tooltip: { trigger: "axis", formatter: axisTip }, legend: { type: "scroll" }, grid: { left: 50, right: 20, top: 40, bottom: 30 },
+        xAxis: timeAxis(), yAxis: { type: "value", name: "kW" }, series }, true);
     }
   }
 
