@@ -192,7 +192,12 @@ def notification_samples(
                 if kept is not None:
                     append(kept)
                 continue
-        kept = keep(ref, sample_of(ref.device, ref.point.id, dv, now, ref.scale, ref.offset))
+        kept = keep(
+            ref,
+            sample_of(
+                ref.device, ref.point.id, dv, now, ref.scale, ref.offset, enum=ref.point.enum
+            ),
+        )
         if kept is not None:
             append(kept)
     return out
