@@ -89,8 +89,9 @@ class ProductMix:
         return {
             "point": self.point,
             "by_program": {
-                p: {"units": n, "pru_s": self.pru[p], "ideal_s": self.pru[p] * n}
-                for p, n in sorted(self.units.items())
+                p: {"units": n, "pru_s": pru, "ideal_s": pru * n}
+                for p, pru in sorted(self.pru.items())
+                for n in (self.units.get(p, 0.0),)
             },
             "unknown_units": self.unknown,
             "ideal_time_s": self.ideal_time_s,
