@@ -28,7 +28,8 @@ def _spec(p: dict[str, Any]) -> FieldSpec:
     addr = {"topic": "t"}
     addr.update({k: p[k] for k in ("pointer", "ts_pointer", "ts_format") if k in p})
     point = Point.model_validate(
-        {"id": p["id"], "mqtt": addr} | {k: p[k] for k in ("datatype", "scale", "offset") if k in p}
+        {"id": p["id"], "mqtt": addr}
+        | {k: p[k] for k in ("datatype", "scale", "offset", "enum") if k in p}
     )
     return compile_spec(point, zone(p.get("timezone", "UTC")))
 
