@@ -113,3 +113,23 @@ def test_opcua_string_becomes_its_code_and_unknown_text_is_bad() -> None:
     # without an enum a String is still not a number
     s = sample_of("m1", "x", dv("P-100", ua.VariantType.String, SOURCE), 0)
     assert s.status == "BadTypeNotNumeric"
+
+
+def test_tail_and_gateway_show_the_text() -> None:
+    from connectors.base import Sample
+    from edge.cli.tail import Names, latest_table
+    from gateway.views import sample_out
+
+    s = site([_mix_machine()])
+    good = Sample("m1", "program", SOURCE_NS, 2.0)
+    unknown = Sample("m1", "program", SOURCE_NS + 1, math.nan, Quality.BAD, UNKNOWN_TEXT)
+    count = Sample("m1", "good", SOURCE_NS, 2.0)
+    names = Names(s)
+    assert (names.value(good), names.value(unknown), names.value(count)) == ("P-200", "NaN", "2")
+    table = latest_table([good], dt.UTC, None, names=names)
+    assert "P-200" in table.splitlines()[-1]
+    assert sample_out(s, good).text == "P-200"
+    assert sample_out(s, good).value == 2.0  # the stored code stays the value
+    assert sample_out(s, unknown).text is None
+    assert sample_out(s, unknown).status == UNKNOWN_TEXT
+    assert sample_out(s, count).text is None
