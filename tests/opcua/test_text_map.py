@@ -46,7 +46,8 @@ def test_text_code_and_back() -> None:
 
 def test_ideal_cycle_by_program_is_validated() -> None:
     dev = site([_mix_machine()]).devices[0]
-    assert dev.ideal_cycle is not None and dev.ideal_cycle.by == {"P-100": 45.0, "P-200": 90.0}
+    assert dev.ideal_cycle is not None
+    assert dev.ideal_cycle.by == {"P-100": 45.0, "P-200": 90.0}
     bad: list[tuple[dict[str, Any], str]] = [
         ({"ideal_cycle": {"point": "program", "by": {"P-300": 45}}}, "'P-300' not in the enum"),
         ({"ideal_cycle": {"point": "nope", "by": {"P-100": 45}}}, "no point 'nope'"),
