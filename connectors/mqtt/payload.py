@@ -99,10 +99,14 @@ class FieldSpec:
 
 @dataclass(slots=True)
 class Decoded:
-    """What one message gave: ``(point, ts_ns, value)`` and ``(point or None, reason)``."""
+    """What one message gave: ``(point, ts_ns, value)``, ``(point or None, reason)`` and the
+    bad samples ``(point, ts_ns, status)``."""
 
     values: list[tuple[str, int, float]] = field(default_factory=list)
     errors: list[tuple[str | None, str]] = field(default_factory=list)
+    # ``(point, ts_ns, status)``: stored as a bad sample (an ``unknown_text``: the text in force
+    # is no longer the last known one), besides its count among the errors
+    bad: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 def parse_pointer(text: str) -> tuple[str, ...]:
@@ -313,6 +317,8 @@ def decode(
                 value = to_value(text, spec)
                 if isinstance(value, str):
                     errors.append((spec.point, value))
+                    if value == UNKNOWN_TEXT:
+                        out.bad.append((spec.point, received_ns, value))
                 else:
                     values.append((spec.point, received_ns, value))
                 continue
@@ -349,6 +355,8 @@ def decode(
         value = to_value(raw, spec)
         if isinstance(value, str):
             errors.append((spec.point, value))
+            if value == UNKNOWN_TEXT:
+                out.bad.append((spec.point, ts, value))
         else:
             values.append((spec.point, ts, value))
     if json_failed:
@@ -450,6 +458,8 @@ class RouteDecoder:
             value = to_value(raw, spec)
             if isinstance(value, str):
                 errors.append((point, value))
+                if value == UNKNOWN_TEXT:
+                    out.bad.append((point, ts, value))  # type: ignore[arg-type]
             else:
                 values.append((point, ts, value))  # type: ignore[arg-type]
         return out

@@ -103,11 +103,12 @@ def sample_of(
     if enum is not None:
         if isinstance(raw, ua.LocalizedText):
             raw = raw.Text or ""
-        if isinstance(raw, str):
-            code = text_code(enum, raw)
-            if code is None:
-                return Sample(device, point, ts, NAN, Quality.BAD, UNKNOWN_TEXT)
-            return Sample(device, point, ts, code, quality, status)
+        if not isinstance(raw, str):  # a number is no text: never taken for a code
+            return Sample(device, point, ts, NAN, Quality.BAD, "BadTypeMismatch")
+        code = text_code(enum, raw)
+        if code is None:
+            return Sample(device, point, ts, NAN, Quality.BAD, UNKNOWN_TEXT)
+        return Sample(device, point, ts, code, quality, status)
     try:
         value = to_float(raw)
     except NotNumeric:

@@ -179,6 +179,7 @@ def notification_samples(
             and moment is not None
             and type(raw := variant.Value) in _PLAIN
             and raw == raw  # NaN: the general path
+            and ref.point.enum is None  # a text point: the general path (numbers refused)
         ):
             try:
                 ts = stamps[moment]

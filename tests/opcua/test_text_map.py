@@ -111,6 +111,10 @@ def test_opcua_string_becomes_its_code_and_unknown_text_is_bad() -> None:
         "m1", "program", dv("P-100", ua.VariantType.String, SOURCE, 0x80340000), 0, enum=ENUM
     )
     assert (s.quality, s.status) == (Quality.BAD, "BadNodeIdUnknown")
+    # a number on a text point is never taken for a code
+    s = sample_of("m1", "program", dv(2, ua.VariantType.Int32, SOURCE), 0, enum=ENUM)
+    assert math.isnan(s.value)
+    assert (s.quality, s.status) == (Quality.BAD, "BadTypeMismatch")
     # without an enum a String is still not a number
     s = sample_of("m1", "x", dv("P-100", ua.VariantType.String, SOURCE), 0)
     assert s.status == "BadTypeNotNumeric"
@@ -134,3 +138,20 @@ def test_tail_and_gateway_show_the_text() -> None:
     assert sample_out(s, unknown).text is None
     assert sample_out(s, unknown).status == UNKNOWN_TEXT
     assert sample_out(s, count).text is None
+
+
+def test_subscription_fast_path_leaves_text_points_to_the_text_map() -> None:
+    from config.models import Point
+    from connectors.opcua.subscription import PointRef, notification_samples
+
+    point = Point.model_validate(
+        {"id": "program", "datatype": "text", "enum": ENUM, "opcua": {"node_id": "ns=2;i=1"}}
+    )
+    ref = PointRef("m1", point, ua.NodeId(1, 2))
+    items = [
+        ua.MonitoredItemNotification(ClientHandle=1, Value=dv(v, vt, SOURCE))
+        for v, vt in ((2, ua.VariantType.Int32), ("P-100", ua.VariantType.String))
+    ]
+    got = notification_samples(items, {1: ref}, 0, lambda r, s: s)
+    assert (got[0].quality, got[0].status) == (Quality.BAD, "BadTypeMismatch")
+    assert (got[1].value, got[1].quality) == (1.0, Quality.GOOD)
