@@ -80,7 +80,7 @@ Control = Literal["none", "nc", "cnc", "plc", "dcs", "robot"]
 Protocol = Literal["modbus", "opcua", "mqtt", "mtconnect", "sparkplug"]
 PROTOCOLS: tuple[Protocol, ...] = ("modbus", "opcua", "mqtt", "mtconnect", "sparkplug")
 #: protocols whose connectors map a text value to its code (config.textmap)
-TEXT_PROTOCOLS: tuple[Protocol, ...] = ("opcua", "mqtt")
+TEXT_PROTOCOLS: tuple[Protocol, ...] = ("opcua", "mqtt", "mtconnect")
 Address = ModbusAddress | OpcUaAddress | MqttAddress | MtconnectAddress | SparkplugAddress
 
 
@@ -273,7 +273,7 @@ class Device(Frozen):
             if point.datatype == "text" and proto not in TEXT_PROTOCOLS:
                 raise ValueError(
                     f"points[{i}] ({point.id}): datatype 'text' is read from "
-                    + " and ".join(TEXT_PROTOCOLS)
+                    + ", ".join(TEXT_PROTOCOLS)
                     + f" points, not {proto}"
                 )
             if point.address_of(proto) is None:

@@ -93,7 +93,7 @@ def test_text_is_only_for_protocols_that_map_it() -> None:
             }
         ],
     }
-    with pytest.raises(ValidationError, match="datatype 'text' is read from opcua and mqtt"):
+    with pytest.raises(ValidationError, match="datatype 'text' is read from opcua, mqtt, mtconnect points, not modbus"):
         site([d])
 
 
@@ -155,3 +155,18 @@ def test_subscription_fast_path_leaves_text_points_to_the_text_map() -> None:
     got = notification_samples(items, {1: ref}, 0, lambda r, s: s)
     assert (got[0].quality, got[0].status) == (Quality.BAD, "BadTypeMismatch")
     assert (got[1].value, got[1].quality) == (1.0, Quality.GOOD)
+
+
+def test_mtconnect_program_text_to_code() -> None:
+    from connectors.mtconnect.documents import Observation
+    from connectors.mtconnect.mapping import Binding, convert
+
+    b = Binding("program", "p1", "PROGRAM", enum=ENUM)
+    got = convert("m1", b, Observation("p1", 7, SOURCE_NS, "P-200"))
+    assert not isinstance(got, str)
+    assert got is not None
+    assert (got.value, got.quality) == (2.0, Quality.GOOD)
+    got = convert("m1", b, Observation("p1", 8, SOURCE_NS + 1, "P-999"))
+    assert not isinstance(got, str)
+    assert got is not None
+    assert (got.quality, got.status) == (Quality.BAD, UNKNOWN_TEXT)
