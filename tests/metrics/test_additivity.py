@@ -101,7 +101,9 @@ secs = st.integers(-3 * 3600, SPAN_S + 3600)
 # (second, kind): kind >= 0 a state value / counter increment, -1 a marker, -2 healed (a marker
 # and a good sample at one instant, the good one stored first), -3 a counter reset
 state_ev = st.lists(st.tuples(secs, st.sampled_from([0, 0, 1, 2, 3, 4, 9, -1, -2])), max_size=30)
-program_ev = st.lists(st.tuples(secs, st.sampled_from([1, 2, 3, 9, -1, -2])), max_size=20)
+program_ev = st.lists(
+    st.tuples(secs, st.sampled_from([1, 1, 2, 2, 3, 9, -1, -2])), min_size=1, max_size=20
+)
 count_ev = st.lists(st.tuples(secs, st.sampled_from([0, 1, 3, 7, 20, -1, -2, -3])), max_size=30)
 
 
