@@ -20,6 +20,7 @@ from config.mtconnect import DEFAULT_STATE_MAP, MtconnectAddress, MtconnectConne
 from config.opcua import OpcUaAddress, OpcUaConnection
 from config.sparkplug import SparkplugAddress, SparkplugConnection
 from config.storage import Runtime, SqliteStorage, Storage
+from config.textmap import check_enum
 
 Role = Literal[
     "state",
@@ -73,10 +74,13 @@ DataType = Literal[
     "float32",
     "float64",
     "string",
+    "text",
 ]
 Control = Literal["none", "nc", "cnc", "plc", "dcs", "robot"]
 Protocol = Literal["modbus", "opcua", "mqtt", "mtconnect", "sparkplug"]
 PROTOCOLS: tuple[Protocol, ...] = ("modbus", "opcua", "mqtt", "mtconnect", "sparkplug")
+#: protocols whose connectors map a text value to its code (config.textmap)
+TEXT_PROTOCOLS: tuple[Protocol, ...] = ("opcua", "mqtt", "mtconnect")
 Address = ModbusAddress | OpcUaAddress | MqttAddress | MtconnectAddress | SparkplugAddress
 
 
@@ -116,6 +120,17 @@ class Point(Frozen):
     counter_bits: int | None = Field(
         default=None, ge=8, le=64, description="width of a counter that rolls over"
     )
+    enum: dict[str, int] | None = Field(
+        default=None,
+        description="datatype text: text -> stored code (the program / part dictionary)",
+    )
+
+    @field_validator("enum", mode="before")
+    @classmethod
+    def _enum(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return check_enum(value)
+        return value
 
     @field_validator("state_map", mode="before")
     @classmethod
@@ -157,11 +172,37 @@ class Point(Frozen):
             raise ValueError("state_map is only for role 'state'")
         if self.counter_bits is not None and self.role not in COUNTER_ROLES:
             raise ValueError("counter_bits is only for cumulative counter roles")
+        if self.datatype == "text" and not self.enum:
+            raise ValueError(
+                "a datatype 'text' point needs an enum (text -> code), e.g. "
+                "enum: {'P-100': 1, 'P-200': 2}"
+            )
+        if self.enum is not None and self.datatype != "text":
+            raise ValueError("enum is only for datatype 'text'")
+        if self.datatype == "text" and self.role != "measurement":
+            raise ValueError("a datatype 'text' point has role 'measurement'")
         return self
 
     def address_of(self, protocol: Protocol) -> Address | None:
         addr: Address | None = getattr(self, protocol)
         return addr
+
+
+class IdealCycle(Frozen):
+    """PRU per product or program (ISO 22400 PRU per product): the ideal cycle time in force
+    for a count step is the one of the text held by ``point`` (a ``datatype: text`` point of
+    the same device) at the step's time."""
+
+    point: Identifier = Field(description="the device's datatype text point (program, part)")
+    by: dict[str, float] = Field(min_length=1, description="text -> ideal cycle time, s/unit")
+
+    @field_validator("by")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        for text, pru in value.items():
+            if not pru > 0 or pru == float("inf"):
+                raise ValueError(f"ideal_cycle.by[{text!r}]: give a positive number of seconds")
+        return value
 
 
 class Device(Frozen):
@@ -184,6 +225,9 @@ class Device(Frozen):
     )
     control: Control = "none"
     ideal_cycle_s: float | None = Field(default=None, gt=0, description="ISO 22400 PRU, s/unit")
+    ideal_cycle: IdealCycle | None = Field(
+        default=None, description="PRU by program or product (instead of ideal_cycle_s)"
+    )
     rated_power_kw: float | None = Field(default=None, gt=0)
     product: str | None = None
     unit_price_wan: float | None = Field(
@@ -226,6 +270,12 @@ class Device(Frozen):
                         f"points[{i}] ({point.id}): '{addressed[0]}' block on an import_only device"
                     )
                 continue
+            if point.datatype == "text" and proto not in TEXT_PROTOCOLS:
+                raise ValueError(
+                    f"points[{i}] ({point.id}): datatype 'text' is read from "
+                    + ", ".join(TEXT_PROTOCOLS)
+                    + f" points, not {proto}"
+                )
             if point.address_of(proto) is None:
                 raise ValueError(f"points[{i}] ({point.id}): needs a '{proto}' address block")
             others = [o for o in PROTOCOLS if o != proto and getattr(point, o)]
@@ -233,7 +283,27 @@ class Device(Frozen):
                 raise ValueError(
                     f"points[{i}] ({point.id}): '{others[0]}' block on a {proto} device"
                 )
+        self._check_ideal_cycle()
         return self
+
+    def _check_ideal_cycle(self) -> None:
+        ic = self.ideal_cycle
+        if ic is None:
+            return
+        if self.ideal_cycle_s is not None:
+            raise ValueError("give ideal_cycle_s or ideal_cycle (by program), not both")
+        ids = [p.id for p in self.points]
+        if ic.point not in ids:
+            raise ValueError(f"ideal_cycle.point: no point {ic.point!r} on this device")
+        prog = self.points[ids.index(ic.point)]
+        if prog.datatype != "text" or prog.enum is None:
+            raise ValueError(f"ideal_cycle.point {ic.point!r}: needs datatype text with an enum")
+        missing = [t for t in ic.by if t not in prog.enum]
+        if missing:
+            raise ValueError(
+                f"ideal_cycle.by: {', '.join(map(repr, missing))} not in the enum of point "
+                f"{ic.point!r}"
+            )
 
     def point(self, point_id: str) -> Point:
         for p in self.points:

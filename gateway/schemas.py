@@ -70,6 +70,9 @@ class SampleOut(Out):
     quality: Literal["good", "uncertain", "bad"]
     status: str
     state: str | None = Field(default=None, description="machine state for role 'state' points")
+    text: str | None = Field(
+        default=None, description="the text of a datatype text point's code (its enum)"
+    )
 
 
 class HistoryOut(Out):

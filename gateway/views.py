@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from config.models import Device, Point, SiteConfig
+from config.textmap import code_text
 from edge.store.base import DeviceHealth
 from gateway.schemas import DeviceOut, HealthOut, PointOut, SampleOut
 
@@ -46,6 +47,7 @@ def sample_out(site: SiteConfig, s: Any) -> SampleOut:
         quality=_QUALITY[q] if 0 <= q < 3 else "bad",
         status=str(s.status),
         state=state_name(p, value) if p is not None else None,
+        text=code_text(p.enum, value) if p is not None else None,
     )
 
 

@@ -20,13 +20,24 @@ from typing import Any
 import numpy as np
 
 from config.models import Device, Point, SiteConfig
+from config.textmap import code_text
 from metrics.annualise import Annualisation, annualisation
 from metrics.catalogue import BY_ID, CATALOGUE, Kpi
 from metrics.counters import CounterSteps, GapRule, counter_steps
 from metrics.declared import DeclaredValue, declared_value
 from metrics.energy import CARRIER_ROLES, Carriers, co2_t, energy_tce, factor_dict
 from metrics.intervals import IntervalSet
-from metrics.oee import NS, FleetOee, MachineOee, Quantities, machine_flags, offline_note, ratio
+from metrics.oee import (
+    NS,
+    FleetOee,
+    MachineOee,
+    ProductMix,
+    Quantities,
+    machine_flags,
+    offline_note,
+    product_mix,
+    ratio,
+)
 from metrics.periods import NS_PER_S, TimeRange, zone
 from metrics.provenance import period_imported
 from metrics.recording import read_period
@@ -399,6 +410,8 @@ class _DeviceData:
     recorded: bool = False  # good data in the period
     coverage: float | None = None
     apc: list[tuple[Point, IntervalSet, IntervalSet]] = field(default_factory=list)
+    # the ideal_cycle program point: its point, series and how long a value holds
+    program: tuple[Point, Series, int] | None = None
 
 
 def _is_counter(p: Point) -> bool:
@@ -419,6 +432,9 @@ def _reads_points(dev: Device) -> list[Point]:
                 out.append(p)
         elif p.role == "apc_mode" or not state_points:
             out.append(p)
+    ic = dev.ideal_cycle
+    if ic is not None and all(p.id != ic.point for p in out):
+        out.append(dev.point(ic.point))  # the program in force at each count step
     return out
 
 
@@ -471,6 +487,10 @@ def _collect(
         for p in points:
             ser = rec.states((dev.id, p.id))
             dd.recorded |= _has_good(ser, s, e)
+            if dev.ideal_cycle is not None and p.id == dev.ideal_cycle.point:
+                dd.program = (p, ser, _state_hold_ns(site, dev, p, marked))
+                if has_state:
+                    continue
             if _is_counter(p):
                 steps = counter_steps(
                     rec.counter((dev.id, p.id)),
@@ -551,6 +571,40 @@ def _qty(dd: _DeviceData, win_set: IntervalSet, s: int, e: int) -> Quantities | 
         has_good=has_good,
         has_total=has_total,
     )
+
+
+def _pq_roles(dd: _DeviceData) -> frozenset[str]:
+    """The counter roles whose steps make up PQ (as :func:`_qty` sums them)."""
+    if any(p.role == "count_total" for p, _ in dd.counters.values()):
+        return frozenset({"count_total"})
+    return frozenset({"count_good", "count_scrap", "count_rework"})
+
+
+def _mix(dd: _DeviceData, win_set: IntervalSet) -> ProductMix | None:
+    """PQ of the window by program (``ideal_cycle``): each count step counted in the window is
+    the program's that was in force just before the step's reading (the last program sample
+    strictly before it, held as a state is); a marker, an unknown text, a held value gone
+    stale or no program sample yet make the step's units unknown."""
+    ic = dd.device.ideal_cycle
+    if ic is None or dd.program is None:
+        return None
+    point, prog, hold = dd.program
+    roles = _pq_roles(dd)
+    programs: list[str | None] = []
+    units: list[float] = []
+    for p, steps in dd.counters.values():
+        if p.role not in roles or not steps.ts.size:
+            continue
+        inside = win_set.closes(steps.ts)
+        ts, inc = steps.ts[inside], steps.inc[inside]
+        at = np.searchsorted(prog.ts, ts, side="left") - 1
+        for t, i, n in zip(ts.tolist(), at.tolist(), inc.tolist(), strict=True):
+            text: str | None = None
+            if i >= 0 and prog.quality[i] != QUALITY_BAD and t - int(prog.ts[i]) <= hold:
+                text = code_text(point.enum, float(prog.values[i]))
+            programs.append(text)
+            units.append(n)
+    return product_mix(point.id, dict(ic.by), programs, units)
 
 
 def _prov(imported: bool) -> str:
@@ -661,10 +715,10 @@ def _machines(
         if q is None:
             notes.append(f"{d.device.id}: no production counters, quantities 0")
             q = Quantities(0, 0, 0, 0, 0, 0, 0, 0, False, False)
-        m = MachineOee(d.device.id, d.device.ideal_cycle_s, d.times, q, (), exclude_offline)
-        out.append(
-            MachineOee(m.device, m.ideal_cycle_s, m.times, m.qty, machine_flags(m), exclude_offline)
-        )
+        mix = _mix(d, d.windows.window)
+        pru = d.device.ideal_cycle_s if mix is None else mix.mean_pru()
+        m = MachineOee(d.device.id, pru, d.times, q, (), exclude_offline, mix)
+        out.append(dataclasses.replace(m, flags=machine_flags(m)))
         notes += _counter_notes([d], set(QTY_ROLES), period)
     return out, notes
 
@@ -684,6 +738,11 @@ def _oee(fleet: FleetOee, summed: dict[str, Any], imported: bool, notes: list[st
         if t["offline"] > 0 and summed["coverage"] is not None
         else f"kpi.oee_offline: {summed['oee_offline']} (no offline time in the window)"
     )
+    coverage = summed["coverage"]
+    mixes = [m.mix for m in fleet.machines if m.mix is not None]
+    mix_cov = ratio(sum(x.known for x in mixes), sum(x.known + x.unknown for x in mixes))
+    if mix_cov is not None and coverage is not None:
+        coverage = min(coverage, mix_cov)  # units without a known program have no PRU
     return KpiValue(
         _pct(summed["oee"]),
         p,
@@ -698,7 +757,7 @@ def _oee(fleet: FleetOee, summed: dict[str, Any], imported: bool, notes: list[st
             KpiInput("GQ", q["gq"], "件", p, src),
             KpiInput("mean of machines' OEE", mean, "", p, src),
         ),
-        summed["coverage"],
+        coverage,
         (
             f"fleet OEE on summed times and quantities of {len(fleet.machines)} key machines; "
             f"mean of machines' OEE {_fmt_frac(mean)}",

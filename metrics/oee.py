@@ -6,7 +6,10 @@ Formulas (times in seconds, quantities in units; a ratio with a zero denominator
   APT / PBT_covered with PBT_covered = PBT - offline (``exclude`` reading, the default of
   ``kpi.oee_offline``: the ISO 22400 times over the covered part of the planned busy window);
   coverage is reported beside it either way
-- effectiveness = PRU x PQ / APT (PRU: ideal cycle time per unit); above 1 is flagged, not clipped
+- effectiveness = PRU x PQ / APT (PRU: ideal cycle time per unit); above 1 is flagged, not clipped;
+  with a PRU by program or product (``ideal_cycle``, :class:`ProductMix`) the numerator is the
+  sum over the count steps of PRU(program in force at the step) x the step's units; units made
+  while the program is unknown have no PRU, are left out of the numerator and reported
 - quality ratio = GQ / PQ
 - OEE = availability x effectiveness x quality ratio
 - setup rate = ASUT / AUPT with AUPT = APT + ASUT; technical efficiency = APT / (APT + ADET)
@@ -50,6 +53,71 @@ class Quantities:
 
 
 @dataclass(frozen=True)
+class ProductMix:
+    """The units of a machine's planned busy window by program (ISO 22400 PRU per product).
+
+    ``units``: program text -> units counted while it was in force; ``unknown``: units counted
+    while the program was unknown (offline, a marker, an unknown text, or a program without a
+    PRU in ``ideal_cycle.by``), which have no ideal time."""
+
+    point: str
+    pru: dict[str, float]
+    units: dict[str, float]
+    unknown: float
+
+    @property
+    def ideal_time_s(self) -> float:
+        return sum(self.pru[p] * n for p, n in self.units.items())
+
+    @property
+    def known(self) -> float:
+        return sum(self.units.values())
+
+    @property
+    def coverage(self) -> float | None:
+        """Share of the counted units whose program (and so PRU) is known."""
+        return ratio(self.known, self.known + self.unknown)
+
+    def mean_pru(self) -> float:
+        """Ideal time per counted unit (unknown ones included, at 0): PRU x PQ of the mix."""
+        total = self.known + self.unknown
+        if total > 0:
+            return self.ideal_time_s / total
+        return sum(self.pru.values()) / len(self.pru)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "point": self.point,
+            "by_program": {
+                p: {"units": n, "pru_s": pru, "ideal_s": pru * n}
+                for p, pru in sorted(self.pru.items())
+                for n in (self.units.get(p, 0.0),)
+            },
+            "unknown_units": self.unknown,
+            "ideal_time_s": self.ideal_time_s,
+            "coverage": self.coverage,
+        }
+
+
+def product_mix(
+    point: str,
+    pru: dict[str, float],
+    programs: Sequence[str | None],
+    units: Sequence[float],
+) -> ProductMix:
+    """The :class:`ProductMix` of count steps: ``programs[i]`` is the program in force at step
+    ``i`` (``None``: unknown), ``units[i]`` its increment."""
+    by: dict[str, float] = {}
+    unknown = 0.0
+    for prog, n in zip(programs, units, strict=True):
+        if prog is None or prog not in pru:
+            unknown += n
+        else:
+            by[prog] = by.get(prog, 0.0) + n
+    return ProductMix(point, dict(pru), by, unknown)
+
+
+@dataclass(frozen=True)
 class MachineOee:
     device: str
     ideal_cycle_s: float | None
@@ -57,6 +125,7 @@ class MachineOee:
     qty: Quantities
     flags: tuple[str, ...] = field(default=())
     exclude_offline: bool = False
+    mix: ProductMix | None = None  # PRU by program: ideal_cycle_s is then its mean_pru()
 
     @property
     def pbt_basis(self) -> float:
@@ -69,7 +138,10 @@ class MachineOee:
 
     @property
     def ideal_time_s(self) -> float | None:
-        """PRU x PQ, the time the produced quantity needs at the ideal rate."""
+        """PRU x PQ, the time the produced quantity needs at the ideal rate (by program: the
+        sum of PRU x units of each program)."""
+        if self.mix is not None:
+            return self.mix.ideal_time_s
         return None if self.ideal_cycle_s is None else self.ideal_cycle_s * self.qty.pq
 
     def availability(self) -> float | None:
@@ -96,7 +168,10 @@ class MachineOee:
             self.ideal_time_s,
             self.flags,
             exclude_offline=self.exclude_offline,
-        ) | {"ideal_cycle_s": self.ideal_cycle_s}
+        ) | {
+            "ideal_cycle_s": self.ideal_cycle_s,
+            **({} if self.mix is None else {"product_mix": self.mix.to_dict()}),
+        }
 
 
 def covered_pbt(pbt: float, offline: float) -> float:
@@ -178,6 +253,13 @@ def machine_flags(m: MachineOee) -> tuple[str, ...]:
         out.append(f"effectiveness {eff:.3f} > 1: check ideal_cycle_s of {m.device}")
     if m.ideal_cycle_s is None:
         out.append(f"{m.device}: no ideal_cycle_s, effectiveness and OEE not computable")
+    if m.mix is not None and m.mix.unknown > 0:
+        cov = m.mix.coverage or 0.0
+        out.append(
+            f"{m.device}: {m.mix.unknown:g} units counted while program {m.mix.point!r} was "
+            f"unknown (offline, unknown text or no PRU in ideal_cycle.by): no ideal time, "
+            f"effectiveness understated; PRU coverage {cov:.1%} of the units"
+        )
     if m.times.offline > 0 and m.times.window > 0:
         cov = 1 - m.times.offline / m.times.window
         out.append(f"{m.device}: data coverage {cov:.1%} of the planned busy window")

@@ -499,6 +499,8 @@ class MqttConnector:
                 good_samples(device, decoded.values, samples)
             for _point, reason in decoded.errors:
                 self._malformed(sink, device, reason, topic)
+            for p, ts, status in decoded.bad:  # e.g. unknown_text: the old text is not in force
+                samples.append(Sample(device, p, ts, NAN, Quality.BAD, status))
 
     def _malformed(self, sink: Sink, device: str, reason: str, topic: str) -> None:
         sink.error(device, f"malformed:{reason}")

@@ -4,7 +4,8 @@ One message can carry several points (JSON pointers into one document) and a tim
 A payload without a pointer is a plain number (``23.5``, ``-4``, ``true``). Whatever is wrong is
 reported as a *reason* (one of :data:`REASONS`) and never becomes a value: a reason that spoils
 the whole message (``oversized``, ``not_utf8``, ``not_json``, ``too_deep``) has no point; a
-reason of one point (``missing_field``, ``wrong_type``, ``not_number`` and the timestamp reasons
+reason of one point (``missing_field``, ``wrong_type``, ``not_number``, ``unknown_text`` (a text
+not in a ``datatype: text`` point's ``enum``, :mod:`config.textmap`) and the timestamp reasons
 ``ts_*`` of :data:`TS_REASONS`) leaves the other points of the same message untouched.
 
 A naive ISO 8601 time (no offset, e.g. Tasmota's ``"2026-12-04T13:45:00"``) is read in the
@@ -19,13 +20,14 @@ import datetime as dt
 import json
 import math
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import jsonpointer
 
 from config.models import DataType, Point
+from config.textmap import UNKNOWN_TEXT, text_code
 
 TsFormat = Literal["epoch_s", "epoch_ms", "epoch_ns", "iso8601"]
 
@@ -47,6 +49,7 @@ REASONS: tuple[str, ...] = (
     "not_number",
     "missing_field",
     "wrong_type",
+    UNKNOWN_TEXT,  # a text not in a datatype text point's enum (config.textmap)
     *TS_REASONS,
 )
 
@@ -76,6 +79,8 @@ class FieldSpec:
     scale: float = 1.0
     offset: float = 0.0
     tz: dt.tzinfo = dt.UTC  # the zone of a naive ISO 8601 time
+    # a datatype text point's dictionary: a JSON string (or a plain payload) -> its code
+    enum: Mapping[str, int] | None = field(default=None, hash=False)
     # derived: 0 float, 1 signed int, 2 unsigned int, 3 bool; and whether scale/offset apply
     kind: int = field(init=False, default=0)
     scaled: bool = field(init=False, default=False)
@@ -94,10 +99,14 @@ class FieldSpec:
 
 @dataclass(slots=True)
 class Decoded:
-    """What one message gave: ``(point, ts_ns, value)`` and ``(point or None, reason)``."""
+    """What one message gave: ``(point, ts_ns, value)``, ``(point or None, reason)`` and the
+    bad samples ``(point, ts_ns, status)``."""
 
     values: list[tuple[str, int, float]] = field(default_factory=list)
     errors: list[tuple[str | None, str]] = field(default_factory=list)
+    # ``(point, ts_ns, status)``: stored as a bad sample (an ``unknown_text``: the text in force
+    # is no longer the last known one), besides its count among the errors
+    bad: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 def parse_pointer(text: str) -> tuple[str, ...]:
@@ -138,6 +147,7 @@ def compile_spec(point: Point, tz: dt.tzinfo = dt.UTC) -> FieldSpec:
         scale=point.scale,
         offset=point.offset,
         tz=tz,
+        enum=point.enum,
     )
 
 
@@ -172,6 +182,11 @@ _JSON = json.JSONDecoder(parse_constant=_reject_constant)
 def to_value(raw: Any, spec: FieldSpec) -> float | str:
     """The stored value of ``raw`` (a decoded JSON value), or a reason."""
     kind = type(raw)
+    if spec.enum is not None:
+        if kind is not str:
+            return "wrong_type"
+        code = text_code(spec.enum, raw)
+        return UNKNOWN_TEXT if code is None else code
     if kind is float:
         number: float = raw
         if not math.isfinite(number):  # 1e999 decodes to inf
@@ -298,6 +313,15 @@ def decode(
     for spec in specs:
         pointer = spec.pointer
         if pointer is None:
+            if spec.enum is not None:  # a plain payload that is the text itself
+                value = to_value(text, spec)
+                if isinstance(value, str):
+                    errors.append((spec.point, value))
+                    if value == UNKNOWN_TEXT:
+                        out.bad.append((spec.point, received_ns, value))
+                else:
+                    values.append((spec.point, received_ns, value))
+                continue
             number = plain_number(text)
             if number is None:
                 errors.append((spec.point, "not_number"))
@@ -331,6 +355,8 @@ def decode(
         value = to_value(raw, spec)
         if isinstance(value, str):
             errors.append((spec.point, value))
+            if value == UNKNOWN_TEXT:
+                out.bad.append((spec.point, ts, value))
         else:
             values.append((spec.point, ts, value))
     if json_failed:
@@ -367,7 +393,7 @@ class RouteDecoder:
                 ts_index = ts_keys.index(key)
             fast = not any(part.isdigit() for part in s.pointer)
             # inline conversion: 0 none, 1 ints and finite floats (float point), 2 ints only
-            inline = 0 if s.scaled or s.kind == 3 else (1 if s.kind == 0 else 2)
+            inline = 0 if s.scaled or s.kind == 3 or s.enum else (1 if s.kind == 0 else 2)
             plan.append((s.point, s.pointer, fast, ts_index, inline, s))
         self._ts_keys = tuple(ts_keys)
         self._plan = tuple(plan)
@@ -432,6 +458,8 @@ class RouteDecoder:
             value = to_value(raw, spec)
             if isinstance(value, str):
                 errors.append((point, value))
+                if value == UNKNOWN_TEXT:
+                    out.bad.append((point, ts, value))  # type: ignore[arg-type]
             else:
                 values.append((point, ts, value))  # type: ignore[arg-type]
         return out

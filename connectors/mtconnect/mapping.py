@@ -9,6 +9,8 @@ into samples (pure; the table of words and states is config.mtconnect).
   component's ControllerMode (:func:`config.mtconnect.state_code`), re-emitted when either
   changes;
 - ``UNAVAILABLE`` as a ``link_lost`` marker of the point (the agent does not know the value);
+- the text of a ``datatype: text`` point (``Program``, ``PartId``) as its ``enum`` code
+  (:mod:`config.textmap`); a text not in the enum is a bad ``unknown_text`` sample;
 - anything else (a word that is not in the table, text) is malformed: counted, never stored.
 """
 
@@ -22,6 +24,7 @@ from config.markers import LINK_LOST
 from config.models import Device as SiteDevice
 from config.models import Point
 from config.mtconnect import ENUMS, UNAVAILABLE, state_code
+from config.textmap import UNKNOWN_TEXT, text_code
 from connectors.base import NAN, Quality, Sample
 from connectors.mtconnect.documents import DataItem, Device, Observation
 
@@ -41,6 +44,7 @@ class Binding:
     offset: float = 0.0
     state: bool = False
     mode_item: str | None = None
+    enum: dict[str, int] | None = None  # a datatype text point's dictionary (config.textmap)
     # last words seen (state points): the code needs both
     execution: str | None = field(default=None)
     mode: str | None = field(default=None)
@@ -117,6 +121,7 @@ def bind(site_device: SiteDevice, device: Device) -> list[Binding]:
                 offset=point.offset,
                 state=state and item.type == "EXECUTION",
                 mode_item=mode_item,
+                enum=point.enum,
             )
         )
     return out
@@ -152,6 +157,11 @@ def convert(device: str, b: Binding, obs: Observation) -> Sample | str | None:
         return Sample(device, b.point, obs.ts, float(code))
     if word == UNAVAILABLE:
         return marker(device, b.point, obs.ts)
+    if b.enum is not None:  # a text point (program, part number): its code, or unknown_text
+        text = text_code(b.enum, word)
+        if text is None:
+            return Sample(device, b.point, obs.ts, NAN, Quality.BAD, UNKNOWN_TEXT)
+        return Sample(device, b.point, obs.ts, text)
     table = ENUMS.get(b.type)
     if table is not None:
         enum_code = table.get(word)

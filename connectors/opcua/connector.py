@@ -420,7 +420,7 @@ class OpcUaConnector:
             now = now_ns()
             out: list[Sample] = []
             for r, dv in zip(part, results, strict=True):
-                s = sample_of(r.device, r.point.id, dv, now, r.scale, r.offset)
+                s = sample_of(r.device, r.point.id, dv, now, r.scale, r.offset, enum=r.point.enum)
                 if s.quality is Quality.BAD and r.status != s.status:
                     sink.error(r.device, s.status)
                 r.status = s.status if s.quality is Quality.BAD else ""

@@ -1,7 +1,9 @@
 """Pure conversions from OPC UA values, status codes and timestamps to :class:`Sample` fields.
 
 A bad StatusCode never becomes a value: the sample carries NaN, quality BAD and the code's
-name. Booleans become 0/1, integers and floats float64. Timestamps: the SOURCE timestamp, then
+name. Booleans become 0/1, integers and floats float64; the String (or LocalizedText) value of a
+``datatype: text`` point becomes the code of its ``enum`` (:mod:`config.textmap`), a text not in
+it a bad sample with status ``unknown_text``. Timestamps: the SOURCE timestamp, then
 the server timestamp, then the gateway clock.
 """
 
@@ -10,11 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from asyncua import ua
 from asyncua.ua.status_codes import get_name_and_doc
 
+from config.textmap import UNKNOWN_TEXT, text_code
 from connectors.base import NAN, Quality, Sample
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -79,10 +83,13 @@ def sample_of(
     now: int,
     scale: float = 1.0,
     offset: float = 0.0,
+    *,
+    enum: Mapping[str, int] | None = None,
 ) -> Sample:
     """One :class:`Sample` from one OPC UA DataValue (``now``: the gateway clock, ns).
 
-    ``scale`` and ``offset`` (the point's) apply to good and uncertain numeric values.
+    ``scale`` and ``offset`` (the point's) apply to good and uncertain numeric values; ``enum``
+    (a text point's dictionary) maps a String value to its code.
     """
     code = dv.StatusCode.value if dv.StatusCode is not None else 0
     ts = ns_of(dv.SourceTimestamp) or ns_of(dv.ServerTimestamp) or now
@@ -93,6 +100,15 @@ def sample_of(
     raw = dv.Value.Value if dv.Value is not None else None
     if raw is None:
         return Sample(device, point, ts, NAN, Quality.BAD, "BadNoValue")
+    if enum is not None:
+        if isinstance(raw, ua.LocalizedText):
+            raw = raw.Text or ""
+        if not isinstance(raw, str):  # a number is no text: never taken for a code
+            return Sample(device, point, ts, NAN, Quality.BAD, "BadTypeMismatch")
+        code = text_code(enum, raw)
+        if code is None:
+            return Sample(device, point, ts, NAN, Quality.BAD, UNKNOWN_TEXT)
+        return Sample(device, point, ts, code, quality, status)
     try:
         value = to_float(raw)
     except NotNumeric:

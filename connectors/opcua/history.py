@@ -187,7 +187,15 @@ async def _read_window(
                     continue
                 values = res.HistoryData.DataValues if res.HistoryData is not None else []
                 samples = [
-                    sample_of(ref.device, ref.point.id, dv, end, ref.scale, ref.offset)
+                    sample_of(
+                        ref.device,
+                        ref.point.id,
+                        dv,
+                        end,
+                        ref.scale,
+                        ref.offset,
+                        enum=ref.point.enum,
+                    )
                     for dv in values or ()
                 ]
                 acc = got[i]

@@ -179,6 +179,7 @@ def notification_samples(
             and moment is not None
             and type(raw := variant.Value) in _PLAIN
             and raw == raw  # NaN: the general path
+            and ref.point.enum is None  # a text point: the general path (numbers refused)
         ):
             try:
                 ts = stamps[moment]
@@ -192,7 +193,12 @@ def notification_samples(
                 if kept is not None:
                     append(kept)
                 continue
-        kept = keep(ref, sample_of(ref.device, ref.point.id, dv, now, ref.scale, ref.offset))
+        kept = keep(
+            ref,
+            sample_of(
+                ref.device, ref.point.id, dv, now, ref.scale, ref.offset, enum=ref.point.enum
+            ),
+        )
         if kept is not None:
             append(kept)
     return out

@@ -12,6 +12,7 @@ import zoneinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from config.textmap import code_text
 from edge.cli.run import load_or_report
 
 if TYPE_CHECKING:
@@ -63,9 +64,12 @@ class Names:
     def __init__(self, site: SiteConfig | None = None) -> None:
         self.devices: dict[str, str] = {}
         self.points: dict[tuple[str, str], str] = {}
+        self.enums: dict[tuple[str, str], dict[str, int]] = {}
         for d in site.devices if site is not None else ():
             self.devices[d.id] = d.name
             for p in d.points:
+                if p.enum:
+                    self.enums[(d.id, p.id)] = p.enum
                 if p.name:
                     self.points[(d.id, p.id)] = p.name
 
@@ -78,6 +82,11 @@ class Names:
 
     def point(self, device: str, point: str) -> str:
         return self._label(self.points.get((device, point)), point)
+
+    def value(self, s: Sample, *, full: bool = False) -> str:
+        """The stored value, or the text of a datatype text point's code (config.textmap)."""
+        text = code_text(self.enums.get((s.device, s.point)), s.value)
+        return fmt_value(s.value, full=full) if text is None else text
 
 
 def latest_table(
@@ -100,7 +109,7 @@ def latest_table(
                 nm.device(s.device),
                 nm.point(s.device, s.point),
                 fmt_ts(s.ts, tz),
-                fmt_value(s.value, full=full),
+                nm.value(s, full=full),
                 s.quality.text,
                 s.status,
             ]

@@ -151,7 +151,7 @@
       for (const p of pointsOf(d, "power_kw")) add(L.power, fmt(sample(d.id, p.id) && sample(d.id, p.id).value, 1) + " kW");
       for (const p of d.points.filter((x) => x.role === "measurement" || x.role === "apc_mode")) {
         const s = sample(d.id, p.id);
-        add(p.name || p.id, s ? fmt(s.value, 2) + (p.unit ? " " + p.unit : "") : "—");
+        add(p.name || p.id, s ? (s.text != null ? s.text : fmt(s.value, 2) + (p.unit ? " " + p.unit : "")) : "—");
       }
       card.append(rows);
       box.append(card);
@@ -180,7 +180,7 @@
       const s = latest.get(k);
       const tr = el("tr", { key: k },
         el("td", { id: s.device }, devName(s.device)), el("td", { id: s.point }, pointName(s.device, s.point)),
-        el("td", { class: "num" }, s.state ? (L[s.state] || s.state) : fmt(s.value, 3)),
+        el("td", { class: "num" }, s.state ? (L[s.state] || s.state) : s.text != null ? s.text : fmt(s.value, 3)),
         el("td", {}, timeOf(s.ts)), el("td", { class: "q-" + s.quality }, L["q_" + s.quality] || s.quality));
       body.append(tr);
     }
@@ -237,7 +237,7 @@
     const dl = el("dl", {});
     for (const p of d.points) {
       const s = sample(d.id, p.id);
-      dl.append(el("dt", {}, p.name || p.id), el("dd", {}, s ? (s.state ? (L[s.state] || s.state) : fmt(s.value, 3) + (p.unit ? " " + p.unit : "")) : "—"));
+      dl.append(el("dt", {}, p.name || p.id), el("dd", {}, s ? (s.state ? (L[s.state] || s.state) : s.text != null ? s.text : fmt(s.value, 3) + (p.unit ? " " + p.unit : "")) : "—"));
     }
     box.append(dl);
   }

@@ -50,8 +50,20 @@ METER = {
         }
     ],
 }
+# m1 runs a product mix: PRU by the program in force at each count step (ISO 22400 PRU per
+# product); program codes 1 and 2 have a PRU, 3 is in the enum without one, 9 is no text
+M1 = machine("m1", ideal=None)
+M1["points"].append(
+    {
+        "id": "program",
+        "datatype": "text",
+        "enum": {"P-100": 1, "P-200": 2, "P-300": 3},
+        "opcua": {"node_id": "ns=2;s=m1.program"},
+    }
+)
+M1["ideal_cycle"] = {"point": "program", "by": {"P-100": 30.0, "P-200": 75.0}}
 SITE = site(
-    [machine("m1", ideal=30.0), machine("m2", ideal=45.0), METER],
+    [M1, machine("m2", ideal=45.0), METER],
     calendar={
         "shifts": [
             {"name": "a", "start": "06:00", "end": "14:00"},
@@ -82,13 +94,16 @@ TIMES = (
     "offline",
     "producing_total",
 )
-POINTS = [("m1", "state"), ("m1", "good"), ("m1", "scrap")]
+POINTS = [("m1", "state"), ("m1", "program"), ("m1", "good"), ("m1", "scrap")]
 POINTS += [("m2", "state"), ("m2", "good"), ("m2", "scrap"), ("em1", "kwh")]
 
 secs = st.integers(-3 * 3600, SPAN_S + 3600)
 # (second, kind): kind >= 0 a state value / counter increment, -1 a marker, -2 healed (a marker
 # and a good sample at one instant, the good one stored first), -3 a counter reset
 state_ev = st.lists(st.tuples(secs, st.sampled_from([0, 0, 1, 2, 3, 4, 9, -1, -2])), max_size=30)
+program_ev = st.lists(
+    st.tuples(secs, st.sampled_from([1, 1, 2, 2, 3, 9, -1, -2])), min_size=1, max_size=20
+)
 count_ev = st.lists(st.tuples(secs, st.sampled_from([0, 1, 3, 7, 20, -1, -2, -3])), max_size=30)
 
 
@@ -117,9 +132,9 @@ def _series(events: list[tuple[int, int]], counter: bool) -> list[tuple[int, flo
 def _build(draw: Any) -> tuple[MemReader, bool, list[int]]:
     """A reader, whether the recording is imported, and the heartbeat instants (up to "now")."""
     imported = draw(st.booleans())
+    events = {"state": state_ev, "program": program_ev}
     data = {
-        key: _series(draw(state_ev if key[1] == "state" else count_ev), key[1] != "state")
-        for key in POINTS
+        key: _series(draw(events.get(key[1], count_ev)), key[1] not in events) for key in POINTS
     }
     meter = sorted(draw(st.sets(st.integers(-3 * 3600 // 60, (SPAN_S + 3600) // 60), max_size=40)))
     data[("em1", "kwh")] = [(A + m * 60 * S, float(1000 + 3 * i), 0) for i, m in enumerate(meter)]
@@ -163,6 +178,12 @@ def _extensive(res: PeriodResult) -> dict[str, float | int]:
             out[f"{m['name']}.{k}"] = _ns(m["times_s"][k])
         for q in ("pq", "gq", "sq"):
             out[f"{m['name']}.{q}"] = m["quantities"][q]
+        mix = m.get("product_mix")
+        if mix is not None:
+            out[f"{m['name']}.ideal_time_s"] = mix["ideal_time_s"]
+            out[f"{m['name']}.unknown_units"] = mix["unknown_units"]
+            for prog, row in mix["by_program"].items():
+                out[f"{m['name']}.units.{prog}"] = row["units"]
     for key, c in res.counters.items():
         out[f"{key}.total"] = c["total"]
         out[f"{key}.unattributed"] = c["unattributed"]

@@ -74,6 +74,7 @@ def test_golden_cases_present() -> None:
         "counters_reset_rollover",
         "gap_and_boundary",
         "fleet_vs_mean",
+        "product_mix",
         "counter_old_prior",
         "counter_gap_jump",
         "counter_reset_in_gap",

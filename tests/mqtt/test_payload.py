@@ -28,7 +28,8 @@ def _spec(p: dict[str, Any]) -> FieldSpec:
     addr = {"topic": "t"}
     addr.update({k: p[k] for k in ("pointer", "ts_pointer", "ts_format") if k in p})
     point = Point.model_validate(
-        {"id": p["id"], "mqtt": addr} | {k: p[k] for k in ("datatype", "scale", "offset") if k in p}
+        {"id": p["id"], "mqtt": addr}
+        | {k: p[k] for k in ("datatype", "scale", "offset", "enum") if k in p}
     )
     return compile_spec(point, zone(p.get("timezone", "UTC")))
 
@@ -40,6 +41,7 @@ def test_golden(case: dict[str, Any]) -> None:
     got = decode(payload, specs, case.get("received_ns", 0), case.get("max_bytes", 65536))
     assert [list(v) for v in got.values] == case["values"]
     assert [list(e) for e in got.errors] == case["errors"]
+    assert [list(b) for b in got.bad] == case.get("bad", [])
     for _, reason in got.errors:
         assert reason in REASONS
     if all(s.pointer is not None for s in specs):  # the compiled route decoder agrees
@@ -48,6 +50,7 @@ def test_golden(case: dict[str, Any]) -> None:
         )
         assert sorted(map(list, fast.values)) == sorted(case["values"])
         assert sorted(map(list, fast.errors), key=str) == sorted(case["errors"], key=str)
+        assert sorted(map(list, fast.bad)) == sorted(case.get("bad", []))
 
 
 def test_golden_cover_every_reason() -> None:
