@@ -12,7 +12,6 @@ import zoneinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from config.textmap import code_text
 from edge.cli.run import load_or_report
 
 if TYPE_CHECKING:
@@ -85,7 +84,12 @@ class Names:
 
     def value(self, s: Sample, *, full: bool = False) -> str:
         """The stored value, or the text of a datatype text point's code (config.textmap)."""
-        text = code_text(self.enums.get((s.device, s.point)), s.value)
+        enum = self.enums.get((s.device, s.point))
+        if enum is None:  # no text point: keep `tail --db` free of the config package
+            return fmt_value(s.value, full=full)
+        from config.textmap import code_text
+
+        text = code_text(enum, s.value)
         return fmt_value(s.value, full=full) if text is None else text
 
 
