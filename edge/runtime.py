@@ -28,6 +28,7 @@ import contextlib
 import itertools
 import logging
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -65,6 +66,17 @@ def heartbeat_wait(real_s: float, clock_s: float) -> float:
     if real_s <= 0 or clock_s <= 0:
         return HEARTBEAT_S
     return min(HEARTBEAT_S, max(HEARTBEAT_S * real_s / clock_s, 0.05))
+
+
+@contextlib.contextmanager
+def switch_interval(ms: float) -> Iterator[None]:
+    """``sys.setswitchinterval(ms / 1000)`` for the block (process-wide), then the previous."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(ms / 1000)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 def heartbeat(ts: int) -> Sample:
@@ -397,6 +409,28 @@ class Collector:
         history: Iterable[Sample] | None = None,
         history_end_ns: int | None = None,
         before_connectors: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Collect until ``stop`` is set, with the process's thread switch interval at
+        ``runtime.gil_switch_ms`` meanwhile (restored on return).
+
+        The connectors' event loop gives the GIL up on every socket call and waits for it
+        back while the store and ledger threads compute: with Python's default 5 ms that
+        wait, not the work, sets the ceiling (docs/BENCHMARKS.md, sizing)."""
+        with switch_interval(self.site.runtime.gil_switch_ms):
+            await self._run(
+                stop,
+                history=history,
+                history_end_ns=history_end_ns,
+                before_connectors=before_connectors,
+            )
+
+    async def _run(
+        self,
+        stop: asyncio.Event,
+        *,
+        history: Iterable[Sample] | None,
+        history_end_ns: int | None,
+        before_connectors: Callable[[], Awaitable[None]] | None,
     ) -> None:
         """Collect until ``stop`` is set.
 
