@@ -47,7 +47,12 @@ PER_UNIT = 1000
 
 
 def make_site(
-    ports: list[int], per_port: int, points: int, interval_ms: int, tmp: Path
+    ports: list[int],
+    per_port: int,
+    points: int,
+    interval_ms: int,
+    tmp: Path,
+    switch_ms: float | None = None,
 ) -> SiteConfig:
     devices: list[dict[str, Any]] = []
     units = (points + PER_UNIT - 1) // PER_UNIT
@@ -76,6 +81,7 @@ def make_site(
             "devices": devices,
             "storage": {"kind": "sqlite", "path": str(tmp / "store.db")},
             "evidence": {"ledger_path": str(tmp / "ledger.db"), "key_dir": str(tmp / "keys")},
+            "runtime": {} if switch_ms is None else {"gil_switch_ms": switch_ms},
         }
     )
 
@@ -133,11 +139,17 @@ def dir_bytes(path: Path) -> int:
 
 
 async def one_run(
-    ports: list[int], per_port: int, points: int, interval_ms: int, warmup: float, seconds: float
+    ports: list[int],
+    per_port: int,
+    points: int,
+    interval_ms: int,
+    warmup: float,
+    seconds: float,
+    switch_ms: float | None,
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        site = make_site(ports, per_port, points, interval_ms, tmp)
+        site = make_site(ports, per_port, points, interval_ms, tmp, switch_ms)
         col = Collector(site, evidence=True)
         stop = asyncio.Event()
         task = asyncio.create_task(col.run(stop))
@@ -191,15 +203,15 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument(
-        "--switch-ms", type=float, help="sys.setswitchinterval (GIL hand-over), default 5 ms"
+        "--switch-ms",
+        type=float,
+        help="runtime.gil_switch_ms (the collector's GIL hand-over), default: the setting's",
     )
     ap.add_argument("--sim", choices=("fast", "pymodbus"), default="fast")
     ap.add_argument("--units-per-port", type=int, default=10)
     ap.add_argument("--profile", type=Path, help="write a cProfile of the (last) run here")
     args = ap.parse_args()
     interval = 10 if args.ceiling else args.interval_ms
-    if args.switch_ms is not None:
-        sys.setswitchinterval(args.switch_ms / 1000)
     units = (max(args.points) + PER_UNIT - 1) // PER_UNIT
     per_port = args.units_per_port if args.sim == "fast" else units
     ports = [free_port() for _ in range((units + per_port - 1) // per_port)]
@@ -212,7 +224,8 @@ def main() -> None:
     print(
         f"bench_sizing: Modbus TCP uint16 points, {PER_UNIT} per unit, {per_port} units per port "
         f"({args.sim} simulator), interval {interval} ms, "
-        f"store + ledger (synchronous=FULL); python {platform.python_version()}, "
+        f"store + ledger (synchronous=FULL), gil_switch_ms {args.switch_ms or 'default'}; "
+        f"python {platform.python_version()}, "
         f"{os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}"
     )
     try:
@@ -232,7 +245,15 @@ def main() -> None:
                     }
                     prof.enable()
                 r = asyncio.run(
-                    one_run(ports, per_port, points, interval, args.warmup, args.seconds)
+                    one_run(
+                        ports,
+                        per_port,
+                        points,
+                        interval,
+                        args.warmup,
+                        args.seconds,
+                        args.switch_ms,
+                    )
                 )
                 if prof is not None:
                     prof.disable()
