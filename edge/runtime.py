@@ -38,6 +38,7 @@ from config.models import SiteConfig
 from connectors.base import NAN, Connector, Quality, Sample, now_ns
 from connectors.registry import build_connectors
 from edge.health import HealthTracker, touch_alive
+from edge.memtrim import release_free_heap
 from edge.queue import SampleQueue
 from edge.recording import Recorder
 from edge.store.base import Newest, Store
@@ -399,6 +400,8 @@ class Collector:
             self.imported_batches = await self.import_history(history, end_ns=history_end_ns)
         if before_connectors is not None:
             await before_connectors()
+        # start-up's short-lived structures are freed by now: give their memory back
+        release_free_heap()
         self.ready.set()
         await supervisor.run()
 
