@@ -10,7 +10,9 @@ pymodbus`` (the project's meter simulator, one port; it saturates first).
 After a warm-up it measures, over ``--seconds``: the collector process's CPU-seconds (user +
 system, all its threads) per stored sample and as % of one core, samples stored per second
 (``writer.acked_samples``), the resident memory (max VmRSS), and at the end the store and
-ledger bytes per stored sample (after ``compact`` of the store).
+ledger bytes per stored sample (after ``compact`` of the store). The process's peak resident
+memory so far (``VmHWM``, start-up included; cumulative over the runs of one invocation) is
+printed per run: run one size per invocation for its peak.
 
 ``--ceiling`` polls back to back (interval 10 ms) and reports registers stored per second.
 ``--profile FILE`` writes a cProfile of the last run (``python -m pstats FILE``): the event loop
@@ -126,10 +128,11 @@ def thread_profile(owner: Any, name: str) -> cProfile.Profile:
     return prof
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """The process's resident memory (``VmHWM``: its peak so far, start-up included)."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -183,6 +186,7 @@ async def one_run(
         "drops": drops,
         "store_b": store_b / max(stored, 1),
         "ledger_b": ledger_b / max(stored, 1),
+        "peak_mb": rss_mb("VmHWM"),
     }
 
 
@@ -264,7 +268,8 @@ def main() -> None:
                 print(
                     f"  {points:,} points run {i + 1}: {r['samples_s']:,.0f} samples/s stored, "
                     f"CPU {r['cpu_pct']:.1f} % of a core, {r['cpu_us_per_sample']:.2f} us CPU per "
-                    f"sample, RSS {r['rss_mb']:.0f} MB, drops {r['drops']:.0f}, store "
+                    f"sample, RSS {r['rss_mb']:.0f} MB (process peak so far "
+                    f"{r['peak_mb']:.0f} MB), drops {r['drops']:.0f}, store "
                     f"{r['store_b']:.1f} B/sample, ledger {r['ledger_b']:.1f} B/sample"
                 )
             med = {k: statistics.median(r[k] for r in results) for k in results[0]}
