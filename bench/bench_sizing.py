@@ -10,7 +10,9 @@ pymodbus`` (the project's meter simulator, one port; it saturates first).
 After a warm-up it measures, over ``--seconds``: the collector process's CPU-seconds (user +
 system, all its threads) per stored sample and as % of one core, samples stored per second
 (``writer.acked_samples``), the resident memory (max VmRSS), and at the end the store and
-ledger bytes per stored sample (after ``compact`` of the store).
+ledger bytes per stored sample (after ``compact`` of the store). The process's peak resident
+memory so far (``VmHWM``, start-up included; cumulative over the runs of one invocation) is
+printed per run: run one size per invocation for its peak.
 
 ``--ceiling`` polls back to back (interval 10 ms) and reports registers stored per second.
 ``--profile FILE`` writes a cProfile of the last run (``python -m pstats FILE``): the event loop
@@ -47,7 +49,12 @@ PER_UNIT = 1000
 
 
 def make_site(
-    ports: list[int], per_port: int, points: int, interval_ms: int, tmp: Path
+    ports: list[int],
+    per_port: int,
+    points: int,
+    interval_ms: int,
+    tmp: Path,
+    switch_ms: float | None = None,
 ) -> SiteConfig:
     devices: list[dict[str, Any]] = []
     units = (points + PER_UNIT - 1) // PER_UNIT
@@ -76,6 +83,7 @@ def make_site(
             "devices": devices,
             "storage": {"kind": "sqlite", "path": str(tmp / "store.db")},
             "evidence": {"ledger_path": str(tmp / "ledger.db"), "key_dir": str(tmp / "keys")},
+            "runtime": {} if switch_ms is None else {"gil_switch_ms": switch_ms},
         }
     )
 
@@ -120,10 +128,11 @@ def thread_profile(owner: Any, name: str) -> cProfile.Profile:
     return prof
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """The process's resident memory (``VmHWM``: its peak so far, start-up included)."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -133,11 +142,17 @@ def dir_bytes(path: Path) -> int:
 
 
 async def one_run(
-    ports: list[int], per_port: int, points: int, interval_ms: int, warmup: float, seconds: float
+    ports: list[int],
+    per_port: int,
+    points: int,
+    interval_ms: int,
+    warmup: float,
+    seconds: float,
+    switch_ms: float | None,
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        site = make_site(ports, per_port, points, interval_ms, tmp)
+        site = make_site(ports, per_port, points, interval_ms, tmp, switch_ms)
         col = Collector(site, evidence=True)
         stop = asyncio.Event()
         task = asyncio.create_task(col.run(stop))
@@ -171,6 +186,7 @@ async def one_run(
         "drops": drops,
         "store_b": store_b / max(stored, 1),
         "ledger_b": ledger_b / max(stored, 1),
+        "peak_mb": rss_mb("VmHWM"),
     }
 
 
@@ -191,15 +207,15 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument(
-        "--switch-ms", type=float, help="sys.setswitchinterval (GIL hand-over), default 5 ms"
+        "--switch-ms",
+        type=float,
+        help="runtime.gil_switch_ms (the collector's GIL hand-over), default: the setting's",
     )
     ap.add_argument("--sim", choices=("fast", "pymodbus"), default="fast")
     ap.add_argument("--units-per-port", type=int, default=10)
     ap.add_argument("--profile", type=Path, help="write a cProfile of the (last) run here")
     args = ap.parse_args()
     interval = 10 if args.ceiling else args.interval_ms
-    if args.switch_ms is not None:
-        sys.setswitchinterval(args.switch_ms / 1000)
     units = (max(args.points) + PER_UNIT - 1) // PER_UNIT
     per_port = args.units_per_port if args.sim == "fast" else units
     ports = [free_port() for _ in range((units + per_port - 1) // per_port)]
@@ -212,7 +228,8 @@ def main() -> None:
     print(
         f"bench_sizing: Modbus TCP uint16 points, {PER_UNIT} per unit, {per_port} units per port "
         f"({args.sim} simulator), interval {interval} ms, "
-        f"store + ledger (synchronous=FULL); python {platform.python_version()}, "
+        f"store + ledger (synchronous=FULL), gil_switch_ms {args.switch_ms or 'default'}; "
+        f"python {platform.python_version()}, "
         f"{os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}"
     )
     try:
@@ -232,7 +249,15 @@ def main() -> None:
                     }
                     prof.enable()
                 r = asyncio.run(
-                    one_run(ports, per_port, points, interval, args.warmup, args.seconds)
+                    one_run(
+                        ports,
+                        per_port,
+                        points,
+                        interval,
+                        args.warmup,
+                        args.seconds,
+                        args.switch_ms,
+                    )
                 )
                 if prof is not None:
                     prof.disable()
@@ -243,7 +268,8 @@ def main() -> None:
                 print(
                     f"  {points:,} points run {i + 1}: {r['samples_s']:,.0f} samples/s stored, "
                     f"CPU {r['cpu_pct']:.1f} % of a core, {r['cpu_us_per_sample']:.2f} us CPU per "
-                    f"sample, RSS {r['rss_mb']:.0f} MB, drops {r['drops']:.0f}, store "
+                    f"sample, RSS {r['rss_mb']:.0f} MB (process peak so far "
+                    f"{r['peak_mb']:.0f} MB), drops {r['drops']:.0f}, store "
                     f"{r['store_b']:.1f} B/sample, ledger {r['ledger_b']:.1f} B/sample"
                 )
             med = {k: statistics.median(r[k] for r in results) for k in results[0]}

@@ -4,15 +4,32 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# one set object per distinct "fields given in the file" (see Frozen.model_post_init)
+_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
 
 
 class Frozen(BaseModel):
     """Base of every config model: immutable, unknown keys are errors."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Share the record of the fields set in the file between the models that set the
+        same ones: 216 bytes per model otherwise (two per Modbus point: 21 MB per 50,000
+        points). Safe because a frozen model never changes it in place (pydantic's copies
+        take their own copy)."""
+        fields = self.__pydantic_fields_set__
+        key = frozenset(fields)
+        shared = _FIELDS_SETS.get(key)
+        if shared is None:
+            if len(_FIELDS_SETS) >= 4096:  # a bound, for a process that validates much else
+                return
+            shared = _FIELDS_SETS[key] = fields
+        object.__setattr__(self, "__pydantic_fields_set__", shared)
 
 
 Identifier = Annotated[

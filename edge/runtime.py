@@ -28,6 +28,7 @@ import contextlib
 import itertools
 import logging
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -37,6 +38,7 @@ from config.models import SiteConfig
 from connectors.base import NAN, Connector, Quality, Sample, now_ns
 from connectors.registry import build_connectors
 from edge.health import HealthTracker, touch_alive
+from edge.memtrim import release_free_heap
 from edge.queue import SampleQueue
 from edge.recording import Recorder
 from edge.store.base import Newest, Store
@@ -67,6 +69,17 @@ def heartbeat_wait(real_s: float, clock_s: float) -> float:
     if real_s <= 0 or clock_s <= 0:
         return HEARTBEAT_S
     return min(HEARTBEAT_S, max(HEARTBEAT_S * real_s / clock_s, 0.05))
+
+
+@contextlib.contextmanager
+def switch_interval(ms: float) -> Iterator[None]:
+    """``sys.setswitchinterval(ms / 1000)`` for the block (process-wide), then the previous."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(ms / 1000)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 def heartbeat(ts: int) -> Sample:
@@ -427,6 +440,8 @@ class Collector:
             self.imported_batches = await self.import_history(history, end_ns=history_end_ns)
         if before_connectors is not None:
             await before_connectors()
+        # start-up's short-lived structures are freed by now: give their memory back
+        release_free_heap()
         self.ready.set()
         await supervisor.run()
 
@@ -437,6 +452,28 @@ class Collector:
         history: Iterable[Sample] | None = None,
         history_end_ns: int | None = None,
         before_connectors: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Collect until ``stop`` is set, with the process's thread switch interval at
+        ``runtime.gil_switch_ms`` meanwhile (restored on return).
+
+        The connectors' event loop gives the GIL up on every socket call and waits for it
+        back while the store and ledger threads compute: with Python's default 5 ms that
+        wait, not the work, sets the ceiling (docs/BENCHMARKS.md, sizing)."""
+        with switch_interval(self.site.runtime.gil_switch_ms):
+            await self._run(
+                stop,
+                history=history,
+                history_end_ns=history_end_ns,
+                before_connectors=before_connectors,
+            )
+
+    async def _run(
+        self,
+        stop: asyncio.Event,
+        *,
+        history: Iterable[Sample] | None,
+        history_end_ns: int | None,
+        before_connectors: Callable[[], Awaitable[None]] | None,
     ) -> None:
         """Collect until ``stop`` is set.
 

@@ -41,7 +41,6 @@ columns)`` is the same write from the writer's :class:`~metrics.evidence.canonic
 
 from __future__ import annotations
 
-import itertools
 import json
 import sqlite3
 import threading
@@ -308,6 +307,8 @@ class SqliteStore:
         self._psids: dict[str, dict[str, int]] = {}  # the same ids by device, then point
         self._names: dict[int, tuple[str, str]] = {}
         self._sid_dev_table: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
+        # series ids sorted by device, and where each device's run of them starts and ends
+        self._by_dev: tuple[npt.NDArray[np.int64], list[int], npt.NDArray[np.int64]] | None = None
         self._dev_names: list[str] = []
         self._latest_written = 0.0
         # the newest sample of every series as columns indexed by series id (see _newest)
@@ -315,7 +316,8 @@ class SqliteStore:
         self.latest_interval_s = 0.5
         self._closed = False
         self._spans: dict[str, int] = {}
-        self._latest: dict[str, dict[str, LatestEntry]] = {}
+        # latest-table points without a series (not written by this code; kept as they are)
+        self._latest_orphans: dict[str, dict[str, LatestEntry]] = {}
         self._has_sidx = False
         try:
             self._setup(synchronous)
@@ -362,11 +364,13 @@ class SqliteStore:
         for dev, span in db.execute("SELECT device, max_span FROM devices"):
             self._spans[dev] = span
         for dev, points in db.execute("SELECT device, points FROM latest"):
-            self._latest[dev] = json.loads(points)
-            for point, (t, v, q, st) in self._latest[dev].items():
+            for point, entry in json.loads(points).items():
+                t, v, q, st = entry
                 sid = self._sids.get((dev, point))
                 if sid is not None:
                     self._lat.load(sid, int(t), float("nan") if v is None else float(v), q, st)
+                else:
+                    self._latest_orphans.setdefault(dev, {})[point] = entry
         self._lat.dirty[:] = False
 
     def _chunks_have_sidx(self) -> bool:
@@ -459,7 +463,6 @@ class SqliteStore:
                 self._sid_dev_table = np.empty(0, dtype=np.int64)
                 raise
             if flush:
-                self._latest.update(touched)
                 self._lat.dirty[:] = False
                 self._latest_written = time.monotonic()
 
@@ -504,48 +507,52 @@ class SqliteStore:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        self._latest.update(touched)
         self._lat.dirty[:] = False
         self._latest_written = time.monotonic()
 
     def _latest_rows(self) -> dict[str, dict[str, LatestEntry]]:
         """The latest table's new content of the devices with series written since the last
-        flush (their stored points, the changed ones replaced). One Python step per changed
-        series per flush (at most every ``latest_interval_s``), none per write."""
+        flush: every point of such a device, rendered from the columns (at most every
+        ``latest_interval_s``; no per-series Python state between flushes)."""
         lat = self._lat
         changed = np.flatnonzero(lat.dirty)
         if not changed.shape[0]:
             return {}
-        dev_of = self._sid_dev()[changed]
-        order = np.argsort(dev_of, kind="stable")
-        changed, dev_of = changed[order], dev_of[order]
-        cuts = [0, *(np.flatnonzero(dev_of[1:] != dev_of[:-1]) + 1).tolist(), len(changed)]
-        sids = changed.tolist()
-        status = lat.status
-        entries: list[LatestEntry] = [
-            [t, None if v != v else v, q, ""]
-            for t, v, q in zip(
-                lat.ts[changed].tolist(),
-                lat.val[changed].tolist(),
-                lat.qual[changed].tolist(),
-                strict=True,
-            )
-        ]
-        if status:
-            for j, s_id in enumerate(sids):
-                text = status.get(s_id)
-                if text:
-                    entries[j][3] = text
+        sid_dev = self._sid_dev()
+        order, cuts = self._series_by_device()
         names = self._names
+        status = lat.status
         out: dict[str, dict[str, LatestEntry]] = {}
-        for lo, hi in itertools.pairwise(cuts):
-            device = names[sids[lo]][0]
-            points = dict(self._latest.get(device, {}))
-            points.update(
-                zip([names[s_id][1] for s_id in sids[lo:hi]], entries[lo:hi], strict=True)
-            )
+        for k in np.unique(sid_dev[changed]).tolist():
+            sids = order[cuts[k] : cuts[k + 1]]
+            sids = sids[lat.ts[sids] != _NO_TS]
+            ids = sids.tolist()
+            if not ids:
+                continue
+            device = names[ids[0]][0]
+            points = dict(self._latest_orphans.get(device, {}))
+            for s_id, t, v, q in zip(
+                ids,
+                lat.ts[sids].tolist(),
+                lat.val[sids].tolist(),
+                lat.qual[sids].tolist(),
+                strict=True,
+            ):
+                points[names[s_id][1]] = [t, None if v != v else v, q, status.get(s_id, "")]
             out[device] = points
         return out
+
+    def _series_by_device(self) -> tuple[npt.NDArray[np.int64], list[int]]:
+        """Series ids grouped by device index (``_sid_dev``): device ``k``'s ids are
+        ``order[cuts[k]:cuts[k + 1]]`` (rebuilt with ``_sid_dev``)."""
+        sid_dev = self._sid_dev()
+        if self._by_dev is None or self._by_dev[2] is not sid_dev:
+            order = np.argsort(sid_dev, kind="stable")
+            counts = np.bincount(sid_dev[sid_dev >= 0], minlength=len(self._dev_names))
+            unnamed = int((sid_dev < 0).sum())  # ids of no series sort first
+            cuts = [unnamed, *(unnamed + np.cumsum(counts)).tolist()]
+            self._by_dev = (order.astype(np.int64), cuts, sid_dev)
+        return self._by_dev[0], self._by_dev[1]
 
     def _write_all(self, batches: Sequence[Batch], cols: _Columns) -> _NewestUpdate:
         """Insert the rows of every batch (columns built once for the whole call)."""
