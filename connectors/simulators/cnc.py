@@ -40,7 +40,7 @@ from asyncua.server.standard_address_space import standard_address_space
 
 from config.models import Device, Point, SiteConfig
 from connectors.simulators.base import SimClock, Simulator
-from connectors.simulators.machine import MachineModel, ProfileName, Reading
+from connectors.simulators.machine import ProfileName, Reading, model_for
 
 log = logging.getLogger("shopfloor.sim.cnc")
 
@@ -143,25 +143,6 @@ def release_standard_nodes() -> None:
 
 def _dt(ns: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(microseconds=ns // 1000)
-
-
-def is_process_unit(device: Device) -> bool:
-    return any(p.role == "apc_mode" for p in device.points)
-
-
-def model_for(
-    site: SiteConfig, device: Device, seed: int, profile: ProfileName = "current"
-) -> MachineModel:
-    return MachineModel(
-        device.id,
-        seed=seed,
-        calendar=site.calendar,
-        timezone=site.site.timezone,
-        ideal_cycle_s=device.ideal_cycle_s,
-        rated_power_kw=device.rated_power_kw,
-        process=is_process_unit(device),
-        profile=profile,
-    )
 
 
 def reading_value(point: Point, r: Reading) -> float | int | bool:

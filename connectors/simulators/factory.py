@@ -1,8 +1,9 @@
-"""All simulators of a site file: meters (Modbus TCP), CNC machines (OPC UA), quality (MQTT).
+"""All simulators of a site file: meters (Modbus TCP), CNC machines (OPC UA), quality (MQTT),
+CNC machines (MTConnect agents).
 
 Each protocol's module builds the simulators for the devices of its protocol in the site
-(``build_meters``, ``build_cnc``, ``build_quality``); this combines them for ``shopfloor sim``
-and ``shopfloor demo``, for the protocols the site uses, Modbus first.
+(``build_meters``, ``build_cnc``, ``build_quality``, ``build_mtconnect``); this combines them
+for ``shopfloor sim`` and ``shopfloor demo``, for the protocols the site uses, Modbus first.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from config.models import SiteConfig
 from connectors.simulators.base import SimClock, Simulator
 from connectors.simulators.cnc import build_cnc
 from connectors.simulators.meters import build_meters
+from connectors.simulators.mtconnect import build_mtconnect
 from connectors.simulators.quality import build_quality
 
 Builder = Callable[[SiteConfig, int, SimClock], Sequence[Simulator]]
@@ -21,6 +23,7 @@ BUILDERS: dict[str, Builder] = {
     "modbus": build_meters,
     "opcua": build_cnc,
     "mqtt": build_quality,
+    "mtconnect": build_mtconnect,
 }
 
 

@@ -4,7 +4,9 @@
 simulated device of the site would have produced in ``[start_ns, end_ns)``, device after
 device, each device in time order:
 
-- OPC UA machines and process units (:mod:`connectors.simulators.machine`): states, APC mode
+- OPC UA machines and process units, and MTConnect machines (their state as the
+  Execution/ControllerMode code the agent's words give, :data:`connectors.simulators.mtconnect.
+  MACHINE_WORDS`), all from :mod:`connectors.simulators.machine`: states, APC mode
   and the good/scrap counters on change only (every part completion, at its exact time), spindle
   power and temperature every ``analog_step_s`` (default 60 s) when they change;
 - Modbus meters (:class:`connectors.simulators.meters.MeterModel`): every ``meter_step_s``;
@@ -13,18 +15,18 @@ device, each device in time order:
 
 The values are exactly those the live simulators serve at the same instants (same models,
 same seed), so a baseline period generated here and a live period recorded later are
-comparable. A week of the demo factory (9 devices) takes a few seconds.
+comparable. A week of the demo factory (10 devices) takes a few seconds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from config.models import Device, Point, SiteConfig
 from connectors.base import Sample
-from connectors.simulators.cnc import model_for
-from connectors.simulators.machine import STATE_CODE, MachineModel, ProfileName
+from connectors.simulators.machine import STATE_CODE, MachineModel, ProfileName, model_for
 from connectors.simulators.meters import MeterModel
+from connectors.simulators.mtconnect import machine_state_code
 from connectors.simulators.quality import QualityModel
 
 _S = 1_000_000_000
@@ -60,6 +62,11 @@ def generate_history(
         if device.opcua is not None:
             model = model_for(site, device, seed, profile)
             yield from machine_history(device, model, start_ns, end_ns, analog_step_s)
+        elif device.mtconnect is not None:
+            model = model_for(site, device, seed, profile)
+            yield from machine_history(
+                device, model, start_ns, end_ns, analog_step_s, state_code=machine_state_code
+            )
         elif device.modbus is not None:
             meter = MeterModel(seed, device, site.calendar, site.site.timezone, profile)
             yield from meter_history(device, meter, start_ns, end_ns, int(meter_step_s * _S))
@@ -87,10 +94,17 @@ def _role_of(point: Point) -> str:
 
 
 def machine_history(
-    device: Device, model: MachineModel, start_ns: int, end_ns: int, analog_step_s: float
+    device: Device,
+    model: MachineModel,
+    start_ns: int,
+    end_ns: int,
+    analog_step_s: float,
+    *,
+    state_code: Callable[[str], int] = STATE_CODE.__getitem__,
 ) -> Iterator[Sample]:
     """Change-only samples of one machine, computed from its episodes (no per-instant model
-    queries except for the analog values)."""
+    queries except for the analog values). ``state_code``: the stored code of a state (the
+    OPC UA machines' ``State`` variable; an MTConnect machine's Execution/ControllerMode code)."""
     roles = [(p.id, _role_of(p)) for p in device.points]
     last: dict[str, float] = {}
     dev = device.id
@@ -114,7 +128,7 @@ def machine_history(
         yield from emit(
             a,
             {
-                "state": float(STATE_CODE[state]),
+                "state": float(state_code(state)),
                 "apc_mode": 1.0 if e.apc else 0.0,
                 "count_good": float(good),
                 "count_scrap": float(scrap),

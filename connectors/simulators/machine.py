@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from config.calendar import Calendar
+from config.models import Device, SiteConfig
 
 ProfileName = Literal["baseline", "current"]
 
@@ -436,3 +437,23 @@ def _subtract(
             pieces = nxt
         out.extend(p for p in pieces if p[1] > p[0])
     return sorted(out)
+
+
+def is_process_unit(device: Device) -> bool:
+    return any(p.role == "apc_mode" for p in device.points)
+
+
+def model_for(
+    site: SiteConfig, device: Device, seed: int, profile: ProfileName = "current"
+) -> MachineModel:
+    """The model of a machine (or process unit) of the site file."""
+    return MachineModel(
+        device.id,
+        seed=seed,
+        calendar=site.calendar,
+        timezone=site.site.timezone,
+        ideal_cycle_s=device.ideal_cycle_s,
+        rated_power_kw=device.rated_power_kw,
+        process=is_process_unit(device),
+        profile=profile,
+    )

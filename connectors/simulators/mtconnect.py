@@ -24,6 +24,11 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape, quoteattr
 
+from config.models import Device, SiteConfig
+from config.mtconnect import state_code
+from connectors.simulators.base import SimClock, Simulator
+from connectors.simulators.machine import ProfileName, Reading, model_for
+
 _NS = "urn:mtconnect.org:{doc}:1.3"
 
 
@@ -382,6 +387,139 @@ class MtconnectAgent:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+# ---- a machine of the site file (``shopfloor sim`` / ``demo``) ----------------------------------
+#: what the agent of a simulated machine reports in each machine-model state: (Execution,
+#: ControllerMode), read back to the same state by config.mtconnect.DEFAULT_STATE_MAP;
+#: a planned stop (outside the shifts, breaks) is a machine waiting in AUTOMATIC: idle, which
+#: the KPI engine does not count since the calendar plans no time there
+MACHINE_WORDS: dict[str, tuple[str, str]] = {
+    "producing": ("ACTIVE", "AUTOMATIC"),
+    "setup": ("ACTIVE", "MANUAL"),  # jogging a first part in
+    "idle": ("READY", "AUTOMATIC"),
+    "down": ("STOPPED", "AUTOMATIC"),
+    "planned_stop": ("READY", "AUTOMATIC"),
+}
+SPINDLE_RPM = 12000.0
+
+
+def machine_state_code(state: str) -> int:
+    """The stored state code (config.mtconnect.state_code) of a machine-model state."""
+    execution, mode = MACHINE_WORDS[state]
+    code = state_code(execution, mode)
+    assert code is not None
+    return code
+
+
+def machine_observations(r: Reading) -> dict[str, str | float]:
+    """The agent's data items (:data:`CNC_ITEMS`) of one machine-model reading."""
+    execution, mode = MACHINE_WORDS[r.state]
+    return {
+        "avail": "AVAILABLE",
+        "mode": mode,
+        "exec": execution,
+        "pc_all": r.good + r.scrap,
+        "pc_good": r.good,
+        "pc_bad": r.scrap,
+        "spindle": SPINDLE_RPM if r.state == "producing" else 0.0,
+    }
+
+
+class MtconnectMachineSimulator:
+    """The MTConnect agent of one simulated CNC of the site file: the machine model
+    (:mod:`connectors.simulators.machine`, the same as the OPC UA machines') read every
+    ``tick_s`` at the shared factory clock, each change an observation stamped with that
+    factory time. A start is a new agent instance (``instanceId`` the factory second it starts
+    at, as real agents use their start time): a collector resuming from an earlier run's
+    sequence sees the restart and reads ``current``."""
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        device: Device,
+        seed: int,
+        clock: SimClock,
+        *,
+        profile: ProfileName = "current",
+        tick_s: float = 0.1,
+    ) -> None:
+        conn = device.mtconnect
+        assert conn is not None
+        parts = urlsplit(conn.url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = 5000 if parts.port is None else parts.port
+        self.device = device
+        self.agent_device = conn.device or device.id
+        self.clock = clock
+        self.tick_s = tick_s
+        self.model = model_for(site, device, seed, profile)
+        self.name = f"mtconnect-sim:{self.agent_device}"
+        self.agent: MtconnectAgent | None = None
+        self._last: dict[str, str | float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def describe(self) -> str:
+        return f"MTConnect agent of {self.agent_device} on http://{self.host}:{self.port}"
+
+    def update(self, t_ns: int) -> None:
+        """Observations of what changed by factory time ``t_ns``."""
+        agent = self.agent
+        if agent is None:
+            return
+        for item, value in machine_observations(self.model.at(t_ns)).items():
+            if self._last.get(item) != value:
+                self._last[item] = value
+                agent.set(item, value, t_ns)
+
+    async def start(self) -> None:
+        if self.agent is not None:
+            return
+        now = self.clock.now_ns()
+        agent = MtconnectAgent(
+            self.agent_device,
+            host=self.host,
+            port=self.port,
+            buffer_size=10_000,
+            instance_id=now // 1_000_000_000,
+            clock=self.clock.now_ns,
+        )
+        self._last = {}
+        self.agent = agent
+        self.update(now)
+        try:
+            await agent.start()
+        except BaseException:
+            self.agent = None
+            raise
+        self.port = agent.port
+        self._task = asyncio.create_task(self._run(), name=f"{self.name}:tick")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            self.update(self.clock.now_ns())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        agent, self.agent = self.agent, None
+        if agent is not None:
+            await agent.stop()
+
+
+def build_mtconnect(
+    site: SiteConfig, seed: int, clock: SimClock, *, profile: ProfileName = "current"
+) -> list[Simulator]:
+    """One agent per MTConnect device of the site."""
+    return [
+        MtconnectMachineSimulator(site, d, seed, clock, profile=profile)
+        for d in site.devices
+        if d.mtconnect is not None
+    ]
 
 
 # ---- a machine for the command line -------------------------------------------------------

@@ -2,15 +2,15 @@
 
 Loads the packaged ``config/examples/demo.yaml``, points its stores at ``--data`` (default
 ``./demo-data``), moves its ports to free ones when they are taken, starts the simulators
-(OPC UA CNC machines, Modbus meters, MQTT quality station), imports a baseline week (建设前,
-the same calendar week one year before the factory clock's start, closed by ``import_end``
-markers) when the store holds nothing before the factory clock's start (before any connector
-or simulator starts, so the import never competes with the first connects), runs the collector
-on the embedded store and every service registered in the ``shopfloor.demo`` entry-point group
-(the gateway registers one: ``async def serve(site, stop)``), prints what runs and where the
-data goes, and stops cleanly on Ctrl-C (or after ``--duration`` seconds). The effective site
-file is written next to the data (``demo-site.yaml``) so ``shopfloor tail -c`` and
-``shopfloor kpi -c`` can use it.
+(OPC UA CNC machines, Modbus meters, MQTT quality station, an MTConnect agent of one CNC),
+imports a baseline week (建设前, the same calendar week one year before the factory clock's
+start, closed by ``import_end`` markers) when the store holds nothing before the factory
+clock's start (before any connector or simulator starts, so the import never competes with the
+first connects), runs the collector on the embedded store and every service registered in the
+``shopfloor.demo`` entry-point group (the gateway registers one: ``async def serve(site,
+stop)``), prints what runs and where the data goes, and stops cleanly on Ctrl-C (or after
+``--duration`` seconds). The effective site file is written next to the data
+(``demo-site.yaml``) so ``shopfloor tail -c`` and ``shopfloor kpi -c`` can use it.
 
 The factory clock (``--speed``) starts by default at the most recent shift start of the site
 calendar on a working day (so the current period has planned busy time), or just after the data
@@ -106,6 +106,10 @@ def site_ports(site: SiteConfig) -> list[int]:
             ports.append(d.modbus.port)
         elif d.mqtt is not None:
             ports.append(d.mqtt.port)
+        elif d.mtconnect is not None:
+            p = _url_port(d.mtconnect.url)
+            if p is not None:
+                ports.append(p)
     ports.append(site.gateway.port)
     return list(dict.fromkeys(ports))
 
@@ -139,6 +143,12 @@ def move_ports(
         elif d.mqtt is not None and d.mqtt.port in moves:
             mq = d.mqtt.model_copy(update={"port": moves[d.mqtt.port]})
             return d.model_copy(update={"mqtt": mq})
+        elif d.mtconnect is not None:
+            p = _url_port(d.mtconnect.url)
+            if p in moves:
+                url = _with_url_port(d.mtconnect.url, moves[p])
+                mt = d.mtconnect.model_copy(update={"url": url})
+                return d.model_copy(update={"mtconnect": mt})
         return d
 
     update: dict[str, Any] = {"devices": tuple(moved(d) for d in site.devices)}
@@ -151,13 +161,22 @@ def move_ports(
 
 
 def relocate(site: SiteConfig, data: Path) -> SiteConfig:
-    """The site with its store, ledger, keys and users DB under ``data`` (absolute paths)."""
+    """The site with its store, ledger, keys, users DB and MTConnect resume files
+    (``mtconnect-<device>.json``) under ``data`` (absolute paths)."""
     data = data.resolve()
     ev: EvidenceSettings = site.evidence.model_copy(
         update={"ledger_path": data / "ledger.db", "key_dir": data / "keys"}
     )
+
+    def resume_here(d: Device) -> Device:
+        if d.mtconnect is None:
+            return d
+        mt = d.mtconnect.model_copy(update={"resume_file": data / f"mtconnect-{d.id}.json"})
+        return d.model_copy(update={"mtconnect": mt})
+
     return site.model_copy(
         update={
+            "devices": tuple(resume_here(d) for d in site.devices),
             "storage": SqliteStorage(path=data / "shopfloor.db"),
             "evidence": ev,
             "gateway": site.gateway.model_copy(update={"users_db": data / "users.db"}),

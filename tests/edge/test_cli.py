@@ -162,15 +162,17 @@ def test_tail_uses_the_site_timezone_and_store(
 def test_demo_moves_only_taken_ports_consistently() -> None:
     site = load_site(packaged_demo())
     ports = site_ports(site)
-    assert set(ports) == {48401, 50201, 18831, site.gateway.port}
-    taken = {48401, 50201}
+    assert set(ports) == {48401, 50201, 18831, 50001, site.gateway.port}
+    taken = {48401, 50201, 50001}
     moved, moves = move_ports(site, is_free=lambda p: p not in taken)
     assert set(moves) == taken
-    assert len(set(moves.values())) == 2
+    assert len(set(moves.values())) == 3
     opc = {d.opcua.endpoint for d in moved.devices if d.opcua}
     assert opc == {f"opc.tcp://127.0.0.1:{moves[48401]}/shopfloor/sim"}
     assert {d.modbus.port for d in moved.devices if d.modbus} == {moves[50201]}
     assert {d.mqtt.port for d in moved.devices if d.mqtt} == {18831}
+    mtc = [d.mtconnect for d in moved.devices if d.mtconnect]
+    assert [(m.url, m.device) for m in mtc] == [(f"http://127.0.0.1:{moves[50001]}", "cnc5")]
     same, none = move_ports(site, is_free=lambda p: True)
     assert none == {}
     assert same is site
@@ -183,6 +185,9 @@ def test_demo_prepare_writes_a_valid_site_file(tmp_path: Path) -> None:
     assert again.resolve(again.storage.path) == (tmp_path / "d" / "shopfloor.db").resolve()
     assert again.evidence.ledger_path == (tmp_path / "d" / "ledger.db").resolve()
     assert again.devices == site.devices
+    mtc = again.device("cnc5").mtconnect
+    assert mtc is not None
+    assert mtc.resume_file == (tmp_path / "d" / "mtconnect-cnc5.json").resolve()
     assert again.declared == site.declared
     assert (tmp_path / "d" / "keys" / "signing.key").exists()  # demo checkpoints get signed
 

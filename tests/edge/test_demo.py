@@ -16,7 +16,7 @@ from connectors.base import Quality
 from edge.store.sqlite import SqliteStore, StoreError
 
 ROOT = Path(__file__).resolve().parents[2]
-WANTED = {"cnc1", "furnace1", "meter1", "water1", "qs1"}
+WANTED = {"cnc1", "cnc5", "furnace1", "meter1", "water1", "qs1"}
 
 
 def _devices(db: Path) -> set[str]:
@@ -60,7 +60,8 @@ async def test_demo_collects_every_protocol_and_stops_on_ctrl_c(tmp_path: Path) 
                 if "Ctrl-C stops" in line:
                     break
             for _ in range(400):
-                if _devices(db) >= WANTED:
+                # the MTConnect connector writes its resume position once it is 2 s old
+                if _devices(db) >= WANTED and (data / "mtconnect-cnc5.json").is_file():
                     break
                 await asyncio.sleep(0.2)
             proc.send_signal(signal.SIGINT)
@@ -72,7 +73,14 @@ async def test_demo_collects_every_protocol_and_stops_on_ctrl_c(tmp_path: Path) 
             await proc.wait()
     out = "".join(lines)
     assert proc.returncode == 0, out
-    for what in ("Modbus TCP", "OPC UA", "MQTT", "collector running", "simulators stopped"):
+    for what in (
+        "Modbus TCP",
+        "OPC UA",
+        "MQTT",
+        "MTConnect agent of cnc5",
+        "collector running",
+        "simulators stopped",
+    ):
         assert what in out, out
     assert str(db) in out
     # the baseline import ran before the connectors: no first connect timed out
@@ -98,7 +106,7 @@ async def test_demo_collects_every_protocol_and_stops_on_ctrl_c(tmp_path: Path) 
         store.close()
     # every imported series is closed by one bad import_end sample at the baseline's end
     end = int(dt.datetime(2025, 3, 3, tzinfo=zoneinfo.ZoneInfo("Asia/Shanghai")).timestamp())
-    assert set(imported) >= {"import:cnc1", "import:meter1", "import:water1"}
+    assert set(imported) >= {"import:cnc1", "import:cnc5", "import:meter1", "import:water1"}
     for src, samples in imported.items():
         marks = [s for s in samples if s.status == "import_end"]
         series = {(s.device, s.point) for s in samples}
@@ -107,5 +115,8 @@ async def test_demo_collects_every_protocol_and_stops_on_ctrl_c(tmp_path: Path) 
         assert all(math.isnan(s.value) for s in marks), src
         assert max(s.ts for s in samples if s.status != "import_end") < end * 10**9
     assert health["cnc1"].samples > 0
+    assert health["cnc5"].samples > 0
+    # the MTConnect connector keeps its resume position inside the demo's data folder
+    assert (data / "mtconnect-cnc5.json").is_file()
     assert not any(h.connected for h in health.values())  # stopped cleanly
     assert seqs == list(range(1, len(seqs) + 1))

@@ -18,6 +18,7 @@ import yaml
 from config.loader import load_site
 from config.models import COUNTER_ROLES, SiteConfig
 from connectors.base import Quality, Sample
+from connectors.simulators.mtconnect import machine_state_code
 from edge.store import keys
 from edge.store.base import Batch, DeviceHealth
 from edge.store.ledger import Ledger
@@ -38,9 +39,11 @@ PINNED_NOW_NS = int(PINNED_NOW.timestamp()) * S
 PINNED_DAY = PINNED_NOW.date().isoformat()
 # one good part every GOOD_EVERY_S and one scrap part per producing stretch, counted only while
 # the machine produces: effectiveness (ideal cycle x parts / producing time) stays below 1 on
-# every demo machine (45 s and 90 s ideal cycles), whatever hours the fill covers
+# every demo machine (45 s and 90 s ideal cycles, the MTConnect one too), whatever hours the
+# fill covers
 GOOD_EVERY_S = 180
 SCRAP_AT_S = 300
+FILL_STATES = ("producing", "setup", "idle", "down")
 
 
 def write_site(folder: Path, **gateway: Any) -> Path:
@@ -104,10 +107,15 @@ def fill(site: SiteConfig, store_path: Path, now_ns: int) -> None:
             if state == 0 and k % 600 == SCRAP_AT_S:
                 made["count_scrap"] += 1
             for p in dev.points:
-                if p.role == "state":
+                if p.role == "state" and dev.mtconnect is not None:
+                    # the agent's Execution/ControllerMode code of the same state
+                    v = float(machine_state_code(FILL_STATES[state]))
+                elif p.role == "state":
                     v = float(state)
                 elif p.role in made:
                     v = made[p.role]
+                elif p.role == "count_total" and dev.mtconnect is not None:  # PartCount ALL
+                    v = made["count_good"] + made["count_scrap"]
                 elif p.role in ("count_total", "count_rework"):  # the quality station
                     v = float(k // 60 * (1 if p.role == "count_total" else 0.1) // 1)
                 elif p.role in COUNTER_ROLES:  # cumulative meters only go up

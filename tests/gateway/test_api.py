@@ -30,14 +30,14 @@ def test_health_and_readiness(gw: Gateway) -> None:
         assert c.get("/healthz").json() == {"status": "ok"}
         ready = c.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"]["store"].startswith("ok (9 devices")
+    assert ready.json()["checks"]["store"].startswith("ok (10 devices")
 
 
 def test_site_devices_points(gw: Gateway) -> None:
     with gw.client("viewer") as c:
         site = c.get("/api/v1/site").json()
         assert site["id"] == "demo-factory"
-        assert site["devices"] == 9
+        assert site["devices"] == 10
         assert c.get("/api/v1/sites").json() == [site]
         devices = c.get("/api/v1/devices").json()
         assert [d["id"] for d in devices] == [d.id for d in gw.site.devices]
@@ -50,6 +50,7 @@ def test_site_devices_points(gw: Gateway) -> None:
         one = c.get("/api/v1/devices/cnc1").json()
         assert one["protocol"] == "opcua"
         assert one["ideal_cycle_s"] == 45
+        assert c.get("/api/v1/devices/cnc5").json()["protocol"] == "mtconnect"
         points = c.get("/api/v1/devices/qs1/points").json()
         assert [p["role"] for p in points][:2] == ["count_total", "count_good"]
 
@@ -121,7 +122,7 @@ def test_kpi_period_and_table(gw: Gateway) -> None:
         r = c.get("/api/v1/kpi", params={"period": f"{PINNED_DAY}..{PINNED_DAY}"})
         assert r.status_code == 200, r.text
         result = r.json()["result"]
-        assert {m["name"] for m in result["machines"]} >= {"cnc1", "cnc2", "cnc3", "cnc4"}
+        assert {m["name"] for m in result["machines"]} >= {"cnc1", "cnc2", "cnc3", "cnc4", "cnc5"}
         assert "oee" in result["kpis"]
         t = c.get(
             "/api/v1/table",

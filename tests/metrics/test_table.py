@@ -13,6 +13,7 @@ from openpyxl import load_workbook
 
 from config.loader import load_site
 from config.models import SiteConfig
+from config.mtconnect import state_code
 from metrics.catalogue import CATALOGUE
 from metrics.engine import KpiTable, compute_period, compute_table
 from metrics.periods import parse_range
@@ -59,6 +60,15 @@ def _fill(rd: MemReader, start: int, end: int, seed: int, p_prod: float) -> None
         rd.add(dev, "state", ts, st)
         rd.add(dev, "good", ts, np.cumsum(st == 0) * (1 + i % 2))
         rd.add(dev, "scrap", ts, np.cumsum(rng.random(ts.size) < 0.02))
+    # cnc5 speaks MTConnect: its state is the Execution/ControllerMode code of the same states
+    st = np.where(rng.random(ts.size) < p_prod, 0, rng.choice([1, 2, 3], ts.size))
+    words = [("ACTIVE", "AUTOMATIC"), ("ACTIVE", "MANUAL"), ("READY", None), ("STOPPED", None)]
+    codes = np.array([state_code(e, m) for e, m in words])  # producing, setup, idle, down
+    good, scrap = np.cumsum(st == 0), np.cumsum(rng.random(ts.size) < 0.02)
+    rd.add("cnc5", "state", ts, codes[st])
+    rd.add("cnc5", "good", ts, good)
+    rd.add("cnc5", "scrap", ts, scrap)
+    rd.add("cnc5", "parts", ts, good + scrap)
     rd.add("furnace1", "apc", ts, (np.arange(ts.size) % 4 > 0).astype(float))
     rd.add("meter1", "energy", ts, np.arange(ts.size) * 2.0)
     rd.add("meter2", "energy", ts, np.arange(ts.size) * 5.0)
