@@ -12,22 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from metrics.oee import NS, FleetOee, MachineOee, Quantities
-from metrics.timemodel import MachineTimes
-
-_TIMES = (
-    "period",
-    "pot",
-    "planned_downtime",
-    "window",
-    "planned_stop",
-    "pbt",
-    "apt",
-    "asut",
-    "idle",
-    "adet",
-    "offline",
-    "producing_total",
-)
+from metrics.timemodel import TIME_FIELDS, MachineTimes
 
 
 def _num(x: Any) -> float:
@@ -39,7 +24,7 @@ def machine_of(site_id: str, m: Mapping[str, Any]) -> MachineOee:
     engine's :class:`MachineOee` (times in ns), named ``site/device``."""
     t = m["times_s"]
     times = MachineTimes(
-        **{k: round(_num(t.get(k)) * NS) for k in _TIMES},
+        **{k: round(_num(t.get(k)) * NS) for k in TIME_FIELDS},
         failures=int(_num(m.get("failures"))),
         unmapped=0,
         bad=0,

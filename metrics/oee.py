@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from metrics.timemodel import MachineTimes
+from metrics.timemodel import TIME_FIELDS, MachineTimes
 
 NS = 1e9
 FORMULA_VERSION = 1
@@ -203,23 +203,7 @@ def details(
     """Every figure of the time model and its ratios, JSON-safe (seconds, units, fractions).
 
     ``exclude_offline``: availability over PBT_covered = PBT - offline (``times_s.pbt_covered``)."""
-    t = {
-        k: sum(getattr(m, k) for m in times) / NS
-        for k in (
-            "period",
-            "pot",
-            "planned_downtime",
-            "window",
-            "planned_stop",
-            "pbt",
-            "apt",
-            "asut",
-            "idle",
-            "adet",
-            "offline",
-            "producing_total",
-        )
-    }
+    t = {k: sum(getattr(m, k) for m in times) / NS for k in TIME_FIELDS}
     t["pbt_covered"] = covered_pbt(t["pbt"], t["offline"])
     fe = sum(m.failures for m in times)
     availability = ratio(t["apt"], t["pbt_covered"] if exclude_offline else t["pbt"])

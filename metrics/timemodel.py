@@ -223,6 +223,24 @@ class MachineTimes:
         return self.window - self.offline
 
 
+#: the extensive ISO 22400 times of :class:`MachineTimes` (ns; summed over machines and split
+#: periods), in report order
+TIME_FIELDS = (
+    "period",
+    "pot",
+    "planned_downtime",
+    "window",
+    "planned_stop",
+    "pbt",
+    "apt",
+    "asut",
+    "idle",
+    "adet",
+    "offline",
+    "producing_total",
+)
+
+
 def machine_times(tl: Timeline, win: CalendarWindows, period_ns: int) -> MachineTimes:
     w = win.window.measure_in(tl.starts, tl.ends)
     by_code = [int(w[tl.codes == code].sum()) for code in range(N_STATES)]

@@ -28,6 +28,7 @@ from config.markers import HEARTBEAT, HEARTBEAT_S
 from metrics.engine import PeriodResult, compute_period
 from metrics.periods import parse_range
 from metrics.recording import AFTER_NS
+from metrics.timemodel import TIME_FIELDS
 from tests.metrics.memreader import MemReader
 from tests.metrics.sites import machine, site
 
@@ -81,19 +82,7 @@ SITE = site(
     },
     runtime={"heartbeat_s": 60},
 )
-TIMES = (
-    "pot",
-    "planned_downtime",
-    "window",
-    "planned_stop",
-    "pbt",
-    "apt",
-    "asut",
-    "idle",
-    "adet",
-    "offline",
-    "producing_total",
-)
+TIMES = TIME_FIELDS[1:]  # every extensive time but the period length
 POINTS = [("m1", "state"), ("m1", "program"), ("m1", "good"), ("m1", "scrap")]
 POINTS += [("m2", "state"), ("m2", "good"), ("m2", "scrap"), ("em1", "kwh")]
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from metrics.engine import compute_period
 from metrics.periods import TimeRange, parse_range
+from metrics.timemodel import TIME_FIELDS
 from tests.metrics.memreader import MemReader
 from tests.metrics.sites import machine, site
 
@@ -36,19 +37,7 @@ SITE = site(
     kpi={"stale_after_s": 5400},
 )
 SPAN = PERIOD.end_ns - PERIOD.start_ns
-TIMES = (
-    "pot",
-    "planned_downtime",
-    "window",
-    "planned_stop",
-    "pbt",
-    "apt",
-    "asut",
-    "idle",
-    "adet",
-    "offline",
-    "producing_total",
-)
+TIMES = TIME_FIELDS[1:]  # every extensive time but the period length
 
 machine_data = st.lists(
     st.tuples(
