@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.cli.keys import CliFail, guarded, load_site_or_fail
+
+if TYPE_CHECKING:
+    from config.models import SiteConfig
+    from edge.store.export import ExportResult
 
 
 def _output_path(text: str) -> Path:
@@ -24,14 +28,15 @@ def _output_path(text: str) -> Path:
     return out
 
 
-def _export(args: argparse.Namespace) -> int:
+def signed_export(site: SiteConfig, args: argparse.Namespace) -> ExportResult:
+    """The signed bundle of ``args.baseline`` / ``args.current`` from the site's ledger (and its
+    SQLite store as a cross-check): what ``shopfloor export`` writes and ``shopfloor form``
+    cites."""
     from edge.store import keys
     from edge.store.export import ExportError, export_bundle
     from edge.store.ledger import Ledger
     from metrics.periods import PeriodError, parse_range
 
-    out = _output_path(args.output)
-    site = load_site_or_fail(args.config)
     tz = site.site.timezone
     try:
         baseline = parse_range(args.baseline, tz)
@@ -52,7 +57,7 @@ def _export(args: argparse.Namespace) -> int:
             store = SqliteStore.open_readonly(spath)
     try:
         with Ledger(lpath) as led:
-            res = export_bundle(
+            return export_bundle(
                 site,
                 led,
                 signer,
@@ -67,6 +72,12 @@ def _export(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
+
+
+def _export(args: argparse.Namespace) -> int:
+    out = _output_path(args.output)
+    site = load_site_or_fail(args.config)
+    res = signed_export(site, args)
     tmp = out.with_name(out.name + ".part")
     try:
         tmp.write_bytes(res.data)

@@ -33,53 +33,16 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def _form(args: argparse.Namespace) -> int:
-    from edge.store import keys
-    from edge.store.export import ExportError, export_bundle
-    from edge.store.ledger import Ledger
+    from edge.cli.export import signed_export
     from metrics import form
     from metrics.form_docx import to_docx
-    from metrics.periods import PeriodError, parse_range
 
     site = load_site_or_fail(args.config)
-    tz = site.site.timezone
-    try:
-        baseline = parse_range(args.baseline, tz)
-        current = parse_range(args.current, tz)
-    except PeriodError as exc:
-        raise CliFail(str(exc)) from None
     out = _writable(Path(args.output), "-o")
     xlsx = _writable(Path(args.xlsx), "--xlsx") if args.xlsx else None
     bpath = Path(args.bundle) if args.bundle else out.with_name(out.stem + "-evidence.zip")
     _writable(bpath, "--bundle")
-    ev = site.evidence
-    lpath = site.resolve(ev.ledger_path)
-    if not lpath.exists():
-        raise CliFail(f"no ledger at {lpath}: evidence is recorded by 'shopfloor run'")
-    signer = keys.load_key(site.resolve(ev.key_dir))
-    store = None
-    if site.storage.kind == "sqlite":
-        from edge.store.sqlite import SqliteStore
-
-        spath = site.resolve(site.storage.path)
-        if spath.exists():
-            store = SqliteStore.open_readonly(spath)
-    try:
-        with Ledger(lpath) as led:
-            res = export_bundle(
-                site,
-                led,
-                signer,
-                baseline,
-                current,
-                store=store,
-                baseline_imported=args.baseline_imported,
-                current_imported=args.current_imported,
-            )
-    except ExportError as exc:
-        raise CliFail(str(exc)) from None
-    finally:
-        if store is not None:
-            store.close()
+    res = signed_export(site, args)
     ref = form.BundleRef.from_payload(bpath.name, hashlib.sha256(res.data).hexdigest(), res.payload)
     draft = form.build(site, res.table, ref)
     _write(bpath, res.data)
