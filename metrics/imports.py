@@ -46,7 +46,7 @@ class ImportedSeries:
 
 
 class _OutOfRange(ValueError):
-    pass
+    """A timestamp outside what int64 nanoseconds hold (1678-2261)."""
 
 
 def _ts(text: str, tz_name: str) -> int:

@@ -49,7 +49,7 @@ class Table:
 
 
 class TableError(ValueError):
-    pass
+    """The companion mapping table is malformed (the message names the row)."""
 
 
 def _path(text: str, aliases: dict[str, str], where: str) -> tuple[tuple[str, str], ...]:
