@@ -14,16 +14,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from gateway.auth import Signer
-from gateway.data import ReaderPool, Unavailable
+from gateway.data import ReaderPool
 from gateway.deps import SAFE_METHODS, AuthRequired, State, optional_user
+from gateway.errors import install_json_errors
 from gateway.evidence import BundleInputError
-from gateway.kpi import KpiService, PeriodInputError
+from gateway.kpi import KpiService
 from gateway.live import LiveHub
 from gateway.metrics_prom import ApiMetrics
 from gateway.routers import admin, api, evidence, form, ops, outbox, pages
@@ -194,29 +194,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def _auth(request: Request, exc: AuthRequired) -> Response:
         return _auth_required(request, exc)
 
-    @app.exception_handler(Unavailable)
-    async def _unavailable(request: Request, exc: Unavailable) -> Response:
-        return JSONResponse({"detail": str(exc)}, 503)
-
-    @app.exception_handler(PeriodInputError)
-    async def _period(request: Request, exc: PeriodInputError) -> Response:
-        return JSONResponse({"detail": str(exc)}, 422)
-
     @app.exception_handler(BundleInputError)
     async def _bundle(request: Request, exc: BundleInputError) -> Response:
         return JSONResponse({"detail": str(exc)}, 422)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        problems = [
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
-            for e in exc.errors()
-        ]
-        return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, 422)
-
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> Response:
-        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+    install_json_errors(app)
 
     app.include_router(ops.router)
     app.include_router(api.router)

@@ -13,16 +13,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from gateway.app import CSP, SafeStatic
-from gateway.data import Unavailable
 from gateway.deps import AuthRequired
+from gateway.errors import install_json_errors
 from gateway.group import Group, GroupService
 from gateway.group_auth import TokenFile
-from gateway.kpi import PeriodInputError
 from gateway.logs import configure_logging
 from gateway.routers import group as group_router
 
@@ -71,25 +69,7 @@ def create_group_app(group: Group, tokens: TokenFile) -> FastAPI:
     async def _auth(request: Request, exc: AuthRequired) -> Response:
         return JSONResponse({"detail": exc.detail}, 401, headers=exc.headers)
 
-    @app.exception_handler(Unavailable)
-    async def _unavailable(request: Request, exc: Unavailable) -> Response:
-        return JSONResponse({"detail": str(exc)}, 503)
-
-    @app.exception_handler(PeriodInputError)
-    async def _period(request: Request, exc: PeriodInputError) -> Response:
-        return JSONResponse({"detail": str(exc)}, 422)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        problems = [
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
-            for e in exc.errors()
-        ]
-        return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, 422)
-
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> Response:
-        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+    install_json_errors(app)
 
     app.include_router(group_router.router)
     app.mount("/static", SafeStatic(directory=HERE / "static"), name="static")
