@@ -47,6 +47,7 @@ from config.models import Device
 from config.mqtt import MqttConnection
 from connectors.base import NAN, ConnectorError, Quality, Sample, Sink, now_ns
 from connectors.mqtt.fastclient import ChunkClient, supported
+from connectors.mqtt.link import link_wait
 from connectors.mqtt.payload import FieldSpec, RouteDecoder, compile_spec, zone
 from connectors.mqtt.samples import good_samples
 from connectors.mqtt.topics import TopicError, device_from_topic, device_level_ok, matches
@@ -599,23 +600,15 @@ class MqttConnector:
         while True:
             if self._fatal is not None:
                 raise self._fatal
-            now = time.monotonic()
-            if not self._ever_connected:
-                wait = deadline - now
-                if wait <= 0:
-                    raise ConnectorError(
-                        f"MQTT broker {conn.host}:{conn.port} did not accept the connection "
-                        f"within {conn.connect_timeout_s:g} s"
-                    )
-            elif not self._connected and self._down_since is not None:
-                wait = self._down_since + conn.reconnect_timeout_s - now
-                if wait <= 0:
-                    raise ConnectorError(
-                        f"MQTT link to {conn.host}:{conn.port} down for "
-                        f"{conn.reconnect_timeout_s:g} s ({self._down_reason})"
-                    )
-            else:
-                wait = 3600.0
+            wait = link_wait(
+                conn,
+                now=time.monotonic(),
+                deadline=deadline,
+                ever_connected=self._ever_connected,
+                connected=self._connected,
+                down_since=self._down_since,
+                reason=self._down_reason,
+            )
             self._changed.clear()
             # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancellation that
             # arrives as the event is set, and the connector would then never stop

@@ -42,6 +42,7 @@ from config.sparkplug import SparkplugConnection
 from connectors.base import NAN, ConnectorError, Quality, Sample, Sink, now_ns
 from connectors.mqtt.connector import ssl_context
 from connectors.mqtt.fastclient import Batch, ChunkClient, supported
+from connectors.mqtt.link import link_wait
 from connectors.sparkplug.decode import BOOLEAN, NAMESPACE, REBIRTH_METRIC, parse_topic
 from connectors.sparkplug.host import EdgeNodeHost, PointSpec, Target
 from connectors.sparkplug.schema import DecodeError, Payload
@@ -381,23 +382,14 @@ class SparkplugConnector:
         while True:
             if self._fatal is not None:
                 raise self._fatal
-            now = time.monotonic()
-            if not self._ever_connected:
-                wait = deadline - now
-                if wait <= 0:
-                    raise ConnectorError(
-                        f"MQTT broker {conn.host}:{conn.port} did not accept the connection "
-                        f"within {conn.connect_timeout_s:g} s"
-                    )
-            elif not self._connected and self._down_since is not None:
-                wait = self._down_since + conn.reconnect_timeout_s - now
-                if wait <= 0:
-                    raise ConnectorError(
-                        f"MQTT link to {conn.host}:{conn.port} down for "
-                        f"{conn.reconnect_timeout_s:g} s"
-                    )
-            else:
-                wait = 3600.0
+            wait = link_wait(
+                conn,
+                now=time.monotonic(),
+                deadline=deadline,
+                ever_connected=self._ever_connected,
+                connected=self._connected,
+                down_since=self._down_since,
+            )
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
