@@ -633,10 +633,9 @@ class MqttConnector:
             self._drain_rest()
             if not self._acks_idle.is_set():
                 try:
-                    async with asyncio.timeout(ACK_WAIT_S):
-                        await self._acks_idle.wait()
-                except TimeoutError:
-                    pass
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(ACK_WAIT_S):
+                            await self._acks_idle.wait()
                 except asyncio.CancelledError:
                     cancelled = True  # cancelled again: stop now, then propagate
         self._stopping = True

@@ -25,6 +25,7 @@ them the connector uses the plain paho client (slower, same behaviour).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
 import socket
@@ -169,25 +170,21 @@ class ChunkClient(mqtt.Client):
         would drop what it had not read of ours yet (the last PUBACKs, the DISCONNECT)."""
         sock = self._sock
         if isinstance(sock, socket.socket) and self._closing:  # (a websocket wrapper: no)
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 sock.shutdown(socket.SHUT_WR)
                 deadline = time.monotonic() + LINGER_S
                 while (left := deadline - time.monotonic()) > 0:
                     readable, _, _ = select.select([sock], [], [], left)
                     if not readable or not sock.recv(RECV_SIZE):
                         break
-            except (OSError, ValueError):
-                pass
         super()._sock_close()
 
     def _discard(self) -> None:
         """(Closing) read and drop what the broker still sends: closing a socket with unread
         data sends a TCP reset, and the broker would then drop what it had not yet read of
         ours (the last PUBACKs, the DISCONNECT). What is dropped here is not acknowledged."""
-        try:
+        with contextlib.suppress(OSError):
             self._sock_recv(RECV_SIZE)
-        except OSError:
-            pass
 
     def _read_chunk(self) -> MQTTErrorCode:
         try:
