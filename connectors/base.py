@@ -14,6 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
+
 
 class Quality(enum.IntEnum):
     """Quality of a sample. Stored as this small int; ``name.lower()`` is its text."""
@@ -47,6 +50,64 @@ class Sample:
     value: float
     quality: Quality = Quality.GOOD
     status: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SampleBlock:
+    """Samples of one device as columns: what one poll, one notification or one message reads.
+
+    Row ``i`` is the sample ``Sample(device, points[i], ts[i], values[i], quality[i],
+    statuses[i] if statuses else "")``. ``points`` is usually a tuple the connector built once
+    (its read plan) and hands with every block, so a block costs a few arrays, not an object per
+    value. ``statuses`` is ``None`` when every status is empty. Arrays are not copied: a
+    connector must not change them after handing the block over.
+    """
+
+    device: str
+    points: tuple[str, ...]
+    ts: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+    quality: npt.NDArray[np.uint8]
+    statuses: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.points)
+        if not (len(self.ts) == len(self.values) == len(self.quality) == n) or (
+            self.statuses is not None and len(self.statuses) != n
+        ):
+            raise ValueError("SampleBlock columns differ in length")
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def samples(self) -> list[Sample]:
+        """The rows as :class:`Sample` objects (for consumers without a columnar path)."""
+        st = self.statuses
+        dev = self.device
+        return [
+            Sample(dev, p, t, v, Quality(q), st[i] if st is not None else "")
+            for i, (p, t, v, q) in enumerate(
+                zip(
+                    self.points,
+                    self.ts.tolist(),
+                    self.values.tolist(),
+                    self.quality.tolist(),
+                    strict=True,
+                )
+            )
+        ]
+
+    def slice(self, start: int, stop: int) -> SampleBlock:
+        """Rows ``start:stop`` (views of the arrays)."""
+        st = self.statuses
+        return SampleBlock(
+            self.device,
+            self.points[start:stop],
+            self.ts[start:stop],
+            self.values[start:stop],
+            self.quality[start:stop],
+            None if st is None else st[start:stop],
+        )
 
 
 def now_ns() -> int:
