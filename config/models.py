@@ -181,6 +181,11 @@ class Point(Frozen):
             raise ValueError("enum is only for datatype 'text'")
         if self.datatype == "text" and self.role != "measurement":
             raise ValueError("a datatype 'text' point has role 'measurement'")
+        if self.deadband is not None and self.opcua is not None and self.opcua.selects:
+            raise ValueError(
+                "no deadband on a part of an OPC UA structure or array (field, index, "
+                "element): the server filters whole values; every change is delivered"
+            )
         return self
 
     def address_of(self, protocol: Protocol) -> Address | None:

@@ -83,6 +83,20 @@ def check_browse_path(text: str) -> str:
     return text
 
 
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def check_field(text: str) -> str:
+    """A structure field, or a dotted path into nested structures: ``AccCount``,
+    ``Unit.UnitId`` (the names of the DataType's definition, Part 3 5.8.3)."""
+    if not _FIELD.match(text):
+        raise ValueError(
+            f"field {text!r}: write the structure's field name as the DataType defines it, "
+            "dotted for a nested structure, e.g. AccCount or Unit.UnitId"
+        )
+    return text
+
+
 class OpcUaAddress(Frozen):
     node_id: str | None = Field(default=None, description="e.g. ns=2;s=CNC1.State")
     browse_path: str | None = Field(
@@ -91,6 +105,17 @@ class OpcUaAddress(Frozen):
     mode: Literal["subscribe", "poll"] = "subscribe"
     sampling_ms: float | None = Field(default=None, ge=0)
     queue_size: int = Field(default=1, ge=1, le=10000)
+    field: str | None = Field(
+        default=None,
+        description="a field of the node's structure value, e.g. AccCount (dotted if nested)",
+    )
+    index: int | None = Field(
+        default=None, ge=0, description="the array element at this 0-based position"
+    )
+    element: dict[str, int | str] | None = Field(
+        default=None,
+        description="the array element whose field has this value, e.g. {ID: 1}",
+    )
 
     @field_validator("node_id")
     @classmethod
@@ -106,4 +131,43 @@ class OpcUaAddress(Frozen):
     def _one_address(self) -> OpcUaAddress:
         if (self.node_id is None) == (self.browse_path is None):
             raise ValueError("give exactly one of 'node_id' or 'browse_path'")
+        if self.index is not None and self.element is not None:
+            raise ValueError("give one of 'index' (position) or 'element' (by a field's value)")
+        if self.element is not None and self.field is None:
+            raise ValueError(
+                "'element' picks a structure from an array: say which of its fields is the "
+                "value, e.g. element: {ID: 1}, field: AccCount"
+            )
         return self
+
+    @field_validator("field")
+    @classmethod
+    def _field(cls, value: str | None) -> str | None:
+        return None if value is None else check_field(value)
+
+    @field_validator("element", mode="before")
+    @classmethod
+    def _element(cls, value: object) -> object:
+        """Exactly one ``field: value``; a value YAML read as true/false is refused (the
+        structures' identifiers are numbers or text)."""
+        if not isinstance(value, dict):
+            return value
+        if len(value) != 1:
+            raise ValueError(
+                "element: one field and its value, e.g. {ID: 1} (the element whose ID is 1)"
+            )
+        [(key, wanted)] = value.items()
+        check_field(str(key))
+        if "." in str(key):
+            raise ValueError(f"element: {key!r} must be a field of the element itself")
+        if isinstance(wanted, bool) or not isinstance(wanted, int | str):
+            raise ValueError(
+                f"element: the value of {key!r} must be a number or a quoted text "
+                "(YAML read yes/no/on/off as true/false: quote it)"
+            )
+        return {str(key): wanted}
+
+    @property
+    def selects(self) -> bool:
+        """The point is a part of the node's value (a field, an array element)."""
+        return self.field is not None or self.index is not None or self.element is not None

@@ -29,6 +29,8 @@ class Row:
     note: str | None = None
     collect: bool = True
     why: str | None = None
+    field: str | None = None  # the structure's field that is the value (e.g. AccCount)
+    element_key: str | None = None  # an array of structures: one point per value of this field
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,8 @@ def _row(raw: dict[str, Any], aliases: dict[str, str], where: str) -> Row:
         raise TableError(f"{where}: a row with collect: false says why")
     if not raw.get("spec"):
         raise TableError(f"{where}: every row cites its specification (spec:)")
+    if raw.get("element_key") is not None and raw.get("field") is None:
+        raise TableError(f"{where}: element_key (one point per array element) needs field:")
     return Row(
         id=str(raw["id"]),
         path=_path(str(raw["path"]), aliases, where),
@@ -86,6 +90,8 @@ def _row(raw: dict[str, Any], aliases: dict[str, str], where: str) -> Row:
         note=raw.get("note"),
         collect=collect,
         why=raw.get("why"),
+        field=raw.get("field"),
+        element_key=raw.get("element_key"),
     )
 
 

@@ -18,6 +18,7 @@ from config.opcua import OpcUaConnection
 from connectors.base import NAN, ConnectorError, Quality, Sample, Sink, now_ns
 from connectors.opcua.convert import sample_of, status_name
 from connectors.opcua.history import backfill, mark_historizing
+from connectors.opcua.select import UNDECODED, load_structures
 from connectors.opcua.session import (
     AuthenticationError,
     Limits,
@@ -187,6 +188,16 @@ class OpcUaConnector:
         self.limits = await read_limits(client)
         log.info("%s: operation limits %s", self.conn.endpoint, self.limits)
         await self._resolve(client, sink)
+        if any(r.select is not None and r.node_id is not None for r in self.refs):
+            failed = await load_structures(client)
+            if failed is not None:
+                log.warning(
+                    "%s: the server's structure definitions could not be loaded (%s): points "
+                    "selecting a field store %s samples",
+                    self.conn.endpoint,
+                    failed,
+                    UNDECODED,
+                )
         for r in self.refs:
             r.since = r.last_ts
             r.since_value = r.last_value
@@ -420,7 +431,16 @@ class OpcUaConnector:
             now = now_ns()
             out: list[Sample] = []
             for r, dv in zip(part, results, strict=True):
-                s = sample_of(r.device, r.point.id, dv, now, r.scale, r.offset, enum=r.point.enum)
+                s = sample_of(
+                    r.device,
+                    r.point.id,
+                    dv,
+                    now,
+                    r.scale,
+                    r.offset,
+                    enum=r.point.enum,
+                    select=r.select,
+                )
                 if s.quality is Quality.BAD and r.status != s.status:
                     sink.error(r.device, s.status)
                 r.status = s.status if s.quality is Quality.BAD else ""

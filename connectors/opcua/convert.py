@@ -3,8 +3,10 @@
 A bad StatusCode never becomes a value: the sample carries NaN, quality BAD and the code's
 name. Booleans become 0/1, integers and floats float64; the String (or LocalizedText) value of a
 ``datatype: text`` point becomes the code of its ``enum`` (:mod:`config.textmap`), a text not in
-it a bad sample with status ``unknown_text``. Timestamps: the SOURCE timestamp, then
-the server timestamp, then the gateway clock.
+it a bad sample with status ``unknown_text``. A point that selects a part of the value (a
+structure's field, an array element: :mod:`connectors.opcua.select`) is converted from that
+part; a part not in the value is a bad sample with the selector's status. Timestamps: the
+SOURCE timestamp, then the server timestamp, then the gateway clock.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from asyncua.ua.status_codes import get_name_and_doc
 
 from config.textmap import UNKNOWN_TEXT, text_code
 from connectors.base import NAN, Quality, Sample
+from connectors.opcua.select import NotSelected, Selector
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _US = dt.timedelta(microseconds=1)
@@ -85,11 +88,13 @@ def sample_of(
     offset: float = 0.0,
     *,
     enum: Mapping[str, int] | None = None,
+    select: Selector | None = None,
 ) -> Sample:
     """One :class:`Sample` from one OPC UA DataValue (``now``: the gateway clock, ns).
 
     ``scale`` and ``offset`` (the point's) apply to good and uncertain numeric values; ``enum``
-    (a text point's dictionary) maps a String value to its code.
+    (a text point's dictionary) maps a String value to its code; ``select`` picks the part of
+    the value the point is (before ``enum``, ``scale`` and ``offset``).
     """
     code = dv.StatusCode.value if dv.StatusCode is not None else 0
     ts = ns_of(dv.SourceTimestamp) or ns_of(dv.ServerTimestamp) or now
@@ -100,6 +105,13 @@ def sample_of(
     raw = dv.Value.Value if dv.Value is not None else None
     if raw is None:
         return Sample(device, point, ts, NAN, Quality.BAD, "BadNoValue")
+    if select is not None:
+        try:
+            raw = select(raw)
+        except NotSelected as exc:
+            return Sample(device, point, ts, NAN, Quality.BAD, exc.status)
+        if raw is None:
+            return Sample(device, point, ts, NAN, Quality.BAD, "BadNoValue")
     if enum is not None:
         if isinstance(raw, ua.LocalizedText):
             raw = raw.Text or ""

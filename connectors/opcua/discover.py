@@ -19,6 +19,7 @@ from asyncua import Client, ua
 from config.opcua import OpcUaConnection
 from connectors.base import ConnectorError
 from connectors.opcua.companion import Anchor, Row, Table, load_table
+from connectors.opcua.select import NotSelected, Selector, load_structures, select
 from connectors.opcua.session import close_client, configure, explain, make_client
 
 _BASE_OBJECT_TYPE = ua.NodeId(ua.ObjectIds.BaseObjectType)
@@ -42,6 +43,15 @@ class Found:
     anchor: Anchor
     browse_path: str
     value: object = None
+    element: tuple[str, int | str] | None = None  # the array element (a row's element_key)
+    label: str = ""  # what the element is (its Name)
+    missing: str = ""  # why a structure row gave no point (written as a comment)
+
+    @property
+    def pid(self) -> str:
+        if self.element is None:
+            return self.row.id
+        return ident(f"{self.row.id}_{self.element[1]}")
 
 
 @dataclass
@@ -161,6 +171,38 @@ async def _resolve(
     return ua.NodeId(t.Identifier, t.NamespaceIndex, t.NodeIdType), rel
 
 
+def _structured(row: Row, anchor: Anchor, where: str, value: object) -> list[Found]:
+    """The points of one resolved row: the variable itself, its structure's ``field``, or one
+    point per element of an array of structures (``element_key``), named by that key."""
+    if row.field is None:
+        return [Found(row, anchor, where, value)]
+    field = Selector(tuple(row.field.split(".")))
+    if row.element_key is None:
+        try:
+            return [Found(row, anchor, where, select(value, field))]
+        except NotSelected as exc:
+            return [Found(row, anchor, where, missing=str(exc))]
+    if not isinstance(value, list) or not value:
+        return [Found(row, anchor, where, missing="no element at discovery")]
+    out: list[Found] = []
+    key = Selector((row.element_key,))
+    name = Selector(("Name",))
+    for item in value:
+        try:
+            ident_value = select(item, key)
+            got = select(item, field)
+        except NotSelected as exc:
+            return [Found(row, anchor, where, missing=str(exc))]
+        if not isinstance(ident_value, int | str) or isinstance(ident_value, bool):
+            return [Found(row, anchor, where, missing=f"{row.element_key} is not a number")]
+        try:
+            label = str(select(item, name) or "")
+        except NotSelected:
+            label = ""
+        out.append(Found(row, anchor, where, got, (row.element_key, ident_value), label))
+    return out
+
+
 async def discover_on(
     client: Client, endpoint: str, depth: int = 8, table: Table | None = None
 ) -> Discovery:
@@ -176,6 +218,7 @@ async def discover_on(
     hits, truncated = await _walk(client, wanted, depth) if wanted else ([], False)
     selves = {path for a, path in hits if a.machine == "self"}
     machines: dict[tuple[Hop, ...], Machine] = {}
+    structures = False  # the server's structure definitions loaded
     order = {a.id: i for i, a in enumerate(table.anchors)}
     for anchor, path in sorted(hits, key=lambda h: (order[h[0].id], browse_path_of(h[1]))):
         mpath = path if anchor.machine == "self" else _machine_of(path, selves, table.containers)
@@ -189,9 +232,13 @@ async def discover_on(
             if found is None:
                 continue
             var, rel = found
+            if row.field is not None and not structures:
+                structures = True
+                await load_structures(client)  # a failure shows as an undecoded value
             dv = (await client.uaclient.read_attributes([var], ua.AttributeIds.Value))[0]
             value = dv.Value.Value if dv.Value is not None else None
-            machine.points.append(Found(row, anchor, f"{browse_path_of(path)}/{rel}", value))
+            where = f"{browse_path_of(path)}/{rel}"
+            machine.points.extend(_structured(row, anchor, where, value))
     ordered = sorted(machines.values(), key=lambda m: browse_path_of(m.path))
     return Discovery(endpoint, specs, ordered, truncated)
 
@@ -246,24 +293,39 @@ def _state_map(m: dict[str, str]) -> str:
     return "{" + ", ".join(f"{_q(k)}: {v}" for k, v in items) + "}"
 
 
+def _address(f: Found, example: bool = False) -> str:
+    """The point's ``opcua:`` flow mapping (``example``: with a placeholder element)."""
+    parts = [f"browse_path: {_q(f.browse_path)}"]
+    if f.row.element_key is not None:
+        if f.element is not None:
+            wanted = f.element[1]
+            shown = _q(wanted) if isinstance(wanted, str) else str(wanted)
+            parts.append(f"element: {{{f.element[0]}: {shown}}}")
+        elif example:
+            parts.append(f"element: {{{f.row.element_key}: <its value>}}")
+    if f.row.field is not None:
+        parts.append(f"field: {f.row.field}")
+    return "{" + ", ".join(parts) + "}"
+
+
 def _points_of(machine: Machine) -> list[tuple[str, Found, str]]:
     """(point id, found, role) with unique ids; the first state row is the state."""
     out: list[tuple[str, Found, str]] = []
     used: set[str] = set()
     have_state = False
     for f in machine.points:
-        if not f.row.collect:
+        if not f.row.collect or f.missing:
             continue
         role = f.row.role
         if role == "state":
             if have_state:
                 role = "measurement"
             have_state = True
-        pid = f.row.id
+        pid = f.pid
         if pid in used:
             # a second channel (or another instance of the same part): prefix its own name
             owner = f.browse_path.split("/")[len(machine.path) + 1].split(":", 1)[-1]
-            pid = ident(f"{owner}_{f.row.id}")
+            pid = ident(f"{owner}_{f.pid}")
         n = 2
         base = pid
         while pid in used:
@@ -319,13 +381,15 @@ def format_fragment(found: Discovery) -> str:
                 lines.append(
                     f"      # another state source; its map: {_state_map(f.row.state_map)}"
                 )
+            if f.element is not None:
+                lines.append(f"      # {f.element[0]} {f.element[1]!r}: {f.label or '(no Name)'}")
             if f.value is not None:
                 lines.append(f"      # value at discovery: {f.value!r}")
             lines.append(f"      - id: {pid}")
             lines.append(f"        role: {role}")
             if f.row.unit:
                 lines.append(f"        unit: {_q(f.row.unit)}")
-            lines.append(f"        opcua: {{browse_path: {_q(f.browse_path)}}}")
+            lines.append(f"        opcua: {_address(f)}")
             if role == "state" and f.row.state_map:
                 lines.append(f"        state_map: {_state_map(f.row.state_map)}")
         if not points:
@@ -334,5 +398,13 @@ def format_fragment(found: Discovery) -> str:
             if not f.row.collect:
                 lines.extend(
                     _wrap(f"not collected: {f.row.id} ({f.row.spec}): {f.row.why}", "      ")
+                )
+            elif f.missing:
+                lines.extend(
+                    _wrap(
+                        f"not collected: {f.row.id} ({f.row.spec}): {f.missing}; when it has "
+                        f"elements, one point each: opcua: {_address(f, example=True)}",
+                        "      ",
+                    )
                 )
     return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ from asyncua.common.subscription import Subscription
 from config.models import Point
 from connectors.base import Quality, Sample, Sink, now_ns
 from connectors.opcua.convert import ns_of, sample_of
+from connectors.opcua.select import Selector
 from connectors.opcua.session import chunks
 
 log = logging.getLogger("shopfloor.opcua")
@@ -48,10 +49,12 @@ class PointRef:
     handle: int = 0
     scale: float = field(init=False, default=1.0)
     offset: float = field(init=False, default=0.0)
+    select: Selector | None = field(init=False, default=None)  # a field / element of the value
 
     def __post_init__(self) -> None:
         self.scale = self.point.scale
         self.offset = self.point.offset
+        self.select = Selector.of(self.point.opcua)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -180,6 +183,7 @@ def notification_samples(
             and type(raw := variant.Value) in _PLAIN
             and raw == raw  # NaN: the general path
             and ref.point.enum is None  # a text point: the general path (numbers refused)
+            and ref.select is None  # a part of a structure or array: the general path
         ):
             try:
                 ts = stamps[moment]
@@ -196,7 +200,14 @@ def notification_samples(
         kept = keep(
             ref,
             sample_of(
-                ref.device, ref.point.id, dv, now, ref.scale, ref.offset, enum=ref.point.enum
+                ref.device,
+                ref.point.id,
+                dv,
+                now,
+                ref.scale,
+                ref.offset,
+                enum=ref.point.enum,
+                select=ref.select,
             ),
         )
         if kept is not None:

@@ -52,6 +52,16 @@ DAY = parse_range("2026-01-05..2026-01-05", "UTC")
 H = 3_600_000_000_000
 
 
+MATERIALS = {1: "Cola 0.5 l", 7: "Cola 1 l", 99: "Lemonade"}
+Counts = tuple[dict[int, int], dict[int, int]]  # ({ID: processed AccCount}, {ID: defective})
+COUNTS0: Counts = ({1: 100, 7: 40}, {1: 3, 7: 1})
+
+
+def _stamp(ts: int) -> dt.datetime:
+    """An OPC UA timestamp (naive UTC) of ``ts`` ns."""
+    return dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=ts // 1000)
+
+
 def _nodesets() -> Path:
     """The NodeSet folder of the pinned npm package, installed once into .cache/."""
     folder = CACHE / "node_modules" / "node-opcua-nodesets" / "nodesets"
@@ -164,6 +174,28 @@ class PlantServer:
         await s.write_attribute_value(
             self.vars["Filler1.state"], ua.DataValue(ua.Variant(6, ua.VariantType.UInt32))
         )
+        # PackMLAdminObjectType's optional counts (OPC 30050 6.3.4), arrays of
+        # PackMLCountDataType (6.5.3) one element per material, as a packaging line exposes
+        # them; and the scalar totals a PLC programmer might map by hand
+        admin = await filler.get_child(f"{packml}:Admin")
+        for name in ("ProdProcessedCount", "ProdDefectiveCount"):
+            var = await admin.add_variable(
+                ua.NodeId(f"Filler1.{name}", idx),
+                ua.QualifiedName(name, packml),
+                ua.Variant([], ua.VariantType.ExtensionObject),
+                datatype=ua.NodeId(14, packml),
+            )
+            await var.write_value_rank(1)
+            self.vars[f"Filler1.{name}"] = var.nodeid
+        for name in ("ProcessedTotal", "DefectiveTotal"):
+            var = await filler.add_variable(
+                ua.NodeId(f"Filler1.{name}", idx),
+                ua.QualifiedName(name, idx),
+                0,
+                ua.VariantType.Int32,
+            )
+            self.vars[f"Filler1.{name}"] = var.nodeid
+        await self.counts(COUNTS0, DAY.start_ns - 2 * H)
         mt = ns.index(MACHINE_TOOL)
         [mill, *_] = await instantiate(
             objects,
@@ -190,13 +222,38 @@ class PlantServer:
         await s.start()
 
     async def write(self, name: str, value: int, ts: int) -> None:
-        when = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ts // 1000)
+        when = _stamp(ts)
         dv = ua.DataValue(
-            ua.Variant(value, ua.VariantType.UInt32),
-            SourceTimestamp=when.replace(tzinfo=None),
-            ServerTimestamp=when.replace(tzinfo=None),
+            ua.Variant(value, ua.VariantType.UInt32), SourceTimestamp=when, ServerTimestamp=when
         )
         await self.server.write_attribute_value(self.vars[name], dv)
+
+    async def counts(self, counts: Counts, ts: int) -> None:
+        """Filler1's ProdProcessedCount and ProdDefectiveCount arrays ({ID: AccCount} of each;
+        Count, the current job's, is a tenth of it) and the scalar totals, stamped ``ts``."""
+        make = ua.PackMLCountDataType  # registered by import_xml from the NodeSet's definition
+        when = _stamp(ts)
+        for name, by_id in zip(("Processed", "Defective"), counts, strict=True):
+            items = [
+                make(ID=i, Name=MATERIALS[i], Count=acc // 10, AccCount=acc)
+                for i, acc in by_id.items()
+            ]
+            await self.server.write_attribute_value(
+                self.vars[f"Filler1.Prod{name}Count"],
+                ua.DataValue(
+                    ua.Variant(items, ua.VariantType.ExtensionObject),
+                    SourceTimestamp=when,
+                    ServerTimestamp=when,
+                ),
+            )
+            await self.server.write_attribute_value(
+                self.vars[f"Filler1.{name}Total"],
+                ua.DataValue(
+                    ua.Variant(sum(by_id.values()), ua.VariantType.Int32),
+                    SourceTimestamp=when,
+                    ServerTimestamp=when,
+                ),
+            )
 
     async def stop(self) -> None:
         await self.server.stop()
@@ -285,8 +342,23 @@ async def test_machines_found_by_type_not_by_name(plant: PlantServer) -> None:
     names = [seg.split(":", 1)[1] for seg in cstate.opcua.browse_path.split("/")]
     assert names == ["Objects", "Mill1", "Monitoring", "Channel1", "ChannelState"]
     assert "not collected: active_program (OPC 40501-1" in text
-    # PackML's counts are structure arrays: named in a comment with the reason, not collected
-    assert "not collected: processed (OPC 30050 PackMLAdminObjectType.ProdProcessedCount" in text
+    # PackML's counts are arrays of structures: one point per material, its AccCount
+    assert [(p.id, p.role) for p in filler.points] == [
+        ("state", "state"),
+        ("unit_mode", "measurement"),
+        ("processed_1", "count_total"),
+        ("processed_7", "count_total"),
+        ("defective_1", "count_scrap"),
+        ("defective_7", "count_scrap"),
+    ]
+    p7 = filler.point("processed_7").opcua
+    assert p7 is not None
+    assert (p7.element, p7.field) == ({"ID": 7}, "AccCount")
+    assert p7.browse_path is not None
+    names = [seg.split(":", 1)[1] for seg in p7.browse_path.split("/")]
+    assert names == ["Objects", "Filler1", "Admin", "ProdProcessedCount"]
+    assert "# ID 7: Cola 1 l" in text
+    assert "# value at discovery: 40" in text
     assert "value at discovery: 6" in text
     assert "OPC 40001-1 (Machinery Basic Building Blocks) 1.04" in text
 
