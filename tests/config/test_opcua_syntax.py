@@ -160,3 +160,73 @@ def test_config_check_warns_on_a_valid_file(
     err = capsys.readouterr().err
     assert "unquoted value 'off' is read by YAML as false" in err
     assert rc == 2
+
+
+COUNT_SITE = """\
+site: {id: s1, name: Site}
+devices:
+  - id: m1
+    name: filler
+    opcua: {endpoint: "opc.tcp://127.0.0.1:4840"}
+    points:
+      - id: processed
+        role: count_total
+        opcua: {ADDRESS}
+"""
+ARRAY = 'browse_path: "0:Objects/2:Filler1/3:Admin/3:ProdProcessedCount"'
+
+
+@pytest.mark.parametrize(
+    ("selection", "want"),
+    [
+        ("element: {ID: 1}, field: AccCount", ({"ID": 1}, None, "AccCount")),
+        ('element: {Name: "Cola"}, field: AccCount', ({"Name": "Cola"}, None, "AccCount")),
+        ("index: 0, field: AccCount", (None, 0, "AccCount")),
+        ("field: Unit.UnitId", (None, None, "Unit.UnitId")),
+        ("index: 2", (None, 2, None)),
+    ],
+)
+def test_structure_and_array_selections(
+    selection: str, want: tuple[object, object, object]
+) -> None:
+    site = load_site_text(COUNT_SITE.replace("ADDRESS", f"{ARRAY}, {selection}"))
+    addr = site.devices[0].points[0].opcua
+    assert addr is not None
+    assert (addr.element, addr.index, addr.field) == want
+
+
+@pytest.mark.parametrize(
+    ("selection", "where", "why"),
+    [
+        ("element: {ID: 1}", "opcua", "say which of its fields is the value"),
+        ("element: {ID: 1}, index: 0, field: AccCount", "opcua", "give one of 'index'"),
+        ("element: {ID: 1, Name: x}, field: AccCount", "opcua.element", "one field and its value"),
+        ("element: {ID: yes}, field: AccCount", "opcua.element", "quote it"),
+        ("element: {ID: 1}, field: Acc Count", "opcua.field", "field 'Acc Count'"),
+        ("index: -1, field: AccCount", "opcua.index", "greater than or equal to 0"),
+    ],
+)
+def test_malformed_selections_have_one_clear_message(selection: str, where: str, why: str) -> None:
+    issues = _messages(COUNT_SITE.replace("ADDRESS", f"{ARRAY}, {selection}"))
+    assert len(issues) == 1
+    _, path, msg = issues[0]
+    assert path.startswith(f"devices[0].points[0].{where}")
+    assert why in msg
+
+
+def test_no_deadband_on_a_selected_part() -> None:
+    text = COUNT_SITE.replace("ADDRESS", f"{ARRAY}, index: 0, field: AccCount")
+    issues = _messages(text + "        deadband: {kind: absolute, value: 1}\n")
+    assert len(issues) == 1
+    assert "no deadband on a part of an OPC UA structure" in issues[0][2]
+
+
+def test_config_check_names_a_bad_selection(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text(COUNT_SITE.replace("ADDRESS", f"{ARRAY}, element: {{ID: 1}}"), "utf-8")
+    assert main(["config", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "say which of its fields is the value" in err
+    assert "Traceback" not in err

@@ -6,6 +6,7 @@ mapping."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -28,7 +29,7 @@ from edge.cli.main import main as cli_main
 from metrics.engine import compute_period
 from metrics.periods import parse_range
 from tests.metrics.memreader import MemReader
-from tests.opcua.helpers import RecordingSink, running
+from tests.opcua.helpers import RecordingSink, device, running, site_of
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -96,6 +97,8 @@ class PlantServer:
         self.nodesets = nodesets
         self.server = Server()
         self.vars: dict[str, ua.NodeId] = {}
+        self.idx = 0  # the test namespace (instances)
+        self.packml = 0
 
     async def _var(self, start: Node, path: str) -> ua.NodeId:
         bp = ua.BrowsePath()
@@ -128,6 +131,7 @@ class PlantServer:
         ns = await s.get_namespace_array()
         mach, packml, di = ns.index(MACHINERY), ns.index(PACKML), ns.index(DI)
         idx = await s.register_namespace("urn:test:plant")
+        self.idx, self.packml = idx, packml
         objects = s.nodes.objects
         item_state = s.get_node(ua.NodeId(1002, mach))
         vendor = await item_state.add_object_type(idx, "AcmeItemStateType")
@@ -508,3 +512,193 @@ async def test_a_server_without_companion_types_gives_an_empty_fragment(
     assert rc == 0
     assert "# no machine instance of the table's types was found" in out
     assert yaml.safe_load(out) == {"devices": []}
+
+
+PACKML_BY_HAND = """\
+devices:
+  - id: filler1
+    name: filler (by hand, the PLC's scalar totals)
+    opcua: {{endpoint: "{endpoint}", publishing_interval_ms: 50}}
+    ideal_cycle_s: 400
+    key_equipment: true
+    points:
+      - id: state
+        role: state
+        opcua: {{node_id: "{state}"}}
+        state_map: {{"2": idle, "4": idle, "6": producing, "9": down}}
+      - id: processed
+        role: count_total
+        opcua: {{node_id: "{processed}"}}
+      - id: defective
+        role: count_scrap
+        opcua: {{node_id: "{defective}"}}
+"""
+
+
+async def _collect_filler(
+    sites: list[SiteConfig], plant: PlantServer, steps: list[tuple[int, int, Counts]]
+) -> list[tuple[MemReader, dict[str, dict[int, float]]]]:
+    """As :func:`_collect`, for Filler1: each step writes the state and both count arrays
+    (and the scalar totals) at ``ts``; waits until every connector has every point's sample."""
+    sinks = [RecordingSink() for _ in sites]
+    connectors = [OpcUaConnector(s.devices[0].opcua, (s.devices[0],)) for s in sites]  # type: ignore[arg-type]
+    points = [[p.id for p in s.devices[0].points] for s in sites]
+    async with contextlib.AsyncExitStack() as stack:
+        for c, sink in zip(connectors, sinks, strict=True):
+            await stack.enter_async_context(running(c, sink))
+        for sink, ids in zip(sinks, points, strict=True):
+            await sink.wait(lambda sink=sink, ids=ids: all(sink.of("filler1", p) for p in ids))
+        before = COUNTS0
+        for state, ts, counts in steps:
+            await plant.write("Filler1.state", state, ts)
+            changed = counts != before  # a value written again unchanged is not notified
+            if changed:
+                await plant.counts(counts, ts)
+            before = counts
+            for sink, ids in zip(sinks, points, strict=True):
+                wanted = ids if changed else ["state"]
+                await sink.wait(
+                    lambda sink=sink, wanted=wanted, ts=ts: all(
+                        any(s.ts == ts for s in sink.of("filler1", p)) for p in wanted
+                    ),
+                    what=f"step at {ts}: {wanted}",
+                )
+    out = []
+    for sink, ids in zip(sinks, points, strict=True):
+        assert not [s for s in sink.samples if s.quality.name != "GOOD"], sink.samples
+        rd = MemReader()
+        series = {}
+        for point in ids:
+            # a polled value is read again and again: one sample per source timestamp
+            got = {s.ts: s.value for s in sink.of("filler1", point) if s.ts < DAY.end_ns}
+            rd.add("filler1", point, list(got), list(got.values()))
+            series[point] = got
+        beats = range(DAY.start_ns - H, DAY.end_ns + H, 10_000_000_000)
+        rd.add("_gateway", "alive", beats, [1.0] * len(beats))
+        out.append((rd, series))
+    return out
+
+
+async def test_packml_counts_from_discovery_give_the_oee_of_a_hand_written_mapping(
+    plant: PlantServer,
+) -> None:
+    """ProdProcessedCount / ProdDefectiveCount, arrays of structures, collected through the
+    discovered element/field points (subscribed, and polled) give the counts and OEE of the
+    scalar totals mapped by hand."""
+    text = await _fragment(plant)
+    filler = next(d for d in yaml.safe_load(text)["devices"] if d["id"] == "filler1")
+    filler["ideal_cycle_s"] = 400
+    filler["opcua"]["publishing_interval_ms"] = 50
+    filler["points"] = [p for p in filler["points"] if p["id"] != "unit_mode"]
+    subscribed = _site(yaml.safe_dump({"devices": [filler]}))
+    for p in filler["points"]:
+        if p["role"] != "state":
+            p["opcua"]["mode"] = "poll"
+    polled = _site(yaml.safe_dump({"devices": [filler]}))
+    hand = _site(
+        PACKML_BY_HAND.format(
+            endpoint=plant.endpoint,
+            state=plant.vars["Filler1.state"].to_string(),
+            processed=plant.vars["Filler1.ProcessedTotal"].to_string(),
+            defective=plant.vars["Filler1.DefectiveTotal"].to_string(),
+        )
+    )
+    s = DAY.start_ns
+    steps: list[tuple[int, int, Counts]] = [
+        (4, s - 2 * H, COUNTS0),  # Idle (a change: an unchanged value is not notified)
+        (6, s - H, COUNTS0),  # Execute since before the day
+        (2, s + 6 * H, ({1: 160, 7: 40}, {1: 5, 7: 1})),  # 60 of material 1, 2 defective
+        (9, s + 8 * H, ({1: 160, 7: 40}, {1: 5, 7: 1})),  # Aborted: down 2 h
+        (6, s + 10 * H, ({1: 160, 7: 40}, {1: 5, 7: 1})),  # Execute again
+        (4, s + 20 * H, ({1: 160, 7: 100}, {1: 5, 7: 4})),  # 60 of material 7, 3 defective
+    ]
+    (rd_a, ser_a), (_, ser_b), (rd_c, _) = await _collect_filler(
+        [subscribed, polled, hand], plant, steps
+    )
+    # polled, the structure fields give the samples the subscription gives
+    assert ser_b == ser_a
+    assert ser_a["processed_7"][s + 20 * H] == 100.0
+    assert ser_a["defective_1"][s + 6 * H] == 5.0
+    a = compute_period(rd_a, subscribed, DAY)
+    c = compute_period(rd_c, hand, DAY)
+    assert a.machines == c.machines
+    assert a.kpis["oee"].value == c.kpis["oee"].value
+    # 60 + 60 processed, 2 + 3 defective; producing 16 h of 24 h (idle 6 h, down 2 h):
+    # availability 2/3; 120 x 400 s = 13 1/3 h ideal in 16 h: effectiveness 5/6;
+    # quality 115/120; OEE = 2/3 x 5/6 x 115/120
+    m = a.machines[0]
+    assert (m["quantities"]["pq"], m["quantities"]["sq"]) == (120.0, 5.0)
+    assert m["availability"] == pytest.approx(2 / 3)
+    assert m["effectiveness"] == pytest.approx(5 / 6)
+    assert m["oee"] == pytest.approx(2 / 3 * 5 / 6 * 115 / 120)
+
+
+async def test_a_missing_element_or_field_is_a_bad_sample_not_a_crash(plant: PlantServer) -> None:
+    """Subscribed and polled: an element not (yet) in the array, a field the structure lacks,
+    an index past the end are bad samples with their status; the element appearing later is
+    collected; the connector keeps running."""
+    path = f"0:Objects/{plant.idx}:Filler1/{plant.packml}:Admin/{plant.packml}:ProdProcessedCount"
+    points = [
+        {
+            "id": "m99",
+            "role": "count_total",
+            "opcua": {"browse_path": path, "element": {"ID": 99}, "field": "AccCount"},
+        },
+        {
+            "id": "m99p",
+            "role": "count_total",
+            "opcua": {
+                "browse_path": path,
+                "element": {"ID": 99},
+                "field": "AccCount",
+                "mode": "poll",
+            },
+        },
+        {
+            "id": "nofield",
+            "opcua": {"browse_path": path, "element": {"ID": 1}, "field": "Speed", "mode": "poll"},
+        },
+        {"id": "past", "opcua": {"browse_path": path, "index": 5, "field": "AccCount"}},
+        {
+            "id": "scalar",
+            "opcua": {
+                "browse_path": path.rsplit("/", 2)[0]
+                + f"/{plant.packml}:BaseStateMachine/0:CurrentState/0:Number",
+                "field": "AccCount",
+            },
+        },
+        {
+            "id": "first",
+            "opcua": {"browse_path": path, "index": 0, "field": "Name"},
+            "datatype": "text",
+            "enum": {"Cola 0.5 l": 1},
+        },
+    ]
+    site = site_of([device("f", plant.endpoint, points, publishing_interval_ms=50)])
+    dev = site.devices[0]
+    sink = RecordingSink()
+    connector = OpcUaConnector(dev.opcua, (dev,))  # type: ignore[arg-type]
+
+    def status(point: str) -> str | None:
+        got = sink.of("f", point)
+        return got[-1].status if got else None
+
+    async with running(connector, sink) as task:
+        await sink.wait(
+            lambda: all(status(p["id"]) is not None for p in points), what="first samples"
+        )
+        assert status("m99") == status("m99p") == "no_element"
+        assert status("nofield") == "no_field"
+        assert status("past") == "no_element"
+        assert status("scalar") == "not_structure"
+        assert sink.of("f", "first")[-1].value == 1.0  # text field through the enum
+        ts = DAY.start_ns + 22 * H
+        await plant.counts(({1: 170, 7: 100, 99: 12}, {1: 5, 7: 4}), ts)
+        for p in ("m99", "m99p"):
+            await sink.wait(
+                lambda p=p: any(s.ts == ts and s.value == 12.0 for s in sink.of("f", p)),
+                what=f"{p} once ID 99 exists",
+            )
+        assert not task.done()
+    bad = [s for s in sink.samples if s.point in ("m99", "nofield") and s.quality.name == "BAD"]
+    assert all(s.value != s.value for s in bad)  # NaN, never a number
