@@ -195,6 +195,7 @@ async def _read_window(
                         ref.scale,
                         ref.offset,
                         enum=ref.point.enum,
+                        select=ref.select,
                     )
                     for dv in values or ()
                 ]
