@@ -186,6 +186,8 @@ class Point(Frozen):
                 "no deadband on a part of an OPC UA structure or array (field, index, "
                 "element): the server filters whole values; every change is delivered"
             )
+        if self.deadband is not None and self.opcua is not None and self.opcua.follow:
+            raise ValueError("no deadband on a 'follow' point (it is polled)")
         return self
 
     def address_of(self, protocol: Protocol) -> Address | None:

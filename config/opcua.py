@@ -117,6 +117,12 @@ class OpcUaAddress(Frozen):
         description="the array element whose field has this value, e.g. {ID: 1}",
     )
 
+    follow: str | None = Field(
+        default=None,
+        description="the variable holds a NodeId (e.g. the active job's): the point is the "
+        "variable at this path from that node, e.g. 3:RunsCompleted (mode poll)",
+    )
+
     @field_validator("node_id")
     @classmethod
     def _node_id(cls, value: str | None) -> str | None:
@@ -131,6 +137,13 @@ class OpcUaAddress(Frozen):
     def _one_address(self) -> OpcUaAddress:
         if (self.node_id is None) == (self.browse_path is None):
             raise ValueError("give exactly one of 'node_id' or 'browse_path'")
+        if self.follow is not None and self.mode != "poll":
+            raise ValueError(
+                "a 'follow' point is polled (the followed node is looked up again when the "
+                "pointer changes): add mode: poll"
+            )
+        if self.follow is not None and self.selects:
+            raise ValueError("'follow' does not combine with field, index or element")
         if self.index is not None and self.element is not None:
             raise ValueError("give one of 'index' (position) or 'element' (by a field's value)")
         if self.element is not None and self.field is None:
@@ -139,6 +152,19 @@ class OpcUaAddress(Frozen):
                 "value, e.g. element: {ID: 1}, field: AccCount"
             )
         return self
+
+    @field_validator("follow")
+    @classmethod
+    def _follow(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.strip().startswith("/") or value.split("/", 1)[0].endswith(":Objects"):
+            raise ValueError(
+                f"follow {value!r}: a path relative to the node the pointer names, "
+                "e.g. 3:RunsCompleted"
+            )
+        check_browse_path(value)
+        return value
 
     @field_validator("field")
     @classmethod

@@ -31,6 +31,8 @@ class Row:
     why: str | None = None
     field: str | None = None  # the structure's field that is the value (e.g. AccCount)
     element_key: str | None = None  # an array of structures: one point per value of this field
+    follow: tuple[tuple[str, str], ...] | None = None  # the variable is a pointer: path from it
+    yields_to: tuple[str, ...] = ()  # rows of the machine that take this row's role when found
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,8 @@ def _row(raw: dict[str, Any], aliases: dict[str, str], where: str) -> Row:
         why=raw.get("why"),
         field=raw.get("field"),
         element_key=raw.get("element_key"),
+        follow=_path(str(raw["follow"]), aliases, where) if raw.get("follow") else None,
+        yields_to=tuple(str(x) for x in raw.get("yields_to", ())),
     )
 
 

@@ -17,6 +17,7 @@ from config.models import Device
 from config.opcua import OpcUaConnection
 from connectors.base import NAN, ConnectorError, Quality, Sample, Sink, now_ns
 from connectors.opcua.convert import sample_of, status_name
+from connectors.opcua.follow import Following, poll_followed
 from connectors.opcua.history import backfill, mark_historizing
 from connectors.opcua.select import UNDECODED, load_structures
 from connectors.opcua.session import (
@@ -89,6 +90,7 @@ class OpcUaConnector:
         self.time_ns: Callable[[], int] = now_ns  # the gateway's clock (receive times)
         self._backfilling = False
         self._first_seen = asyncio.Event()
+        self._following: dict[tuple[str, str], Following] = {}  # follow points, per session
 
     # ----------------------------------------------------------------- resume / markers
     def resume(
@@ -198,6 +200,7 @@ class OpcUaConnector:
                     failed,
                     UNDECODED,
                 )
+        self._following = {}
         for r in self.refs:
             r.since = r.last_ts
             r.since_value = r.last_value
@@ -207,7 +210,9 @@ class OpcUaConnector:
             r.historizing = False
         backfilling = self.conn.history_backfill and any(r.last_ts is not None for r in self.refs)
         if backfilling:
-            await mark_historizing(client, self.refs, self.limits.max_nodes_per_read)
+            # a follow point's node is the pointer, not the value: no history of it
+            plain = [r for r in self.refs if not r.point.opcua or not r.point.opcua.follow]
+            await mark_historizing(client, plain, self.limits.max_nodes_per_read)
         self._backfilling = backfilling
         # the points the server cannot give back: their gateway_down marker now (before their
         # re-sent value, which then re-establishes them)
@@ -419,6 +424,17 @@ class OpcUaConnector:
         return groups
 
     async def _poll(self, client: Client, sink: Sink, refs: Sequence[PointRef]) -> None:
+        followed = [r for r in refs if r.point.opcua and r.point.opcua.follow]
+        if followed:
+            refs = [r for r in refs if not (r.point.opcua and r.point.opcua.follow)]
+            got = await poll_followed(
+                client,
+                followed,
+                self._following,
+                (self.limits.max_nodes_per_read, self.limits.max_nodes_per_translate),
+                now_ns(),
+            )
+            self._store_polled(sink, got)
         for part in chunks(refs, self.limits.max_nodes_per_read):
             params = ua.ReadParameters()
             params.TimestampsToReturn = ua.TimestampsToReturn.Both
@@ -429,26 +445,35 @@ class OpcUaConnector:
                 params.NodesToRead.append(rv)
             results = await client.uaclient.read(params)
             now = now_ns()
-            out: list[Sample] = []
-            for r, dv in zip(part, results, strict=True):
-                s = sample_of(
-                    r.device,
-                    r.point.id,
-                    dv,
-                    now,
-                    r.scale,
-                    r.offset,
-                    enum=r.point.enum,
-                    select=r.select,
+            samples = [
+                (
+                    r,
+                    sample_of(
+                        r.device,
+                        r.point.id,
+                        dv,
+                        now,
+                        r.scale,
+                        r.offset,
+                        enum=r.point.enum,
+                        select=r.select,
+                    ),
                 )
-                if s.quality is Quality.BAD and r.status != s.status:
-                    sink.error(r.device, s.status)
-                r.status = s.status if s.quality is Quality.BAD else ""
-                kept = self._on_sample(r, s)
-                if kept is not None:
-                    out.append(kept)
-            if out:
-                sink.put_many(out)
+                for r, dv in zip(part, results, strict=True)
+            ]
+            self._store_polled(sink, samples)
+
+    def _store_polled(self, sink: Sink, samples: Sequence[tuple[PointRef, Sample]]) -> None:
+        out: list[Sample] = []
+        for r, s in samples:
+            if s.quality is Quality.BAD and r.status != s.status:
+                sink.error(r.device, s.status)
+            r.status = s.status if s.quality is Quality.BAD else ""
+            kept = self._on_sample(r, s)
+            if kept is not None:
+                out.append(kept)
+        if out:
+            sink.put_many(out)
 
     def _bad(self, sink: Sink, ref: PointRef, status: str, now: int) -> None:
         log.warning("%s/%s: %s", ref.device, ref.point.id, status)

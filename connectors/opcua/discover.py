@@ -46,6 +46,7 @@ class Found:
     element: tuple[str, int | str] | None = None  # the array element (a row's element_key)
     label: str = ""  # what the element is (its Name)
     missing: str = ""  # why a structure row gave no point (written as a comment)
+    follow: str = ""  # a pointer row: the path from the object pointed to, server indexes
 
     @property
     def pid(self) -> str:
@@ -238,6 +239,12 @@ async def discover_on(
             dv = (await client.uaclient.read_attributes([var], ua.AttributeIds.Value))[0]
             value = dv.Value.Value if dv.Value is not None else None
             where = f"{browse_path_of(path)}/{rel}"
+            if row.follow is not None:
+                if any(alias not in index for alias, _ in row.follow):
+                    continue
+                follow = "/".join(f"{index[a]}:{n}" for a, n in row.follow)
+                machine.points.append(Found(row, anchor, where, value, follow=follow))
+                continue
             machine.points.extend(_structured(row, anchor, where, value))
     ordered = sorted(machines.values(), key=lambda m: browse_path_of(m.path))
     return Discovery(endpoint, specs, ordered, truncated)
@@ -305,6 +312,9 @@ def _address(f: Found, example: bool = False) -> str:
             parts.append(f"element: {{{f.row.element_key}: <its value>}}")
     if f.row.field is not None:
         parts.append(f"field: {f.row.field}")
+    if f.follow:
+        parts.append(f"follow: {_q(f.follow)}")
+        parts.append("mode: poll")
     return "{" + ", ".join(parts) + "}"
 
 
@@ -313,10 +323,13 @@ def _points_of(machine: Machine) -> list[tuple[str, Found, str]]:
     out: list[tuple[str, Found, str]] = []
     used: set[str] = set()
     have_state = False
+    found = {f.row.id for f in machine.points if f.row.collect and not f.missing}
     for f in machine.points:
         if not f.row.collect or f.missing:
             continue
         role = f.row.role
+        if role != "state" and found.intersection(f.row.yields_to):
+            role = "measurement"  # another row of the machine is its counter
         if role == "state":
             if have_state:
                 role = "measurement"
@@ -377,6 +390,9 @@ def format_fragment(found: Discovery) -> str:
             lines.extend(_wrap(f.row.spec, "      "))
             if f.row.note:
                 lines.extend(_wrap(f.row.note, "      "))
+            if role != f.row.role and f.row.role != "state":
+                taken = ", ".join(sorted(set(f.row.yields_to) & {g.row.id for g in machine.points}))
+                lines.append(f"      # {f.row.role} taken from {taken}: this one is a measurement")
             if f.row.role == "state" and role != "state" and f.row.state_map:
                 lines.append(
                     f"      # another state source; its map: {_state_map(f.row.state_map)}"

@@ -230,3 +230,30 @@ def test_config_check_names_a_bad_selection(
     err = capsys.readouterr().err
     assert "say which of its fields is the value" in err
     assert "Traceback" not in err
+
+
+JOB = 'browse_path: "0:Objects/2:Mill1/3:Production/3:ActiveProgram/3:JobNodeId"'
+
+
+def test_a_follow_point() -> None:
+    site = load_site_text(
+        COUNT_SITE.replace("ADDRESS", f"{JOB}, follow: 3:RunsCompleted, mode: poll")
+    )
+    addr = site.devices[0].points[0].opcua
+    assert addr is not None
+    assert (addr.follow, addr.mode) == ("3:RunsCompleted", "poll")
+
+
+@pytest.mark.parametrize(
+    ("selection", "why"),
+    [
+        ("follow: 3:RunsCompleted", "add mode: poll"),
+        ("follow: 3:RunsCompleted, mode: poll, field: X", "does not combine"),
+        ('follow: "0:Objects/3:RunsCompleted", mode: poll', "a path relative to the node"),
+        ('follow: "3:Runs//x", mode: poll', "empty segment"),
+    ],
+)
+def test_malformed_follow(selection: str, why: str) -> None:
+    issues = _messages(COUNT_SITE.replace("ADDRESS", f"{JOB}, {selection}"))
+    assert len(issues) == 1
+    assert why in issues[0][2]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import math
 import os
 import shutil
 import subprocess
@@ -99,6 +100,7 @@ class PlantServer:
         self.vars: dict[str, ua.NodeId] = {}
         self.idx = 0  # the test namespace (instances)
         self.packml = 0
+        self.mt = 0
 
     async def _var(self, start: Node, path: str) -> ua.NodeId:
         bp = ua.BrowsePath()
@@ -217,6 +219,22 @@ class PlantServer:
             instantiate_optional=False,
         )
         self.vars["Mill1.channel_state"] = await self._var(channel, f"/{mt}:ChannelState")
+        # OPC 40501-1 8.4.5: ActiveProgram/JobNodeId names the job of the active program (null
+        # until a job runs); the jobs (8.4.3 ProductionJobType) come and go under ProductionPlan
+        self.mt = mt
+        production = await mill.get_child(f"{mt}:Production")
+        active = await production.get_child(f"{mt}:ActiveProgram")
+        job_node = await active.add_variable(
+            ua.NodeId("Mill1.JobNodeId", idx),
+            ua.QualifiedName("JobNodeId", mt),
+            ua.NodeId(),
+            ua.VariantType.NodeId,
+        )
+        self.vars["Mill1.JobNodeId"] = job_node.nodeid
+        self.plan = await production.add_object(
+            ua.NodeId("Mill1.Plan", idx), ua.QualifiedName("ProductionPlan", mt)
+        )
+        self.jobs: dict[str, Node] = {}
         # a decoy: named like a Machinery part, of a plain type: not a machine
         decoy = await objects.add_object(idx, "Oven")
         fake = await decoy.add_object(
@@ -258,6 +276,39 @@ class PlantServer:
                     ServerTimestamp=when,
                 ),
             )
+
+    async def new_job(self, name: str, runs: int, ts: int) -> ua.NodeId:
+        """A ProductionJobType instance under Mill1's ProductionPlan, RunsCompleted ``runs``."""
+        [job, *_] = await instantiate(
+            self.plan,
+            self.server.get_node(ua.NodeId(29, self.mt)),
+            bname=ua.QualifiedName(name, self.idx),
+            idx=self.idx,
+            instantiate_optional=False,
+        )
+        self.jobs[name] = job
+        self.vars[f"{name}.runs"] = await self._var(job, f"/{self.mt}:RunsCompleted")
+        await self.runs(name, runs, ts)
+        return job.nodeid
+
+    async def runs(self, job: str, runs: int, ts: int) -> None:
+        when = _stamp(ts)
+        dv = ua.DataValue(
+            ua.Variant(runs, ua.VariantType.UInt32), SourceTimestamp=when, ServerTimestamp=when
+        )
+        await self.server.write_attribute_value(self.vars[f"{job}.runs"], dv)
+
+    async def activate(self, job: str | None, ts: int) -> None:
+        """Mill1's ActiveProgram/JobNodeId: the job's NodeId (null NodeId for none)."""
+        when = _stamp(ts)
+        node = self.jobs[job].nodeid if job else ua.NodeId()
+        dv = ua.DataValue(
+            ua.Variant(node, ua.VariantType.NodeId), SourceTimestamp=when, ServerTimestamp=when
+        )
+        await self.server.write_attribute_value(self.vars["Mill1.JobNodeId"], dv)
+
+    async def remove_job(self, job: str) -> None:
+        await self.server.delete_nodes([self.jobs.pop(job)], recursive=True)
 
     async def stop(self) -> None:
         await self.server.stop()
@@ -337,6 +388,7 @@ async def test_machines_found_by_type_not_by_name(plant: PlantServer) -> None:
     mill = site.device("mill1")
     assert [(p.id, p.role) for p in mill.points] == [
         ("operation_mode", "measurement"),
+        ("runs_completed", "count_total"),
         ("channel_state", "state"),
     ]
     cstate = mill.point("channel_state")
@@ -702,3 +754,66 @@ async def test_a_missing_element_or_field_is_a_bad_sample_not_a_crash(plant: Pla
         assert not task.done()
     bad = [s for s in sink.samples if s.point in ("m99", "nofield") and s.quality.name == "BAD"]
     assert all(s.value != s.value for s in bad)  # NaN, never a number
+
+
+async def test_machine_tool_runs_follow_the_active_job(plant: PlantServer) -> None:
+    """Discovery writes RunsCompleted as a point following ActiveProgram/JobNodeId; collected,
+    it sums what each job completes while active: a new job counts from its first reading, a
+    resumed job's earlier runs are not counted again, a removed job is looked up again, no
+    active job counts nothing."""
+    text = await _fragment(plant)
+    mill = next(d for d in yaml.safe_load(text)["devices"] if d["id"] == "mill1")
+    runs = next(p for p in mill["points"] if p["id"] == "runs_completed")
+    assert runs["role"] == "count_total"
+    assert runs["opcua"]["follow"] == f"{plant.mt}:RunsCompleted"
+    assert runs["opcua"]["browse_path"].endswith(f"{plant.mt}:ActiveProgram/{plant.mt}:JobNodeId")
+    assert "OPC 40501-1 8.4.5 ProductionActiveProgramType.JobNodeId" in text
+    now_runs = {**runs, "id": "runs_now", "role": "measurement"}
+    mill["points"] = [runs, now_runs]
+    mill["opcua"]["publishing_interval_ms"] = 50
+    site = _site(yaml.safe_dump({"devices": [mill]}))
+    dev = site.devices[0]
+    sink = RecordingSink()
+    connector = OpcUaConnector(dev.opcua, (dev,))  # type: ignore[arg-type]
+    m = 60_000_000_000
+    t0 = DAY.start_ns
+
+    def last(point: str) -> tuple[float, str]:
+        got = sink.of("mill1", point)
+        return (got[-1].value, got[-1].status) if got else (math.nan, "")
+
+    async def until(point: str, value: float, what: str) -> None:
+        await sink.wait(lambda: last(point)[0] == value, what=f"{what}: {point}={value}")
+
+    async with running(connector, sink) as task:
+        await sink.wait(lambda: bool(sink.of("mill1", "runs_completed")), what="first")
+        assert last("runs_completed")[1] == "no_target"  # no job yet, nothing stored yet
+        await plant.new_job("JobA", 0, t0 + m)
+        await plant.activate("JobA", t0 + m)
+        await until("runs_completed", 0.0, "JobA active")
+        await plant.runs("JobA", 3, t0 + 2 * m)
+        await until("runs_completed", 3.0, "3 runs of JobA")
+        # JobB was interrupted earlier at 5 runs and resumes: its 5 are not counted again
+        await plant.new_job("JobB", 5, t0 + 3 * m)
+        await plant.activate("JobB", t0 + 4 * m)
+        await until("runs_now", 5.0, "JobB active")
+        assert last("runs_completed")[0] == 3.0
+        await plant.runs("JobB", 7, t0 + 5 * m)
+        await until("runs_completed", 5.0, "2 runs of JobB")
+        # the machine removes JobB before the pointer moves on: looked up again, no crash
+        await plant.remove_job("JobB")
+        await sink.wait(
+            lambda: last("runs_completed")[1] in ("BadNodeIdUnknown", "BadNoMatch"),
+            what="JobB gone",
+        )
+        await plant.activate(None, t0 + 6 * m)
+        await until("runs_completed", 5.0, "no active job")
+        assert last("runs_now")[1] == "no_target"
+        await plant.activate("JobA", t0 + 7 * m)  # JobA at 3: a baseline
+        await until("runs_now", 3.0, "JobA again")
+        await plant.runs("JobA", 4, t0 + 8 * m)
+        await until("runs_completed", 6.0, "1 more run of JobA")
+        assert not task.done()
+    good = [s.value for s in sink.of("mill1", "runs_completed") if s.status == ""]
+    assert good == sorted(good)  # a running sum never goes back
+    assert max(good) == 6.0

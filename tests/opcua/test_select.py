@@ -83,3 +83,16 @@ def test_a_bad_status_stays_the_servers() -> None:
     dv = ua.DataValue(StatusCode_=ua.StatusCode(ua.StatusCodes.BadNodeIdUnknown), SourceTimestamp=T)
     s = sample_of("m", "p", dv, 0, select=Selector(("AccCount",), index=0))
     assert (s.quality, s.status) == (Quality.BAD, "BadNodeIdUnknown")
+
+
+def test_a_followed_counter_sums_per_object() -> None:
+    from connectors.opcua.follow import Following, count_step
+
+    f = Following(total=10.0)  # resumed from the store
+    assert count_step(f, 4.0) == 10.0  # first reading of a target: its baseline
+    assert count_step(f, 6.0) == 12.0
+    assert count_step(f, 6.0) == 12.0
+    assert count_step(f, 1.0) == 13.0  # the object's counter restarted: counts from zero
+    f.prev = None  # the pointer moved on to another object
+    assert count_step(f, 50.0) == 13.0
+    assert count_step(f, 52.0, scale=2.0) == 17.0
