@@ -235,6 +235,46 @@ class PlantServer:
             ua.NodeId("Mill1.Plan", idx), ua.QualifiedName("ProductionPlan", mt)
         )
         self.jobs: dict[str, Node] = {}
+        # Mill2: a machine tool with the lifetime part counter in both places (1.02
+        # OperationCounters, 8.3.9; the deprecated Production/Statistics, 8.4.12) and a job
+        # pointer: one count_total, the others measurements
+        [mill2, *_] = await instantiate(
+            objects,
+            s.get_node(ua.NodeId(13, mt)),
+            bname=ua.QualifiedName("Mill2", idx),
+            idx=idx,
+            instantiate_optional=False,
+        )
+        watch = await mill2.get_child([f"{mt}:Monitoring", f"{mt}:MachineTool"])
+        [counters2, *_] = await instantiate(
+            watch,
+            s.get_node(ua.NodeId(1009, mach)),
+            bname=ua.QualifiedName("OperationCounters", di),
+            idx=idx,
+        )
+        await counters2.add_variable(
+            ua.NodeId("Mill2.Parts", idx),
+            ua.QualifiedName("PartsProducedInLifetime", mt),
+            7,
+            ua.VariantType.UInt64,
+        )
+        production2 = await mill2.get_child(f"{mt}:Production")
+        stats = await production2.add_object(
+            ua.NodeId("Mill2.Stats", idx), ua.QualifiedName("Statistics", mt)
+        )
+        await stats.add_variable(
+            ua.NodeId("Mill2.Stats.Parts", idx),
+            ua.QualifiedName("PartsProducedInLifetime", mt),
+            7,
+            ua.VariantType.UInt32,
+        )
+        active2 = await production2.get_child(f"{mt}:ActiveProgram")
+        await active2.add_variable(
+            ua.NodeId("Mill2.JobNodeId", idx),
+            ua.QualifiedName("JobNodeId", mt),
+            ua.NodeId(),
+            ua.VariantType.NodeId,
+        )
         # a decoy: named like a Machinery part, of a plain type: not a machine
         decoy = await objects.add_object(idx, "Oven")
         fake = await decoy.add_object(
@@ -365,7 +405,7 @@ async def test_the_table_cites_a_specification_on_every_row() -> None:
 async def test_machines_found_by_type_not_by_name(plant: PlantServer) -> None:
     text = await _fragment(plant)
     site = _site(text)  # the fragment is a valid site file as it stands
-    assert [d.id for d in site.devices] == ["filler1", "mill1", "press1", "press2"]  # no oven
+    assert [d.id for d in site.devices] == ["filler1", "mill1", "mill2", "press1", "press2"]
     press1 = site.device("press1")
     assert [(p.id, p.role) for p in press1.points] == [
         ("state", "state"),
@@ -817,3 +857,17 @@ async def test_machine_tool_runs_follow_the_active_job(plant: PlantServer) -> No
     good = [s.value for s in sink.of("mill1", "runs_completed") if s.status == ""]
     assert good == sorted(good)  # a running sum never goes back
     assert max(good) == 6.0
+
+
+async def test_one_counter_source_per_machine_tool(plant: PlantServer) -> None:
+    """PartsProducedInLifetime (OperationCounters, 1.02) is the machine's count_total; the
+    deprecated Statistics copy, the followed RunsCompleted and the cycle counter become
+    measurements (no double count)."""
+    text = await _fragment(plant)
+    mill2 = _site(text).device("mill2")
+    roles = {p.id: p.role for p in mill2.points}
+    assert [k for k, v in roles.items() if v.startswith("count_")] == ["parts_lifetime"]
+    assert roles["parts_lifetime_statistics"] == "measurement"
+    assert roles["runs_completed"] == "measurement"
+    assert roles["cycles"] == "measurement"
+    assert "# count_total taken from parts_lifetime" in text
