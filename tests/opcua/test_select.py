@@ -96,3 +96,18 @@ def test_a_followed_counter_sums_per_object() -> None:
     f.prev = None  # the pointer moved on to another object
     assert count_step(f, 50.0) == 13.0
     assert count_step(f, 52.0, scale=2.0) == 17.0
+
+
+async def test_structure_definitions_that_fail_to_load_are_reported_not_raised() -> None:
+    from connectors.opcua.select import load_structures
+
+    class Broken:
+        async def load_data_type_definitions(self) -> None:
+            raise RuntimeError("Unknown datatype for field OutputInfo")
+
+    class Fine:
+        async def load_data_type_definitions(self) -> None:
+            return None
+
+    assert await load_structures(Broken()) == "RuntimeError: Unknown datatype for field OutputInfo"
+    assert await load_structures(Fine()) is None
