@@ -391,15 +391,25 @@ def format_fragment(found: Discovery) -> str:
             if f.row.note:
                 lines.extend(_wrap(f.row.note, "      "))
             if role != f.row.role and f.row.role != "state":
-                taken = ", ".join(sorted(set(f.row.yields_to) & {g.row.id for g in machine.points}))
-                lines.append(f"      # {f.row.role} taken from {taken}: this one is a measurement")
+                present = {g.row.id for g in machine.points if g.row.collect and not g.missing}
+                taken = next(r for r in f.row.yields_to if r in present)
+                lines.extend(
+                    _wrap(f"{f.row.role} taken from {taken}: this one is a measurement", "      ")
+                )
             if f.row.role == "state" and role != "state" and f.row.state_map:
                 lines.append(
                     f"      # another state source; its map: {_state_map(f.row.state_map)}"
                 )
             if f.element is not None:
                 lines.append(f"      # {f.element[0]} {f.element[1]!r}: {f.label or '(no Name)'}")
-            if f.value is not None:
+            if f.follow:
+                pointed = f.value if isinstance(f.value, ua.NodeId) else None
+                lines.append(
+                    f"      # points at discovery to: {pointed.to_string()}"
+                    if pointed is not None and not pointed.is_null()
+                    else "      # points at discovery to: nothing (no active job)"
+                )
+            elif f.value is not None:
                 lines.append(f"      # value at discovery: {f.value!r}")
             lines.append(f"      - id: {pid}")
             lines.append(f"        role: {role}")
