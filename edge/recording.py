@@ -8,7 +8,9 @@ A point with a ``deadband`` stores a sample only when
   ``runtime.heartbeat_s``),
 - or its quality or status changed (a NaN appearing or disappearing counts as a change).
 
-Bad samples are always kept. Points without a deadband keep every sample.
+Bad samples are always kept. Points without a deadband keep every sample. A block
+(:class:`connectors.base.SampleBlock`) of a device without any deadbanded point passes
+untouched (:meth:`Recorder.filter_block`); other blocks are decided row by row.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from config.models import Deadband, SiteConfig
-from connectors.base import Quality, Sample
+from connectors.base import Quality, Sample, SampleBlock
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ class Recorder:
 
     def __init__(self, rules: dict[tuple[str, str], Rule]) -> None:
         self.rules = rules
+        self._devices = frozenset(d for d, _ in rules)
         self._last: dict[tuple[str, str], _Last] = {}
         self.seen = 0
         self.kept = 0
@@ -113,6 +116,23 @@ class Recorder:
         if math.isnan(v) or math.isnan(lv):
             return not (math.isnan(v) and math.isnan(lv))
         return abs(v - lv) > rule.limit(lv) if rule.limit(lv) > 0 else v != lv
+
+    def filter_block(self, block: SampleBlock) -> SampleBlock | None:
+        """:meth:`filter` of a block of one device: passed untouched (no row read) when the
+        device has no point with a rule; otherwise row by row. ``None`` when nothing is kept."""
+        n = len(block)
+        if block.device not in self._devices:
+            self.seen += n
+            self.kept += n
+            return block if n else None
+        samples = block.samples()
+        kept = self.filter(samples)
+        if len(kept) == n:
+            return block
+        if not kept:
+            return None
+        keep = {id(s) for s in kept}
+        return block.take([i for i, s in enumerate(samples) if id(s) in keep])
 
     def filter(self, samples: Iterable[Sample]) -> list[Sample]:
         """The samples to store, in their order (the rules of :meth:`keep`, inlined)."""

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from connectors.base import Quality, Sample, now_ns
+from connectors.base import Quality, Sample, SampleBlock, now_ns
 from edge.store.base import Batch, DeviceHealth, Newest
 from metrics.series import Series
 
@@ -165,6 +165,13 @@ _RANGES_PER_QUERY = 4000
 
 # a point's latest: [ts, value or None (NaN), quality, status]
 LatestEntry = list[Any]
+
+
+def _sample_columns(blocks: Sequence[SampleBlock]) -> SampleColumns:
+    """The columns of batches held as blocks (concatenated arrays, no sample objects)."""
+    from metrics.evidence.canonical import SampleColumns
+
+    return SampleColumns.of_blocks(blocks)
 
 
 class _Columns(NamedTuple):
@@ -418,7 +425,7 @@ class SqliteStore:
             if columns.bounds[-1]:
                 raise ValueError("the sample columns are not those of these batches")
             return
-        if not columns.fits([b.samples for b in batches]):
+        if not columns.fits_counts([b.count for b in batches]):
             raise ValueError("the sample columns are not those of these batches (sizes differ)")
         self._write(batches, columns)
 
@@ -429,12 +436,14 @@ class SqliteStore:
         if not batches:
             return False
         for b in batches:
-            if not b.samples:
+            if not b.count:
                 raise ValueError(f"batch {b.source}#{b.seq} has no samples")
         return True
 
     def _write(self, batches: Sequence[Batch], columns: SampleColumns | None) -> None:
         """One transaction for the batches (the columns read off them, or given)."""
+        if columns is None and all(b.columnar for b in batches):
+            columns = _sample_columns([blk for b in batches if (blk := b.block) is not None])
         cols = self._columns(batches) if columns is None else _Columns.of(columns)
         with self._lock:
             db = self._db

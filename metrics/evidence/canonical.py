@@ -36,7 +36,7 @@ import math
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -332,15 +332,74 @@ class SampleColumns:
             statuses if any(statuses) else None,
         )
 
+    @classmethod
+    def of_blocks(cls, blocks: Sequence[BlockLike]) -> SampleColumns:
+        """The columns of blocks of samples (``connectors.base.SampleBlock``: one device,
+        its points, ts, values, qualities, statuses), block ``i`` being group ``i``: the
+        arrays are concatenated, no sample is read one by one."""
+        bounds = [0]
+        devices: list[str] = []
+        for b in blocks:
+            k = len(b.points)
+            bounds.append(bounds[-1] + k)
+            devices += [b.device] * k
+        statuses: list[str] | None = None
+        if any(b.statuses is not None and any(b.statuses) for b in blocks):
+            statuses = list(
+                itertools.chain.from_iterable(
+                    b.statuses if b.statuses is not None else ("",) * len(b.points) for b in blocks
+                )
+            )
+        if not blocks:
+            return cls(
+                (0,), [], [], np.empty(0, np.int64), np.empty(0), np.empty(0, np.uint8), None
+            )
+        return cls(
+            tuple(bounds),
+            devices,
+            list(itertools.chain.from_iterable(b.points for b in blocks)),
+            np.concatenate([b.ts for b in blocks]).astype(np.int64, copy=False),
+            np.concatenate([b.values for b in blocks]).astype(np.float64, copy=False),
+            np.concatenate([b.quality for b in blocks]).astype(np.uint8, copy=False),
+            statuses,
+        )
+
     @property
     def groups(self) -> int:
         return len(self.bounds) - 1
 
     def fits(self, groups: Sequence[Sequence[Any]]) -> bool:
         """Whether these are the columns of groups of these sizes."""
-        return self.groups == len(groups) and all(
-            self.bounds[i + 1] - self.bounds[i] == len(g) for i, g in enumerate(groups)
+        return self.fits_counts([len(g) for g in groups])
+
+    def fits_counts(self, counts: Sequence[int]) -> bool:
+        """Whether these are the columns of groups of ``counts`` samples each."""
+        return self.groups == len(counts) and all(
+            self.bounds[i + 1] - self.bounds[i] == k for i, k in enumerate(counts)
         )
+
+
+class BlockLike(Protocol):
+    """What :meth:`SampleColumns.of_blocks` reads of a block (``connectors.base.SampleBlock``;
+    metrics does not import connectors)."""
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def points(self) -> Sequence[str]: ...
+
+    @property
+    def ts(self) -> npt.NDArray[np.int64]: ...
+
+    @property
+    def values(self) -> npt.NDArray[np.float64]: ...
+
+    @property
+    def quality(self) -> npt.NDArray[np.uint8]: ...
+
+    @property
+    def statuses(self) -> Sequence[str] | None: ...
 
 
 def encode_sample_groups(
@@ -356,9 +415,14 @@ def encode_sample_groups(
         columns = SampleColumns.of(groups)
     elif not columns.fits(groups):
         raise ValueError("the sample columns are not those of these groups (sizes differ)")
+    return encode_column_groups(columns)
+
+
+def encode_column_groups(columns: SampleColumns) -> list[tuple[bytes, int, int, int]]:
+    """:func:`encode_sample_groups` of the groups of ``columns`` (no sample objects needed)."""
     n = columns.bounds[-1]
     if not n:
-        return [_empty() for _ in groups]
+        return [_empty() for _ in range(columns.groups)]
     sizes = [columns.bounds[i + 1] - columns.bounds[i] for i in range(columns.groups)]
     ts, devs, pts = columns.ts, columns.devices, columns.points
     nonempty = [i for i, k in enumerate(sizes) if k]
@@ -420,7 +484,7 @@ def encode_sample_groups(
         s_val.tobytes(),
         s_qual.tobytes(),
     )
-    out = [_empty()] * len(groups)
+    out = [_empty()] * columns.groups
     for j, a in enumerate(starts.tolist()):
         z = a + sizes[nonempty[j]]
         lo_s, hi_s = series_bounds[j], series_bounds[j + 1]

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from config.models import SiteConfig
-from connectors.base import Quality, Sample
+from connectors.base import Quality, Sample, SampleBlock
 
 
 class Recorder:
@@ -26,6 +26,9 @@ class Recorder:
 
     def put_many(self, samples: Any) -> None:
         self.samples.extend(samples)
+
+    def put_block(self, block: SampleBlock) -> None:
+        self.put_many(block.samples())
 
     def link(self, device: str, connected: bool) -> None:
         self.links.append((device, connected))
