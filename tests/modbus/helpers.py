@@ -20,6 +20,7 @@ class Recorder:
         self.samples: list[Sample] = []
         self.errors: Counter[tuple[str, str]] = Counter()
         self.links: list[tuple[str, bool]] = []
+        self.blocks: list[SampleBlock] = []
 
     def put(self, sample: Sample) -> None:
         self.samples.append(sample)
@@ -28,6 +29,7 @@ class Recorder:
         self.samples.extend(samples)
 
     def put_block(self, block: SampleBlock) -> None:
+        self.blocks.append(block)
         self.put_many(block.samples())
 
     def link(self, device: str, connected: bool) -> None:
