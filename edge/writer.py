@@ -14,12 +14,24 @@ go into one ``write_batches`` call (one transaction, one fsync). Then every
 retried with capped backoff and keeps the samples (the queue meanwhile absorbs new ones,
 counting drops if it overflows).
 
+Columnar hand-over (issue 16): the writer takes the queue's entries as they were put
+(:meth:`edge.queue.SampleQueue.take_batch`): :class:`connectors.base.SampleBlock` columns from
+connectors that hand blocks (Modbus), single samples from the others (each device's runs of
+them made into one block). From there a device's samples stay columns: health counts a block
+with a few array reductions (:meth:`edge.health.HealthTracker.observe_block`), the recorder
+passes blocks of devices without deadbands untouched, the deduplicator checks a block with one
+array compare (:meth:`edge.dedupe.Deduplicator.filter_block`), and each batch holds its
+device's blocks concatenated (``Batch(source, seq, block=...)``; ``Batch.samples`` is built
+only for a consumer that asks for it, such as the InfluxDB store).
+
 Columns read once: when the store has ``write_batch_columns(batches, columns)`` (same contract
 as ``write_batches``, plus the samples as :class:`metrics.evidence.canonical.SampleColumns`),
-the writer reads the samples' attributes once per write call, hands the columns to the store,
-and to every observer that has ``stored_columns(batches, columns)`` (the evidence ledger);
-other observers get ``stored(batches)``. Without that store hook the ledger reads the samples
-itself, on its own thread when it runs in the background.
+the writer builds the columns once per write call (concatenating the batches' arrays,
+:meth:`SampleColumns.of_blocks`; read off the ``Sample`` objects only for batches given as
+samples, such as imports), hands them to the store, and to every observer that has
+``stored_columns(batches, columns)`` (the evidence ledger); other observers get
+``stored(batches)``. Without that store hook the ledger builds them from the batches itself, on
+its own thread when it runs in the background.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ Layout (one file):
   by series (each series in time order, one contiguous range per series);
 - ``batches(source, seq, first_ts, last_ts, count, written_ts)``: one row per acknowledged batch;
 - ``latest(device, points)``: the newest sample of every point of a device (JSON), written with
-  the batches at most every ``latest_interval_s`` (0.5 s) and on ``latest()``/``close()``;
+  the batches at most every ``latest_interval_s`` (0.5 s; longer for a large table, so that
+  rendering it takes at most 5 % of the time, up to 5 s) and on ``latest()``/``close()``;
 - ``health(device, ...)``: the last health record of every device.
 
 ``read(device, point, ...)`` selects the series indexes of the device's chunks overlapping the
@@ -162,6 +163,11 @@ _CHUNK_INSERT = (
 )
 # chunks per read query of series ranges (4 parameters each, below SQLite's variable limit)
 _RANGES_PER_QUERY = 4000
+
+# the latest table is written at most every latest_interval_s, and taking at most 1/20 of the
+# time (a large table waits longer, up to LATEST_MAX_WAIT_S; latest() and close() always write)
+LATEST_COST_SHARE = 20.0
+LATEST_MAX_WAIT_S = 5.0
 
 # a point's latest: [ts, value or None (NaN), quality, status]
 LatestEntry = list[Any]
@@ -318,6 +324,7 @@ class SqliteStore:
         self._by_dev: tuple[npt.NDArray[np.int64], list[int], npt.NDArray[np.int64]] | None = None
         self._dev_names: list[str] = []
         self._latest_written = 0.0
+        self._latest_cost = 0.0  # seconds the last render and write of the latest table took
         # the newest sample of every series as columns indexed by series id (see _newest)
         self._lat = _LatestColumns()
         self.latest_interval_s = 0.5
@@ -452,10 +459,13 @@ class SqliteStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 undo = self._lat.update(*self._write_all(batches, cols))
-                flush = time.monotonic() - self._latest_written >= self.latest_interval_s
-                touched = self._latest_rows() if flush else {}
-                if touched:
-                    self._write_latest(touched)
+                flush = time.monotonic() - self._latest_written >= self._latest_wait()
+                if flush:
+                    began = time.perf_counter()
+                    touched = self._latest_rows()
+                    if touched:
+                        self._write_latest(touched)
+                    self._latest_cost = time.perf_counter() - began
                 db.execute("COMMIT")
             except BaseException:
                 # SQLite has already rolled back after some errors (SQLITE_FULL, SQLITE_IOERR):
@@ -495,12 +505,30 @@ class SqliteStore:
             statuses if any(statuses) else None,
         )
 
+    def _latest_wait(self) -> float:
+        """Seconds between two writes of the latest table: ``latest_interval_s``, stretched
+        (up to ``LATEST_MAX_WAIT_S``) so that rendering it takes at most 1/``LATEST_COST_SHARE``
+        of the time (100,000 points: about 0.1 s per render); 0 keeps 0 (every write)."""
+        base = self.latest_interval_s
+        if base <= 0:
+            return base
+        return max(base, min(self._latest_cost * LATEST_COST_SHARE, LATEST_MAX_WAIT_S))
+
     def flush_latest(self) -> None:
-        """Write the latest values held back by the throttle now (the writer calls this when a
-        flush interval passed without samples, so a quiet store is never stale)."""
+        """Write the latest values held back by the throttle (the writer calls this when a
+        flush interval passed without samples, so a quiet store is never stale; a large
+        latest table waits its stretched interval, see :meth:`_latest_wait`)."""
         with self._lock:
-            if not self._closed:
-                self._flush_latest()
+            if self._closed:
+                return
+            if (
+                time.monotonic() - self._latest_written
+                < self._latest_wait() - self.latest_interval_s
+            ):
+                return
+            began = time.perf_counter()
+            self._flush_latest()
+            self._latest_cost = max(self._latest_cost, time.perf_counter() - began)
 
     def _flush_latest(self) -> None:
         """Write the latest values held back by the throttle (own transaction)."""

@@ -462,7 +462,7 @@ def encode_column_groups(columns: SampleColumns) -> list[tuple[bytes, int, int, 
     series_no = np.cumsum(new) - 1
     local = (series_no - np.repeat(series_no[starts], nz_sizes)).astype("<u4")
     first_of_series = np.flatnonzero(new)
-    series_gsid = (s_key[first_of_series] % n_series).tolist()
+    series_gsid = s_key[first_of_series] % n_series
     series_bounds = np.searchsorted(first_of_series, np.append(starts, n)).tolist()
     firsts = np.minimum.reduceat(ts, starts).tolist()
     lasts = np.maximum.reduceat(ts, starts).tolist()
@@ -477,7 +477,14 @@ def encode_column_groups(columns: SampleColumns) -> list[tuple[bytes, int, int, 
             inv[order] = np.arange(n)
             st_at = sorted((int(inv[i]), x) for i, x in given)
     st_pos = [p for p, _ in st_at]
-    header: dict[str, bytes] = {}
+    # the header entry of every series of every group (u16 + UTF-8 device, u16 + UTF-8 point):
+    # names encoded once per call, one concatenation per (group, series)
+    dev_b = [_str_bytes(x) for x in dev_names]
+    pt_b = [_str_bytes(x) for x in pt_names]
+    series_hdr = [
+        dev_b[d] + pt_b[p]
+        for d, p in zip((series_gsid // n_pt).tolist(), (series_gsid % n_pt).tolist(), strict=True)
+    ]
     b_local, b_ts, b_val, b_qual = (
         local.tobytes(),
         s_ts.tobytes(),
@@ -489,12 +496,7 @@ def encode_column_groups(columns: SampleColumns) -> list[tuple[bytes, int, int, 
         z = a + sizes[nonempty[j]]
         lo_s, hi_s = series_bounds[j], series_bounds[j + 1]
         parts: list[bytes] = [_MAGIC, struct.pack("<I", hi_s - lo_s)]
-        for g in series_gsid[lo_s:hi_s]:
-            for text in (dev_names[g // n_pt], pt_names[g % n_pt]):
-                raw = header.get(text)
-                if raw is None:
-                    raw = header[text] = _str_bytes(text)
-                parts.append(raw)
+        parts.extend(series_hdr[lo_s:hi_s])
         parts.append(struct.pack("<I", z - a))
         parts.append(b_local[4 * a : 4 * z])
         parts.append(b_ts[8 * a : 8 * z])
