@@ -330,6 +330,7 @@ class SqliteStore:
         self.latest_interval_s = 0.5
         self._closed = False
         self._spans: dict[str, int] = {}
+        self._added: list[tuple[str, str]] = []  # series ids added by the open transaction
         # latest-table points without a series (not written by this code; kept as they are)
         self._latest_orphans: dict[str, dict[str, LatestEntry]] = {}
         self._has_sidx = False
@@ -410,6 +411,7 @@ class SqliteStore:
         self._sids[key] = sid
         self._psids.setdefault(key[0], {})[key[1]] = sid
         self._names[sid] = key
+        self._added.append(key)
         return sid
 
     def write_batches(self, batches: Sequence[Batch]) -> None:
@@ -454,7 +456,10 @@ class SqliteStore:
         cols = self._columns(batches) if columns is None else _Columns.of(columns)
         with self._lock:
             db = self._db
-            saved = (dict(self._sids), dict(self._names), dict(self._spans))
+            # undone on failure: the series ids and spans this transaction adds (no copy of
+            # the maps, which hold every series: a copy per write was O(series))
+            self._added = []
+            spans_before = dict(self._spans)
             undo: Any = None
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -474,10 +479,13 @@ class SqliteStore:
                     db.execute("ROLLBACK")
                 if undo is not None:
                     self._lat.restore(undo)
-                self._sids, self._names, self._spans = saved
-                self._psids = {}
-                for (dev, pt), sid_ in self._sids.items():
-                    self._psids.setdefault(dev, {})[pt] = sid_
+                for key in self._added:
+                    sid_ = self._sids.pop(key, None)
+                    if sid_ is not None:
+                        self._names.pop(sid_, None)
+                        self._psids.get(key[0], {}).pop(key[1], None)
+                self._added = []
+                self._spans = spans_before
                 # series ids of the undone transaction may come back for other series
                 self._sid_dev_table = np.empty(0, dtype=np.int64)
                 raise
