@@ -648,7 +648,11 @@ class SqliteStore:
                     idx: Any = slice(a, z)
                     first, last = firsts[i], lasts[i]
                     is_sorted = bool(steps[z - 1] == steps[a])
-                    st_rows = [[j - a, status_at[j]] for j in range(a, z) if j in status_at]
+                    st_rows = (
+                        [[j - a, status_at[j]] for j in range(a, z) if j in status_at]
+                        if status_at
+                        else []
+                    )
                     count = z - a
                 else:
                     idx = a + np.flatnonzero(

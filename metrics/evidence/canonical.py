@@ -33,6 +33,7 @@ import hashlib
 import itertools
 import json
 import math
+import operator
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -478,13 +479,17 @@ def encode_column_groups(columns: SampleColumns) -> list[tuple[bytes, int, int, 
             st_at = sorted((int(inv[i]), x) for i, x in given)
     st_pos = [p for p, _ in st_at]
     # the header entry of every series of every group (u16 + UTF-8 device, u16 + UTF-8 point):
-    # names encoded once per call, one concatenation per (group, series)
+    # names encoded once per call, picked per (group, series) by itemgetter (no bytecode each)
     dev_b = [_str_bytes(x) for x in dev_names]
     pt_b = [_str_bytes(x) for x in pt_names]
-    series_hdr = [
-        dev_b[d] + pt_b[p]
-        for d, p in zip((series_gsid // n_pt).tolist(), (series_gsid % n_pt).tolist(), strict=True)
-    ]
+    n_hdr = int(series_gsid.shape[0])
+    series_hdr: list[bytes] = [b""] * (2 * n_hdr)  # device, point, device, point, ...
+    if n_hdr == 1:
+        g0 = int(series_gsid[0])
+        series_hdr = [dev_b[g0 // n_pt], pt_b[g0 % n_pt]]
+    elif n_hdr:
+        series_hdr[0::2] = operator.itemgetter(*(series_gsid // n_pt).tolist())(dev_b)
+        series_hdr[1::2] = operator.itemgetter(*(series_gsid % n_pt).tolist())(pt_b)
     b_local, b_ts, b_val, b_qual = (
         local.tobytes(),
         s_ts.tobytes(),
@@ -496,7 +501,7 @@ def encode_column_groups(columns: SampleColumns) -> list[tuple[bytes, int, int, 
         z = a + sizes[nonempty[j]]
         lo_s, hi_s = series_bounds[j], series_bounds[j + 1]
         parts: list[bytes] = [_MAGIC, struct.pack("<I", hi_s - lo_s)]
-        parts.extend(series_hdr[lo_s:hi_s])
+        parts.extend(series_hdr[2 * lo_s : 2 * hi_s])
         parts.append(struct.pack("<I", z - a))
         parts.append(b_local[4 * a : 4 * z])
         parts.append(b_ts[8 * a : 8 * z])
