@@ -414,6 +414,31 @@ class SqliteStore:
         self._added.append(key)
         return sid
 
+    def _new_sids(self, device: str, points: Sequence[str]) -> dict[str, int]:
+        """Create the series of ``device`` among ``points`` that have no id yet (ids in order
+        of first appearance, as :meth:`_new_sid` one by one would give); returns the device's
+        point -> id map."""
+        by_point = self._psids.setdefault(device, {})
+        new = [p for p in dict.fromkeys(points) if p not in by_point]
+        if not new:
+            return by_point
+        self._db.executemany(
+            "INSERT INTO series (device, point) VALUES (?, ?) "
+            "ON CONFLICT (device, point) DO NOTHING",
+            [(device, p) for p in new],
+        )
+        wanted = set(new)
+        for sid, point in self._db.execute(
+            "SELECT id, point FROM series WHERE device = ?", (device,)
+        ):
+            if point in wanted:
+                key = (device, point)
+                self._sids[key] = sid
+                by_point[point] = sid
+                self._names[sid] = key
+                self._added.append(key)
+        return by_point
+
     def write_batches(self, batches: Sequence[Batch]) -> None:
         """Store the batches in one transaction; durable when this returns."""
         if self._check_batches(batches):
@@ -610,13 +635,14 @@ class SqliteStore:
             if a == z:
                 continue
             d0 = devs[a]
-            by_point = self._psids.get(d0)
-            if by_point is not None and devs[a:z].count(d0) == z - a:
-                try:  # one device (the collector's batches): one look-up per point
-                    sid[a:z] = list(map(by_point.__getitem__, pts[a:z]))
-                    continue
-                except KeyError:
-                    pass
+            if devs[a:z].count(d0) == z - a:
+                # one device (the collector's batches): one look-up per point; its new series
+                # (a device's first write: up to thousands) created with one statement
+                by_point = self._psids.get(d0)
+                if by_point is None or not all(map(by_point.__contains__, pts[a:z])):
+                    by_point = self._new_sids(d0, pts[a:z])
+                sid[a:z] = list(map(by_point.__getitem__, pts[a:z]))
+                continue
             sids_map = self._sids
             sid[a:z] = [
                 sids_map[k] if k in sids_map else self._new_sid(k)
