@@ -319,6 +319,7 @@ class SqliteStore:
         self._sids: dict[tuple[str, str], int] = {}
         self._psids: dict[str, dict[str, int]] = {}  # the same ids by device, then point
         self._names: dict[int, tuple[str, str]] = {}
+        self._max_sid = 0  # max(self._names), kept as series are added (not a scan per write)
         self._sid_dev_table: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
         # series ids sorted by device, and where each device's run of them starts and ends
         self._by_dev: tuple[npt.NDArray[np.int64], list[int], npt.NDArray[np.int64]] | None = None
@@ -376,6 +377,7 @@ class SqliteStore:
             self._sids[(dev, pt)] = sid
             self._psids.setdefault(dev, {})[pt] = sid
             self._names[sid] = (dev, pt)
+            self._max_sid = max(self._max_sid, sid)
         for dev, span in db.execute("SELECT device, max_span FROM devices"):
             self._spans[dev] = span
         for dev, points in db.execute("SELECT device, points FROM latest"):
@@ -411,6 +413,7 @@ class SqliteStore:
         self._sids[key] = sid
         self._psids.setdefault(key[0], {})[key[1]] = sid
         self._names[sid] = key
+        self._max_sid = max(self._max_sid, sid)
         self._added.append(key)
         return sid
 
@@ -436,6 +439,7 @@ class SqliteStore:
                 self._sids[key] = sid
                 by_point[point] = sid
                 self._names[sid] = key
+                self._max_sid = max(self._max_sid, sid)
                 self._added.append(key)
         return by_point
 
@@ -513,6 +517,7 @@ class SqliteStore:
                 self._spans = spans_before
                 # series ids of the undone transaction may come back for other series
                 self._sid_dev_table = np.empty(0, dtype=np.int64)
+                self._max_sid = max(self._names, default=0)
                 raise
             if flush:
                 self._lat.dirty[:] = False
@@ -729,8 +734,8 @@ class SqliteStore:
 
     def _sid_dev(self) -> npt.NDArray[np.int64]:
         """Device index of every series id (rebuilt when series were added)."""
-        if self._sid_dev_table.shape[0] <= max(self._names, default=0):
-            table = np.full(max(self._names, default=0) + 1, -1, dtype=np.int64)
+        if self._sid_dev_table.shape[0] <= self._max_sid:
+            table = np.full(self._max_sid + 1, -1, dtype=np.int64)
             index: dict[str, int] = {}
             names: list[str] = []
             for sid, (device, _) in self._names.items():
