@@ -57,7 +57,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from config.loader import load_site_text
 from config.models import SiteConfig
-from connectors.base import Connector, Quality, Sample
+from connectors.base import Connector, Quality, Sample, SampleBlock
 from connectors.modbus import build as build_modbus
 from connectors.mqtt import build as build_mqtt
 from connectors.opcua import OpcUaConnector
@@ -93,6 +93,9 @@ class Counting:
         self.last_at = now
         if got and self.first_new_at is None and now >= self.since:
             self.first_new_at = now
+
+    def put_block(self, block: SampleBlock) -> None:
+        self.put_many(block.samples())
 
     def link(self, device: str, connected: bool) -> None:
         pass

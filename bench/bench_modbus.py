@@ -29,7 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config.models import SiteConfig
-from connectors.base import Sample
+from connectors.base import Sample, SampleBlock
 from connectors.modbus import ModbusConnector, build
 
 ROLES = ("energy_kwh", "power_kw", "measurement")
@@ -98,6 +98,10 @@ class CountingSink:
         for s in samples:
             self.samples += 1
             self.bad += int(s.quality)
+
+    def put_block(self, block: SampleBlock) -> None:
+        self.samples += len(block)
+        self.bad += int(block.quality.sum())
 
     def link(self, device: str, connected: bool) -> None:
         return None

@@ -10,7 +10,9 @@ pymodbus`` (the project's meter simulator, one port; it saturates first).
 After a warm-up it measures, over ``--seconds``: the collector process's CPU-seconds (user +
 system, all its threads) per stored sample and as % of one core, samples stored per second
 (``writer.acked_samples``), the resident memory (max VmRSS), and at the end the store and
-ledger bytes per stored sample (after ``compact`` of the store). The process's peak resident
+ledger bytes per stored sample (after ``compact`` of the store), and the queue's drops in the
+measured window (those of the start-up and warm-up, when the first writes create every series,
+apart). The process's peak resident
 memory so far (``VmHWM``, start-up included; cumulative over the runs of one invocation) is
 printed per run: run one size per invocation for its peak.
 
@@ -161,13 +163,15 @@ async def one_run(
         assert col.writer is not None
         w = col.writer
         s0, t0, c0 = w.acked_samples, time.perf_counter(), time.process_time()
+        d0 = col.queue.dropped  # drops of the start-up (first writes create every series)
         rss = rss_mb()
         end = t0 + seconds
         while time.perf_counter() < end:
             await asyncio.sleep(0.5)
             rss = max(rss, rss_mb())
         s1, elapsed, cpu = w.acked_samples, time.perf_counter() - t0, time.process_time() - c0
-        drops = col.queue.dropped
+        drops = col.queue.dropped - d0
+        drops_startup = d0
         stop.set()
         await task
         stored = w.acked_samples
@@ -184,6 +188,7 @@ async def one_run(
         "cpu_us_per_sample": cpu / max(n, 1) * 1e6,
         "rss_mb": rss,
         "drops": drops,
+        "drops_startup": drops_startup,
         "store_b": store_b / max(stored, 1),
         "ledger_b": ledger_b / max(stored, 1),
         "peak_mb": rss_mb("VmHWM"),
@@ -269,7 +274,8 @@ def main() -> None:
                     f"  {points:,} points run {i + 1}: {r['samples_s']:,.0f} samples/s stored, "
                     f"CPU {r['cpu_pct']:.1f} % of a core, {r['cpu_us_per_sample']:.2f} us CPU per "
                     f"sample, RSS {r['rss_mb']:.0f} MB (process peak so far "
-                    f"{r['peak_mb']:.0f} MB), drops {r['drops']:.0f}, store "
+                    f"{r['peak_mb']:.0f} MB), drops {r['drops']:.0f} "
+                    f"(start-up {r['drops_startup']:.0f}), store "
                     f"{r['store_b']:.1f} B/sample, ledger {r['ledger_b']:.1f} B/sample"
                 )
             med = {k: statistics.median(r[k] for r in results) for k in results[0]}

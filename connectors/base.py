@@ -9,8 +9,9 @@ A connector never swallows :class:`asyncio.CancelledError`.
 from __future__ import annotations
 
 import enum
+import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -97,6 +98,58 @@ class SampleBlock:
             )
         ]
 
+    @classmethod
+    def of_samples(cls, device: str, samples: Sequence[Sample]) -> SampleBlock:
+        """The block of ``samples`` (all of ``device``; their device fields are not read)."""
+        n = len(samples)
+        statuses = tuple([s.status for s in samples])
+        return cls(
+            device,
+            tuple([s.point for s in samples]),
+            np.fromiter([s.ts for s in samples], np.int64, n),
+            np.fromiter([s.value for s in samples], np.float64, n),
+            np.fromiter([s.quality for s in samples], np.uint8, n),
+            statuses if any(statuses) else None,
+        )
+
+    @classmethod
+    def concat(cls, blocks: Sequence[SampleBlock]) -> SampleBlock:
+        """The rows of ``blocks`` (all of one device) one after the other (``blocks[0]`` itself
+        when there is one)."""
+        if len(blocks) == 1:
+            return blocks[0]
+        statuses: tuple[str, ...] | None = None
+        if any(b.statuses is not None for b in blocks):
+            statuses = tuple(
+                itertools.chain.from_iterable(
+                    b.statuses if b.statuses is not None else ("",) * len(b) for b in blocks
+                )
+            )
+        return cls(
+            blocks[0].device,
+            tuple(itertools.chain.from_iterable(b.points for b in blocks)),
+            np.concatenate([b.ts for b in blocks]),
+            np.concatenate([b.values for b in blocks]),
+            np.concatenate([b.quality for b in blocks]),
+            statuses,
+        )
+
+    def take(self, rows: npt.NDArray[np.intp] | Sequence[int]) -> SampleBlock:
+        """The rows at positions ``rows`` (in that order; copies)."""
+        idx = np.asarray(rows, dtype=np.intp)
+        pos = idx.tolist()
+        pts = self.points
+        st = self.statuses
+        taken = None if st is None else tuple([st[i] for i in pos])
+        return SampleBlock(
+            self.device,
+            tuple([pts[i] for i in pos]),
+            self.ts[idx],
+            self.values[idx],
+            self.quality[idx],
+            taken if taken is not None and any(taken) else None,
+        )
+
     def slice(self, start: int, stop: int) -> SampleBlock:
         """Rows ``start:stop`` (views of the arrays)."""
         st = self.statuses
@@ -120,6 +173,10 @@ class Sink(Protocol):
     def put(self, sample: Sample) -> None: ...
 
     def put_many(self, samples: Iterable[Sample]) -> None: ...
+
+    def put_block(self, block: SampleBlock) -> None:
+        """The samples of ``block`` (the columnar :meth:`put_many`; a sink without a columnar
+        path may take ``put_many(block.samples())``)."""
 
     def link(self, device: str, connected: bool) -> None:
         """The link to ``device`` went up or down."""

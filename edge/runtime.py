@@ -624,7 +624,8 @@ class Collector:
 
     async def _final_flush(self, writer: Writer) -> None:
         """(Forced stop) one write attempt for what is still queued, within FORCE_GRACE_S."""
-        items = self.queue.get_nowait(len(self.queue))
+        queued = len(self.queue)
+        items = self.queue.take_nowait(queued)
         if not items:
             return
         groups = writer.prepare(items)
@@ -634,8 +635,8 @@ class Collector:
             async with asyncio.timeout(FORCE_GRACE_S):
                 await writer.persist(groups, give_up_s=0.0)
         except (Exception, TimeoutError) as exc:
-            self.unflushed += len(items)
-            log.error("forced stop: %d queued samples not stored: %r", len(items), exc)
+            self.unflushed += queued
+            log.error("forced stop: %d queued samples not stored: %r", queued, exc)
 
     async def _step(self, aw: Awaitable[object], what: str) -> None:
         """Await a shutdown step; after a forced stop give it at most FORCE_GRACE_S, then

@@ -75,13 +75,14 @@ def error_kind(exc: BaseException | None) -> str:
 class _RunSink:
     """The sink of one connector run: passes everything through and notes a link-up."""
 
-    __slots__ = ("error", "linked", "put", "put_many", "sink", "when_stored")
+    __slots__ = ("error", "linked", "put", "put_block", "put_many", "sink", "when_stored")
 
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
         self.linked = False
         self.put = sink.put
         self.put_many = sink.put_many
+        self.put_block = sink.put_block
         self.error = sink.error
         # the queue's durable hand-over (edge.queue), when the sink has it
         self.when_stored = getattr(sink, "when_stored", None)

@@ -14,12 +14,24 @@ go into one ``write_batches`` call (one transaction, one fsync). Then every
 retried with capped backoff and keeps the samples (the queue meanwhile absorbs new ones,
 counting drops if it overflows).
 
+Columnar hand-over (issue 16): the writer takes the queue's entries as they were put
+(:meth:`edge.queue.SampleQueue.take_batch`): :class:`connectors.base.SampleBlock` columns from
+connectors that hand blocks (Modbus), single samples from the others (each device's runs of
+them made into one block). From there a device's samples stay columns: health counts a block
+with a few array reductions (:meth:`edge.health.HealthTracker.observe_block`), the recorder
+passes blocks of devices without deadbands untouched, the deduplicator checks a block with one
+array compare (:meth:`edge.dedupe.Deduplicator.filter_block`), and each batch holds its
+device's blocks concatenated (``Batch(source, seq, block=...)``; ``Batch.samples`` is built
+only for a consumer that asks for it, such as the InfluxDB store).
+
 Columns read once: when the store has ``write_batch_columns(batches, columns)`` (same contract
 as ``write_batches``, plus the samples as :class:`metrics.evidence.canonical.SampleColumns`),
-the writer reads the samples' attributes once per write call, hands the columns to the store,
-and to every observer that has ``stored_columns(batches, columns)`` (the evidence ledger);
-other observers get ``stored(batches)``. Without that store hook the ledger reads the samples
-itself, on its own thread when it runs in the background.
+the writer builds the columns once per write call (concatenating the batches' arrays,
+:meth:`SampleColumns.of_blocks`; read off the ``Sample`` objects only for batches given as
+samples, such as imports), hands them to the store, and to every observer that has
+``stored_columns(batches, columns)`` (the evidence ledger); other observers get
+``stored(batches)``. Without that store hook the ledger builds them from the batches itself, on
+its own thread when it runs in the background.
 """
 
 from __future__ import annotations
@@ -31,10 +43,10 @@ import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 from config.markers import HEARTBEAT_DEVICE
-from connectors.base import Sample
+from connectors.base import Sample, SampleBlock
 from edge.dedupe import Deduplicator
 from edge.health import HealthTracker
 from edge.queue import SampleQueue
@@ -53,6 +65,38 @@ class BatchObserver(Protocol):
     def stored(self, batches: Sequence[Batch]) -> None:
         """Called after the store acknowledged ``batches`` (from the writer's thread)."""
         ...
+
+
+Group = tuple[str, Sequence[Sample] | Sequence[SampleBlock]]
+"""What the writer stores as one batch: (source, its samples as objects or as blocks)."""
+
+
+def blocks_by_device(items: Iterable[Sample | SampleBlock]) -> dict[str, list[SampleBlock]]:
+    """Queue entries split per device (first appearance order), each device's as blocks in
+    arrival order: blocks as they are, runs of single samples made into one block each."""
+    parts: dict[str, list[Sample | SampleBlock]] = {}
+    for x in items:
+        g = parts.get(x.device)
+        if g is None:
+            parts[x.device] = [x]
+        else:
+            g.append(x)
+    out: dict[str, list[SampleBlock]] = {}
+    for device, got in parts.items():
+        blocks: list[SampleBlock] = []
+        run: list[Sample] = []
+        for x in got:
+            if isinstance(x, SampleBlock):
+                if run:
+                    blocks.append(SampleBlock.of_samples(device, run))
+                    run = []
+                blocks.append(x)
+            else:
+                run.append(x)
+        if run:
+            blocks.append(SampleBlock.of_samples(device, run))
+        out[device] = blocks
+    return out
 
 
 def group_by_device(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
@@ -118,38 +162,66 @@ class Writer:
         ctx = contextvars.copy_context()
         return await loop.run_in_executor(self._executor, functools.partial(ctx.run, fn, *args))
 
-    def _persist(self, groups: Sequence[tuple[str, list[Sample]]]) -> list[Batch]:
+    def _filtered(self, groups: Sequence[Group]) -> list[tuple[str, Batch]]:
+        """Each group without the samples already stored (imports are not checked), as the
+        content of a batch (columns when the group is blocks); empty groups left out."""
+        dedupe = self.dedupe
+        out: list[tuple[str, Batch]] = []
+        for source, content in groups:
+            if not content:
+                continue
+            check = dedupe is not None and not source.startswith(IMPORT_PREFIX)
+            if isinstance(content[0], SampleBlock):
+                blocks = cast(Sequence[SampleBlock], content)
+                if check:
+                    assert dedupe is not None
+                    blocks = [k for b in blocks if (k := dedupe.filter_block(b)) is not None]
+                if blocks:
+                    out.append((source, Batch(source, 0, block=SampleBlock.concat(blocks))))
+            else:
+                samples = cast(Sequence[Sample], content)
+                if check:
+                    assert dedupe is not None
+                    samples = dedupe.filter(source, list(samples))
+                if samples:
+                    out.append((source, Batch(source, 0, samples)))
+        return out
+
+    def _persist(self, groups: Sequence[Group]) -> list[Batch]:
         """(In the store thread) number, write and announce one batch per group."""
         dedupe = self.dedupe
-        if dedupe is not None:
-            try:
-                groups = [
-                    (source, samples)
-                    for source, samples in (
-                        (src, smp if src.startswith(IMPORT_PREFIX) else dedupe.filter(src, smp))
-                        for src, smp in groups
-                    )
-                    if samples
-                ]
-            except BaseException:
+        try:
+            kept = self._filtered(groups)
+        except BaseException:
+            if dedupe is not None:
                 dedupe.reset()
-                raise
-            if not groups:
-                return []
+            raise
+        if not kept:
+            return []
         batches: list[Batch] = []
         numbered: dict[str, int] = {}
-        for source, samples in groups:
+        for source, content in kept:
             seq = numbered.get(source)
             if seq is None:
                 seq = self._seq.get(source)
             if seq is None:
                 seq = self.store.last_seq(source)
             numbered[source] = seq + 1
-            batches.append(Batch(source, seq + 1, tuple(samples)))
+            block = content.block if content.columnar else None
+            if block is not None:
+                batches.append(Batch(source, seq + 1, block=block))
+            else:
+                batches.append(Batch(source, seq + 1, content.samples))
         columns: SampleColumns | None = None
         try:
             if self._write_columns is not None:
-                columns = SampleColumns.of([b.samples for b in batches])
+                if all(b.columnar for b in batches):
+                    # the blocks' arrays concatenated: no sample read one by one
+                    columns = SampleColumns.of_blocks(
+                        [blk for b in batches if (blk := b.block) is not None]
+                    )
+                else:
+                    columns = SampleColumns.of([b.samples for b in batches])
                 self._write_columns(batches, columns)
             else:
                 self.store.write_batches(batches)
@@ -162,7 +234,7 @@ class Writer:
         for b in batches:
             self._seq[b.source] = b.seq
         self.acked_batches += len(batches)
-        self.acked_samples += sum(len(b.samples) for b in batches)
+        self.acked_samples += sum(b.count for b in batches)
         for obs in self.observers:
             try:
                 with_columns = getattr(obs, "stored_columns", None) if columns else None
@@ -176,7 +248,7 @@ class Writer:
         return batches
 
     async def persist(
-        self, groups: Sequence[tuple[str, list[Sample]]], *, give_up_s: float | None = None
+        self, groups: Sequence[Group], *, give_up_s: float | None = None
     ) -> list[Batch]:
         """Write the groups, retrying a failing store with capped backoff (forever, or until
         ``give_up_s`` when given: then the error propagates)."""
@@ -199,7 +271,7 @@ class Writer:
                 delay = min(delay * 2, self.retry_max_s)
 
     async def _write_then_release(
-        self, groups: Sequence[tuple[str, list[Sample]]], upto: int, *, give_up_s: float | None
+        self, groups: Sequence[Group], upto: int, *, give_up_s: float | None
     ) -> list[Batch]:
         """:meth:`persist`, then tell the queue that everything taken up to position ``upto``
         is stored (connectors waiting for a durable hand-over, see :mod:`edge.queue`)."""
@@ -209,17 +281,23 @@ class Writer:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def prepare(self, items: list[Sample]) -> list[tuple[str, list[Sample]]]:
-        """Count, filter and split samples taken off the queue into (device, samples)."""
-        self.received += len(items)
-        out: list[tuple[str, list[Sample]]] = []
-        for device, samples in group_by_device(items).items():
+    def prepare(self, items: Sequence[Sample | SampleBlock]) -> list[Group]:
+        """Count, filter and split what was taken off the queue (samples and blocks) into
+        (device, blocks): per device its blocks in arrival order (runs of single samples made
+        into blocks), counted in health and filtered by the recording rules per block."""
+        health = self.health
+        recorder = self.recorder
+        out: list[Group] = []
+        for device, blocks in blocks_by_device(items).items():
+            self.received += sum(len(b) for b in blocks)
             # the heartbeat is the gateway's, not a device's: no health record of its own
-            if self.health is not None and device != HEARTBEAT_DEVICE:
-                self.health.observe(device, samples)
-            kept = self.recorder.filter(samples) if self.recorder.active else samples
-            if kept:
-                out.append((device, kept))
+            if health is not None and device != HEARTBEAT_DEVICE:
+                for b in blocks:
+                    health.observe_block(b)
+            if recorder.active:
+                blocks = [k for b in blocks if (k := recorder.filter_block(b)) is not None]
+            if blocks:
+                out.append((device, blocks))
         return out
 
     async def run(self) -> None:
@@ -232,14 +310,14 @@ class Writer:
         pending: asyncio.Task[list[Batch]] | None = None
         try:
             while True:
-                items = await q.get_batch(self.batch_max_samples, self.flush_s)
+                items = await q.take_batch(self.batch_max_samples, self.flush_s)
                 if items:
                     groups = self.prepare(items)
                     # a backlog: more full batches in the same transaction (one commit, one fsync)
                     for _ in range(self.max_takes - 1):
                         if len(q) < self.batch_max_samples:
                             break
-                        groups += self.prepare(q.get_nowait(self.batch_max_samples))
+                        groups += self.prepare(q.take_nowait(self.batch_max_samples))
                     upto = q.taken
                     if pending is not None:
                         await pending

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from connectors.base import Quality
+from connectors.base import Quality, SampleBlock
 from connectors.modbus.codec import NUMERIC_TYPES
 from connectors.modbus.plan import BIT_TABLES, ReadRequest, decode_response
 
@@ -59,6 +59,14 @@ class BlockDecoder:
         self.size = len(refs)
         self.devices = [r.device for r in refs]
         self.points = [r.point for r in refs]
+        # the request's rows per device (usually one run: a request reads one unit), with the
+        # points tuple built once and handed with every block of the run
+        self.runs: list[tuple[str, int, int, tuple[str, ...]]] = []
+        run = 0
+        for i in range(1, len(refs) + 1):
+            if i == len(refs) or refs[i].device != refs[run].device:
+                self.runs.append((refs[run].device, run, i, tuple(self.points[run:i])))
+                run = i
         self.scale = np.array([r.scale for r in refs], dtype=np.float64)
         self.offset = np.array([r.offset for r in refs], dtype=np.float64)
         self.bits = request.table in BIT_TABLES
@@ -144,6 +152,28 @@ class BlockDecoder:
                 if r.status:
                     status[i] = r.status
         return values, quality, status
+
+    def blocks(
+        self,
+        ts: int,
+        values: npt.NDArray[np.float64],
+        quality: npt.NDArray[np.uint8],
+        status: dict[int, str],
+    ) -> list[SampleBlock]:
+        """The decoded columns as one :class:`SampleBlock` per device run, stamped ``ts``."""
+        out: list[SampleBlock] = []
+        stamps = np.full(self.size, ts, dtype=np.int64)
+        for device, a, z, points in self.runs:
+            statuses = None
+            if status and any(a <= i < z for i in status):
+                statuses = tuple(status.get(i, "") for i in range(a, z))
+            if a == 0 and z == self.size:
+                out.append(SampleBlock(device, points, stamps, values, quality, statuses))
+            else:
+                out.append(
+                    SampleBlock(device, points, stamps[a:z], values[a:z], quality[a:z], statuses)
+                )
+        return out
 
 
 def block_decoder(request: ReadRequest) -> BlockDecoder:

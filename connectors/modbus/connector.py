@@ -50,7 +50,7 @@ from pymodbus.framer import FramerType
 
 from config.modbus import ModbusConnection
 from config.models import Device
-from connectors.base import ConnectorError, Quality, Sample, Sink
+from connectors.base import ConnectorError, Sample, Sink
 from connectors.modbus.block import BlockDecoder
 from connectors.modbus.cadence import Cadence
 from connectors.modbus.plan import (
@@ -567,22 +567,9 @@ class ModbusConnector:
             got = self._decoders[id(req)] = (req, BlockDecoder(req))
         dec = got[1]
         values, quality, status = dec.decode(words)
-        if not status:
-            sink.put_many(
-                [
-                    Sample(d, p, ts, v)
-                    for d, p, v in zip(dec.devices, dec.points, values.tolist(), strict=True)
-                ]
-            )
-            return
-        sink.put_many(
-            [
-                Sample(d, p, ts, v, Quality(q), status.get(i, ""))
-                for i, (d, p, v, q) in enumerate(
-                    zip(dec.devices, dec.points, values.tolist(), quality.tolist(), strict=True)
-                )
-            ]
-        )
+        # columns straight to the sink (no Sample per value): one block per device of the read
+        for block in dec.blocks(ts, values, quality, status):
+            sink.put_block(block)
 
     @staticmethod
     def _emit(sink: Sink, readings: list[Reading]) -> None:

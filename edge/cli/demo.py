@@ -36,13 +36,14 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 from urllib.parse import urlsplit, urlunsplit
 
+import numpy as np
 import yaml
 
 import config as config_pkg
 from config.evidence import EvidenceSettings
 from config.models import Device, SiteConfig
 from config.storage import SqliteStorage
-from connectors.base import Connector, Sample, Sink
+from connectors.base import Connector, Sample, SampleBlock, Sink
 from connectors.registry import build_connectors
 from connectors.simulators.base import SimClock, Simulator
 from connectors.simulators.factory import build_simulators
@@ -384,6 +385,11 @@ class FactoryTimeSink:
 
     def put_many(self, samples: Iterable[Sample]) -> None:
         self.sink.put_many([self._shift(s) for s in samples])
+
+    def put_block(self, block: SampleBlock) -> None:
+        lag = np.maximum(time.time_ns() - block.ts, 0)
+        ts = self.clock.now_ns() - (lag * self.clock.speed).astype(np.int64)
+        self.sink.put_block(replace(block, ts=ts))
 
     def link(self, device: str, connected: bool) -> None:
         self.sink.link(device, connected)

@@ -11,25 +11,95 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from connectors.base import Sample
+from connectors.base import Sample, SampleBlock
 from metrics.series import Series
 
 
-@dataclass(frozen=True, slots=True)
 class Batch:
-    """Samples of one source (device) written together; ``seq`` counts per source from 1."""
+    """Samples of one source (device) written together; ``seq`` counts per source from 1.
 
-    source: str
-    seq: int
-    samples: tuple[Sample, ...]
+    A batch holds its samples as :class:`Sample` objects (``Batch(source, seq, samples)``) or
+    as columns (``Batch(source, seq, block=SampleBlock)``: the writer's hot path, one device).
+    Either form gives both: ``samples`` is built from the block on first use (for consumers
+    without a columnar path), ``block`` from samples of one device. ``count``, ``first_ts`` and
+    ``last_ts`` read the columns when there are any. Equal batches have equal source, seq and
+    samples, whatever their form. Treat it as immutable.
+    """
+
+    __slots__ = ("_block", "_samples", "seq", "source")
+
+    def __init__(
+        self,
+        source: str,
+        seq: int,
+        samples: Sequence[Sample] | None = None,
+        *,
+        block: SampleBlock | None = None,
+    ) -> None:
+        if (samples is None) == (block is None):
+            raise TypeError("a Batch takes either samples or a block")
+        self.source = source
+        self.seq = seq
+        self._samples = None if samples is None else tuple(samples)
+        self._block = block
+
+    @property
+    def samples(self) -> tuple[Sample, ...]:
+        got = self._samples
+        if got is None:
+            assert self._block is not None
+            got = self._samples = tuple(self._block.samples())
+        return got
+
+    @property
+    def block(self) -> SampleBlock | None:
+        """The samples as columns, or ``None`` when they are of several devices."""
+        b = self._block
+        if b is None:
+            samples = self.samples
+            if not samples:
+                return None
+            device = samples[0].device
+            if any(s.device != device for s in samples):
+                return None
+            b = self._block = SampleBlock.of_samples(device, samples)
+        return b
+
+    @property
+    def columnar(self) -> bool:
+        """Whether the samples are held as columns (no objects to read)."""
+        return self._block is not None
+
+    @property
+    def count(self) -> int:
+        """Number of samples (without building them)."""
+        b = self._block
+        return len(b) if b is not None else len(self.samples)
 
     @property
     def first_ts(self) -> int:
+        b = self._block
+        if b is not None and len(b):
+            return int(b.ts.min())
         return min(s.ts for s in self.samples)
 
     @property
     def last_ts(self) -> int:
+        b = self._block
+        if b is not None and len(b):
+            return int(b.ts.max())
         return max(s.ts for s in self.samples)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Batch):
+            return NotImplemented
+        return (self.source, self.seq, self.samples) == (other.source, other.seq, other.samples)
+
+    def __hash__(self) -> int:
+        return hash((self.source, self.seq, self.samples))
+
+    def __repr__(self) -> str:
+        return f"Batch(source={self.source!r}, seq={self.seq!r}, samples={self.samples!r})"
 
 
 @dataclass(slots=True)

@@ -252,13 +252,13 @@ class Ledger:
         or in background mode hands the batches to the ledger thread (see the module doc).
         ``columns`` (the batches' samples as columns, built once by the writer) saves reading
         the samples again."""
-        if columns is not None and not columns.fits([b.samples for b in batches]):
+        if columns is not None and not columns.fits_counts([b.count for b in batches]):
             raise ValueError("the sample columns are not those of these batches")
         if self._thread is None:
             self._wait_handoffs()
             self._append_batches(batches, None, self._encode(batches, columns))
             return
-        n = sum(len(b.samples) for b in batches)
+        n = sum(b.count for b in batches)
         st = self.handoff
         with self._cond:
             if self._stopping:
@@ -296,7 +296,12 @@ class Ledger:
 
     @staticmethod
     def _encode(batches: Sequence[Batch], columns: canonical.SampleColumns | None) -> list[Encoded]:
-        return canonical.encode_sample_groups([b.samples for b in batches], columns)
+        if columns is None and batches and all(b.columnar for b in batches):
+            blocks = [blk for b in batches if (blk := b.block) is not None]
+            columns = canonical.SampleColumns.of_blocks(blocks)
+        if columns is not None:
+            return canonical.encode_column_groups(columns)
+        return canonical.encode_sample_groups([b.samples for b in batches])
 
     def pending_samples(self) -> int:
         """Samples handed off and not yet appended (background mode)."""
@@ -614,7 +619,7 @@ class Ledger:
         logged: list[Batch] = []  # their samples are encoded together below
         chosen: list[Encoded] = []
         for k, b in enumerate(batches):
-            if not b.samples:
+            if not b.count:
                 continue
             prev = last.get(b.source, 0)
             if b.seq <= prev:
@@ -651,7 +656,7 @@ class Ledger:
             items.append(b)
             last[b.source] = b.seq
         if encoded is None:
-            chosen = canonical.encode_sample_groups([b.samples for b in logged])
+            chosen = self._encode(logged, None)
         it = iter(chosen)
         out: list[tuple[Mapping[str, Any], bytes | None]] = []
         for item in items:

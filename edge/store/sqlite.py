@@ -23,7 +23,8 @@ Layout (one file):
   by series (each series in time order, one contiguous range per series);
 - ``batches(source, seq, first_ts, last_ts, count, written_ts)``: one row per acknowledged batch;
 - ``latest(device, points)``: the newest sample of every point of a device (JSON), written with
-  the batches at most every ``latest_interval_s`` (0.5 s) and on ``latest()``/``close()``;
+  the batches at most every ``latest_interval_s`` (0.5 s; longer for a large table, so that
+  rendering it takes at most 5 % of the time, up to 5 s) and on ``latest()``/``close()``;
 - ``health(device, ...)``: the last health record of every device.
 
 ``read(device, point, ...)`` selects the series indexes of the device's chunks overlapping the
@@ -53,7 +54,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from connectors.base import Quality, Sample, now_ns
+from connectors.base import Quality, Sample, SampleBlock, now_ns
 from edge.store.base import Batch, DeviceHealth, Newest
 from metrics.series import Series
 
@@ -163,8 +164,20 @@ _CHUNK_INSERT = (
 # chunks per read query of series ranges (4 parameters each, below SQLite's variable limit)
 _RANGES_PER_QUERY = 4000
 
+# the latest table is written at most every latest_interval_s, and taking at most 1/20 of the
+# time (a large table waits longer, up to LATEST_MAX_WAIT_S; latest() and close() always write)
+LATEST_COST_SHARE = 20.0
+LATEST_MAX_WAIT_S = 5.0
+
 # a point's latest: [ts, value or None (NaN), quality, status]
 LatestEntry = list[Any]
+
+
+def _sample_columns(blocks: Sequence[SampleBlock]) -> SampleColumns:
+    """The columns of batches held as blocks (concatenated arrays, no sample objects)."""
+    from metrics.evidence.canonical import SampleColumns
+
+    return SampleColumns.of_blocks(blocks)
 
 
 class _Columns(NamedTuple):
@@ -306,16 +319,19 @@ class SqliteStore:
         self._sids: dict[tuple[str, str], int] = {}
         self._psids: dict[str, dict[str, int]] = {}  # the same ids by device, then point
         self._names: dict[int, tuple[str, str]] = {}
+        self._max_sid = 0  # max(self._names), kept as series are added (not a scan per write)
         self._sid_dev_table: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
         # series ids sorted by device, and where each device's run of them starts and ends
         self._by_dev: tuple[npt.NDArray[np.int64], list[int], npt.NDArray[np.int64]] | None = None
         self._dev_names: list[str] = []
         self._latest_written = 0.0
+        self._latest_cost = 0.0  # seconds the last render and write of the latest table took
         # the newest sample of every series as columns indexed by series id (see _newest)
         self._lat = _LatestColumns()
         self.latest_interval_s = 0.5
         self._closed = False
         self._spans: dict[str, int] = {}
+        self._added: list[tuple[str, str]] = []  # series ids added by the open transaction
         # latest-table points without a series (not written by this code; kept as they are)
         self._latest_orphans: dict[str, dict[str, LatestEntry]] = {}
         self._has_sidx = False
@@ -361,6 +377,7 @@ class SqliteStore:
             self._sids[(dev, pt)] = sid
             self._psids.setdefault(dev, {})[pt] = sid
             self._names[sid] = (dev, pt)
+            self._max_sid = max(self._max_sid, sid)
         for dev, span in db.execute("SELECT device, max_span FROM devices"):
             self._spans[dev] = span
         for dev, points in db.execute("SELECT device, points FROM latest"):
@@ -396,7 +413,35 @@ class SqliteStore:
         self._sids[key] = sid
         self._psids.setdefault(key[0], {})[key[1]] = sid
         self._names[sid] = key
+        self._max_sid = max(self._max_sid, sid)
+        self._added.append(key)
         return sid
+
+    def _new_sids(self, device: str, points: Sequence[str]) -> dict[str, int]:
+        """Create the series of ``device`` among ``points`` that have no id yet (ids in order
+        of first appearance, as :meth:`_new_sid` one by one would give); returns the device's
+        point -> id map."""
+        by_point = self._psids.setdefault(device, {})
+        new = [p for p in dict.fromkeys(points) if p not in by_point]
+        if not new:
+            return by_point
+        self._db.executemany(
+            "INSERT INTO series (device, point) VALUES (?, ?) "
+            "ON CONFLICT (device, point) DO NOTHING",
+            [(device, p) for p in new],
+        )
+        wanted = set(new)
+        for sid, point in self._db.execute(
+            "SELECT id, point FROM series WHERE device = ?", (device,)
+        ):
+            if point in wanted:
+                key = (device, point)
+                self._sids[key] = sid
+                by_point[point] = sid
+                self._names[sid] = key
+                self._max_sid = max(self._max_sid, sid)
+                self._added.append(key)
+        return by_point
 
     def write_batches(self, batches: Sequence[Batch]) -> None:
         """Store the batches in one transaction; durable when this returns."""
@@ -418,7 +463,7 @@ class SqliteStore:
             if columns.bounds[-1]:
                 raise ValueError("the sample columns are not those of these batches")
             return
-        if not columns.fits([b.samples for b in batches]):
+        if not columns.fits_counts([b.count for b in batches]):
             raise ValueError("the sample columns are not those of these batches (sizes differ)")
         self._write(batches, columns)
 
@@ -429,24 +474,32 @@ class SqliteStore:
         if not batches:
             return False
         for b in batches:
-            if not b.samples:
+            if not b.count:
                 raise ValueError(f"batch {b.source}#{b.seq} has no samples")
         return True
 
     def _write(self, batches: Sequence[Batch], columns: SampleColumns | None) -> None:
         """One transaction for the batches (the columns read off them, or given)."""
+        if columns is None and all(b.columnar for b in batches):
+            columns = _sample_columns([blk for b in batches if (blk := b.block) is not None])
         cols = self._columns(batches) if columns is None else _Columns.of(columns)
         with self._lock:
             db = self._db
-            saved = (dict(self._sids), dict(self._names), dict(self._spans))
+            # undone on failure: the series ids and spans this transaction adds (no copy of
+            # the maps, which hold every series: a copy per write was O(series))
+            self._added = []
+            spans_before = dict(self._spans)
             undo: Any = None
             db.execute("BEGIN IMMEDIATE")
             try:
                 undo = self._lat.update(*self._write_all(batches, cols))
-                flush = time.monotonic() - self._latest_written >= self.latest_interval_s
-                touched = self._latest_rows() if flush else {}
-                if touched:
-                    self._write_latest(touched)
+                flush = time.monotonic() - self._latest_written >= self._latest_wait()
+                if flush:
+                    began = time.perf_counter()
+                    touched = self._latest_rows()
+                    if touched:
+                        self._write_latest(touched)
+                    self._latest_cost = time.perf_counter() - began
                 db.execute("COMMIT")
             except BaseException:
                 # SQLite has already rolled back after some errors (SQLITE_FULL, SQLITE_IOERR):
@@ -455,12 +508,16 @@ class SqliteStore:
                     db.execute("ROLLBACK")
                 if undo is not None:
                     self._lat.restore(undo)
-                self._sids, self._names, self._spans = saved
-                self._psids = {}
-                for (dev, pt), sid_ in self._sids.items():
-                    self._psids.setdefault(dev, {})[pt] = sid_
+                for key in self._added:
+                    sid_ = self._sids.pop(key, None)
+                    if sid_ is not None:
+                        self._names.pop(sid_, None)
+                        self._psids.get(key[0], {}).pop(key[1], None)
+                self._added = []
+                self._spans = spans_before
                 # series ids of the undone transaction may come back for other series
                 self._sid_dev_table = np.empty(0, dtype=np.int64)
+                self._max_sid = max(self._names, default=0)
                 raise
             if flush:
                 self._lat.dirty[:] = False
@@ -486,12 +543,30 @@ class SqliteStore:
             statuses if any(statuses) else None,
         )
 
+    def _latest_wait(self) -> float:
+        """Seconds between two writes of the latest table: ``latest_interval_s``, stretched
+        (up to ``LATEST_MAX_WAIT_S``) so that rendering it takes at most 1/``LATEST_COST_SHARE``
+        of the time (100,000 points: about 0.1 s per render); 0 keeps 0 (every write)."""
+        base = self.latest_interval_s
+        if base <= 0:
+            return base
+        return max(base, min(self._latest_cost * LATEST_COST_SHARE, LATEST_MAX_WAIT_S))
+
     def flush_latest(self) -> None:
-        """Write the latest values held back by the throttle now (the writer calls this when a
-        flush interval passed without samples, so a quiet store is never stale)."""
+        """Write the latest values held back by the throttle (the writer calls this when a
+        flush interval passed without samples, so a quiet store is never stale; a large
+        latest table waits its stretched interval, see :meth:`_latest_wait`)."""
         with self._lock:
-            if not self._closed:
-                self._flush_latest()
+            if self._closed:
+                return
+            if (
+                time.monotonic() - self._latest_written
+                < self._latest_wait() - self.latest_interval_s
+            ):
+                return
+            began = time.perf_counter()
+            self._flush_latest()
+            self._latest_cost = max(self._latest_cost, time.perf_counter() - began)
 
     def _flush_latest(self) -> None:
         """Write the latest values held back by the throttle (own transaction)."""
@@ -565,13 +640,14 @@ class SqliteStore:
             if a == z:
                 continue
             d0 = devs[a]
-            by_point = self._psids.get(d0)
-            if by_point is not None and devs[a:z].count(d0) == z - a:
-                try:  # one device (the collector's batches): one look-up per point
-                    sid[a:z] = list(map(by_point.__getitem__, pts[a:z]))
-                    continue
-                except KeyError:
-                    pass
+            if devs[a:z].count(d0) == z - a:
+                # one device (the collector's batches): one look-up per point; its new series
+                # (a device's first write: up to thousands) created with one statement
+                by_point = self._psids.get(d0)
+                if by_point is None or not all(map(by_point.__contains__, pts[a:z])):
+                    by_point = self._new_sids(d0, pts[a:z])
+                sid[a:z] = list(map(by_point.__getitem__, pts[a:z]))
+                continue
             sids_map = self._sids
             sid[a:z] = [
                 sids_map[k] if k in sids_map else self._new_sid(k)
@@ -603,7 +679,11 @@ class SqliteStore:
                     idx: Any = slice(a, z)
                     first, last = firsts[i], lasts[i]
                     is_sorted = bool(steps[z - 1] == steps[a])
-                    st_rows = [[j - a, status_at[j]] for j in range(a, z) if j in status_at]
+                    st_rows = (
+                        [[j - a, status_at[j]] for j in range(a, z) if j in status_at]
+                        if status_at
+                        else []
+                    )
                     count = z - a
                 else:
                     idx = a + np.flatnonzero(
@@ -654,8 +734,8 @@ class SqliteStore:
 
     def _sid_dev(self) -> npt.NDArray[np.int64]:
         """Device index of every series id (rebuilt when series were added)."""
-        if self._sid_dev_table.shape[0] <= max(self._names, default=0):
-            table = np.full(max(self._names, default=0) + 1, -1, dtype=np.int64)
+        if self._sid_dev_table.shape[0] <= self._max_sid:
+            table = np.full(self._max_sid + 1, -1, dtype=np.int64)
             index: dict[str, int] = {}
             names: list[str] = []
             for sid, (device, _) in self._names.items():

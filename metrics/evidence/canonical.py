@@ -33,10 +33,11 @@ import hashlib
 import itertools
 import json
 import math
+import operator
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -332,15 +333,74 @@ class SampleColumns:
             statuses if any(statuses) else None,
         )
 
+    @classmethod
+    def of_blocks(cls, blocks: Sequence[BlockLike]) -> SampleColumns:
+        """The columns of blocks of samples (``connectors.base.SampleBlock``: one device,
+        its points, ts, values, qualities, statuses), block ``i`` being group ``i``: the
+        arrays are concatenated, no sample is read one by one."""
+        bounds = [0]
+        devices: list[str] = []
+        for b in blocks:
+            k = len(b.points)
+            bounds.append(bounds[-1] + k)
+            devices += [b.device] * k
+        statuses: list[str] | None = None
+        if any(b.statuses is not None and any(b.statuses) for b in blocks):
+            statuses = list(
+                itertools.chain.from_iterable(
+                    b.statuses if b.statuses is not None else ("",) * len(b.points) for b in blocks
+                )
+            )
+        if not blocks:
+            return cls(
+                (0,), [], [], np.empty(0, np.int64), np.empty(0), np.empty(0, np.uint8), None
+            )
+        return cls(
+            tuple(bounds),
+            devices,
+            list(itertools.chain.from_iterable(b.points for b in blocks)),
+            np.concatenate([b.ts for b in blocks]).astype(np.int64, copy=False),
+            np.concatenate([b.values for b in blocks]).astype(np.float64, copy=False),
+            np.concatenate([b.quality for b in blocks]).astype(np.uint8, copy=False),
+            statuses,
+        )
+
     @property
     def groups(self) -> int:
         return len(self.bounds) - 1
 
     def fits(self, groups: Sequence[Sequence[Any]]) -> bool:
         """Whether these are the columns of groups of these sizes."""
-        return self.groups == len(groups) and all(
-            self.bounds[i + 1] - self.bounds[i] == len(g) for i, g in enumerate(groups)
+        return self.fits_counts([len(g) for g in groups])
+
+    def fits_counts(self, counts: Sequence[int]) -> bool:
+        """Whether these are the columns of groups of ``counts`` samples each."""
+        return self.groups == len(counts) and all(
+            self.bounds[i + 1] - self.bounds[i] == k for i, k in enumerate(counts)
         )
+
+
+class BlockLike(Protocol):
+    """What :meth:`SampleColumns.of_blocks` reads of a block (``connectors.base.SampleBlock``;
+    metrics does not import connectors)."""
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def points(self) -> Sequence[str]: ...
+
+    @property
+    def ts(self) -> npt.NDArray[np.int64]: ...
+
+    @property
+    def values(self) -> npt.NDArray[np.float64]: ...
+
+    @property
+    def quality(self) -> npt.NDArray[np.uint8]: ...
+
+    @property
+    def statuses(self) -> Sequence[str] | None: ...
 
 
 def encode_sample_groups(
@@ -356,9 +416,14 @@ def encode_sample_groups(
         columns = SampleColumns.of(groups)
     elif not columns.fits(groups):
         raise ValueError("the sample columns are not those of these groups (sizes differ)")
+    return encode_column_groups(columns)
+
+
+def encode_column_groups(columns: SampleColumns) -> list[tuple[bytes, int, int, int]]:
+    """:func:`encode_sample_groups` of the groups of ``columns`` (no sample objects needed)."""
     n = columns.bounds[-1]
     if not n:
-        return [_empty() for _ in groups]
+        return [_empty() for _ in range(columns.groups)]
     sizes = [columns.bounds[i + 1] - columns.bounds[i] for i in range(columns.groups)]
     ts, devs, pts = columns.ts, columns.devices, columns.points
     nonempty = [i for i, k in enumerate(sizes) if k]
@@ -398,7 +463,7 @@ def encode_sample_groups(
     series_no = np.cumsum(new) - 1
     local = (series_no - np.repeat(series_no[starts], nz_sizes)).astype("<u4")
     first_of_series = np.flatnonzero(new)
-    series_gsid = (s_key[first_of_series] % n_series).tolist()
+    series_gsid = s_key[first_of_series] % n_series
     series_bounds = np.searchsorted(first_of_series, np.append(starts, n)).tolist()
     firsts = np.minimum.reduceat(ts, starts).tolist()
     lasts = np.maximum.reduceat(ts, starts).tolist()
@@ -413,24 +478,30 @@ def encode_sample_groups(
             inv[order] = np.arange(n)
             st_at = sorted((int(inv[i]), x) for i, x in given)
     st_pos = [p for p, _ in st_at]
-    header: dict[str, bytes] = {}
+    # the header entry of every series of every group (u16 + UTF-8 device, u16 + UTF-8 point):
+    # names encoded once per call, picked per (group, series) by itemgetter (no bytecode each)
+    dev_b = [_str_bytes(x) for x in dev_names]
+    pt_b = [_str_bytes(x) for x in pt_names]
+    n_hdr = int(series_gsid.shape[0])
+    series_hdr: list[bytes] = [b""] * (2 * n_hdr)  # device, point, device, point, ...
+    if n_hdr == 1:
+        g0 = int(series_gsid[0])
+        series_hdr = [dev_b[g0 // n_pt], pt_b[g0 % n_pt]]
+    elif n_hdr:
+        series_hdr[0::2] = operator.itemgetter(*(series_gsid // n_pt).tolist())(dev_b)
+        series_hdr[1::2] = operator.itemgetter(*(series_gsid % n_pt).tolist())(pt_b)
     b_local, b_ts, b_val, b_qual = (
         local.tobytes(),
         s_ts.tobytes(),
         s_val.tobytes(),
         s_qual.tobytes(),
     )
-    out = [_empty()] * len(groups)
+    out = [_empty()] * columns.groups
     for j, a in enumerate(starts.tolist()):
         z = a + sizes[nonempty[j]]
         lo_s, hi_s = series_bounds[j], series_bounds[j + 1]
         parts: list[bytes] = [_MAGIC, struct.pack("<I", hi_s - lo_s)]
-        for g in series_gsid[lo_s:hi_s]:
-            for text in (dev_names[g // n_pt], pt_names[g % n_pt]):
-                raw = header.get(text)
-                if raw is None:
-                    raw = header[text] = _str_bytes(text)
-                parts.append(raw)
+        parts.extend(series_hdr[2 * lo_s : 2 * hi_s])
         parts.append(struct.pack("<I", z - a))
         parts.append(b_local[4 * a : 4 * z])
         parts.append(b_ts[8 * a : 8 * z])

@@ -224,3 +224,20 @@ def test_an_overridden_write_batches_is_kept(tmp_path: Path) -> None:
         assert store.read("m1", "p1", 0, 100).ts.tolist() == [10]
     finally:
         store.close()
+
+
+def test_series_ids_of_a_failed_write_are_forgotten(tmp_path: Path) -> None:
+    """A write that fails after adding series (here: a batch already stored) leaves no id
+    behind in the store's maps: the next write adds them again and reads back right."""
+    with SqliteStore(tmp_path / "s.db") as store:
+        store.write_batches([Batch("a", 1, (Sample("a", "p", 1, 1.0),))])
+        with pytest.raises(BatchConflict):
+            store.write_batches([Batch("a", 1, (Sample("a", "q", 2, 2.0),))])
+        assert store.series_id("a", "q") is None
+        store.write_batches([Batch("b", 1, (Sample("b", "r", 3, 3.0),))])
+        store.write_batches([Batch("a", 2, (Sample("a", "q", 4, 4.0),))])
+        assert store.read("a", "q", 0, 10).values.tolist() == [4.0]
+        assert store.read("b", "r", 0, 10).values.tolist() == [3.0]
+        assert store.read("a", "p", 0, 10).values.tolist() == [1.0]
+    with SqliteStore(tmp_path / "s.db") as again:
+        assert again.read("a", "q", 0, 10).values.tolist() == [4.0]

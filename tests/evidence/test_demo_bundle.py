@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from config.loader import load_site
-from connectors.base import Sample
+from connectors.base import Sample, SampleBlock
 from connectors.simulators.base import SimClock
 from edge.cli.demo import DemoClock, FactoryTimeSink, packaged_demo, prepare, run_demo
 from edge.store import keys
@@ -49,6 +49,9 @@ def test_demo_clock_and_re_stamped_meters_stay_behind_the_gateway() -> None:
 
         def put_many(self, ss: list[Sample]) -> None:
             got.extend(ss)
+
+        def put_block(self, block: SampleBlock) -> None:
+            got.extend(block.samples())
 
         def link(self, device: str, connected: bool) -> None: ...
 

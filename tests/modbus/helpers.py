@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from config.models import SiteConfig
-from connectors.base import Quality, Sample
+from connectors.base import Quality, Sample, SampleBlock
 
 
 class Recorder:
@@ -20,12 +20,17 @@ class Recorder:
         self.samples: list[Sample] = []
         self.errors: Counter[tuple[str, str]] = Counter()
         self.links: list[tuple[str, bool]] = []
+        self.blocks: list[SampleBlock] = []
 
     def put(self, sample: Sample) -> None:
         self.samples.append(sample)
 
     def put_many(self, samples: Any) -> None:
         self.samples.extend(samples)
+
+    def put_block(self, block: SampleBlock) -> None:
+        self.blocks.append(block)
+        self.put_many(block.samples())
 
     def link(self, device: str, connected: bool) -> None:
         self.links.append((device, connected))

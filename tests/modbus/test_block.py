@@ -11,9 +11,13 @@ from typing import get_args
 
 from config.modbus import ByteOrder
 from config.models import DataType
+from connectors.modbus import ModbusConnector, build
 from connectors.modbus.block import BlockDecoder
 from connectors.modbus.codec import NUMERIC_TYPES, register_count
 from connectors.modbus.plan import PointRef, ReadRequest, decode_response
+from connectors.simulators.meters import MeterServer, UnitImage
+from tests.modbus.helpers import Recorder, device, running, site
+from tests.support.net import free_port
 
 
 def _same(a: float, b: float) -> bool:
@@ -87,3 +91,50 @@ def test_coils_and_short_bit_responses() -> None:
     bits = [True, False, False, False, False, True, False, False, False, True]
     assert _check(req, bits) == 0
     assert _check(req, bits[:6]) == 1
+
+
+def test_blocks_per_device_run_with_statuses_and_one_points_tuple() -> None:
+    refs = [
+        PointRef(d, f"p{a}", 1, "holding", a, 1, "uint16", "ABCD", None, 1.0, 0.0, 1000)
+        for d, a in (("a", 0), ("a", 1), ("b", 2), ("b", 3))
+    ]
+    dec = BlockDecoder(ReadRequest(1, "holding", 0, 4, 1000, tuple(refs)))
+    first = dec.blocks(5, *dec.decode([1, 2, 3, 4]))
+    assert [(b.device, b.points, b.values.tolist(), b.statuses) for b in first] == [
+        ("a", ("p0", "p1"), [1.0, 2.0], None),
+        ("b", ("p2", "p3"), [3.0, 4.0], None),
+    ]
+    assert all(b.ts.tolist() == [5, 5] for b in first)
+    # a short response: the uncovered point is bad with its status; same points tuples
+    again = dec.blocks(6, *dec.decode([1, 2, 3]))
+    assert again[0].statuses is None
+    assert again[1].statuses == ("", "short_response")
+    assert again[1].quality.tolist() == [0, 2]
+    assert all(x.points is y.points for x, y in zip(first, again, strict=True))
+
+
+async def test_connector_hands_blocks_not_samples() -> None:
+    server = MeterServer({1: UnitImage(holding={a: a + 1 for a in range(20)})}, port=free_port())
+    await server.start()
+    try:
+        points = [
+            {"id": f"h{a}", "datatype": "uint16", "modbus": {"address": a}} for a in range(20)
+        ]
+        (conn,) = build(site([device("m", server.port, points)]))
+        assert isinstance(conn, ModbusConnector)
+        sink = Recorder()
+
+        def no_samples(*_: object) -> None:
+            raise AssertionError("a good poll went through put/put_many")
+
+        sink.put = no_samples  # type: ignore[method-assign]
+        sink.put_many = no_samples  # type: ignore[method-assign]
+        sink.put_block = sink.blocks.append  # type: ignore[method-assign]
+        async with running(conn.run(sink)):
+            await sink.wait(lambda: len(sink.blocks) >= 3)
+    finally:
+        await server.stop()
+    blocks = sink.blocks
+    assert all(len(b) == 20 and b.points is blocks[0].points for b in blocks)
+    assert blocks[-1].values.tolist() == [float(a + 1) for a in range(20)]
+    assert not blocks[-1].quality.any()

@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from config.models import SiteConfig
-from connectors.base import Connector, Sample
+from connectors.base import Connector, Sample, SampleBlock
 
 
 class RecordingSink:
@@ -29,6 +29,9 @@ class RecordingSink:
 
     def put_many(self, samples: Iterable[Sample]) -> None:
         self.samples.extend(samples)
+
+    def put_block(self, block: SampleBlock) -> None:
+        self.put_many(block.samples())
 
     def link(self, device: str, connected: bool) -> None:
         self.links.append((device, connected))

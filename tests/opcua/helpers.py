@@ -14,7 +14,7 @@ from asyncua import Server, ua
 
 from config.loader import load_site_text
 from config.models import SiteConfig
-from connectors.base import Connector, Sample
+from connectors.base import Connector, Sample, SampleBlock
 from connectors.simulators.cnc import (
     SimSecurity,
     apply_security,
@@ -40,6 +40,9 @@ class RecordingSink:
     def put_many(self, samples: Iterable[Sample]) -> None:
         self.samples.extend(samples)
         self._changed.set()
+
+    def put_block(self, block: SampleBlock) -> None:
+        self.put_many(block.samples())
 
     def link(self, device: str, connected: bool) -> None:
         self.links.append((device, connected))
