@@ -37,10 +37,11 @@ import multiprocessing as mp
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from itertools import repeat
 from typing import Any, Literal
 
 from config.models import SiteConfig
-from connectors.base import Connector, ConnectorError, SampleBlock, Sink
+from connectors.base import Connector, ConnectorError, Quality, Sample, SampleBlock, Sink
 from edge.health import HealthTracker
 from edge.worker_proc import WorkerSpec, worker_main
 from edge.workwire import Decoder
@@ -78,9 +79,31 @@ def movable(connector: Connector) -> bool:
     return not any(callable(getattr(connector, a, None)) for a in ("resume", "marked"))
 
 
+_QUALITY = tuple(Quality)
+
+
+def block_samples(block: SampleBlock) -> list[Sample]:
+    """``block.samples()``, about twice as fast (no enum lookup per row)."""
+    n = len(block)
+    q = [_QUALITY[i] for i in block.quality.tolist()]
+    st = block.statuses if block.statuses is not None else repeat("", n)
+    return list(
+        map(
+            Sample,
+            repeat(block.device, n),
+            block.points,
+            block.ts.tolist(),
+            block.values.tolist(),
+            q,
+            st,
+        )
+    )
+
+
 def hand_over(sink: Sink, blocks: Sequence[SampleBlock]) -> None:
-    """A worker's samples into the collector's sink (the one place that does it)."""
-    samples = [s for b in blocks for s in b.samples()]
+    """A worker's samples into the collector's sink (the one place that does it; the
+    columnar queue will take the blocks as they are)."""
+    samples = [s for b in blocks for s in block_samples(b)]
     if samples:
         sink.put_many(samples)
 

@@ -12,6 +12,7 @@ two copies of the table in step; messages are decoded in the order they were enc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +30,12 @@ WireBlock = tuple[
 ]
 #: (names new in this message, blocks)
 WireBatch = tuple[list[str], list[WireBlock]]
+
+_point = attrgetter("point")
+_ts = attrgetter("ts")
+_value = attrgetter("value")
+_quality = attrgetter("quality")
+_status = attrgetter("status")
 
 # the point-number arrays of this many distinct point tuples are kept (then the cache restarts)
 CACHE_MAX = 4096
@@ -88,14 +95,14 @@ class Encoder:
                 stop += 1
             run = samples[start:stop]
             k = len(run)
-            statuses = [s.status for s in run]
+            statuses = list(map(_status, run))
             self._blocks.append(
                 (
                     self._id(dev),
-                    np.fromiter((self._id(s.point) for s in run), np.uint32, k),
-                    np.fromiter((s.ts for s in run), np.int64, k),
-                    np.fromiter((s.value for s in run), np.float64, k),
-                    np.fromiter((s.quality for s in run), np.uint8, k),
+                    self._point_ids(tuple(map(_point, run))),
+                    np.fromiter(map(_ts, run), np.int64, k),
+                    np.fromiter(map(_value, run), np.float64, k),
+                    np.fromiter(map(_quality, run), np.uint8, k),
                     tuple(statuses) if any(statuses) else None,
                 )
             )

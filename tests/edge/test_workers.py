@@ -25,7 +25,7 @@ from connectors.base import Quality, Sample, SampleBlock
 from connectors.simulators.meters import MeterServer, UnitImage
 from edge.runtime import Collector
 from edge.store.sqlite import SqliteStore
-from edge.workers import WorkerConnector, shard, worker_count
+from edge.workers import WorkerConnector, block_samples, shard, worker_count
 from edge.workwire import Decoder, Encoder
 from tests.support.net import free_port
 
@@ -80,7 +80,14 @@ def test_the_wire_carries_samples_and_blocks_unchanged() -> None:
     assert taken is not None
     batch, counts = taken
     assert counts == [("a", 2), ("b", 1), ("a", 1), ("c", 2)]
-    out = [s for b in dec.decode(batch) for s in b.samples()]
+    decoded = dec.decode(batch)
+    out = [s for b in decoded for s in b.samples()]
+    # the collector's fast rebuild gives the same rows (statuses and qualities included)
+    fast = [s for b in decoded for s in block_samples(b)]
+    assert [(s.device, s.point, s.ts, s.quality, s.status) for s in fast] == [
+        (s.device, s.point, s.ts, s.quality, s.status) for s in out
+    ]
+    assert all(type(s.quality) is Quality for s in fast)
     expect = [*samples, *block.samples()]
     assert [(s.device, s.point, s.ts, s.quality, s.status) for s in out] == [
         (s.device, s.point, s.ts, s.quality, s.status) for s in expect
