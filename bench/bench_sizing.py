@@ -199,9 +199,11 @@ async def one_run(
         stop = asyncio.Event()
         task = asyncio.create_task(col.run(stop))
         await col.ready.wait()
-        await asyncio.sleep(warmup)
         assert col.writer is not None
         w = col.writer
+        while w.acked_samples < points:  # noqa: ASYNC110 (worker processes take a moment)
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(warmup)
         pids = worker_pids(col)
         s0, t0, c0 = w.acked_samples, time.perf_counter(), time.process_time()
         wc0 = proc_cpu_s(pids)

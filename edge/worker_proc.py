@@ -1,10 +1,10 @@
 """The connector worker process (``runtime.workers``; the collector side is edge.workers).
 
-:func:`worker_main` runs in a process started with the ``spawn`` method. It builds the site's
-connectors (``connectors.registry``, the same list and order as the collector), keeps those the
-collector gave it (by index), and runs them under its own :class:`edge.supervisor.Supervisor`
-(restarts with backoff, ``link_lost`` markers) into a :class:`PipeSink`, which sends everything
-to the collector over one duplex pipe:
+:func:`worker_main` runs in a process started with the ``spawn`` method. It builds the
+connectors of the part of the site file the collector gave it (its devices only; the names are
+checked against the collector's connectors) and runs them under its own
+:class:`edge.supervisor.Supervisor` (restarts with backoff, ``link_lost`` markers) into a
+:class:`PipeSink`, which sends everything to the collector over one duplex pipe:
 
 - samples as columns (edge.workwire), one message per :data:`FLUSH_S` or per
   :data:`BATCH_MAX` samples, through :class:`Outbox`: bounded (``runtime.queue_size`` samples
@@ -57,8 +57,7 @@ class WorkerSpec:
 
     site: SiteConfig
     index: int
-    connectors: tuple[int, ...]  # indexes into build_connectors(site)
-    names: tuple[str, ...]  # their names (checked)
+    names: tuple[str, ...]  # the names of the connectors it runs (checked)
     log_level: int = logging.WARNING
 
 
@@ -239,9 +238,8 @@ async def _run(spec: WorkerSpec, conn: Connection) -> None:
     site = spec.site
     rt = site.runtime
     loop = asyncio.get_running_loop()
-    built = build_connectors(site)
-    mine = [built[i] for i in spec.connectors]
-    if tuple(c.name for c in mine) != spec.names:
+    mine = build_connectors(site)
+    if sorted(c.name for c in mine) != sorted(spec.names):
         raise RuntimeError(f"worker {spec.index}: the connectors differ from the collector's")
     outbox = Outbox(conn, rt.queue_size, _parent_gone)
     sink = PipeSink(outbox, loop)

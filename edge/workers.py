@@ -262,14 +262,11 @@ def in_workers(
     level = logging.getLogger().getEffectiveLevel()
     for k, part in enumerate(shard(weights, n)):
         chosen = [idx[j] for j in part]
-        spec = WorkerSpec(
-            site,
-            k,
-            tuple(chosen),
-            tuple(connectors[i].name for i in chosen),
-            level,
-        )
         devices = [d for i in chosen for d in connectors[i].devices]
+        # the worker gets its devices only (less to pickle and to plan)
+        mine = set(devices)
+        sub = site.model_copy(update={"devices": tuple(d for d in site.devices if d.id in mine)})
+        spec = WorkerSpec(sub, k, tuple(connectors[i].name for i in chosen), level)
         out.append(WorkerConnector(spec, devices, health=health, on_drops=on_drops))
     log.info(
         "%d connectors in %d worker processes, %d in the collector process (pid %d)",
