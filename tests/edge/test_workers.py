@@ -11,10 +11,12 @@ import asyncio
 import math
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -25,6 +27,7 @@ from connectors.base import Quality, Sample, SampleBlock
 from connectors.simulators.meters import MeterServer, UnitImage
 from edge.runtime import Collector
 from edge.store.sqlite import SqliteStore
+from edge.worker_proc import Outbox, PipeSink
 from edge.workers import WorkerConnector, block_samples, shard, worker_count
 from edge.workwire import Decoder, Encoder
 from tests.support.net import free_port
@@ -260,3 +263,39 @@ async def test_a_killed_worker_is_a_lost_link_and_is_restarted(tmp_path: Path) -
 def test_a_bad_workers_setting_is_one_clear_error(value: object) -> None:
     with pytest.raises(ValueError, match="workers: give 0"):
         SiteConfig.model_validate({"site": {"id": "s", "name": "s"}, "runtime": {"workers": value}})
+
+
+class HeldConn:
+    """A pipe end whose sends wait until released (the collector not reading)."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+        self.release = threading.Event()
+
+    def send(self, msg: Any) -> None:
+        self.release.wait(LIMIT_S)
+        self.sent.append(msg)
+
+
+async def test_a_worker_drops_and_counts_what_its_bounded_outbox_cannot_hold() -> None:
+    conn = HeldConn()
+    outbox = Outbox(cast(Connection, conn), capacity=10, on_dead=lambda: None)
+    sink = PipeSink(outbox, asyncio.get_running_loop())
+    acked: list[bool] = []
+    sink.put_many([Sample("a", "p", i, 1.0) for i in range(8)])
+    sink.flush()  # the sender thread holds it (blocked in send) or it waits: 8 of 10
+    sink.put_many([Sample("b", "p", i, 1.0) for i in range(8)])
+    sink.flush()  # 8 + 8 > 10: dropped and counted
+    sink.when_stored(acked.append)
+    conn.release.set()
+    outbox.close()
+    kinds = [m[0] for m in conn.sent]
+    assert ("drops", {"b": 8}) in conn.sent
+    assert kinds.count("samples") == 2  # the first with its samples, the refused one's names
+    assert sum(len(b[1]) for m in conn.sent if m[0] == "samples" for b in m[1][1]) == 8
+    number = next(m[1] for m in conn.sent if m[0] == "when_stored")
+    sink.acked(number, True)  # the collector stored what reached it: still a loss to report
+    assert acked == [False]
+    sink.when_stored(acked.append)  # nothing refused since: the answer passes through
+    sink.acked(number + 1, True)
+    assert acked == [False, True]
