@@ -494,7 +494,12 @@ class Collector:
         n_workers = worker_count(rt.workers, os.cpu_count())
         if n_workers and self._connectors is None:
             connectors = in_workers(
-                self.site, connectors, n_workers, health=self.health, on_drops=self._add_drops
+                self.site,
+                connectors,
+                n_workers,
+                health=self.health,
+                on_drops=self._add_drops,
+                backlog=lambda: len(self.queue) / self.queue.capacity,
             )
         observers = list(self.observers)
         store = self._store if self._store is not None else open_store(self.site)

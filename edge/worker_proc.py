@@ -8,8 +8,10 @@ checked against the collector's connectors) and runs them under its own
 
 - samples as columns (edge.workwire), one message per :data:`FLUSH_S` or per
   :data:`BATCH_MAX` samples, through :class:`Outbox`: bounded (``runtime.queue_size`` samples
-  waiting to be sent); a message that does not fit is dropped and its samples counted per
-  device (sent to the collector, which adds them to the queue's drop counts);
+  waiting to be sent). A message that does not fit holds the worker's event loop until it
+  does (back-pressure: the connectors slow down, a Modbus poll that overruns is counted as
+  skipped), at most :data:`BLOCK_S`; then it is dropped and its samples counted per device
+  (sent to the collector, which adds them to the queue's drop counts);
 - link and error reports, the supervisor's failures and restarts, the connectors'
   ``device_stats`` every :data:`STATS_S` (never dropped: they are small);
 - ``when_stored`` registrations as numbers, after the samples put before them: the collector
@@ -47,6 +49,7 @@ log = logging.getLogger("shopfloor.worker")
 
 FLUSH_S = 0.02  # samples are gathered this long into one message
 BATCH_MAX = 20_000  # or until this many are pending
+BLOCK_S = 1.0  # a full outbox holds the worker's loop up to this long, then drops
 STATS_S = 1.0  # the connectors' device_stats are sent this often
 EXIT_PARENT_GONE = 3  # exit status when the collector went away
 
@@ -83,19 +86,26 @@ class Outbox:
                 return False
             self._items.append((msg, n))
             self._samples += n
-            self._cond.notify()
+            self._cond.notify_all()
         return True
+
+    def wait_room(self, n: int, timeout_s: float) -> bool:
+        """Wait (blocking) until a message of ``n`` samples fits; False after ``timeout_s``."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: not self._samples or self._samples + n <= self.capacity, timeout_s
+            )
 
     def event(self, msg: object) -> None:
         with self._cond:
             self._items.append((msg, 0))
-            self._cond.notify()
+            self._cond.notify_all()
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Send what is queued, then stop the sender thread."""
         with self._cond:
             self._closed = True
-            self._cond.notify()
+            self._cond.notify_all()
         self._thread.join(timeout_s)
 
     def _send_loop(self) -> None:
@@ -115,6 +125,7 @@ class Outbox:
             if n:
                 with self._cond:
                     self._samples -= n
+                    self._cond.notify_all()
 
 
 class PipeSink:
@@ -184,7 +195,12 @@ class PipeSink:
             return
         batch, counts = taken
         n = sum(c for _, c in counts)
-        if self._outbox.offer(("samples", batch), n):
+        msg = ("samples", batch)
+        if self._outbox.offer(msg, n):
+            return
+        # back-pressure: the worker's loop (its connectors) waits for the collector, as it
+        # would wait for the GIL in one process (a Modbus poll then overruns: skipped polls)
+        if self._outbox.wait_room(n, BLOCK_S) and self._outbox.offer(msg, n):
             return
         # refused: the names still go (the tables stay in step), the samples are counted
         self._outbox.event(("samples", self._enc.names_only(batch)))

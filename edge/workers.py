@@ -17,11 +17,12 @@ supervisor (a connector's link loss there gives the same markers and counters as
 Guarantees kept across the process boundary: the worker's outgoing messages are bounded
 (``runtime.queue_size`` samples; what does not fit is dropped and counted per device, added to
 the queue's drop counts), the collector reads at most :data:`IN_FLIGHT` messages ahead of its
-event loop (so the pipe, then the worker's bound, apply back-pressure), ``when_stored``
-registrations are answered only after the queue reports the samples stored, a clean stop lets
-every worker stop its connectors and send what it holds (:data:`STOP_WAIT_S`, then it is
-killed), and a worker exits by itself when the collector's end of the pipe closes (the
-collector was killed: no orphans).
+event loop and none while its queue is more than :data:`BACKLOG_HIGH` full (so the pipe, then
+the worker's bound, hold the worker's connectors back as the GIL does in one process),
+``when_stored`` registrations are answered only after the queue reports the samples stored, a
+clean stop lets every worker stop its connectors and send what it holds
+(:data:`STOP_WAIT_S`, then it is killed), and a worker exits by itself when the collector's end
+of the pipe closes (the collector was killed: no orphans).
 
 Health: link and error reports, the worker supervisor's failures and restarts, and the
 connectors' ``device_stats`` (sent every second: requests/s, latency...) reach the collector's
@@ -49,7 +50,8 @@ from edge.workwire import Decoder
 log = logging.getLogger("shopfloor.workers")
 
 IN_FLIGHT = 8  # messages read from a worker and not yet handled by the event loop
-STOP_WAIT_S = 20.0  # a stopping worker's time to stop its connectors and send what it holds
+BACKLOG_HIGH = 0.5  # a worker's messages wait while the queue is fuller than this
+STOP_WAIT_S = 10.0  # a stopping worker's time to stop its connectors and send what it holds
 
 
 def worker_count(setting: int | Literal["auto"], cpus: int | None) -> int:
@@ -118,8 +120,10 @@ class WorkerConnector:
         *,
         health: HealthTracker | None = None,
         on_drops: Callable[[Mapping[str, int]], None] | None = None,
+        backlog: Callable[[], float] | None = None,
     ) -> None:
         self.spec = spec
+        self._backlog = backlog
         self.name = f"worker{spec.index}"
         self.devices = tuple(devices)
         self._health = health
@@ -151,6 +155,7 @@ class WorkerConnector:
         ended: asyncio.Future[str] = loop.create_future()
         closing = threading.Event()
         when_stored = getattr(sink, "when_stored", None)
+        backlog = self._backlog
 
         def answer(number: int) -> Callable[[bool], None]:
             def settled(ok: bool) -> None:
@@ -194,6 +199,13 @@ class WorkerConnector:
                 elif kind == "fatal":
                     finish(f"failed: {msg[1]}")
             finally:
+                release()
+
+        def release() -> None:
+            # back-pressure: while the queue is more than BACKLOG_HIGH full, read no further
+            if backlog is not None and backlog() > BACKLOG_HIGH and not closing.is_set():
+                loop.call_later(0.01, release)
+            else:
                 slots.release()
 
         def read() -> None:
@@ -250,6 +262,7 @@ def in_workers(
     *,
     health: HealthTracker | None = None,
     on_drops: Callable[[Mapping[str, int]], None] | None = None,
+    backlog: Callable[[], float] | None = None,
 ) -> list[Connector]:
     """``connectors`` (as ``build_connectors(site)`` returns them) with the movable ones
     replaced by at most ``n`` :class:`WorkerConnector` (the others stay, first)."""
@@ -267,7 +280,9 @@ def in_workers(
         mine = set(devices)
         sub = site.model_copy(update={"devices": tuple(d for d in site.devices if d.id in mine)})
         spec = WorkerSpec(sub, k, tuple(connectors[i].name for i in chosen), level)
-        out.append(WorkerConnector(spec, devices, health=health, on_drops=on_drops))
+        out.append(
+            WorkerConnector(spec, devices, health=health, on_drops=on_drops, backlog=backlog)
+        )
     log.info(
         "%d connectors in %d worker processes, %d in the collector process (pid %d)",
         len(idx),

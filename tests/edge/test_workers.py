@@ -299,3 +299,17 @@ async def test_a_worker_drops_and_counts_what_its_bounded_outbox_cannot_hold() -
     sink.when_stored(acked.append)  # nothing refused since: the answer passes through
     sink.acked(number + 1, True)
     assert acked == [False, True]
+
+
+async def test_a_full_outbox_holds_the_worker_back_before_it_drops() -> None:
+    conn = HeldConn()
+    outbox = Outbox(cast(Connection, conn), capacity=10, on_dead=lambda: None)
+    sink = PipeSink(outbox, asyncio.get_running_loop())
+    sink.put_many([Sample("a", "p", i, 1.0) for i in range(8)])
+    sink.flush()
+    threading.Timer(0.05, conn.release.set).start()  # the collector reads again soon
+    sink.put_many([Sample("b", "p", i, 1.0) for i in range(8)])
+    sink.flush()  # waits for room (at most BLOCK_S), then goes: nothing dropped
+    outbox.close()
+    assert not [m for m in conn.sent if m[0] == "drops"]
+    assert sum(len(b[1]) for m in conn.sent if m[0] == "samples" for b in m[1][1]) == 16
