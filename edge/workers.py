@@ -103,8 +103,13 @@ def block_samples(block: SampleBlock) -> list[Sample]:
 
 
 def hand_over(sink: Sink, blocks: Sequence[SampleBlock]) -> None:
-    """A worker's samples into the collector's sink (the one place that does it; the
-    columnar queue will take the blocks as they are)."""
+    """A worker's samples into the collector's sink (the one place that does it): as blocks
+    when the sink takes them (``put_block``, the columnar queue), else as samples."""
+    put_block = getattr(sink, "put_block", None)
+    if callable(put_block):
+        for b in blocks:
+            put_block(b)
+        return
     samples = [s for b in blocks for s in block_samples(b)]
     if samples:
         sink.put_many(samples)

@@ -28,7 +28,7 @@ from connectors.simulators.meters import MeterServer, UnitImage
 from edge.runtime import Collector
 from edge.store.sqlite import SqliteStore
 from edge.worker_proc import Outbox, PipeSink
-from edge.workers import WorkerConnector, block_samples, shard, worker_count
+from edge.workers import WorkerConnector, block_samples, hand_over, shard, worker_count
 from edge.workwire import Decoder, Encoder
 from tests.support.net import free_port
 
@@ -313,3 +313,26 @@ async def test_a_full_outbox_holds_the_worker_back_before_it_drops() -> None:
     outbox.close()
     assert not [m for m in conn.sent if m[0] == "drops"]
     assert sum(len(b[1]) for m in conn.sent if m[0] == "samples" for b in m[1][1]) == 16
+
+
+def test_hand_over_gives_blocks_to_a_sink_that_takes_them() -> None:
+    block = SampleBlock(
+        "c", ("x",), np.array([5], np.int64), np.array([7.0]), np.array([0], np.uint8)
+    )
+
+    class Plain:
+        def __init__(self) -> None:
+            self.got: list[Any] = []
+
+        def put_many(self, samples: Any) -> None:
+            self.got.extend(samples)
+
+    class Columnar(Plain):
+        def put_block(self, b: SampleBlock) -> None:
+            self.got.append(b)
+
+    plain, columnar = Plain(), Columnar()
+    hand_over(cast(Any, plain), [block])
+    hand_over(cast(Any, columnar), [block])
+    assert plain.got == block.samples()
+    assert columnar.got == [block]
