@@ -27,6 +27,11 @@ of the pipe closes (the collector was killed: no orphans).
 Health: link and error reports, the worker supervisor's failures and restarts, and the
 connectors' ``device_stats`` (sent every second: requests/s, latency...) reach the collector's
 health tracker as in-process, the figures a second late at most.
+
+Limits: the markers a worker's own supervisor writes are stamped with the system clock (the
+collector's injected ``time_ns``, the demo's factory clock, does not cross the process
+boundary); a collector given its connectors (``Collector(connectors=...)``, tests) runs them
+in-process whatever the setting.
 """
 
 from __future__ import annotations
