@@ -16,6 +16,9 @@ apart). The process's peak resident
 memory so far (``VmHWM``, start-up included; cumulative over the runs of one invocation) is
 printed per run: run one size per invocation for its peak.
 
+``--workers N`` sets ``runtime.workers`` (connectors in N worker processes, edge.workers): the
+CPU-seconds and resident memory are then summed over the collector and its workers.
+
 ``--ceiling`` polls back to back (interval 10 ms) and reports registers stored per second.
 ``--profile FILE`` writes a cProfile of the last run (``python -m pstats FILE``): the event loop
 thread, plus the writer's store thread (``Writer._persist``) and the ledger's appender thread
@@ -23,6 +26,7 @@ thread, plus the writer's store thread (``Writer._persist``) and the ledger's ap
 
     .venv/bin/python bench/bench_sizing.py --points 10000 50000 100000 --runs 3
     .venv/bin/python bench/bench_sizing.py --ceiling --points 100000 --runs 3
+    .venv/bin/python bench/bench_sizing.py --ceiling --points 20000 --runs 3 --workers 2
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ def make_site(
     interval_ms: int,
     tmp: Path,
     switch_ms: float | None = None,
+    workers: int = 0,
 ) -> SiteConfig:
     devices: list[dict[str, Any]] = []
     units = (points + PER_UNIT - 1) // PER_UNIT
@@ -85,7 +90,8 @@ def make_site(
             "devices": devices,
             "storage": {"kind": "sqlite", "path": str(tmp / "store.db")},
             "evidence": {"ledger_path": str(tmp / "ledger.db"), "key_dir": str(tmp / "keys")},
-            "runtime": {} if switch_ms is None else {"gil_switch_ms": switch_ms},
+            "runtime": {"workers": workers}
+            | ({} if switch_ms is None else {"gil_switch_ms": switch_ms}),
         }
     )
 
@@ -139,6 +145,41 @@ def rss_mb(field: str = "VmRSS") -> float:
     return 0.0
 
 
+def worker_pids(col: Collector) -> list[int]:
+    from edge.workers import WorkerConnector
+
+    sup = col.supervisor
+    conns = sup.connectors if sup is not None else ()
+    return [c.pid for c in conns if isinstance(c, WorkerConnector) and c.pid is not None]
+
+
+def proc_cpu_s(pids: list[int]) -> float:
+    """CPU-seconds (user + system) of the processes ``pids`` (from /proc; 0 for one gone)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def proc_rss_mb(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) / 1024
+        except FileNotFoundError:
+            continue
+    return total
+
+
 def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
 
@@ -151,25 +192,31 @@ async def one_run(
     warmup: float,
     seconds: float,
     switch_ms: float | None,
+    workers: int = 0,
 ) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        site = make_site(ports, per_port, points, interval_ms, tmp, switch_ms)
+        site = make_site(ports, per_port, points, interval_ms, tmp, switch_ms, workers)
         col = Collector(site, evidence=True)
         stop = asyncio.Event()
         task = asyncio.create_task(col.run(stop))
         await col.ready.wait()
-        await asyncio.sleep(warmup)
         assert col.writer is not None
         w = col.writer
+        while w.acked_samples < points:  # noqa: ASYNC110 (worker processes take a moment)
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(warmup)
+        pids = worker_pids(col)
         s0, t0, c0 = w.acked_samples, time.perf_counter(), time.process_time()
         d0 = col.queue.dropped  # drops of the start-up (first writes create every series)
-        rss = rss_mb()
+        wc0 = proc_cpu_s(pids)
+        rss = rss_mb() + proc_rss_mb(pids)
         end = t0 + seconds
         while time.perf_counter() < end:
             await asyncio.sleep(0.5)
-            rss = max(rss, rss_mb())
+            rss = max(rss, rss_mb() + proc_rss_mb(pids))
         s1, elapsed, cpu = w.acked_samples, time.perf_counter() - t0, time.process_time() - c0
+        cpu += proc_cpu_s(pids) - wc0
         drops = col.queue.dropped - d0
         drops_startup = d0
         stop.set()
@@ -216,6 +263,12 @@ def main() -> None:
         type=float,
         help="runtime.gil_switch_ms (the collector's GIL hand-over), default: the setting's",
     )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="runtime.workers: connectors in this many worker processes (CPU and RSS summed)",
+    )
     ap.add_argument("--sim", choices=("fast", "pymodbus"), default="fast")
     ap.add_argument("--units-per-port", type=int, default=10)
     ap.add_argument("--profile", type=Path, help="write a cProfile of the (last) run here")
@@ -233,7 +286,8 @@ def main() -> None:
     print(
         f"bench_sizing: Modbus TCP uint16 points, {PER_UNIT} per unit, {per_port} units per port "
         f"({args.sim} simulator), interval {interval} ms, "
-        f"store + ledger (synchronous=FULL), gil_switch_ms {args.switch_ms or 'default'}; "
+        f"store + ledger (synchronous=FULL), gil_switch_ms {args.switch_ms or 'default'}, "
+        f"workers {args.workers}; "
         f"python {platform.python_version()}, "
         f"{os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}"
     )
@@ -262,6 +316,7 @@ def main() -> None:
                         args.warmup,
                         args.seconds,
                         args.switch_ms,
+                        args.workers,
                     )
                 )
                 if prof is not None:

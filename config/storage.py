@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from config.base import Frozen, Identifier, SecretRef
 
@@ -185,3 +185,21 @@ class Runtime(Frozen):
         "how long a thread waiting for the GIL waits at most; 0.5 ms stores about 50 % more "
         "Modbus samples per second than Python's 5 ms (docs/BENCHMARKS.md, sizing)",
     )
+    workers: int | Literal["auto"] = Field(
+        default=0,
+        description="connector worker processes (edge.workers): 0 = every connector in the "
+        "collector process (default); N = the connectors sharded by endpoint over N processes "
+        "feeding the collector's one writer; auto = one per core but one (0 on one core)",
+    )
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, value: object) -> object:
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 64:
+            raise ValueError(
+                f"workers: give 0 (off), a number of worker processes up to 64, or auto "
+                f"(not {value!r})"
+            )
+        return value

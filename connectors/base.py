@@ -13,6 +13,7 @@ import itertools
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -32,6 +33,7 @@ class Quality(enum.IntEnum):
 
 
 NAN = float("nan")
+_QUALITY = tuple(Quality)  # by code: no enum look-up per row
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +85,19 @@ class SampleBlock:
 
     def samples(self) -> list[Sample]:
         """The rows as :class:`Sample` objects (for consumers without a columnar path)."""
-        st = self.statuses
-        dev = self.device
-        return [
-            Sample(dev, p, t, v, Quality(q), st[i] if st is not None else "")
-            for i, (p, t, v, q) in enumerate(
-                zip(
-                    self.points,
-                    self.ts.tolist(),
-                    self.values.tolist(),
-                    self.quality.tolist(),
-                    strict=True,
-                )
+        n = len(self.points)
+        qualities = _QUALITY
+        return list(
+            map(
+                Sample,
+                repeat(self.device, n),
+                self.points,
+                self.ts.tolist(),
+                self.values.tolist(),
+                [qualities[q] for q in self.quality.tolist()],
+                self.statuses if self.statuses is not None else repeat("", n),
             )
-        ]
+        )
 
     @classmethod
     def of_samples(cls, device: str, samples: Sequence[Sample]) -> SampleBlock:

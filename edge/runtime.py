@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import signal
 import sys
 import time
@@ -46,6 +47,7 @@ from edge.store.disk import DiskWatch
 from edge.store.factory import open_store
 from edge.store.ledger import EvidenceRecorder, Ledger, checkpoint_loop, open_evidence
 from edge.supervisor import Backoff, Supervisor
+from edge.workers import in_workers, worker_count
 from edge.writer import BatchObserver, Writer
 
 log = logging.getLogger("shopfloor.collector")
@@ -489,6 +491,16 @@ class Collector:
         connectors = (
             list(self._connectors) if self._connectors is not None else build_connectors(self.site)
         )
+        n_workers = worker_count(rt.workers, os.cpu_count())
+        if n_workers and self._connectors is None:
+            connectors = in_workers(
+                self.site,
+                connectors,
+                n_workers,
+                health=self.health,
+                on_drops=self._add_drops,
+                backlog=lambda: len(self.queue) / self.queue.capacity,
+            )
         observers = list(self.observers)
         store = self._store if self._store is not None else open_store(self.site)
         if self._evidence_wanted:
@@ -565,6 +577,12 @@ class Collector:
                     )
         if failure is not None:
             raise failure
+
+    def _add_drops(self, drops: Mapping[str, int]) -> None:
+        """Samples a connector worker process dropped (edge.workers): counted as the queue's."""
+        counts = self.queue.drops
+        for device, n in drops.items():
+            counts[device] = counts.get(device, 0) + n
 
     def _drops(self) -> dict[str, int]:
         return dict(self.queue.drops)

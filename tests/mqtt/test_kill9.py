@@ -4,7 +4,9 @@ none is stored twice (redelivered messages are recognised against the store).
 Messages come from two independent publishers: paho, and mosquitto's own ``mosquitto_pub``.
 The collector runs in a child process (tests/mqtt/kill_child.py) with a writer that waits up to
 5 s for a fuller batch: a gateway that acknowledged on hand-over would lose what it held in
-memory at the kill; this one acknowledges only what is stored.
+memory at the kill; this one acknowledges only what is stored. With connector worker processes
+(runtime.workers: 2) the worker holds the broker link and acknowledges only what the collector
+reports stored, and killing the collector ends its workers (no orphan keeps the session).
 """
 
 from __future__ import annotations
@@ -39,9 +41,18 @@ def _doc(i: int) -> str:
     return json.dumps({"n": i, "ts": T0 + i})
 
 
-def _child(port: int, db: Path) -> subprocess.Popen[str]:
+def _child(port: int, db: Path, workers: int = 0) -> tuple[subprocess.Popen[str], list[int]]:
+    """The collector process and its worker processes' pids."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.mqtt.kill_child", str(port), "t-kill9", str(db)],
+        [
+            sys.executable,
+            "-m",
+            "tests.mqtt.kill_child",
+            str(port),
+            "t-kill9",
+            str(db),
+            str(workers),
+        ],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
@@ -49,9 +60,27 @@ def _child(port: int, db: Path) -> subprocess.Popen[str]:
         text=True,
     )
     assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.strip() == "up", f"collector did not start: {line!r}"
-    return proc
+    line = proc.stdout.readline().split()
+    assert line[:1] == ["up"], f"collector did not start: {line!r}"
+    return proc, [int(p) for p in line[1:]]
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (no longer exists, or a zombie waiting for its reaper)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.startswith("State:") and "Z" in line.split()[1] for line in f)
+    except FileNotFoundError:
+        return True
+
+
+def _all_gone(pids: list[int], within_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while not all(map(_gone, pids)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 @pytest.fixture
@@ -82,12 +111,14 @@ def _stored(db: Path) -> list[tuple[int, float]]:
     return list(zip(s.ts[good].tolist(), s.values[good].tolist(), strict=True))
 
 
+@pytest.mark.parametrize("workers", [0, 2])
 def test_kill_9_loses_no_acknowledged_message_and_stores_none_twice(
-    mq: Mosquitto, tmp_path: Path
+    mq: Mosquitto, tmp_path: Path, workers: int
 ) -> None:
     db = tmp_path / "store.db"
     n_first, n_second = 400, 200
-    proc = _child(mq.port, db)
+    proc, pids = _child(mq.port, db, workers)
+    assert len(pids) == (1 if workers else 0)  # one broker connection: one worker
     try:
         with publisher(mq.port) as pub:  # paho: each publish waits for the broker's PUBACK
             for i in range(n_first // 2):
@@ -95,6 +126,7 @@ def test_kill_9_loses_no_acknowledged_message_and_stores_none_twice(
         _mosquitto_pub(mq.port, [_doc(i) for i in range(n_first // 2, n_first)])
         os.kill(proc.pid, signal.SIGKILL)  # everything is at the broker; part of it delivered
         proc.wait(10)
+        assert _all_gone(pids), "a worker outlived its killed collector"
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -104,13 +136,14 @@ def test_kill_9_loses_no_acknowledged_message_and_stores_none_twice(
     # published while the collector is dead: kept by the broker in the persistent session
     _mosquitto_pub(mq.port, [_doc(i) for i in range(n_first, n_first + n_second)])
     total = n_first + n_second
-    proc = _child(mq.port, db)
+    proc, pids = _child(mq.port, db, workers)
     try:
         deadline = time.monotonic() + 30
         while len({ts for ts, _ in _stored(db)}) < total and time.monotonic() < deadline:
             time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
+        assert _all_gone(pids), "a worker outlived its collector"
     finally:
         if proc.poll() is None:
             proc.kill()
