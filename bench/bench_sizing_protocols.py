@@ -15,7 +15,9 @@ CPU-seconds (all threads) as % of one core and per stored sample, samples stored
 * ``--protocol mqtt``: a private mosquitto; a raw-socket publisher process sends, every
   interval, one JSON document per station and tick with 5 points (``bench/bench_mqtt.py``'s
   inspection document, payload timestamp in ms), QoS 1, ``points / 5`` messages per interval
-  spread over 100 stations (``factory/<station>/inspection``, one template device).
+  spread over 100 stations (``factory/<station>/inspection``, one template device). The broker
+  gets ``max_inflight_messages --inflight`` (default 1,000; mosquitto's own default, 20,
+  bounds live QoS 1 traffic to 20 messages per store commit, see docs/BENCHMARKS.md).
 
     .venv/bin/python bench/bench_sizing_protocols.py --protocol opcua --points 10000 50000 100000
     .venv/bin/python bench/bench_sizing_protocols.py --protocol mqtt --points 10000 50000 100000
@@ -188,8 +190,21 @@ def run_opcua(points: int, interval_ms: int, warmup: float, seconds: float) -> d
             proc.kill()
 
 
-def run_mqtt(points: int, interval_ms: int, warmup: float, seconds: float) -> dict[str, float]:
+def run_mqtt(
+    points: int, interval_ms: int, warmup: float, seconds: float, inflight: int = 1000
+) -> dict[str, float]:
+    from connectors.simulators import broker as broker_module
     from connectors.simulators.broker import MosquittoBroker
+
+    # live QoS 1 traffic to the gateway is bounded by the broker's unacknowledged messages per
+    # client divided by the time to store them (a PUBACK waits for the commit); mosquitto's
+    # default, 20, caps it below these rates: the broker is configured as a site would be
+    stock_config = broker_module.mosquitto_config
+
+    def config(port: int, host: str, data_dir: Path) -> str:
+        return stock_config(port, host, data_dir) + f"max_inflight_messages {inflight}\n"
+
+    broker_module.mosquitto_config = config  # type: ignore[assignment]
 
     async def main() -> dict[str, float]:
         broker = MosquittoBroker()
@@ -225,17 +240,25 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=5.0)
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument(
+        "--inflight",
+        type=int,
+        default=1000,
+        help="(mqtt) the broker's max_inflight_messages (mosquitto's default is 20)",
+    )
     args = ap.parse_args()
     print(
         f"bench_sizing_protocols: {args.protocol}, interval {args.interval_ms} ms, store + "
         f"ledger (synchronous=FULL); python {platform.python_version()}, "
         f"{os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}"
     )
-    run = run_opcua if args.protocol == "opcua" else run_mqtt
     for points in args.points:
         results = []
         for i in range(args.runs):
-            r = run(points, args.interval_ms, args.warmup, args.seconds)
+            if args.protocol == "opcua":
+                r = run_opcua(points, args.interval_ms, args.warmup, args.seconds)
+            else:
+                r = run_mqtt(points, args.interval_ms, args.warmup, args.seconds, args.inflight)
             results.append(r)
             print(
                 f"  {points:,} points run {i + 1}: {r['samples_s']:,.0f} samples/s stored "
