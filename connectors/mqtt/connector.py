@@ -187,7 +187,7 @@ class _Batch:
             try:
                 text = payload.decode("utf-8")
                 doc, end = _SCAN(text, 0)
-                if end != len(text) and not text[end:].isspace():
+                if end != len(text) and text[end:].strip(" \t\n\r"):  # JSON white space only
                     raise ValueError("extra data")
                 got = [(key, extract(doc)) for key, extract in fast[1]]
             except Exception:  # not UTF-8, not JSON, a field missing...: reported one by one

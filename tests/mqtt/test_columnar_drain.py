@@ -96,6 +96,7 @@ MESSAGES: list[tuple[str, bytes, bool]] = [
     *[("f/a/doc", _doc(k), False) for k in range(16, 40)],
     ("f/a/doc", _doc(40) + b"  \n", False),  # trailing white space is JSON
     ("f/a/doc", _doc(41) + b" x", False),  # extra data is not
+    ("f/a/doc", _doc(42) + b"\x0c", False),  # nor a form feed (str.isspace() would take it)
 ]
 
 
@@ -108,7 +109,7 @@ def test_the_columnar_drain_gives_what_the_per_message_path_gives() -> None:
     assert sum(len(b) for b in fast_sink.blocks) > 80
     assert sorted(map(_key, fast_sink.samples)) == sorted(map(_key, slow_sink.samples))
     assert fast_sink.errors == slow_sink.errors
-    assert fast_sink.errors[("a", "malformed:not_json")] == 2  # "{not json", extra data
+    assert fast_sink.errors[("a", "malformed:not_json")] == 3  # "{not json", extra data, \f
     assert fast_sink.errors[("a", "malformed:wrong_type")] == 3  # -1, on=2, 10**400
     assert fast.messages == slow.messages == len(MESSAGES)
     # each point's samples in arrival order
