@@ -222,7 +222,8 @@ def serve(
             while not stop.is_set():
                 if period_s > 0:
                     # a plant's rate: every variable once per period (not as fast as possible)
-                    next_round += period_s
+                    # (a late round is not made up for with a burst of rounds)
+                    next_round = max(next_round + period_s, time.monotonic())
                     await asyncio.sleep(max(0.0, next_round - time.monotonic()))
                 k += 1
                 if stock:
