@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -45,10 +46,17 @@ from config.base import SecretError
 from config.markers import LINK_LOST
 from config.models import Device
 from config.mqtt import MqttConnection
-from connectors.base import NAN, ConnectorError, Quality, Sample, Sink, now_ns
+from connectors.base import NAN, ConnectorError, Quality, Sample, SampleBlock, Sink, now_ns
 from connectors.mqtt.fastclient import ChunkClient, supported
 from connectors.mqtt.link import link_wait
-from connectors.mqtt.payload import FieldSpec, RouteDecoder, compile_spec, zone
+from connectors.mqtt.payload import (
+    JSON_DECODER,
+    ColumnPlan,
+    FieldSpec,
+    RouteDecoder,
+    compile_spec,
+    zone,
+)
 from connectors.mqtt.samples import good_samples
 from connectors.mqtt.topics import TopicError, device_from_topic, device_level_ok, matches
 
@@ -76,9 +84,11 @@ class Route:
     needs_json: bool = True
     stamped: frozenset[str] = frozenset()  # points whose time comes from the payload
     decoder: RouteDecoder = field(init=False, compare=False, repr=False)
+    plan: ColumnPlan | None = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "decoder", RouteDecoder(self.specs))
+        object.__setattr__(self, "plan", ColumnPlan.of(self.specs))
 
 
 def routes_of(device: Device, site_timezone: str = "UTC") -> list[Route]:
@@ -130,6 +140,156 @@ def ssl_context(conn: MqttConnection, resolve: Callable[[Path], Path]) -> ssl.SS
     return ctx
 
 
+_Rows = tuple[list[tuple[Any, ...]], list[int], list[tuple[str, bytes]]]
+# (smallest max_payload_bytes, ((route, device), the plan's extract) per route)
+_Fast = tuple[int, tuple[tuple["_Key", Callable[[Any], tuple[Any, ...]]], ...]]
+_SCAN: Callable[[str, int], tuple[Any, int]] = JSON_DECODER.scan_once  # type: ignore[attr-defined]
+
+
+_ONE_BY_ONE = 8  # a run this short with a reason in it is decoded message by message
+
+
+class _Key:
+    """A (route, device) of the columnar path: hashed by identity (one per topic's path)."""
+
+    __slots__ = ("device", "route")
+
+    def __init__(self, route: Route, device: str) -> None:
+        self.route = route
+        self.device = device
+
+
+class _Batch:
+    """The messages of one drain, decoded in order: runs of messages that take the columnar
+    path (not retained, every route with a :class:`ColumnPlan`, its device already seen, the
+    document decoded and every field found) gather as rows per (route, device) and become one
+    :class:`SampleBlock` each; any other message is decoded alone (``MqttConnector._handle``),
+    after what was gathered before it was handed over (a point's samples stay in order). A run
+    whose columns need a reason (a wrong type, a bad timestamp) is decoded message by message,
+    which reports it."""
+
+    __slots__ = ("conn", "routes_for", "rows", "samples", "seen", "sink")
+
+    def __init__(self, conn: MqttConnector, sink: Sink) -> None:
+        self.conn = conn
+        self.sink = sink
+        self.samples: list[Sample] = []
+        # (route, device) -> (rows, receive times, (topic, payload) per row)
+        self.rows: dict[_Key, _Rows] = {}
+        self.seen = conn._seen
+        self.routes_for = conn._routes_for
+
+    def add(self, topic: str, payload: bytes, received: int, retained: bool) -> None:
+        conn = self.conn
+        fast = None if retained else (conn._fast_routes.get(topic) or self._fast(topic))
+        if fast is not None and len(payload) <= fast[0]:
+            try:
+                text = payload.decode("utf-8")
+                doc, end = _SCAN(text, 0)
+                if end != len(text) and text[end:].strip(" \t\n\r"):  # JSON white space only
+                    raise ValueError("extra data")
+                got = [(key, extract(doc)) for key, extract in fast[1]]
+            except Exception:  # not UTF-8, not JSON, a field missing...: reported one by one
+                pass
+            else:
+                conn.messages += 1
+                if self.samples:
+                    self.sink.put_many(self.samples)
+                    self.samples = []
+                rows = self.rows
+                for key, row in got:
+                    entry = rows.get(key)
+                    if entry is None:
+                        entry = rows[key] = ([], [], [])
+                    entry[0].append(row)
+                    entry[1].append(received)
+                    entry[2].append((topic, payload))
+                return
+        if self.rows:
+            self._flush_rows()
+        try:
+            conn._handle(self.sink, self.samples, topic, payload, received, retained)
+        except Exception as exc:  # a decoder bug must not cost the other messages
+            conn._decode_failed(self.sink, topic, exc)
+
+    def _fast(self, topic: str) -> _Fast | None:
+        """The columnar path of ``topic``'s messages (None: the per-message path): its routes
+        all have a plan and name a device already seen. Kept per topic once found (a device
+        seen stays seen)."""
+        routes = self.routes_for(topic)
+        if not routes:
+            return None
+        seen = self.seen
+        parts: list[tuple[_Key, Callable[[Any], tuple[Any, ...]]]] = []
+        for route, device in routes:
+            if route.plan is None or device is None or device not in seen:
+                return None
+            key = self.conn._keys.get((id(route), device))
+            if key is None:
+                key = self.conn._keys[(id(route), device)] = _Key(route, device)
+            parts.append((key, route.plan.extract))
+        fast = (min(r.max_bytes for r, _ in routes), tuple(parts))
+        cache = self.conn._fast_routes
+        if len(cache) >= _ROUTE_CACHE_LIMIT:
+            cache.clear()
+        cache[topic] = fast
+        return fast
+
+    def _flush_rows(self) -> None:
+        rows, self.rows = self.rows, {}
+        for key, (got, received, messages) in rows.items():
+            self._emit(key, got, received, messages)
+
+    def _emit(
+        self,
+        key: _Key,
+        got: list[tuple[Any, ...]],
+        received: list[int],
+        messages: list[tuple[str, bytes]],
+    ) -> None:
+        """Hand a run of rows over as one block; a run with a reason in it is halved until
+        the halves convert, and the last few rows around a reason are decoded one by one
+        (which reports it), in order."""
+        route, device = key.route, key.device
+        plan = route.plan
+        assert plan is not None
+        try:
+            cols = plan.columns(got, received)
+        except Exception:  # a conversion bug: these messages one by one (isolated there)
+            log.debug("columnar conversion failed; decoding %d messages one by one", len(got))
+            cols = None
+        if cols is not None:
+            ts, values = cols
+            block = SampleBlock(
+                device, plan.points * len(got), ts, values, np.zeros(len(values), dtype=np.uint8)
+            )
+            self.sink.put_block(block)
+            return
+        if len(got) > _ONE_BY_ONE:
+            half = len(got) // 2
+            self._emit(key, got[:half], received[:half], messages[:half])
+            self._emit(key, got[half:], received[half:], messages[half:])
+            return
+        conn = self.conn
+        sink = self.sink
+        out: list[Sample] = []
+        for (topic, payload), at in zip(messages, received, strict=True):
+            try:
+                conn._handle_route(sink, out, route, device, topic, payload, at)
+            except Exception as exc:  # a decoder bug must not cost the other messages
+                conn._decode_failed(sink, topic, exc)
+        if out:
+            sink.put_many(out)
+
+    def flush(self) -> None:
+        """Hand over everything decoded (in order)."""
+        if self.rows:
+            self._flush_rows()
+        if self.samples:
+            self.sink.put_many(self.samples)
+            self.samples = []
+
+
 class MqttConnector:
     """Reads the devices of one broker connection (see the module docstring)."""
 
@@ -175,6 +335,8 @@ class MqttConnector:
         self._sub_mid: int | None = None  # SUBACK awaited before the link counts as up
         self._sub_session_present = False
         self._route_cache: dict[str, tuple[tuple[Route, str | None], ...]] = {}
+        self._fast_routes: dict[str, _Fast] = {}  # topic -> its columnar path (see _Batch)
+        self._keys: dict[tuple[int, str], _Key] = {}
         self._seen: dict[str, str] = {}  # device named by a topic -> its configured template
         self._warned: set[tuple[str, str]] = set()
         self._when_stored: Callable[[Callable[[bool], None]], None] | None = None
@@ -379,27 +541,22 @@ class MqttConnector:
             self._dropped_unacked = False
             self.unacked += 1
             self._redeliver()
-        samples: list[Sample] = []
         acks: list[int] = []
+        batch = _Batch(self, sink)
         inbox = self._inbox
-        handle = self._handle
         for _ in range(DRAIN_CHUNK):
             try:
                 topic, payload, received, retained, ack = inbox.popleft()
             except IndexError:
                 break
-            try:
-                handle(sink, samples, topic, payload, received, retained)
-            except Exception as exc:  # a decoder bug must not cost the other messages
-                self._decode_failed(sink, topic, exc)
+            batch.add(topic, payload, received, retained)
             if ack:
                 acks.append(ack)
         else:
             if inbox and not self._scheduled:
                 self._scheduled = True
                 asyncio.get_running_loop().call_soon(self._drain)
-        if samples:
-            sink.put_many(samples)
+        batch.flush()
         if acks:
             self._ack_when_stored(acks)
 
@@ -480,28 +637,42 @@ class MqttConnector:
         points without a payload timestamp: its value is real, its time is not known."""
         self.messages += 1
         for route, device in self._routes_for(topic):
-            if device is None:
-                self._malformed(sink, route.device, "device_topic", topic)
-                continue
-            if device not in self._seen:
-                self._seen[device] = route.device
-                if device not in self.devices:
-                    sink.link(device, True)
-            decoded = route.decoder(payload, received, route.max_bytes)
-            if retained:
-                stamped = route.stamped
-                samples.extend(
-                    Sample(device, p, ts, v)
-                    if p in stamped
-                    else Sample(device, p, ts, v, Quality.UNCERTAIN, "retained")
-                    for p, ts, v in decoded.values
-                )
-            else:
-                good_samples(device, decoded.values, samples)
-            for _point, reason in decoded.errors:
-                self._malformed(sink, device, reason, topic)
-            for p, ts, status in decoded.bad:  # e.g. unknown_text: the old text is not in force
-                samples.append(Sample(device, p, ts, NAN, Quality.BAD, status))
+            self._handle_route(sink, samples, route, device, topic, payload, received, retained)
+
+    def _handle_route(
+        self,
+        sink: Sink,
+        samples: list[Sample],
+        route: Route,
+        device: str | None,
+        topic: str,
+        payload: bytes,
+        received: int,
+        retained: bool = False,
+    ) -> None:
+        """Decode one message for one of its routes into ``samples``."""
+        if device is None:
+            self._malformed(sink, route.device, "device_topic", topic)
+            return
+        if device not in self._seen:
+            self._seen[device] = route.device
+            if device not in self.devices:
+                sink.link(device, True)
+        decoded = route.decoder(payload, received, route.max_bytes)
+        if retained:
+            stamped = route.stamped
+            samples.extend(
+                Sample(device, p, ts, v)
+                if p in stamped
+                else Sample(device, p, ts, v, Quality.UNCERTAIN, "retained")
+                for p, ts, v in decoded.values
+            )
+        else:
+            good_samples(device, decoded.values, samples)
+        for _point, reason in decoded.errors:
+            self._malformed(sink, device, reason, topic)
+        for p, ts, status in decoded.bad:  # e.g. unknown_text: the old text is not in force
+            samples.append(Sample(device, p, ts, NAN, Quality.BAD, status))
 
     def _malformed(self, sink: Sink, device: str, reason: str, topic: str) -> None:
         sink.error(device, f"malformed:{reason}")

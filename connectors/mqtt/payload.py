@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import jsonpointer
+import numpy as np
 
 from config.models import DataType, Point
 from config.textmap import UNKNOWN_TEXT, text_code
@@ -177,6 +178,7 @@ def _reject_constant(name: str) -> Any:
 
 
 _JSON = json.JSONDecoder(parse_constant=_reject_constant)
+JSON_DECODER = _JSON  # (the connector's columnar path decodes with the same rules)
 
 
 def to_value(raw: Any, spec: FieldSpec) -> float | str:
@@ -463,3 +465,124 @@ class RouteDecoder:
             else:
                 values.append((point, ts, value))  # type: ignore[arg-type]
         return out
+
+
+class ColumnPlan:
+    """How the messages of one route become columns, a batch at a time (the columnar path).
+
+    Only for a route whose points all have a JSON pointer without array indexes and no
+    ``enum``: :meth:`extract` reads one decoded document into a row (the raw timestamp fields,
+    then the raw values; it raises ``KeyError``/``TypeError`` when a field is missing, exactly
+    where :class:`RouteDecoder` reports ``missing_field`` or ``ts_missing``), and
+    :meth:`columns` turns a batch of rows into values and timestamps, or None when any row
+    needs a reason (a wrong type, a bad timestamp...): the caller then decodes those messages
+    one by one with :class:`RouteDecoder`, which reports them. A batch that converts gives the
+    values :class:`RouteDecoder` gives, row by row.
+    """
+
+    __slots__ = ("_specs", "_ts_keys", "_ts_of", "extract", "points")
+
+    def __init__(self, specs: Sequence[FieldSpec]) -> None:
+        self.points = tuple(s.point for s in specs)
+        self._specs = tuple(specs)
+        ts_keys: list[tuple[tuple[str, ...], TsFormat, dt.tzinfo]] = []
+        ts_of: list[int] = []
+        for s in specs:
+            if s.ts_pointer is None:
+                ts_of.append(-1)
+                continue
+            key = (s.ts_pointer, s.ts_format, s.tz)
+            if key not in ts_keys:
+                ts_keys.append(key)
+            ts_of.append(ts_keys.index(key))
+        self._ts_keys = tuple(ts_keys)
+        self._ts_of = tuple(ts_of)
+        fields = [k[0] for k in ts_keys] + [s.pointer for s in specs if s.pointer is not None]
+        # one expression per field: doc['a']['b'] (the tokens as string literals)
+        exprs = ["doc" + "".join(f"[{part!r}]" for part in f) for f in fields]
+        source = f"def extract(doc):\n    return ({', '.join(exprs)},)\n"
+        scope: dict[str, Any] = {}
+        exec(compile(source, "<mqtt column plan>", "exec"), {"__builtins__": {}}, scope)
+        self.extract: Any = scope["extract"]
+
+    @staticmethod
+    def of(specs: Sequence[FieldSpec]) -> ColumnPlan | None:
+        """The plan of a route's specs, or None when the route needs the per-message path."""
+        for s in specs:
+            if s.pointer is None or s.enum is not None:
+                return None
+            for f in (s.pointer, s.ts_pointer or ()):
+                if any(part.isdigit() for part in f):
+                    return None
+        return ColumnPlan(specs)
+
+    def columns(
+        self, rows: Sequence[tuple[Any, ...]], received: Sequence[int]
+    ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], np.ndarray[Any, np.dtype[np.float64]]] | None:
+        """(timestamps, values) of ``rows``, message-major (message 0's points first, in
+        :attr:`points` order), or None when any row needs a reason."""
+        n = len(rows)
+        cols = list(zip(*rows, strict=True))
+        k = len(self._ts_keys)
+        stamps: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+        for (_ptr, fmt, tz), col in zip(self._ts_keys, cols[:k], strict=True):
+            ts = _ts_column(col, fmt, tz)
+            if ts is None:
+                return None
+            stamps.append(ts)
+        values = np.empty((n, len(self._specs)), dtype=np.float64)
+        times = np.empty((n, len(self._specs)), dtype=np.int64)
+        got = np.asarray(received, dtype=np.int64)
+        for j, (spec, col) in enumerate(zip(self._specs, cols[k:], strict=True)):
+            v = _value_column(col, spec)
+            if v is None:
+                return None
+            values[:, j] = v
+            ts_index = self._ts_of[j]
+            times[:, j] = got if ts_index < 0 else stamps[ts_index]
+        return times.ravel(), values.ravel()
+
+
+_NUMBERS = frozenset({int, float})
+
+
+def _value_column(col: Sequence[Any], spec: FieldSpec) -> np.ndarray[Any, Any] | None:
+    """The stored values of one point's raw JSON values (as :func:`to_value`), or None."""
+    types = set(map(type, col))
+    if not types <= _NUMBERS and (types - _NUMBERS != {bool} or spec.scaled):
+        return None  # (bools with a scale: to_value leaves them unscaled; not here)
+    try:
+        arr = np.array(col, dtype=np.float64)
+    except OverflowError:  # an integer beyond float64
+        return None
+    if not np.isfinite(arr).all():
+        return None
+    kind = spec.kind
+    if kind:
+        if not (arr == np.floor(arr)).all():
+            return None
+        if kind == 3 and not ((arr == 0.0) | (arr == 1.0)).all():
+            return None
+        if kind == 2 and (arr < 0).any():
+            return None
+    if spec.scaled:
+        arr = arr * spec.scale + spec.offset
+    return arr
+
+
+def _ts_column(col: Sequence[Any], fmt: TsFormat, tz: dt.tzinfo) -> np.ndarray[Any, Any] | None:
+    """Nanoseconds of one timestamp field's raw values (as :func:`to_ns`), or None."""
+    if fmt != "iso8601" and set(map(type, col)) == {int}:
+        unit = {"epoch_s": 1_000_000_000, "epoch_ms": 1_000_000, "epoch_ns": 1}[fmt]
+        try:
+            raw = np.array(col, dtype=np.int64)
+        except OverflowError:
+            return None
+        # the bounds in the field's unit (both are whole seconds): no overflow in raw * unit
+        if ((raw < TS_MIN_NS // unit) | (raw >= TS_MAX_NS // unit)).any():
+            return None
+        return raw * unit
+    out = [to_ns(raw, fmt, tz) for raw in col]
+    if any(type(t) is str for t in out):
+        return None
+    return np.array(out, dtype=np.int64)

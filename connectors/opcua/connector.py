@@ -17,6 +17,7 @@ from config.models import Device
 from config.opcua import OpcUaConnection
 from connectors.base import NAN, ConnectorError, Quality, Sample, Sink, now_ns
 from connectors.opcua.convert import sample_of, status_name
+from connectors.opcua.fastpublish import install as install_fast_publish
 from connectors.opcua.follow import Following, poll_followed
 from connectors.opcua.history import backfill, mark_historizing
 from connectors.opcua.select import UNDECODED, load_structures
@@ -187,6 +188,10 @@ class OpcUaConnector:
             await close_client(client)
 
     async def _session(self, client: Client, sink: Sink) -> None:
+        # publish responses decoded column-wise (before the first subscription starts asyncua's
+        # publish loop); a client without what that relies on keeps asyncua's decoder
+        if not install_fast_publish(client.uaclient):
+            log.info("%s: asyncua's own publish decoding (no columnar path)", self.name)
         self.limits = await read_limits(client)
         log.info("%s: operation limits %s", self.conn.endpoint, self.limits)
         await self._resolve(client, sink)

@@ -1,8 +1,10 @@
 """A subscription that turns notifications straight into samples, and knows when it last lived.
 
 Subclasses asyncua's :class:`Subscription` only to replace its per-item callback path: a
-publish response becomes one ``put_many`` of samples (fast for thousands of items), and every
-publish response, keep-alives included, records the subscription as alive for the watchdog.
+notification decoded as columns (:class:`connectors.opcua.fastpublish.ColumnarDataChange`)
+becomes one :class:`SampleBlock` per device in one numpy pass; one decoded by asyncua (another
+shape) becomes one ``put_many`` of samples. Every publish response, keep-alives included,
+records the subscription as alive for the watchdog.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
 from asyncua import ua
 from asyncua.client.ua_client import UaClient
 from asyncua.common.subscription import Subscription
 
 from config.models import Point
-from connectors.base import Quality, Sample, Sink, now_ns
-from connectors.opcua.convert import ns_of, sample_of
-from connectors.opcua.select import Selector
+from connectors.base import NAN, Quality, Sample, SampleBlock, Sink, now_ns
+from connectors.opcua.convert import ns_of, sample_of, status_name
+from connectors.opcua.fastpublish import ColumnarDataChange
+from connectors.opcua.select import NotSelected, Selector
 from connectors.opcua.session import chunks
 
 log = logging.getLogger("shopfloor.opcua")
@@ -80,6 +85,7 @@ class SampleSubscription(Subscription):  # type: ignore[misc]
         self.last_alive = time.monotonic()
         self.lost: str | None = None
         self.notifications = 0
+        self._table: _Table | None = None
 
     async def publish_callback(self, publish_result: ua.PublishResult) -> None:
         self.last_alive = time.monotonic()
@@ -88,7 +94,14 @@ class SampleSubscription(Subscription):  # type: ignore[misc]
             return
         now = now_ns()
         for notif in data:
-            if isinstance(notif, ua.DataChangeNotification):
+            if isinstance(notif, ColumnarDataChange):
+                self.notifications += len(notif)
+                table = self._table
+                if table is None:
+                    table = self._table = _Table(self.refs)
+                for block in columnar_blocks(notif, table, now, self.on_sample, self.sink):
+                    self.sink.put_block(block)
+            elif isinstance(notif, ua.DataChangeNotification):
                 items = notif.MonitoredItems
                 out = notification_samples(items, self.refs, now, self.on_sample)
                 self.notifications += len(items)
@@ -113,10 +126,12 @@ class SampleSubscription(Subscription):  # type: ignore[misc]
             params.TimestampsToReturn = ua.TimestampsToReturn.Both
             for ref in part:
                 self.refs[ref.handle] = ref
+            self._table = None
             results = await self.server.create_monitored_items(params)
             for ref, res in zip(part, results, strict=True):
                 if not res.StatusCode.is_good():
                     del self.refs[ref.handle]
+                    self._table = None
                     failures.append((ref, res.StatusCode))
         return failures
 
@@ -216,6 +231,213 @@ def notification_samples(
 
 
 _PLAIN = frozenset({float, int})
+
+
+class _Table:
+    """A subscription's points as arrays indexed by position, with the map from client
+    handle to position (built once per set of monitored items)."""
+
+    def __init__(self, refs: Mapping[int, PointRef]) -> None:
+        handles = sorted(refs)
+        self.refs = [refs[h] for h in handles]
+        top = max(handles, default=0)
+        self.position = np.full(top + 1, -1, dtype=np.int64)
+        self.position[np.asarray(handles, dtype=np.int64)] = np.arange(len(handles))
+        self.points = np.empty(len(handles), dtype=object)
+        self.points[:] = [r.point.id for r in self.refs]
+        devices = sorted({r.device for r in self.refs})
+        self.devices = devices
+        index = {d: i for i, d in enumerate(devices)}
+        self.device = np.asarray([index[r.device] for r in self.refs], dtype=np.int64)
+        self.scale = np.asarray([r.scale for r in self.refs], dtype=np.float64)
+        self.offset = np.asarray([r.offset for r in self.refs], dtype=np.float64)
+        self.scaled = (self.scale != 1.0) | (self.offset != 0.0)
+        self.any_scaled = bool(self.scaled.any())
+        self.text = np.asarray([r.point.enum is not None for r in self.refs], dtype=bool)
+        self.any_text = bool(self.text.any())
+        # points that select a part of the value (a structure field, an array element)
+        self.selects = np.asarray([r.select is not None for r in self.refs], dtype=bool)
+        self.any_selects = bool(self.selects.any())
+
+
+_GOOD, _UNCERTAIN, _BAD = int(Quality.GOOD), int(Quality.UNCERTAIN), int(Quality.BAD)
+
+
+def columnar_blocks(
+    cols: ColumnarDataChange,
+    table: _Table,
+    now: int,
+    keep: Callable[[PointRef, Sample], Sample | None],
+    sink: Sink,
+) -> list[SampleBlock]:
+    """The blocks (one per device) of a notification decoded as columns: the same samples as
+    :func:`notification_samples` gives for the same items.
+
+    Values, qualities, statuses and timestamps are computed in one numpy pass. The per-point
+    bookkeeping stays per row, in one tight loop: a point in its steady state (its first
+    sample of the session seen, no outage marker outstanding) only moves its newest
+    timestamp; any other row goes through ``keep`` as a :class:`Sample`, and those samples are
+    handed over first (``put_many``: a point's first sample precedes its later ones).
+    """
+    handles = cols.handles.astype(np.int64)
+    known = handles < len(table.position)
+    pos = np.where(known, table.position[np.where(known, handles, 0)], -1)
+    if (pos < 0).any():  # an item removed meanwhile: skipped, as the per-item path does
+        keep_rows = pos >= 0
+        pos = pos[keep_rows]
+        cols = ColumnarDataChange(
+            cols.handles[keep_rows],
+            cols.values[keep_rows],
+            None if cols.status is None else cols.status[keep_rows],
+            None if cols.source_us is None else cols.source_us[keep_rows],
+            None if cols.server_us is None else cols.server_us[keep_rows],
+        )
+    n = len(pos)
+    if not n:
+        return []
+    ts = _timestamps(cols, n, now)
+    values = cols.values
+    if table.any_scaled:
+        scaled = table.scaled[pos]
+        if scaled.any():
+            values = np.where(scaled, values * table.scale[pos] + table.offset[pos], values)
+    quality = np.zeros(n, dtype=np.uint8)
+    statuses: list[str] | None = None
+    status = cols.status
+    if status is not None and status.any():
+        severity = (status >> 30) & 3
+        quality[severity == 1] = _UNCERTAIN
+        quality[severity >= 2] = _BAD
+        statuses = [""] * n
+        names: dict[int, str] = {}
+        for i in np.flatnonzero(status).tolist():
+            code = int(status[i])
+            name = names.get(code)
+            if name is None:
+                name = names[code] = status_name(code) or "Bad"
+            statuses[i] = name
+    nan = np.isnan(values) & (quality == _GOOD)
+    if nan.any():
+        quality[nan] = _UNCERTAIN
+        if statuses is None:
+            statuses = [""] * n
+        for i in np.flatnonzero(nan).tolist():
+            statuses[i] = "NaN"
+    if table.any_text:
+        text = table.text[pos]
+        if text.any():  # a number for a text point: never taken for a code
+            if statuses is None:
+                statuses = [""] * n
+            for i in np.flatnonzero(text & (quality != _BAD)).tolist():
+                statuses[i] = "BadTypeMismatch"
+            quality[text] = _BAD
+    if table.any_selects:
+        selects = table.selects[pos] & (quality != _BAD)
+        if selects.any():  # a plain number has no part to select: the selector says why
+            if statuses is None:
+                statuses = [""] * n
+            for i in np.flatnonzero(selects).tolist():
+                sel = table.refs[int(pos[i])].select
+                assert sel is not None
+                try:
+                    sel(float(values[i]))
+                except NotSelected as exc:
+                    statuses[i] = exc.status
+                else:  # pragma: no cover - no selector takes a part of a number
+                    statuses[i] = "not_structure"
+                quality[i] = _BAD
+    bad = quality == _BAD
+    if bad.any():
+        values = np.where(bad, NAN, values)
+    # per-point bookkeeping (see the docstring)
+    refs = table.refs
+    rows = [refs[i] for i in pos.tolist()]
+    ts_list = ts.tolist()
+    value_list = values.tolist()
+    quality_list = quality.tolist()
+    slow: list[int] = []
+    for i, (ref, t, q) in enumerate(zip(rows, ts_list, quality_list, strict=True)):
+        if ref.first_ts is None or ref.markers:
+            slow.append(i)
+        elif q == _GOOD:
+            last = ref.last_ts
+            if last is None or t > last:
+                ref.last_ts = t
+                ref.last_value = value_list[i]
+    if slow:
+        kept: list[Sample] = []
+        for i in slow:
+            ref = rows[i]
+            kept_one = keep(
+                ref,
+                Sample(
+                    ref.device,
+                    ref.point.id,
+                    ts_list[i],
+                    value_list[i],
+                    Quality(quality_list[i]),
+                    statuses[i] if statuses is not None else "",
+                ),
+            )
+            if kept_one is not None:
+                kept.append(kept_one)
+        if kept:
+            sink.put_many(kept)
+        mask = np.ones(n, dtype=bool)
+        mask[slow] = False
+        pos, ts, values, quality = pos[mask], ts[mask], values[mask], quality[mask]
+        if statuses is not None:
+            statuses = [st for st, m in zip(statuses, mask.tolist(), strict=True) if m]
+        if not len(pos):
+            return []
+    return _per_device(table, pos, ts, values, quality, statuses)
+
+
+def _timestamps(cols: ColumnarDataChange, n: int, now: int) -> npt.NDArray[np.int64]:
+    """Source timestamp, else server timestamp, else ``now`` (ns; as ``sample_of``)."""
+    ts = np.full(n, now, dtype=np.int64)
+    for us in (cols.server_us, cols.source_us):  # the source wins: applied last
+        if us is not None:
+            valid = us > 0
+            ts = np.where(valid, us * 1000, ts)
+    return ts
+
+
+def _per_device(
+    table: _Table,
+    pos: npt.NDArray[np.int64],
+    ts: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float64],
+    quality: npt.NDArray[np.uint8],
+    statuses: list[str] | None,
+) -> list[SampleBlock]:
+    names = table.points[pos]
+    if len(table.devices) == 1:
+        return [
+            SampleBlock(
+                table.devices[0],
+                tuple(names.tolist()),
+                ts,
+                values,
+                quality,
+                None if statuses is None else tuple(statuses),
+            )
+        ]
+    dev = table.device[pos]
+    out: list[SampleBlock] = []
+    for d in np.unique(dev).tolist():
+        rows = np.flatnonzero(dev == d)
+        out.append(
+            SampleBlock(
+                table.devices[d],
+                tuple(names[rows].tolist()),
+                ts[rows],
+                values[rows],
+                quality[rows],
+                None if statuses is None else tuple(statuses[i] for i in rows.tolist()),
+            )
+        )
+    return out
 
 
 def deadband_filter(ref: PointRef) -> ua.DataChangeFilter | None:

@@ -307,3 +307,31 @@ async def test_devices_sharing_an_endpoint_share_one_session(server: PlainServer
     )
     with pytest.raises(ValueError, match="differ in username, password"):
         build(bad)
+
+
+async def test_steady_changes_arrive_as_blocks_of_the_columnar_decoder(server: PlainServer) -> None:
+    """Against a real server: after the first values, a change is decoded column-wise and
+    handed as a SampleBlock to a sink that takes blocks (the same sample as before)."""
+    from connectors.base import SampleBlock
+
+    class BlockSink(RecordingSink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks: list[SampleBlock] = []
+
+        def put_block(self, block: SampleBlock) -> None:
+            self.blocks.append(block)
+            self.put_many(block.samples())
+
+    points = [{"id": "temp", "opcua": {"browse_path": f"{PLANT}/2:Temp"}, "datatype": "float64"}]
+    sink = BlockSink()
+    source = dt.datetime(2025, 1, 2, 3, 4, 6, 250000, tzinfo=dt.UTC)
+    async with running(_connector(server, points), sink):
+        await sink.wait(lambda: bool(sink.of("m1", "temp")), what="initial value")
+        await server.write("Temp", 23.25, source=source)
+        await sink.wait(lambda: any(b.values.tolist() == [23.25] for b in sink.blocks))
+    (block,) = [b for b in sink.blocks if b.values.tolist() == [23.25]]
+    assert block.device == "m1"
+    assert block.points == ("temp",)
+    assert block.ts.tolist() == [int(source.timestamp()) * 1_000_000_000 + 250_000_000]
+    assert block.quality.tolist() == [0]
