@@ -48,6 +48,7 @@ from config.models import Device, SiteConfig
 from edge.runtime import Collector
 
 PER_UNIT = 1000
+TRACE = [0]  # --tracemalloc: how many allocation sites to print (0: not traced)
 BASE_MB = [0.0]  # the process's resident memory before any site (interpreter, libraries)
 
 
@@ -175,6 +176,8 @@ async def one_run(
             await asyncio.sleep(0.5)
             rss = max(rss, rss_mb())
         s1, elapsed, cpu = w.acked_samples, time.perf_counter() - t0, time.process_time() - c0
+        if TRACE[0]:
+            print_allocations(TRACE[0], points)
         drops = col.queue.dropped
         stop.set()
         await task
@@ -201,6 +204,22 @@ async def one_run(
     }
 
 
+def print_allocations(top: int, points: int) -> None:
+    """The ``top`` places (file:line) holding the most live Python memory now, with bytes per
+    configured point (``--tracemalloc``: started before the site is built)."""
+    import tracemalloc
+
+    snap = tracemalloc.take_snapshot()
+    total = sum(st.size for st in snap.statistics("filename"))
+    print(f"  tracemalloc: {total / 2**20:.1f} MB live ({total / points:.0f} B per point); top:")
+    for st in snap.statistics("lineno")[:top]:
+        frame = st.traceback[0]
+        print(
+            f"    {st.size / 2**20:7.1f} MB {st.size / points:6.0f} B/point {st.count:>9,} "
+            f"blocks  {frame.filename.split('/site-packages/')[-1]}:{frame.lineno}"
+        )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -225,11 +244,23 @@ def main() -> None:
     ap.add_argument("--sim", choices=("fast", "pymodbus"), default="fast")
     ap.add_argument("--units-per-port", type=int, default=10)
     ap.add_argument("--profile", type=Path, help="write a cProfile of the (last) run here")
+    ap.add_argument(
+        "--tracemalloc",
+        type=int,
+        default=0,
+        metavar="N",
+        help="trace Python allocations (slow) and print the N largest live sites per run",
+    )
     args = ap.parse_args()
     for mod in ("edge.store.ledger", "edge.store.sqlite"):  # libraries: part of the base
         importlib.import_module(mod)
 
     BASE_MB[0] = rss_mb()
+    TRACE[0] = args.tracemalloc
+    if args.tracemalloc:
+        import tracemalloc
+
+        tracemalloc.start()
     interval = 10 if args.ceiling else args.interval_ms
     units = (max(args.points) + PER_UNIT - 1) // PER_UNIT
     per_port = args.units_per_port if args.sim == "fast" else units

@@ -33,6 +33,7 @@ M = TypeVar("M", bound=BaseModel)
 _PLAIN = (str, int, float, bool, type(None))
 _SHARED = (dict, tuple, frozenset)
 _INT64 = (-(2**63), 2**63 - 1)
+_EXACT = (str, int, bool, type(None))
 
 
 class Const:
@@ -80,7 +81,12 @@ Column = Any  # Const | array | list | ModelColumns (each indexable by row but C
 def _column(values: list[Any], pool: _Pool) -> Column:
     first = values[0]
     k0 = _key(first)
-    if all(v is first or _key(v) == k0 for v in values):
+    t0 = type(first)
+    if t0 in _EXACT:  # equal str/int/bool of the same type are the same value
+        same = all(v is first or (type(v) is t0 and v == first) for v in values)
+    else:
+        same = all(v is first or _key(v) == k0 for v in values)
+    if same:
         return Const(first)
     kinds = {type(v) for v in values}
     if kinds == {int} and all(_INT64[0] <= v <= _INT64[1] for v in values):

@@ -202,11 +202,21 @@ class PointTable(Sequence[Point]):
 
     __slots__ = ("_alive", "_columns", "_forget", "_points")
 
-    def __init__(self, points: Sequence[Point] = ()) -> None:
-        self._columns = ModelColumns.of(Point, points) if len(points) > 1 else None
-        # kept as they are: a short table, or models that columns cannot hold
-        self._points: tuple[Point, ...] | None = None if self._columns else tuple(points)
+    def __init__(self, points: Sequence[Point] = (), *, compact: bool = True) -> None:
+        self._columns: ModelColumns[Point] | None = None
+        self._points: tuple[Point, ...] | None = tuple(points)
         self._watch()
+        if compact:
+            self.compact()
+
+    def compact(self) -> None:
+        """Keep the points as columns (validation does it once the device's checks, which
+        read every point, are done). A short table, or models that columns cannot hold,
+        stay as they are."""
+        if self._points is not None and len(self._points) > 1:
+            self._columns = ModelColumns.of(Point, self._points)
+            if self._columns is not None:
+                self._points = None
 
     def _watch(self) -> None:
         # index -> the Point read last, while it is referenced elsewhere
@@ -297,7 +307,7 @@ class PointTable(Sequence[Point]):
         def validate(value: Any, inner: core_schema.ValidatorFunctionWrapHandler) -> PointTable:
             if isinstance(value, PointTable):
                 return value
-            return cls(inner(value))
+            return cls(inner(value), compact=False)  # Device._protocol compacts it
 
         return core_schema.no_info_wrap_validator_function(
             validate,
@@ -404,6 +414,8 @@ class Device(Frozen):
                     f"points[{i}] ({point.id}): '{others[0]}' block on a {proto} device"
                 )
         self._check_ideal_cycle()
+        if isinstance(self.points, PointTable):
+            self.points.compact()  # every point checked: keep them as columns from now on
         return self
 
     def _check_ideal_cycle(self) -> None:
