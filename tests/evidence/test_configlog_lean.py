@@ -97,3 +97,14 @@ def test_content_sha256_of_a_non_plain_content_takes_the_general_path() -> None:
     assert configlog.content_sha256(content) == canonical.sha256_hex(
         canonical.canonical_json(content)
     )
+
+
+def test_special_record_converts_what_is_not_plain_json() -> None:
+    plain = {"a": [1, "x", None, True]}
+    rec = canonical.special_record("config", 1, {"config": plain, "f": {"x": 0.5, "n": 2**60}})
+    assert rec["config"] is plain  # already canonical JSON: not copied
+    assert rec["f"] == {"x": "0.5", "n": str(2**60)}  # floats and big integers converted
+    assert canonical.record_bytes(rec) == canonical.canonical_json(rec)
+    assert not canonical.is_plain_json({"a": 1.0})
+    assert not canonical.is_plain_json({"ü": 1})  # non-ASCII key: the RFC 8785 package
+    assert not canonical.is_plain_json([2**53])
