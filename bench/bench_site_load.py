@@ -65,8 +65,22 @@ def main() -> None:
         print(
             f"load_site: {n:,} points, {path.stat().st_size:,} bytes; libyaml C loader "
             f"{'yes' if c_loader else 'no'}; median {statistics.median(walls):.3f} s wall "
-            f"(min {min(walls):.3f}, max {max(walls):.3f}), {statistics.median(cpus):.3f} s CPU"
+            f"(min {min(walls):.3f}, max {max(walls):.3f}), {statistics.median(cpus):.3f} s CPU; "
+            f"resident {_status('VmRSS'):.0f} MB with the site loaded, process peak "
+            f"{_status('VmHWM'):.0f} MB"
         )
+
+
+def _status(field: str) -> float:
+    """A memory figure of this process in MB (``/proc/self/status``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 if __name__ == "__main__":

@@ -9,10 +9,11 @@ measured; one TCP port per ``--units-per-port`` units, one connector each) or ``
 pymodbus`` (the project's meter simulator, one port; it saturates first).
 After a warm-up it measures, over ``--seconds``: the collector process's CPU-seconds (user +
 system, all its threads) per stored sample and as % of one core, samples stored per second
-(``writer.acked_samples``), the resident memory (max VmRSS), and at the end the store and
-ledger bytes per stored sample (after ``compact`` of the store), and the queue's drops in the
-measured window (those of the start-up and warm-up, when the first writes create every series,
-apart). The process's peak resident
+(``writer.acked_samples``), the resident memory (max VmRSS; also per configured point above
+the bare process with its libraries), and at the end the store and ledger bytes per stored
+sample (after ``compact`` of the store), and the queue's drops in the measured window (those
+of the start-up and warm-up, when the first writes create every series, apart). The process's
+peak resident
 memory so far (``VmHWM``, start-up included; cumulative over the runs of one invocation) is
 printed per run: run one size per invocation for its peak.
 
@@ -35,6 +36,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import importlib
 import multiprocessing as mp
 import os
 import platform
@@ -48,10 +50,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from config.models import SiteConfig
+from config.models import Device, SiteConfig
 from edge.runtime import Collector
 
 PER_UNIT = 1000
+TRACE = [0]  # --tracemalloc: how many allocation sites to print (0: not traced)
+BASE_MB = [0.0]  # the process's resident memory before any site (interpreter, libraries)
 
 
 def make_site(
@@ -63,26 +67,31 @@ def make_site(
     switch_ms: float | None = None,
     workers: int = 0,
 ) -> SiteConfig:
-    devices: list[dict[str, Any]] = []
+    """The site, each device validated on its own: the plain dictionaries of one device at a
+    time, as ``load_site`` of a site file does not hold them all either (a list of 100,000
+    point dictionaries is ~100 MB of start-up peak that a collector never has)."""
+    devices: list[Device] = []
     units = (points + PER_UNIT - 1) // PER_UNIT
     for u in range(1, units + 1):
         n = min(PER_UNIT, points - (u - 1) * PER_UNIT)
         devices.append(
-            {
-                "id": f"m{u:03d}",
-                "name": f"meter {u}",
-                "modbus": {
-                    "host": "127.0.0.1",
-                    "port": ports[(u - 1) // per_port],
-                    "unit": (u - 1) % per_port + 1,
-                    "poll_interval_ms": interval_ms,
-                    "timeout_s": 5.0,
-                },
-                "points": [
-                    {"id": f"r{a}", "datatype": "uint16", "modbus": {"address": a}}
-                    for a in range(n)
-                ],
-            }
+            Device.model_validate(
+                {
+                    "id": f"m{u:03d}",
+                    "name": f"meter {u}",
+                    "modbus": {
+                        "host": "127.0.0.1",
+                        "port": ports[(u - 1) // per_port],
+                        "unit": (u - 1) % per_port + 1,
+                        "poll_interval_ms": interval_ms,
+                        "timeout_s": 5.0,
+                    },
+                    "points": [
+                        {"id": f"r{a}", "datatype": "uint16", "modbus": {"address": a}}
+                        for a in range(n)
+                    ],
+                }
+            )
         )
     return SiteConfig.model_validate(
         {
@@ -217,6 +226,8 @@ async def one_run(
             rss = max(rss, rss_mb() + proc_rss_mb(pids))
         s1, elapsed, cpu = w.acked_samples, time.perf_counter() - t0, time.process_time() - c0
         cpu += proc_cpu_s(pids) - wc0
+        if TRACE[0]:
+            print_allocations(TRACE[0], points)
         drops = col.queue.dropped - d0
         drops_startup = d0
         stop.set()
@@ -239,7 +250,26 @@ async def one_run(
         "store_b": store_b / max(stored, 1),
         "ledger_b": ledger_b / max(stored, 1),
         "peak_mb": rss_mb("VmHWM"),
+        # resident memory the collector adds to the bare interpreter and its libraries, per
+        # configured point (the same per sample per interval: one sample a point a poll)
+        "kb_per_point": (rss - BASE_MB[0]) * 1024 / points,
     }
+
+
+def print_allocations(top: int, points: int) -> None:
+    """The ``top`` places (file:line) holding the most live Python memory now, with bytes per
+    configured point (``--tracemalloc``: started before the site is built)."""
+    import tracemalloc
+
+    snap = tracemalloc.take_snapshot()
+    total = sum(st.size for st in snap.statistics("filename"))
+    print(f"  tracemalloc: {total / 2**20:.1f} MB live ({total / points:.0f} B per point); top:")
+    for st in snap.statistics("lineno")[:top]:
+        frame = st.traceback[0]
+        print(
+            f"    {st.size / 2**20:7.1f} MB {st.size / points:6.0f} B/point {st.count:>9,} "
+            f"blocks  {frame.filename.split('/site-packages/')[-1]}:{frame.lineno}"
+        )
 
 
 def free_port() -> int:
@@ -272,7 +302,23 @@ def main() -> None:
     ap.add_argument("--sim", choices=("fast", "pymodbus"), default="fast")
     ap.add_argument("--units-per-port", type=int, default=10)
     ap.add_argument("--profile", type=Path, help="write a cProfile of the (last) run here")
+    ap.add_argument(
+        "--tracemalloc",
+        type=int,
+        default=0,
+        metavar="N",
+        help="trace Python allocations (slow) and print the N largest live sites per run",
+    )
     args = ap.parse_args()
+    for mod in ("edge.store.ledger", "edge.store.sqlite"):  # libraries: part of the base
+        importlib.import_module(mod)
+
+    BASE_MB[0] = rss_mb()
+    TRACE[0] = args.tracemalloc
+    if args.tracemalloc:
+        import tracemalloc
+
+        tracemalloc.start()
     interval = 10 if args.ceiling else args.interval_ms
     units = (max(args.points) + PER_UNIT - 1) // PER_UNIT
     per_port = args.units_per_port if args.sim == "fast" else units
@@ -329,7 +375,8 @@ def main() -> None:
                     f"  {points:,} points run {i + 1}: {r['samples_s']:,.0f} samples/s stored, "
                     f"CPU {r['cpu_pct']:.1f} % of a core, {r['cpu_us_per_sample']:.2f} us CPU per "
                     f"sample, RSS {r['rss_mb']:.0f} MB (process peak so far "
-                    f"{r['peak_mb']:.0f} MB), drops {r['drops']:.0f} "
+                    f"{r['peak_mb']:.0f} MB; {r['kb_per_point']:.2f} KB per point above the "
+                    f"{BASE_MB[0]:.0f} MB of the bare process), drops {r['drops']:.0f} "
                     f"(start-up {r['drops_startup']:.0f}), store "
                     f"{r['store_b']:.1f} B/sample, ledger {r['ledger_b']:.1f} B/sample"
                 )
@@ -337,7 +384,8 @@ def main() -> None:
             print(
                 f"{points:,} points @ {interval} ms: median {med['samples_s']:,.0f} samples/s, "
                 f"CPU {med['cpu_pct']:.1f} %, {med['cpu_us_per_sample']:.2f} us/sample, "
-                f"RSS {med['rss_mb']:.0f} MB, store {med['store_b']:.1f} B/sample, "
+                f"RSS {med['rss_mb']:.0f} MB ({med['kb_per_point']:.2f} KB/point), "
+                f"peak {med['peak_mb']:.0f} MB, store {med['store_b']:.1f} B/sample, "
                 f"ledger {med['ledger_b']:.1f} B/sample; load {os.getloadavg()[0]:.2f}"
             )
     finally:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import weakref
 import zoneinfo
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, GetCoreSchemaHandler, PrivateAttr, field_validator, model_validator
+from pydantic_core import core_schema
 
 from config.base import Frozen, Identifier
 from config.calendar import Calendar
+from config.columns import ModelColumns
 from config.declared import Declared
 from config.evidence import EvidenceSettings
 from config.gateway import GatewaySettings
@@ -195,6 +199,132 @@ class Point(Frozen):
         return addr
 
 
+class PointTable(Sequence[Point]):
+    """A device's points: a read-only sequence of :class:`Point` kept as columns
+    (:mod:`config.columns`, ~20 bytes instead of ~900 per Modbus point that differs from the
+    others only by id and address). Each access builds the ``Point`` again (equal to the
+    validated one); as long as a ``Point`` read is referenced elsewhere, reading the same
+    index again gives that same object (a weak cache), so ``is`` works as on a tuple.
+    Validation, errors and dumps are those of a ``tuple[Point, ...]``."""
+
+    __slots__ = ("_alive", "_columns", "_forget", "_points")
+
+    def __init__(self, points: Sequence[Point] = (), *, compact: bool = True) -> None:
+        self._columns: ModelColumns[Point] | None = None
+        self._points: tuple[Point, ...] | None = tuple(points)
+        self._watch()
+        if compact:
+            self.compact()
+
+    def compact(self) -> None:
+        """Keep the points as columns (validation does it once the device's checks, which
+        read every point, are done). A short table, or models that columns cannot hold,
+        stay as they are."""
+        if self._points is not None and len(self._points) > 1:
+            self._columns = ModelColumns.of(Point, self._points)
+            if self._columns is not None:
+                self._points = None
+
+    def _watch(self) -> None:
+        # index -> the Point read last, while it is referenced elsewhere
+        alive: dict[int, weakref.KeyedRef[int, Point]] = {}
+
+        def forget(ref: weakref.KeyedRef[int, Point]) -> None:
+            if alive.get(ref.key) is ref:
+                del alive[ref.key]
+
+        self._alive = alive
+        self._forget = forget
+
+    def __len__(self) -> int:
+        return len(self._points) if self._points is not None else len(self._columns or ())
+
+    @overload
+    def __getitem__(self, index: int) -> Point: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Point, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> Point | tuple[Point, ...]:
+        if self._points is not None:
+            return self._points[index]
+        assert self._columns is not None
+        n = len(self._columns)
+        if isinstance(index, slice):
+            return tuple(self._row(i) for i in range(*index.indices(n)))
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("point index out of range")
+        return self._row(index)
+
+    def _row(self, i: int) -> Point:
+        alive = self._alive
+        ref = alive.get(i)
+        p = None if ref is None else ref()
+        if p is None:
+            assert self._columns is not None
+            p = self._columns.row(i)
+            assert p is not None
+            alive[i] = weakref.KeyedRef(p, self._forget, i)
+        return p
+
+    def position(self, point_id: str) -> int | None:
+        """Index of the point ``point_id`` (None: not in the table), without building the
+        points before it."""
+        ids = self._columns.values("id") if self._columns is not None else None
+        if ids is None:
+            ids = [p.id for p in self]
+        try:
+            return list(ids).index(point_id)
+        except ValueError:
+            return None
+
+    def __getstate__(self) -> tuple[ModelColumns[Point] | None, tuple[Point, ...] | None]:
+        return self._columns, self._points
+
+    def __setstate__(
+        self, state: tuple[ModelColumns[Point] | None, tuple[Point, ...] | None]
+    ) -> None:
+        self._columns, self._points = state
+        self._watch()
+
+    def __iter__(self) -> Iterator[Point]:
+        if self._points is not None:
+            return iter(self._points)
+        return map(self._row, range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, PointTable | tuple):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        points = handler.generate_schema(tuple[Point, ...])
+
+        def validate(value: Any, inner: core_schema.ValidatorFunctionWrapHandler) -> PointTable:
+            if isinstance(value, PointTable):
+                return value
+            return cls(inner(value), compact=False)  # Device._protocol compacts it
+
+        return core_schema.no_info_wrap_validator_function(
+            validate,
+            points,
+            serialization=core_schema.wrap_serializer_function_ser_schema(
+                lambda value, nxt: nxt(tuple(value)), schema=points
+            ),
+        )
+
+
 class IdealCycle(Frozen):
     """PRU per product or program (ISO 22400 PRU per product): the ideal cycle time in force
     for a count step is the one of the text held by ``point`` (a ``datatype: text`` point of
@@ -240,7 +370,7 @@ class Device(Frozen):
     unit_price_wan: float | None = Field(
         default=None, ge=0, description="万元 per good unit, for measured output value"
     )
-    points: tuple[Point, ...] = ()
+    points: PointTable = PointTable()
 
     @property
     def protocol(self) -> Protocol | None:
@@ -291,6 +421,8 @@ class Device(Frozen):
                     f"points[{i}] ({point.id}): '{others[0]}' block on a {proto} device"
                 )
         self._check_ideal_cycle()
+        if isinstance(self.points, PointTable):
+            self.points.compact()  # every point checked: keep them as columns from now on
         return self
 
     def _check_ideal_cycle(self) -> None:
@@ -313,7 +445,13 @@ class Device(Frozen):
             )
 
     def point(self, point_id: str) -> Point:
-        for p in self.points:
+        points = self.points
+        if isinstance(points, PointTable):  # a copy may hold a plain tuple
+            i = points.position(point_id)
+            if i is not None:
+                return points[i]
+            raise KeyError(point_id)
+        for p in points:
             if p.id == point_id:
                 return p
         raise KeyError(point_id)

@@ -91,6 +91,21 @@ def jsonable(obj: Any) -> Any:
     raise TypeError(f"cannot put a {type(obj).__name__} into canonical JSON")
 
 
+def is_plain_json(obj: Any) -> bool:
+    """Whether ``obj`` is already what :func:`jsonable` makes, with ASCII keys (dicts of
+    string keys, lists, strings, booleans, None, integers of at most 53 bits): its RFC 8785
+    bytes are then ``json.dumps`` of it as it is, without :func:`jsonable`'s deep copy."""
+    if isinstance(obj, str) or obj is None or isinstance(obj, bool):
+        return True
+    if type(obj) is int:
+        return -_SAFE_INT <= obj <= _SAFE_INT
+    if type(obj) is dict:
+        return all(type(k) is str and k.isascii() and is_plain_json(v) for k, v in obj.items())
+    if type(obj) is list:
+        return all(is_plain_json(v) for v in obj)
+    return False
+
+
 def _ascii_keys(obj: Any) -> bool:
     if isinstance(obj, dict):
         return all(k.isascii() and _ascii_keys(v) for k, v in obj.items())
@@ -161,7 +176,7 @@ def special_record(kind: str, ts: int, fields: Mapping[str, Any]) -> dict[str, A
     for k, v in fields.items():
         if k in rec:
             raise ValueError(f"field {k!r} is reserved in a leaf record")
-        rec[k] = jsonable(v)
+        rec[k] = v if is_plain_json(v) else jsonable(v)  # no copy of a large config
     return rec
 
 
@@ -172,7 +187,7 @@ def record_bytes(record: Mapping[str, Any]) -> bytes:
     if all(
         k.isascii() and (type(v) is str or (type(v) is int and -_SAFE_INT <= v <= _SAFE_INT))
         for k, v in record.items()
-    ):
+    ) or (type(record) is dict and is_plain_json(record)):
         return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
             "utf-8"
         )
