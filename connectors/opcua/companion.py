@@ -33,6 +33,8 @@ class Row:
     element_key: str | None = None  # an array of structures: one point per value of this field
     follow: tuple[tuple[str, str], ...] | None = None  # the variable is a pointer: path from it
     yields_to: tuple[str, ...] = ()  # rows of the machine that take this row's role when found
+    needs: tuple[str, ...] = ()  # rows that must be found too, else this row is a measurement
+    target_optional: bool = False  # a follow row whose target is optional: checked at discovery
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,8 @@ def _row(raw: dict[str, Any], aliases: dict[str, str], where: str) -> Row:
         raise TableError(f"{where}: every row cites its specification (spec:)")
     if raw.get("element_key") is not None and raw.get("field") is None:
         raise TableError(f"{where}: element_key (one point per array element) needs field:")
+    if raw.get("target_optional") and not raw.get("follow"):
+        raise TableError(f"{where}: target_optional is for a follow row")
     return Row(
         id=str(raw["id"]),
         path=_path(str(raw["path"]), aliases, where),
@@ -96,6 +100,8 @@ def _row(raw: dict[str, Any], aliases: dict[str, str], where: str) -> Row:
         element_key=raw.get("element_key"),
         follow=_path(str(raw["follow"]), aliases, where) if raw.get("follow") else None,
         yields_to=tuple(str(x) for x in raw.get("yields_to", ())),
+        needs=tuple(str(x) for x in raw.get("needs", ())),
+        target_optional=bool(raw.get("target_optional", False)),
     )
 
 
@@ -114,5 +120,12 @@ def load_table(path: Path = TABLE) -> Table:
         anchors.append(
             Anchor(str(raw["id"]), alias, int(num), str(raw["spec"]), raw["machine"], rows)
         )
+    ids = {r.id for a in anchors for r in a.points}
+    for a in anchors:
+        for r in a.points:
+            unknown = sorted(set(r.yields_to + r.needs) - ids)
+            if unknown:
+                where = f"{path.name}: {a.id}.{r.id}"
+                raise TableError(f"{where}: yields_to/needs name no row: {unknown}")
     containers = frozenset(str(c) for c in data.get("containers", ()))
     return Table(aliases, tuple(anchors), containers)

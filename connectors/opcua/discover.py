@@ -172,6 +172,24 @@ async def _resolve(
     return ua.NodeId(t.Identifier, t.NamespaceIndex, t.NodeIdType), rel
 
 
+async def _check_target(client: Client, pointer: object, follow: str) -> str:
+    """Why an optional follow target cannot be taken ("" when the object pointed to at
+    discovery has it)."""
+    name = follow.rsplit("/", 1)[-1].split(":", 1)[-1]
+    if not isinstance(pointer, ua.NodeId) or pointer.is_null():
+        return (
+            f"nothing pointed to at discovery (no active job) to check that the job has "
+            f"{name}, optional in the specification: discover again while a job runs"
+        )
+    bp = ua.BrowsePath()
+    bp.StartingNode = pointer
+    bp.RelativePath = ua.RelativePath.from_string("/" + follow)
+    [res] = await client.uaclient.translate_browsepaths_to_nodeids([bp])
+    if res.StatusCode.is_good() and res.Targets:
+        return ""
+    return f"the job pointed to at discovery ({pointer.to_string()}) has no {name}"
+
+
 def _structured(row: Row, anchor: Anchor, where: str, value: object) -> list[Found]:
     """The points of one resolved row: the variable itself, its structure's ``field``, or one
     point per element of an array of structures (``element_key``), named by that key."""
@@ -243,7 +261,10 @@ async def discover_on(
                 if any(alias not in index for alias, _ in row.follow):
                     continue
                 follow = "/".join(f"{index[a]}:{n}" for a, n in row.follow)
-                machine.points.append(Found(row, anchor, where, value, follow=follow))
+                point = Found(row, anchor, where, value, follow=follow)
+                if row.target_optional:
+                    point.missing = await _check_target(client, value, follow)
+                machine.points.append(point)
                 continue
             machine.points.extend(_structured(row, anchor, where, value))
     ordered = sorted(machines.values(), key=lambda m: browse_path_of(m.path))
@@ -318,17 +339,51 @@ def _address(f: Found, example: bool = False) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
+def _demoted(machine: Machine) -> dict[str, str]:
+    """Rows of the machine written as measurements, with the reason: a row it ``yields_to``
+    is found and keeps its own role, or a row it ``needs`` is not found."""
+    rows = {f.row.id: f.row for f in machine.points if f.row.collect and not f.missing}
+    why: dict[str, str] = {}
+    done: dict[str, bool] = {}
+
+    def keeps(rid: str, seen: frozenset[str] = frozenset()) -> bool:
+        if rid in done:
+            return done[rid]
+        if rid in seen:  # a cycle of yields_to in the table: keep the role
+            return True
+        row = rows[rid]
+        reason = ""
+        for y in row.yields_to:
+            if y in rows and keeps(y, seen | {rid}):
+                reason = f"{row.role} taken from {y}: this one is a measurement"
+                break
+        if not reason:
+            for n in row.needs:
+                if n not in rows:
+                    reason = f"{row.role} only beside {n}, which this machine does not have"
+                    break
+        if reason:
+            why[rid] = reason
+        done[rid] = not reason
+        return done[rid]
+
+    for rid, row in rows.items():
+        if row.role != "state":
+            keeps(rid)
+    return why
+
+
 def _points_of(machine: Machine) -> list[tuple[str, Found, str]]:
     """(point id, found, role) with unique ids; the first state row is the state."""
     out: list[tuple[str, Found, str]] = []
     used: set[str] = set()
     have_state = False
-    found = {f.row.id for f in machine.points if f.row.collect and not f.missing}
+    demoted = _demoted(machine)
     for f in machine.points:
         if not f.row.collect or f.missing:
             continue
         role = f.row.role
-        if role != "state" and found.intersection(f.row.yields_to):
+        if f.row.id in demoted:
             role = "measurement"  # another row of the machine is its counter
         if role == "state":
             if have_state:
@@ -386,16 +441,13 @@ def format_fragment(found: Discovery) -> str:
             "    points:",
         ]
         points = _points_of(machine)
+        demoted = _demoted(machine)
         for pid, f, role in points:
             lines.extend(_wrap(f.row.spec, "      "))
             if f.row.note:
                 lines.extend(_wrap(f.row.note, "      "))
-            if role != f.row.role and f.row.role != "state":
-                present = {g.row.id for g in machine.points if g.row.collect and not g.missing}
-                taken = next(r for r in f.row.yields_to if r in present)
-                lines.extend(
-                    _wrap(f"{f.row.role} taken from {taken}: this one is a measurement", "      ")
-                )
+            if f.row.id in demoted:
+                lines.extend(_wrap(demoted[f.row.id], "      "))
             if f.row.role == "state" and role != "state" and f.row.state_map:
                 lines.append(
                     f"      # another state source; its map: {_state_map(f.row.state_map)}"
@@ -424,6 +476,14 @@ def format_fragment(found: Discovery) -> str:
             if not f.row.collect:
                 lines.extend(
                     _wrap(f"not collected: {f.row.id} ({f.row.spec}): {f.row.why}", "      ")
+                )
+            elif f.missing and f.follow:
+                lines.extend(
+                    _wrap(
+                        f"not collected: {f.row.id} ({f.row.spec}): {f.missing}; where the "
+                        f"jobs have it: role {f.row.role}, opcua: {_address(f)}",
+                        "      ",
+                    )
                 )
             elif f.missing:
                 lines.extend(

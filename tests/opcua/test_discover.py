@@ -52,6 +52,7 @@ PACKML = "http://opcfoundation.org/UA/PackML/"
 DI = "http://opcfoundation.org/UA/DI/"
 DAY = parse_range("2026-01-05..2026-01-05", "UTC")
 H = 3_600_000_000_000
+US = 1_000  # OPC UA timestamps count 100 ns: a later instant is at least this much later
 
 
 MATERIALS = {1: "Cola 0.5 l", 7: "Cola 1 l", 99: "Lemonade"}
@@ -275,6 +276,7 @@ class PlantServer:
             ua.NodeId(),
             ua.VariantType.NodeId,
         )
+        await self._mill3(mill2.nodeid.NamespaceIndex)
         # a decoy: named like a Machinery part, of a plain type: not a machine
         decoy = await objects.add_object(idx, "Oven")
         fake = await decoy.add_object(
@@ -282,6 +284,97 @@ class PlantServer:
         )
         await fake.add_variable(idx, "CurrentState", 3)
         await s.start()
+
+    async def _mill3(self, idx: int) -> None:
+        """Mill3: a machine tool whose jobs count their parts and good parts (OPC 40501-1 1.02
+        8.4.3 ProductionJobType.PartsCompleted / PartsGood, optional), a lifetime part counter
+        (8.3.9) and a channel; JobM1 is active at discovery. Beside them, the machine's own
+        cumulative total and good counters a PLC programmer would map by hand."""
+        s, mt = self.server, self.mt
+        mach = (await s.get_namespace_array()).index(MACHINERY)
+        di = (await s.get_namespace_array()).index(DI)
+        [mill, *_] = await instantiate(
+            s.nodes.objects,
+            s.get_node(ua.NodeId(13, mt)),
+            bname=ua.QualifiedName("Mill3", idx),
+            idx=idx,
+            instantiate_optional=False,
+        )
+        monitoring = await mill.get_child(f"{mt}:Monitoring")
+        [channel, *_] = await instantiate(
+            monitoring,
+            s.get_node(ua.NodeId(16, mt)),
+            bname=ua.QualifiedName("Channel1", idx),
+            idx=idx,
+            instantiate_optional=False,
+        )
+        self.vars["Mill3.channel_state"] = await self._var(channel, f"/{mt}:ChannelState")
+        await self.write("Mill3.channel_state", 2, DAY.start_ns - 2 * H)  # Reset
+        watch = await mill.get_child([f"{mt}:Monitoring", f"{mt}:MachineTool"])
+        [counters, *_] = await instantiate(
+            watch,
+            s.get_node(ua.NodeId(1009, mach)),
+            bname=ua.QualifiedName("OperationCounters", di),
+            idx=idx,
+        )
+        await counters.add_variable(
+            ua.NodeId("Mill3.Lifetime", idx),
+            ua.QualifiedName("PartsProducedInLifetime", mt),
+            500,
+            ua.VariantType.UInt64,
+        )
+        for name in ("Total", "Good"):
+            var = await mill.add_variable(
+                ua.NodeId(f"Mill3.{name}", idx),
+                ua.QualifiedName(name, idx),
+                0,
+                ua.VariantType.UInt32,
+            )
+            self.vars[f"Mill3.{name}"] = var.nodeid
+            await self.write(f"Mill3.{name}", 0, DAY.start_ns - 2 * H)
+        production = await mill.get_child(f"{mt}:Production")
+        active = await production.get_child(f"{mt}:ActiveProgram")
+        pointer = await active.add_variable(
+            ua.NodeId("Mill3.JobNodeId", idx),
+            ua.QualifiedName("JobNodeId", mt),
+            ua.NodeId(),
+            ua.VariantType.NodeId,
+        )
+        self.vars["Mill3.JobNodeId"] = pointer.nodeid
+        self.plan3 = await production.add_object(
+            ua.NodeId("Mill3.Plan", idx), ua.QualifiedName("ProductionPlan", mt)
+        )
+        await self.new_job3("JobM1", DAY.start_ns - 2 * H)
+        await self.activate3("JobM1", DAY.start_ns - 2 * H)
+
+    async def new_job3(self, name: str, ts: int) -> None:
+        """A job of Mill3 with the optional PartsCompleted and PartsGood, both 0 at ``ts``."""
+        [job, *_] = await instantiate(
+            self.plan3,
+            self.server.get_node(ua.NodeId(29, self.mt)),
+            bname=ua.QualifiedName(name, self.idx),
+            idx=self.idx,
+            instantiate_optional=False,
+        )
+        self.jobs[name] = job
+        for part in ("PartsCompleted", "PartsGood"):
+            var = await job.add_variable(
+                ua.NodeId(f"{name}.{part}", self.idx),
+                ua.QualifiedName(part, self.mt),
+                0,
+                ua.VariantType.UInt32,
+            )
+            self.vars[f"{name}.{part}"] = var.nodeid
+            await self.write(f"{name}.{part}", 0, ts)
+
+    async def activate3(self, job: str, ts: int) -> None:
+        when = _stamp(ts)
+        dv = ua.DataValue(
+            ua.Variant(self.jobs[job].nodeid, ua.VariantType.NodeId),
+            SourceTimestamp=when,
+            ServerTimestamp=when,
+        )
+        await self.server.write_attribute_value(self.vars["Mill3.JobNodeId"], dv)
 
     async def write(self, name: str, value: int, ts: int) -> None:
         when = _stamp(ts)
@@ -405,7 +498,14 @@ async def test_the_table_cites_a_specification_on_every_row() -> None:
 async def test_machines_found_by_type_not_by_name(plant: PlantServer) -> None:
     text = await _fragment(plant)
     site = _site(text)  # the fragment is a valid site file as it stands
-    assert [d.id for d in site.devices] == ["filler1", "mill1", "mill2", "press1", "press2"]
+    assert [d.id for d in site.devices] == [
+        "filler1",
+        "mill1",
+        "mill2",
+        "mill3",
+        "press1",
+        "press2",
+    ]
     press1 = site.device("press1")
     assert [(p.id, p.role) for p in press1.points] == [
         ("state", "state"),
@@ -871,3 +971,127 @@ async def test_one_counter_source_per_machine_tool(plant: PlantServer) -> None:
     assert roles["runs_completed"] == "measurement"
     assert roles["cycles"] == "measurement"
     assert "# count_total taken from parts_lifetime" in text
+
+
+MILL_BY_HAND = """\
+devices:
+  - id: mill3
+    name: mill (by hand, the PLC's cumulative counters)
+    opcua: {{endpoint: "{endpoint}", publishing_interval_ms: 50}}
+    ideal_cycle_s: 1200
+    key_equipment: true
+    points:
+      - id: state
+        role: state
+        opcua: {{node_id: "{state}"}}
+        state_map: {{"0": producing, "1": down, "2": idle}}
+      - id: total
+        role: count_total
+        opcua: {{node_id: "{total}"}}
+      - id: good
+        role: count_good
+        opcua: {{node_id: "{good}"}}
+"""
+
+
+async def test_machine_tool_part_quality_from_the_job_counters(plant: PlantServer) -> None:
+    """Where the active job has PartsCompleted and PartsGood (OPC 40501-1 1.02 8.4.3), both are
+    followed from ActiveProgram/JobNodeId as count_total and count_good (the lifetime counter
+    and RunsCompleted become measurements); collected across a job change they give the
+    quantities, quality rate and OEE of the machine's own cumulative counters mapped by hand."""
+    text = await _fragment(plant)
+    mill = next(d for d in yaml.safe_load(text)["devices"] if d["id"] == "mill3")
+    roles = {p["id"]: p["role"] for p in mill["points"]}
+    assert {k: v for k, v in roles.items() if v.startswith("count_")} == {
+        "parts_completed": "count_total",
+        "parts_good": "count_good",
+    }
+    assert roles["parts_lifetime"] == roles["runs_completed"] == "measurement"
+    assert "# count_total taken from parts_good" in text  # the lifetime counter's comment
+    good = next(p for p in mill["points"] if p["id"] == "parts_good")
+    assert good["opcua"]["follow"] == f"{plant.mt}:PartsGood"
+    assert good["opcua"]["mode"] == "poll"
+    # Mill1 has no active job at discovery: the optional counters are comments, not points
+    assert "not collected: parts_good (OPC 40501-1 1.02 8.4.5" in text
+    assert "nothing pointed to at discovery (no active job)" in text
+    mill["ideal_cycle_s"] = 1200
+    mill["opcua"]["publishing_interval_ms"] = 50
+    mill["points"] = [
+        p for p in mill["points"] if p["id"] in ("channel_state", "parts_completed", "parts_good")
+    ]
+    # polled points go stale after 3 heartbeats, and the recorder stores one sample per
+    # heartbeat; the pinned source timestamps here jump by hours: both sites hold values a day
+    kpi = "kpi: {stale_after_s: 86400}\n"
+    discovered = _site(kpi + yaml.safe_dump({"devices": [mill]}))
+    hand = _site(
+        kpi
+        + MILL_BY_HAND.format(
+            endpoint=plant.endpoint,
+            state=plant.vars["Mill3.channel_state"].to_string(),
+            total=plant.vars["Mill3.Total"].to_string(),
+            good=plant.vars["Mill3.Good"].to_string(),
+        )
+    )
+    sinks = [RecordingSink(), RecordingSink()]
+    sites = [discovered, hand]
+    ids = [["channel_state", "parts_completed", "parts_good"], ["state", "total", "good"]]
+    s = DAY.start_ns
+
+    async def step(writes: list[tuple[str, int]], ts: int, waits: list[int]) -> None:
+        for name, value in writes:
+            await plant.write(name, value, ts)
+        for sink, pids in zip(sinks, ids, strict=True):
+            wanted = [pids[i] for i in waits]
+            await sink.wait(
+                lambda sink=sink, wanted=wanted: all(
+                    any(x.ts == ts for x in sink.of("mill3", p)) for p in wanted
+                ),
+                what=f"step at {ts}: {wanted}",
+            )
+
+    connectors = [OpcUaConnector(x.devices[0].opcua, (x.devices[0],)) for x in sites]  # type: ignore[arg-type]
+    async with running(connectors[0], sinks[0]), running(connectors[1], sinks[1]):
+        for sink, pids in zip(sinks, ids, strict=True):
+            await sink.wait(
+                lambda sink=sink, pids=pids: all(sink.of("mill3", p) for p in pids), what="first"
+            )
+        await step([("Mill3.channel_state", 0)], s - H, [0])  # Active since before the day
+        # 6 h: 20 parts, 1 bad; then Reset (idle) 2 h
+        counts = [("JobM1.PartsCompleted", 20), ("JobM1.PartsGood", 19)]
+        await step([*counts, ("Mill3.Total", 20), ("Mill3.Good", 19)], s + 6 * H, [1, 2])
+        await step([("Mill3.channel_state", 2)], s + 6 * H + US, [0])
+        # a new job from 8 h (its counters start at 0: a baseline), Active again
+        await plant.new_job3("JobM2", s + 8 * H)
+        await plant.activate3("JobM2", s + 8 * H)
+        await sinks[0].wait(
+            lambda: any(x.ts == s + 8 * H for x in sinks[0].of("mill3", "parts_good")),
+            what="JobM2 followed",
+        )
+        await step([("Mill3.channel_state", 0)], s + 8 * H + US, [0])
+        # 10 more parts, 3 bad, by 14 h; Interrupted (down) 14-16 h; Active to the end
+        counts = [("JobM2.PartsCompleted", 10), ("JobM2.PartsGood", 7)]
+        await step([*counts, ("Mill3.Total", 30), ("Mill3.Good", 26)], s + 14 * H, [1, 2])
+        await step([("Mill3.channel_state", 1)], s + 14 * H + US, [0])
+        await step([("Mill3.channel_state", 0)], s + 16 * H, [0])
+    readers = []
+    for sink, pids in zip(sinks, ids, strict=True):
+        assert not [x for x in sink.samples if x.quality.name != "GOOD"], sink.samples
+        rd = MemReader()
+        for p in pids:
+            got = {x.ts: x.value for x in sink.of("mill3", p) if x.ts < DAY.end_ns}
+            rd.add("mill3", p, list(got), list(got.values()))
+        beats = range(DAY.start_ns - H, DAY.end_ns + H, 10_000_000_000)
+        rd.add("_gateway", "alive", beats, [1.0] * len(beats))
+        readers.append(rd)
+    a = compute_period(readers[0], discovered, DAY)
+    b = compute_period(readers[1], hand, DAY)
+    assert a.machines == b.machines
+    assert a.kpis["oee"].value == b.kpis["oee"].value
+    m = a.machines[0]
+    assert (m["quantities"]["pq"], m["quantities"]["gq"]) == (30.0, 26.0)
+    assert m["quality_ratio"] == pytest.approx(26 / 30)
+    # producing 20 h of 24 (idle 6-8 h, down 14-16 h): availability 5/6; 30 x 1200 s = 10 h
+    # ideal in 20 h run: effectiveness 1/2
+    assert m["availability"] == pytest.approx(5 / 6)
+    assert m["effectiveness"] == pytest.approx(1 / 2)
+    assert m["oee"] == pytest.approx(5 / 6 * 1 / 2 * 26 / 30)
