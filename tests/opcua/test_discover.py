@@ -45,7 +45,12 @@ FILES = [
     "Opc.Ua.Machinery.Jobs.Nodeset2.xml",  # requires ISA95-JOBCONTROL
     "Opc.Ua.MachineTool.NodeSet2.xml",
     "Opc.Ua.PackML.NodeSet2.xml",
+    # OPC 40502 CNC (2017): its types import with strict_mode=False; the example instances it
+    # ships (axes without a parent node) do not, and its example CncInterface "test" under
+    # Objects is removed after the import (a plant, not the specification's example)
+    "Opc.Ua.CNC.NodeSet.xml",
 ]
+CNC = "http://opcfoundation.org/UA/CNC"
 MACHINE_TOOL = "http://opcfoundation.org/UA/MachineTool/"
 MACHINERY = "http://opcfoundation.org/UA/Machinery/"
 PACKML = "http://opcfoundation.org/UA/PackML/"
@@ -133,6 +138,10 @@ class PlantServer:
             await s.import_xml(str(self.nodesets / f), strict_mode=False)
         ns = await s.get_namespace_array()
         mach, packml, di = ns.index(MACHINERY), ns.index(PACKML), ns.index(DI)
+        self.cnc = ns.index(CNC)
+        example = s.get_node(ua.NodeId(5008, self.cnc))
+        assert (await example.read_browse_name()).Name == "test"
+        await s.delete_nodes([example], recursive=True)
         idx = await s.register_namespace("urn:test:plant")
         self.idx, self.packml = idx, packml
         objects = s.nodes.objects
@@ -277,6 +286,7 @@ class PlantServer:
             ua.VariantType.NodeId,
         )
         await self._mill3(mill2.nodeid.NamespaceIndex)
+        await self._lathe(idx)
         # a decoy: named like a Machinery part, of a plain type: not a machine
         decoy = await objects.add_object(idx, "Oven")
         fake = await decoy.add_object(
@@ -347,6 +357,29 @@ class PlantServer:
         await self.new_job3("JobM1", DAY.start_ns - 2 * H)
         await self.activate3("JobM1", DAY.start_ns - 2 * H)
 
+    async def _lathe(self, idx: int) -> None:
+        """Lathe1: a CNC (OPC 40502) with its CncInterface and one channel, Reset and Stopped."""
+        s, cnc = self.server, self.cnc
+        lathe = await s.nodes.objects.add_object(idx, "Lathe1")
+        [interface, *_] = await instantiate(
+            lathe,
+            s.get_node(ua.NodeId(1007, cnc)),  # CncInterfaceType
+            bname=ua.QualifiedName("CncInterface", cnc),
+            idx=idx,
+            instantiate_optional=False,
+        )
+        channels = await interface.get_child(f"{cnc}:CncChannelList")
+        [channel, *_] = await instantiate(
+            channels,
+            s.get_node(ua.NodeId(1002, cnc)),  # CncChannelType
+            bname=ua.QualifiedName("Channel1", idx),
+            idx=idx,
+            instantiate_optional=False,
+        )
+        for name, value in (("ActStatus", 2), ("ActProgramStatus", 0), ("ActOperationMode", 2)):
+            self.vars[f"Lathe1.{name}"] = await self._var(channel, f"/{cnc}:{name}")
+            await self.write(f"Lathe1.{name}", value, DAY.start_ns - 2 * H, ua.VariantType.Int32)
+
     async def new_job3(self, name: str, ts: int) -> None:
         """A job of Mill3 with the optional PartsCompleted and PartsGood, both 0 at ``ts``."""
         [job, *_] = await instantiate(
@@ -376,11 +409,11 @@ class PlantServer:
         )
         await self.server.write_attribute_value(self.vars["Mill3.JobNodeId"], dv)
 
-    async def write(self, name: str, value: int, ts: int) -> None:
+    async def write(
+        self, name: str, value: int, ts: int, vtype: ua.VariantType = ua.VariantType.UInt32
+    ) -> None:
         when = _stamp(ts)
-        dv = ua.DataValue(
-            ua.Variant(value, ua.VariantType.UInt32), SourceTimestamp=when, ServerTimestamp=when
-        )
+        dv = ua.DataValue(ua.Variant(value, vtype), SourceTimestamp=when, ServerTimestamp=when)
         await self.server.write_attribute_value(self.vars[name], dv)
 
     async def counts(self, counts: Counts, ts: int) -> None:
@@ -500,6 +533,7 @@ async def test_machines_found_by_type_not_by_name(plant: PlantServer) -> None:
     site = _site(text)  # the fragment is a valid site file as it stands
     assert [d.id for d in site.devices] == [
         "filler1",
+        "lathe1",
         "mill1",
         "mill2",
         "mill3",
@@ -1095,3 +1129,85 @@ async def test_machine_tool_part_quality_from_the_job_counters(plant: PlantServe
     assert m["availability"] == pytest.approx(5 / 6)
     assert m["effectiveness"] == pytest.approx(1 / 2)
     assert m["oee"] == pytest.approx(5 / 6 * 1 / 2 * 26 / 30)
+
+
+LATHE_BY_HAND = """\
+devices:
+  - id: lathe1
+    name: lathe (by hand)
+    opcua: {{endpoint: "{endpoint}", publishing_interval_ms: 50}}
+    key_equipment: true
+    points:
+      - id: state
+        role: state
+        opcua: {{node_id: "{state}"}}
+        state_map: {{"0": producing, "1": down, "2": idle}}
+"""
+
+
+async def test_cnc_channel_status_from_the_official_cnc_nodeset(plant: PlantServer) -> None:
+    """OPC 40502: a channel (CncChannelType from the official 2017 NodeSet) below a machine's
+    CncInterface is found by its type; ActStatus is the state, ActProgramStatus a measurement
+    with its map in a comment; collected, the channel status gives the times of a hand
+    mapping."""
+    text = await _fragment(plant)
+    lathe = next(d for d in yaml.safe_load(text)["devices"] if d["id"] == "lathe1")
+    assert [(p["id"], p["role"]) for p in lathe["points"]] == [
+        ("channel_status", "state"),
+        ("program_status", "measurement"),
+        ("cnc_operation_mode", "measurement"),
+    ]
+    status = lathe["points"][0]
+    assert status["state_map"] == {"0": "producing", "1": "down", "2": "idle"}
+    names = [seg.split(":", 1)[1] for seg in status["opcua"]["browse_path"].split("/")]
+    assert names == ["Objects", "Lathe1", "CncInterface", "CncChannelList", "Channel1", "ActStatus"]
+    assert (
+        '# another state source; its map: {"0": idle, "1": producing, "2": idle, "3": down, '
+        '"4": idle}' in text
+    )
+    assert "OPC 40502 CncChannelType.ActProgramStatus; 7.2.5 CncChannelProgramStatus" in text
+    lathe["opcua"]["publishing_interval_ms"] = 50
+    lathe["points"] = lathe["points"][:2]
+    discovered = _site(yaml.safe_dump({"devices": [lathe]}))
+    hand = _site(
+        LATHE_BY_HAND.format(
+            endpoint=plant.endpoint, state=plant.vars["Lathe1.ActStatus"].to_string()
+        )
+    )
+    sinks = [RecordingSink(), RecordingSink()]
+    ids = [["channel_status", "program_status"], ["state"]]
+    s = DAY.start_ns
+    connectors = [OpcUaConnector(x.devices[0].opcua, (x.devices[0],)) for x in (discovered, hand)]  # type: ignore[arg-type]
+    async with running(connectors[0], sinks[0]), running(connectors[1], sinks[1]):
+        for sink, pids in zip(sinks, ids, strict=True):
+            await sink.wait(lambda sink=sink, pids=pids: all(sink.of("lathe1", p) for p in pids))
+        # Active (program Running) 0-9 h, Interrupted (feed hold) 9-10 h, Active to 18 h, Reset
+        for ts, act, prog in (
+            (s - H, 0, 1),
+            (s + 9 * H, 1, 3),
+            (s + 10 * H, 0, 1),
+            (s + 18 * H, 2, 0),
+        ):
+            await plant.write("Lathe1.ActStatus", act, ts, ua.VariantType.Int32)
+            await plant.write("Lathe1.ActProgramStatus", prog, ts, ua.VariantType.Int32)
+            for sink, pids in zip(sinks, ids, strict=True):
+                await sink.wait(
+                    lambda sink=sink, pids=pids, ts=ts: all(
+                        any(x.ts == ts for x in sink.of("lathe1", p)) for p in pids
+                    ),
+                    what=f"step at {ts}",
+                )
+    program = {x.ts: x.value for x in sinks[0].of("lathe1", "program_status")}
+    assert program[s + 9 * H] == 3.0  # Interrupted, as a number
+    readers = []
+    for sink, pid in zip(sinks, ("channel_status", "state"), strict=True):
+        rd = MemReader()
+        got = {x.ts: x.value for x in sink.of("lathe1", pid) if x.ts < DAY.end_ns}
+        rd.add("lathe1", pid, list(got), list(got.values()))
+        beats = range(DAY.start_ns - H, DAY.end_ns + H, 10_000_000_000)
+        rd.add("_gateway", "alive", beats, [1.0] * len(beats))
+        readers.append(rd)
+    a = compute_period(readers[0], discovered, DAY)
+    b = compute_period(readers[1], hand, DAY)
+    assert a.machines[0]["times_s"] == b.machines[0]["times_s"]
+    assert a.machines[0]["availability"] == pytest.approx(17 / 24)
