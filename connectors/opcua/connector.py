@@ -18,7 +18,7 @@ from config.opcua import OpcUaConnection
 from connectors.base import NAN, ConnectorError, Quality, Sample, Sink, now_ns
 from connectors.opcua.convert import sample_of, status_name
 from connectors.opcua.fastpublish import install as install_fast_publish
-from connectors.opcua.follow import Following, poll_followed
+from connectors.opcua.follow import Following, new_session, poll_followed
 from connectors.opcua.history import backfill, mark_historizing
 from connectors.opcua.select import UNDECODED, load_structures
 from connectors.opcua.session import (
@@ -91,7 +91,7 @@ class OpcUaConnector:
         self.time_ns: Callable[[], int] = now_ns  # the gateway's clock (receive times)
         self._backfilling = False
         self._first_seen = asyncio.Event()
-        self._following: dict[tuple[str, str], Following] = {}  # follow points, per session
+        self._following: dict[tuple[str, str], Following] = {}  # follow points (all sessions)
 
     # ----------------------------------------------------------------- resume / markers
     def resume(
@@ -205,7 +205,7 @@ class OpcUaConnector:
                     failed,
                     UNDECODED,
                 )
-        self._following = {}
+        new_session(self._following)
         for r in self.refs:
             r.since = r.last_ts
             r.since_value = r.last_value

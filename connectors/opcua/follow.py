@@ -13,6 +13,9 @@ while it is the one pointed to. The first reading of a new target is its baselin
 resumed job completed before are not counted again); a reading below the previous one of the
 same target counts from zero (the object's own counter restarted). At most the runs completed
 between a pointer change and the next poll are missed. Any other role stores the target's value.
+After a lost link the same object's runs of the outage count at its first reading (the state is
+kept across the connector's sessions); after a restart of the collector the first reading is a
+baseline.
 """
 
 from __future__ import annotations
@@ -34,12 +37,22 @@ NO_TARGET = "no_target"
 
 @dataclass(slots=True)
 class Following:
-    """Where a follow point stands in the current session."""
+    """Where a follow point stands (kept across the connector's sessions, see
+    :func:`new_session`; lost when the collector restarts)."""
 
     pointer: ua.NodeId | None = None  # the NodeId last read from the pointer variable
     target: ua.NodeId | None = None  # the followed variable (None: to resolve)
     prev: float | None = None  # the target's last raw reading (None: the next is a baseline)
     total: float | None = None  # a counter's running sum (stored value)
+
+
+def new_session(states: dict[tuple[str, str], Following]) -> None:
+    """A new session of the same connector: each target is looked up again (the server may
+    have restarted and renumbered), the pointer and the last reading are kept, so the runs the
+    same object completed while the link was down count at its first reading (a changed
+    pointer makes that reading a baseline, as always)."""
+    for f in states.values():
+        f.target = None
 
 
 def count_step(f: Following, raw: float, scale: float = 1.0) -> float:
