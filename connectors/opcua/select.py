@@ -4,8 +4,10 @@ the array element whose identifying field has a given value (site file ``field``
 
 Structures arrive decoded (asyncua builds a class per DataType from the server's
 DataTypeDefinition, :func:`asyncua.Client.load_data_type_definitions`, which the connector calls
-when a point selects a field). What cannot be selected is never a value: :func:`select` raises
-:class:`NotSelected` with the status of the bad sample to store (see the constants).
+when a point selects a field; then from the server's DataTypeDictionaries for the structures of
+servers that have no DataTypeDefinition). What cannot be selected is never a value:
+:func:`select` raises :class:`NotSelected` with the status of the bad sample to store (see the
+constants).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asyncua import ua
+from asyncua.common.structures import load_type_definitions
 
 from config.opcua import OpcUaAddress
 
@@ -110,4 +113,30 @@ async def load_structures(client: Any) -> str | None:
         await client.load_data_type_definitions()
     except Exception as exc:  # a server's broken definition must not stop the collection
         return f"{type(exc).__name__}: {exc}"
+    try:
+        await _load_dictionaries(client)
+    except Exception as exc:
+        return f"DataTypeDictionary: {type(exc).__name__}: {exc}"
     return None
+
+
+async def _load_dictionaries(client: Any) -> None:
+    """The structures a server describes only in a DataTypeDictionary (the "OPC Binary" type
+    system of OPC UA 1.03, OPC 10000-5 D.5; servers of that era have no DataTypeDefinition
+    attribute): asyncua's dictionary loader, keeping every class already registered (the 1.04
+    definitions and types known before win; only the structures nothing decoded are added)."""
+    import asyncua.ua as ua_module
+    from asyncua.ua import uatypes
+
+    names = dict(vars(ua_module))
+    by_typeid = dict(uatypes.extension_objects_by_typeid)
+    typeids = dict(uatypes.extension_object_typeids)
+    try:
+        await load_type_definitions(client)
+    finally:
+        for typeid, cls in by_typeid.items():
+            uatypes.extension_objects_by_typeid[typeid] = cls
+        uatypes.extension_object_typeids.update(typeids)
+        for name, value in names.items():
+            if vars(ua_module).get(name) is not value:
+                setattr(ua_module, name, value)

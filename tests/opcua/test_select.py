@@ -105,7 +105,14 @@ async def test_structure_definitions_that_fail_to_load_are_reported_not_raised()
         async def load_data_type_definitions(self) -> None:
             raise RuntimeError("Unknown datatype for field OutputInfo")
 
+    class NoDictionaries:
+        async def get_children_descriptions(self) -> list[object]:
+            return []
+
     class Fine:
+        class nodes:  # the client's attribute
+            opc_binary = NoDictionaries()
+
         async def load_data_type_definitions(self) -> None:
             return None
 
