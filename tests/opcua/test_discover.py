@@ -723,6 +723,27 @@ async def test_a_table_row_without_its_citation_or_map_is_refused(
         load_table(broken)
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("needs: [parts_completed]", "needs: [parts_complete]", "name no row"),
+        ("yields_to: [parts_good]", "yields_to: [part_good]", "name no row"),
+        ("        follow: mt:PartsGood\n", "", "target_optional is for a follow row"),
+    ],
+)
+async def test_a_table_row_naming_a_missing_row_is_refused(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    from connectors.opcua.companion import TABLE, TableError
+
+    text = TABLE.read_text(encoding="utf-8")
+    assert old in text
+    broken = tmp_path / "companion.yaml"
+    broken.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(TableError, match=message):
+        load_table(broken)
+
+
 async def test_a_server_without_companion_types_gives_an_empty_fragment(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
