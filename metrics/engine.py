@@ -559,6 +559,10 @@ def _qty(dd: _DeviceData, win_set: IntervalSet, s: int, e: int) -> Quantities | 
         g = by_role.get("count_good", zero)
         pq = (g[0] + sq[0] + rq[0], g[1] + sq[1] + rq[1])
     gq = by_role["count_good"] if has_good else (pq[0] - sq[0] - rq[0], pq[1] - sq[1] - rq[1])
+    # PQ = GQ + SQ + RQ (ISO 22400-2): with total and good counted, scrap is measured too
+    scrap_derived = has_total and has_good and "count_scrap" not in by_role
+    if scrap_derived:
+        sq = (pq[0] - gq[0] - rq[0], pq[1] - gq[1] - rq[1])
     return Quantities(
         pq=pq[0],
         gq=gq[0],
@@ -570,6 +574,7 @@ def _qty(dd: _DeviceData, win_set: IntervalSet, s: int, e: int) -> Quantities | 
         rq_period=rq[1],
         has_good=has_good,
         has_total=has_total,
+        scrap_derived=scrap_derived,
     )
 
 

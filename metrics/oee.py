@@ -50,6 +50,9 @@ class Quantities:
     rq_period: float
     has_good: bool
     has_total: bool
+    # no scrap counter, total and good counted: SQ = PQ - GQ - RQ (ISO 22400-2: PQ = GQ + SQ +
+    # RQ); without a rework counter the nonconforming units are not split into scrap and rework
+    scrap_derived: bool = False
 
 
 @dataclass(frozen=True)
@@ -250,6 +253,11 @@ def machine_flags(m: MachineOee) -> tuple[str, ...]:
         out.append(offline_note(m.device, m.times.offline, cov, m.exclude_offline))
     if m.times.unmapped:
         out.append(f"{m.device}: {m.times.unmapped} state samples with unmapped raw values")
+    if m.qty.scrap_derived:
+        out.append(
+            f"{m.device}: scrap = total - good - rework (no scrap counter; without a rework "
+            "counter scrap and rework are not told apart)"
+        )
     outside = m.times.producing_total - m.times.apt
     if outside > 0:
         out.append(f"{m.device}: {outside / 3.6e12:.2f} h producing outside planned busy time")

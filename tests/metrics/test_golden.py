@@ -92,6 +92,8 @@ def test_golden_cases_present() -> None:
         "import_change_only_end",
         "link_lost_resend",
         "counter_backfill_healed",
+        # scrap measured from total and good counters
+        "defect_from_total_and_good",
     } <= set(CASES)
 
 

@@ -1144,6 +1144,7 @@ async def test_machine_tool_part_quality_from_the_job_counters(plant: PlantServe
     assert a.kpis["oee"].value == b.kpis["oee"].value
     m = a.machines[0]
     assert (m["quantities"]["pq"], m["quantities"]["gq"]) == (30.0, 26.0)
+    assert m["quantities"]["sq"] == 4.0  # PQ - GQ: no scrap counter, scrap still measured
     assert m["quality_ratio"] == pytest.approx(26 / 30)
     # producing 20 h of 24 (idle 6-8 h, down 14-16 h): availability 5/6; 30 x 1200 s = 10 h
     # ideal in 20 h run: effectiveness 1/2
