@@ -33,6 +33,8 @@ _NP_TYPE: dict[str, str] = {
     "uint64": ">u8",
     "float64": ">f8",
 }
+Words = Sequence[int] | Sequence[bool] | npt.NDArray[np.uint16] | npt.NDArray[np.bool_]
+"""A response's registers or bits: Python values, or an array (see :meth:`BlockDecoder.decode`)."""
 _FLOATS = frozenset({"float32", "float64"})
 _GOOD = int(Quality.GOOD)
 _BAD = int(Quality.BAD)
@@ -100,22 +102,25 @@ class BlockDecoder:
             )
 
     def decode(
-        self, words: Sequence[int] | Sequence[bool]
+        self, words: Words
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint8], dict[int, str]]:
-        """Values, qualities and statuses (by point index, non-empty only) of the points."""
+        """Values, qualities and statuses (by point index, non-empty only) of the points.
+
+        ``words`` is the response's registers (or bits) as a list or as a numpy array (the
+        lean client's big-endian ``uint16`` view of the received bytes: no copy to ints)."""
         n = self.size
         values = np.full(n, math.nan, dtype=np.float64)
         quality = np.full(n, _GOOD, dtype=np.uint8)
         status: dict[int, str] = {}
         count = len(words)
         if self.bits:
-            arr = np.array(words, dtype=bool)
+            arr = words if isinstance(words, np.ndarray) else np.array(words, dtype=bool)
             ok = self.bit_offsets < count
             values[ok] = arr[self.bit_offsets[ok]]
             for i in np.flatnonzero(~ok).tolist():
                 quality[i], status[i] = _BAD, "short_response"
             return values, quality, status
-        regs = np.array(words, dtype=np.uint16)
+        regs = words if isinstance(words, np.ndarray) else np.array(words, dtype=np.uint16)
         for g in self.groups:
             if count >= int(g.end.max()):
                 idx, offs = g.index, g.offsets
@@ -145,7 +150,8 @@ class BlockDecoder:
         good = quality == _GOOD
         values[good] = values[good] * self.scale[good] + self.offset[good]
         if self.slow:
-            readings = decode_response(self.request, words)
+            listed = words.tolist() if isinstance(words, np.ndarray) else words
+            readings = decode_response(self.request, listed)
             for i in self.slow:
                 r = readings[i]
                 values[i], quality[i] = r.value, int(r.quality)
