@@ -126,10 +126,14 @@ class BlockDecoder:
         ``words`` is the response's registers (or bits) as a list or as a numpy array (the
         lean client's big-endian ``uint16`` view of the received bytes: no copy to ints)."""
         n = self.size
+        count = len(words)
+        only = self.only
+        if only is not None and count >= only.end_max:
+            regs = words if isinstance(words, np.ndarray) else np.array(words, dtype=np.uint16)
+            return self._decode_only(only, regs)
         values = np.full(n, math.nan, dtype=np.float64)
         quality = np.full(n, _GOOD, dtype=np.uint8)
         status: dict[int, str] = {}
-        count = len(words)
         if self.bits:
             arr = words if isinstance(words, np.ndarray) else np.array(words, dtype=bool)
             ok = self.bit_offsets < count
@@ -138,9 +142,6 @@ class BlockDecoder:
                 quality[i], status[i] = _BAD, "short_response"
             return values, quality, status
         regs = words if isinstance(words, np.ndarray) else np.array(words, dtype=np.uint16)
-        only = self.only
-        if only is not None and count >= only.end_max:
-            return self._decode_only(only, regs)
         for g in self.groups:
             if count >= g.end_max:
                 idx, offs = g.index, g.offsets

@@ -125,14 +125,15 @@ def parse_read(
     if len(pdu) < 2 or pdu[1] != len(pdu) - 2:
         got = pdu[1] if len(pdu) > 1 else "no"
         raise FrameError(f"byte count {got} does not match the {len(pdu) - 2} data bytes")
-    data = np.frombuffer(pdu, dtype=np.uint8, offset=2)
+    size = len(pdu) - 2
     if function in (1, 2):
+        data = np.frombuffer(pdu, dtype=np.uint8, offset=2)
         bits = np.unpackbits(data, bitorder="little")[:count]
         return bits.astype(np.bool_)
-    if data.shape[0] % 2:
-        raise FrameError(f"odd byte count {data.shape[0]} in a register response")
-    if data.shape[0] > 2 * count:
-        raise FrameError(f"{data.shape[0] // 2} registers in the response, {count} requested")
+    if size % 2:
+        raise FrameError(f"odd byte count {size} in a register response")
+    if size > 2 * count:
+        raise FrameError(f"{size // 2} registers in the response, {count} requested")
     return np.frombuffer(pdu, dtype=">u2", offset=2)
 
 
