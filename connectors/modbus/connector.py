@@ -23,6 +23,11 @@ lines are too), each bounded by its device's ``timeout_s``:
 
 Timestamps are the gateway's clock when the response arrived.
 
+Modbus TCP reads go through the lean client of :mod:`connectors.modbus.wire` (the device
+setting ``client: lean``, the default): the registers reach the bulk decoder as an array over
+the received bytes; a frame that cannot be the answer is a :class:`ConnectorError` (the
+supervisor reconnects). ``client: pymodbus`` and RTU read through pymodbus.
+
 Scheduling (:mod:`connectors.modbus.cadence`): polls are due on a fixed grid per interval; a
 poll that overruns its next slot skips the missed slots (counted per device,
 ``modbus_skipped_polls``, with the actual mean period ``modbus_poll_period_ms``) and keeps the
