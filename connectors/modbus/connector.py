@@ -69,7 +69,7 @@ from connectors.modbus.plan import (
     plan_requests,
     point_refs,
 )
-from connectors.modbus.wire import ExceptionResponse, LeanTcpClient, WireError
+from connectors.modbus.wire import ExceptionResponse, LeanTcpClient, UnitMismatch, WireError
 
 log = logging.getLogger("shopfloor.modbus")
 
@@ -545,6 +545,9 @@ class ModbusConnector:
                 continue
             except ExceptionResponse as exc:
                 words = exc.code
+            except UnitMismatch:
+                self.stats.timeouts += 1  # as pymodbus: another unit's answer is no answer
+                continue
             except WireError as exc:
                 raise ConnectorError(f"Modbus {self.endpoint}: {exc}") from exc
             except ConnectionException as exc:

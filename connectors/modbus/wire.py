@@ -13,7 +13,8 @@ object per register.
 transaction no longer waited for (it timed out) is dropped. What cannot be a Modbus TCP
 response to the request (protocol id not 0, a length out of range, another unit or function,
 a byte count that does not match) raises :class:`FrameError` and closes the connection: the
-stream can no longer be trusted to be in step, and the supervisor reconnects.
+stream can no longer be trusted to be in step, and the supervisor reconnects. An answer from
+another unit id raises :class:`UnitMismatch` and keeps the connection.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ class WireError(Exception):
 
 class FrameError(WireError):
     """A frame that cannot be a Modbus TCP response (the message says what is wrong)."""
+
+
+class UnitMismatch(Exception):
+    """A well-framed answer from another unit id than the request's (the stream is still in
+    step: the connection stays; the read counts as unanswered, as with pymodbus). A request
+    to unit 0 takes any unit id in the answer."""
 
 
 class ExceptionResponse(Exception):
@@ -113,8 +120,8 @@ def parse_read(
     :class:`ExceptionResponse` for an exception response and :class:`FrameError` for what does
     not answer the request."""
     pdu = frame.pdu
-    if frame.unit != unit:
-        raise FrameError(f"response from unit {frame.unit}, the request was to unit {unit}")
+    if unit and frame.unit != unit:
+        raise UnitMismatch(f"response from unit {frame.unit}, the request was to unit {unit}")
     fc = pdu[0]
     if fc == function | 0x80:
         if len(pdu) != 2:
@@ -228,3 +235,4 @@ class LeanTcpClient(asyncio.Protocol):
             self._error = exc
             transport.abort()
             raise
+        # UnitMismatch / ExceptionResponse: an answer in step, the connection stays

@@ -21,6 +21,7 @@ from connectors.modbus.wire import (
     FrameError,
     Framer,
     LeanTcpClient,
+    UnitMismatch,
     WireError,
     parse_read,
     request_frame,
@@ -112,7 +113,6 @@ def test_exception_response_carries_its_code() -> None:
     [
         # truncated: the byte count says 6 data bytes, the frame carries 4
         (response(1, 1, 3, regs(1, 2), count=6), "byte count 6 does not match the 4"),
-        (response(1, 2, 3, regs(1)), "from unit 2, the request was to unit 1"),
         (response(1, 1, 4, regs(1)), "function 4, the request was function 3"),
         (response(1, 1, 3, b"\x00\x01\x02"), "odd byte count 3"),
         (response(1, 1, 3, regs(1, 2, 3)), "3 registers in the response, 2 requested"),
@@ -125,6 +125,29 @@ def test_a_frame_that_does_not_answer_the_request_is_a_frame_error(
     (frame,) = Framer().feed(wire)
     with pytest.raises(FrameError, match=message):
         parse_read(frame, 1, 3, 2)
+
+
+def test_an_answer_from_another_unit_is_a_mismatch_unless_the_request_was_to_unit_0() -> None:
+    (frame,) = Framer().feed(response(1, 2, 3, regs(9)))
+    with pytest.raises(UnitMismatch, match="from unit 2, the request was to unit 1"):
+        parse_read(frame, 1, 3, 1)
+    assert parse_read(frame, 0, 3, 1).tolist() == [9]
+
+
+async def test_another_units_answer_keeps_the_link_and_reads_as_a_timeout() -> None:
+    async def script(tid: int, req: bytes, w: asyncio.StreamWriter) -> None:
+        w.write(response(tid, 99, 3, regs(5)))
+
+    async with scripted(script) as port:
+        pts = [{"id": "p", "datatype": "uint16", "modbus": {"address": 0}}]
+        (conn,) = build(site([device("d", port, pts, timeout_s=0.2)]))
+        assert isinstance(conn, ModbusConnector)
+        sink = Recorder()
+        async with running(conn.run(sink)):
+            await sink.wait(lambda: conn.stats.timeouts >= 2)
+    assert sink.links == [("d", True), ("d", False)]  # one connection all along
+    assert {s.status for s in sink.of("d", "p")} == {"timeout"}
+    assert sink.errors[("d", "timeout")] >= 2
 
 
 # -- the client against scripted servers on loopback -----------------------------------------
