@@ -52,6 +52,11 @@ class ModbusConnection(Frozen):
         ge=1,
         description="cap of that wait (it doubles after each refused retry)",
     )
+    client: Literal["lean", "pymodbus"] = Field(
+        default="lean",
+        description="Modbus TCP reads through the lean built-in client or through pymodbus "
+        "(RTU always uses pymodbus); devices on one endpoint must agree",
+    )
 
     @model_validator(mode="after")
     def _endpoint(self) -> ModbusConnection:

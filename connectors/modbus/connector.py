@@ -23,6 +23,11 @@ lines are too), each bounded by its device's ``timeout_s``:
 
 Timestamps are the gateway's clock when the response arrived.
 
+Modbus TCP reads go through the lean client of :mod:`connectors.modbus.wire` (the device
+setting ``client: lean``, the default): the registers reach the bulk decoder as an array over
+the received bytes; a frame that cannot be the answer is a :class:`ConnectorError` (the
+supervisor reconnects). ``client: pymodbus`` and RTU read through pymodbus.
+
 Scheduling (:mod:`connectors.modbus.cadence`): polls are due on a fixed grid per interval; a
 poll that overruns its next slot skips the missed slots (counted per device,
 ``modbus_skipped_polls``, with the actual mean period ``modbus_poll_period_ms``) and keeps the
@@ -51,7 +56,7 @@ from pymodbus.framer import FramerType
 from config.modbus import ModbusConnection
 from config.models import Device
 from connectors.base import ConnectorError, Sample, Sink
-from connectors.modbus.block import BlockDecoder
+from connectors.modbus.block import BlockDecoder, Words
 from connectors.modbus.cadence import Cadence
 from connectors.modbus.plan import (
     PlanError,
@@ -64,6 +69,7 @@ from connectors.modbus.plan import (
     plan_requests,
     point_refs,
 )
+from connectors.modbus.wire import ExceptionResponse, LeanTcpClient, UnitMismatch, WireError
 
 log = logging.getLogger("shopfloor.modbus")
 
@@ -204,6 +210,11 @@ class ModbusConnector:
         for dev, conn in zip(devices, conns, strict=True):
             if Endpoint.of(conn) != self.endpoint:
                 raise PlanError(f"device {dev.id} is on {Endpoint.of(conn)}, not {self.endpoint}")
+            if conn.client != conns[0].client:
+                raise PlanError(
+                    f"device {dev.id}: client {conn.client} differs from device "
+                    f"{devices[0].id} on the same endpoint {self.endpoint}"
+                )
             if conn.transport == "rtu":
                 for name in _SERIAL_FIELDS:
                     if getattr(conn, name) != getattr(conns[0], name):
@@ -215,6 +226,7 @@ class ModbusConnector:
         self.devices = tuple(d.id for d in devices)
         self._conn = dict(zip(self.devices, conns, strict=True))
         self._serial = conns[0]
+        self.client_kind = conns[0].client  # "lean" or "pymodbus" (TCP; RTU is pymodbus)
         by_interval: dict[int, list[ReadRequest]] = defaultdict(list)
         for dev, conn in zip(devices, conns, strict=True):
             reqs = plan_requests(
@@ -285,9 +297,13 @@ class ModbusConnector:
             }
         return out
 
-    def _client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+    def _client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient | LeanTcpClient:
         # our own per-request timeout (asyncio.timeout) fires first; the library's is a backstop
         backstop = max(c.timeout_s for c in self._conn.values()) + 1.0
+        if self.endpoint.transport == "tcp" and self.client_kind == "lean":
+            return LeanTcpClient(
+                self.endpoint.address, self.endpoint.port, connect_timeout_s=backstop
+            )
         if self.endpoint.transport == "rtu":
             s = self._serial
             return AsyncModbusSerialClient(
@@ -386,7 +402,7 @@ class ModbusConnector:
                 continue
             if span.split and job.polls >= span.retry_at:
                 outcome = await self._read(client, span.whole)
-                if isinstance(outcome, list):
+                if not isinstance(outcome, str):
                     state.silent = 0
                     span.parts, span.refused, span.wait = [span.whole], (), 0
                     self.per_device[span.device].rejoins += 1
@@ -407,7 +423,7 @@ class ModbusConnector:
                     self._emit(sink, bad_readings(part, "timeout"))
                     continue
                 outcome = await self._read(client, part)
-                if isinstance(outcome, list):
+                if not isinstance(outcome, str):
                     state.silent = 0
                     self._emit_block(sink, part, outcome)
                     continue
@@ -480,7 +496,7 @@ class ModbusConnector:
         while todo:
             req = todo.pop(0)
             outcome = await self._read(client, req)
-            if isinstance(outcome, list):
+            if not isinstance(outcome, str):
                 self._emit_block(sink, req, outcome)
                 good.append(req)
                 continue
@@ -504,15 +520,10 @@ class ModbusConnector:
             span.refused = (*span.refused, *alone)
         self._schedule_retry(job, span, first=refused != span.whole or not span.wait)
 
-    async def _read(self, client: Any, req: ReadRequest) -> list[int] | list[bool] | str:
+    async def _read(self, client: Any, req: ReadRequest) -> Words | str:
         """Registers/bits of ``req``, or a status: ``timeout``, ``modbus_exception_<n>``."""
         conn = self._conn[req.points[0].device]
-        call: Callable[..., Awaitable[Any]] = {
-            1: client.read_coils,
-            2: client.read_discrete_inputs,
-            3: client.read_holding_registers,
-            4: client.read_input_registers,
-        }[req.function_code]
+        lean = isinstance(client, LeanTcpClient)
         for _attempt in range(conn.retries + 1):
             if not client.connected:
                 raise ConnectorError(f"Modbus {self.endpoint}: connection lost")
@@ -523,10 +534,22 @@ class ModbusConnector:
             sent = time.monotonic()
             try:
                 async with asyncio.timeout(conn.timeout_s):
-                    response = await call(req.address, count=req.count, device_id=req.unit)
+                    if lean:
+                        words: Words | int = await client.read(
+                            req.function_code, req.address, req.count, req.unit
+                        )
+                    else:
+                        words = await _pymodbus_read(client, req)
             except TimeoutError:
                 self.stats.timeouts += 1
                 continue
+            except ExceptionResponse as exc:
+                words = exc.code
+            except UnitMismatch:
+                self.stats.timeouts += 1  # as pymodbus: another unit's answer is no answer
+                continue
+            except WireError as exc:
+                raise ConnectorError(f"Modbus {self.endpoint}: {exc}") from exc
             except ConnectionException as exc:
                 raise ConnectorError(f"Modbus {self.endpoint}: {exc}") from exc
             except ModbusException as exc:
@@ -539,15 +562,12 @@ class ModbusConnector:
             self.stats.responses += 1
             dev.responses += 1
             dev.latency_s += self._last_response - sent
-            if response.isError():
+            if isinstance(words, int):
                 self.stats.exceptions += 1
-                return f"modbus_exception_{int(response.exception_code)}"
-            if req.table in ("coil", "discrete"):
-                bits: list[bool] = list(response.bits)
-                return bits
-            registers: list[int] = list(response.registers)
-            self.stats.registers += len(registers)
-            return registers
+                return f"modbus_exception_{words}"
+            if req.table not in ("coil", "discrete"):
+                self.stats.registers += len(words)
+            return words
         if not client.connected:
             raise ConnectorError(f"Modbus {self.endpoint}: connection lost")
         return "timeout"
@@ -557,7 +577,7 @@ class ModbusConnector:
             sink.error(dev, status)
         self._emit(sink, bad_readings(req, status))
 
-    def _emit_block(self, sink: Sink, req: ReadRequest, words: list[int] | list[bool]) -> None:
+    def _emit_block(self, sink: Sink, req: ReadRequest, words: Words) -> None:
         """The samples of one response, decoded in bulk (:mod:`connectors.modbus.block`)."""
         ts = time.time_ns()
         got = self._decoders.get(id(req))
@@ -577,6 +597,24 @@ class ModbusConnector:
         sink.put_many(
             Sample(r.ref.device, r.ref.point, ts, r.value, r.quality, r.status) for r in readings
         )
+
+
+async def _pymodbus_read(client: Any, req: ReadRequest) -> list[int] | list[bool] | int:
+    """One read through pymodbus: the registers or bits, or the exception code."""
+    call: Callable[..., Awaitable[Any]] = {
+        1: client.read_coils,
+        2: client.read_discrete_inputs,
+        3: client.read_holding_registers,
+        4: client.read_input_registers,
+    }[req.function_code]
+    response = await call(req.address, count=req.count, device_id=req.unit)
+    if response.isError():
+        return int(response.exception_code)
+    if req.table in ("coil", "discrete"):
+        bits: list[bool] = list(response.bits)
+        return bits
+    registers: list[int] = list(response.registers)
+    return registers
 
 
 def build_connectors(devices: Sequence[Device]) -> list[ModbusConnector]:

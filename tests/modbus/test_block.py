@@ -9,6 +9,9 @@ import random
 import struct
 from typing import get_args
 
+import numpy as np
+import pytest
+
 from config.modbus import ByteOrder
 from config.models import DataType
 from connectors.modbus import ModbusConnector, build
@@ -25,15 +28,61 @@ def _same(a: float, b: float) -> bool:
 
 
 def _check(req: ReadRequest, words: list[int] | list[bool]) -> int:
-    values, quality, status = BlockDecoder(req).decode(words)
     readings = decode_response(req, words)
+    decoder = BlockDecoder(req)
+    # as a list (pymodbus) and as the lean client hands it: an array over the received bytes
+    if req.table in ("coil", "discrete"):
+        arrays = [np.array(words, dtype=np.bool_)]
+    else:
+        arrays = [np.frombuffer(struct.pack(f">{len(words)}H", *words), dtype=">u2")]
     bad = 0
-    for i, r in enumerate(readings):
-        assert _same(float(values[i]), r.value), (req.points[i], values[i], r.value)
-        assert int(quality[i]) == int(r.quality), req.points[i]
-        assert status.get(i, "") == r.status, req.points[i]
-        bad += bool(r.status)
+    for given in [words, *arrays]:
+        values, quality, status = decoder.decode(given)
+        for i, r in enumerate(readings):
+            assert _same(float(values[i]), r.value), (req.points[i], values[i], r.value)
+            assert int(quality[i]) == int(r.quality), req.points[i]
+            assert status.get(i, "") == r.status, req.points[i]
+            bad += bool(r.status) and given is words
     return bad
+
+
+@pytest.mark.parametrize("datatype", NUMERIC_TYPES)
+@pytest.mark.parametrize("order", get_args(ByteOrder))
+def test_requests_of_one_type_and_order_take_the_slice_path_with_the_same_results(
+    datatype: DataType, order: ByteOrder
+) -> None:
+    rng = random.Random(f"{datatype}{order}")
+    width = register_count(datatype)
+    for gap, (scale, offset) in [(0, (1.0, 0.0)), (0, (0.1, -3.0)), (1, (1.0, 0.0)), (2, (2.5, 1))]:
+        refs = [
+            PointRef(
+                "d",
+                f"p{k}",
+                1,
+                "holding",
+                3 + k * (width + gap),
+                width,
+                datatype,
+                order,
+                None,
+                scale,
+                offset,
+                1000,
+            )
+            for k in range(40)
+        ]
+        count = refs[-1].end + 1
+        req = ReadRequest(1, "holding", 0, count, 1000, tuple(refs))
+        decoder = BlockDecoder(req)
+        assert decoder.only is not None
+        assert decoder.only.dense == (gap == 0)
+        words = [rng.randrange(0x10000) for _ in range(count)]
+        for r in refs[:8]:  # NaN, infinities, negative zero (of floats; any bits for integers)
+            words[r.address : r.end] = rng.choice(
+                [[0x7FC0] + [0] * (width - 1), [0x7F80] + [0] * (width - 1), [0x8000] * width]
+            )
+        _check(req, words)
+        _check(req, words[: count // 2])  # short: the general path
 
 
 def _refs(rng: random.Random) -> tuple[list[PointRef], int]:
