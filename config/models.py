@@ -84,7 +84,7 @@ Control = Literal["none", "nc", "cnc", "plc", "dcs", "robot"]
 Protocol = Literal["modbus", "opcua", "mqtt", "mtconnect", "sparkplug"]
 PROTOCOLS: tuple[Protocol, ...] = ("modbus", "opcua", "mqtt", "mtconnect", "sparkplug")
 #: protocols whose connectors map a text value to its code (config.textmap)
-TEXT_PROTOCOLS: tuple[Protocol, ...] = ("opcua", "mqtt", "mtconnect")
+TEXT_PROTOCOLS: tuple[Protocol, ...] = ("opcua", "mqtt", "mtconnect", "sparkplug")
 Address = ModbusAddress | OpcUaAddress | MqttAddress | MtconnectAddress | SparkplugAddress
 
 

@@ -64,7 +64,7 @@ def targets_of(devices: Sequence[Device]) -> dict[str | None, Target]:
             assert p.sparkplug is not None
             if p.sparkplug.metric in points:
                 raise ValueError(f"device {dev.id!r}: metric {p.sparkplug.metric!r} named twice")
-            points[p.sparkplug.metric] = PointSpec(p.id, p.scale, p.offset)
+            points[p.sparkplug.metric] = PointSpec(p.id, p.scale, p.offset, p.enum)
         out[conn.device_id] = Target(dev.id, points)
     return out
 

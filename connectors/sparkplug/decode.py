@@ -48,6 +48,15 @@ def _signed(raw: int, bits: int) -> int:
     return raw - (1 << bits) if raw >= 1 << (bits - 1) else raw
 
 
+def metric_text(metric: Any, datatype: int | None) -> str | None:
+    """The text of a String or Text metric (``None`` for any other kind of value)."""
+    if metric.WhichOneof("value") != "string_value":
+        return None
+    if datatype is not None and datatype not in (STRING, TEXT):
+        return None
+    return str(metric.string_value)
+
+
 def metric_value(metric: Any, datatype: int | None) -> float | str:
     """The number of a decoded Metric, or a reason (``wrong_type``, ``no_value``)."""
     which = metric.WhichOneof("value")

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config.markers import LINK_LOST
+from config.textmap import UNKNOWN_TEXT, text_code
 from connectors.base import NAN, Quality, Sample
-from connectors.sparkplug.decode import BDSEQ_METRIC, Topic, metric_value
+from connectors.sparkplug.decode import BDSEQ_METRIC, Topic, metric_text, metric_value
 
 _MS = 1_000_000
 
@@ -34,6 +35,7 @@ class PointSpec:
     point: str
     scale: float = 1.0
     offset: float = 0.0
+    enum: Mapping[str, int] | None = None  # a datatype text point's dictionary (config.textmap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,25 @@ class EdgeNodeHost:
         for device in list(self.targets):
             self._markers(device, received, out)
 
+    @staticmethod
+    def _text(
+        m: Any, dtype: int | None, spec: PointSpec, device: str, ts: int, out: Outcome
+    ) -> None:
+        """A ``datatype: text`` point: the code of a String/Text metric's text; a text not in
+        the point's ``enum`` is a bad ``unknown_text`` sample (the old text is not in force);
+        anything else (a number: never taken for a code) is ``wrong_type``."""
+        text = metric_text(m, dtype)
+        if text is None:
+            out.errors.append((device, "malformed:wrong_type"))
+            return
+        assert spec.enum is not None
+        code = text_code(spec.enum, text)
+        if code is None:
+            out.samples.append(Sample(device, spec.point, ts, NAN, Quality.BAD, UNKNOWN_TEXT))
+            out.errors.append((device, UNKNOWN_TEXT))
+            return
+        out.samples.append(Sample(device, spec.point, ts, code))
+
     def _markers(self, device: str | None, received: int, out: Outcome) -> None:
         target = self.targets.get(device)
         if target is None:
@@ -184,6 +205,9 @@ class EdgeNodeHost:
                 out.samples.append(Sample(target.device, spec.point, ts, NAN, Quality.BAD, "null"))
                 continue
             dtype = int(m.datatype) if m.HasField("datatype") else birth.types.get(name)
+            if spec.enum is not None:
+                self._text(m, dtype, spec, target.device, ts, out)
+                continue
             value = metric_value(m, dtype)
             if isinstance(value, str):
                 out.errors.append((target.device, f"malformed:{value}"))
