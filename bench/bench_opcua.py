@@ -140,12 +140,20 @@ class PrebuiltDataChange(ua.DataChangeNotification):  # type: ignore[misc]
 
 
 # one MonitoredItemNotification of a Double with source and server timestamps, as encoded on
-# the wire: client handle, DataValue mask (value | source ts | server ts), Variant type
-# (Double), value, the two timestamps (100 ns since 1601)
+# the wire as asyncua encodes it: client handle, DataValue mask (value | status | source ts |
+# server ts), Variant type (Double), value, status code (Good), the two timestamps (100 ns
+# since 1601)
 ITEM = np.dtype(
-    [("h", "<u4"), ("mask", "u1"), ("vt", "u1"), ("v", "<f8"), ("src", "<i8"), ("srv", "<i8")]
+    [
+        ("h", "<u4"),
+        ("mask", "u1"),
+        ("vt", "u1"),
+        ("v", "<f8"),
+        ("status", "<u4"),
+        ("src", "<i8"),
+        ("srv", "<i8"),
+    ]
 )
-_EPOCH_1601_100NS = 116_444_736_000_000_000
 
 
 class PrebuiltRound:
@@ -162,7 +170,7 @@ class PrebuiltRound:
 
         self.items = np.zeros(len(handles), dtype=ITEM)
         self.items["h"] = handles
-        self.items["mask"] = 0x0D
+        self.items["mask"] = 0x0F
         self.items["vt"] = int(ua.VariantType.Double.value)
         self.frac = np.arange(len(handles), dtype=np.float64) / 1000
         i32 = struct.Struct("<i")
@@ -188,7 +196,9 @@ class PrebuiltRound:
             raise RuntimeError(f"prebuilt item encoding differs: {mine!r} != {theirs!r}")
 
     def fill(self, k: int, now: dt.datetime) -> None:
-        ticks = int(now.timestamp() * 1e7) + _EPOCH_1601_100NS
+        from asyncua.ua.uatypes import datetime_to_win_epoch
+
+        ticks = datetime_to_win_epoch(now)
         self.items["v"] = self.frac + float(k)
         self.items["src"] = ticks
         self.items["srv"] = ticks
