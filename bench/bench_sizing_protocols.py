@@ -8,19 +8,27 @@ publisher process). After a warm-up it measures, over ``--seconds``: the collect
 CPU-seconds (all threads) as % of one core and per stored sample, samples stored per second
 (``writer.acked_samples``), the resident memory (max VmRSS) and the queue's drops.
 
-* ``--protocol opcua``: one asyncua server (``bench/bench_opcua.py``'s, ``--direct``: every
-  round's notifications go straight into its subscription queues, so that the server is not
-  the limit) with the points as Double variables, all changing once per interval; one device,
-  one subscription (publishing interval = the interval, queue size 1).
-* ``--protocol mqtt``: a private mosquitto; a raw-socket publisher process sends, every
+* ``--protocol opcua``: one asyncua server in a child process with the points as Double
+  variables, all changing once per interval; one device, one subscription (publishing interval
+  half the interval, ``--publish-ms``, so that no round is replaced before it is published;
+  queue size 1). ``--server prebuilt`` (default): every round's DataChangeNotification bytes are
+  written in place with numpy (``bench/bench_opcua.py``'s ``PrebuiltRound``), so that the
+  server is not the limit; ``direct``: asyncua notification objects put in its queues.
+* ``--protocol mqtt``: a private mosquitto and ``bench/mqtt_loadgen.py`` in a child process
+  (pre-encoded PUBLISH packets on raw sockets, under a microsecond per message) sending, every
   interval, one JSON document per station and tick with 5 points (``bench/bench_mqtt.py``'s
-  inspection document, payload timestamp in ms), QoS 1, ``points / 5`` messages per interval
-  spread over 100 stations (``factory/<station>/inspection``, one template device). The broker
-  gets ``max_inflight_messages --inflight`` (default 1,000; mosquitto's own default, 20,
-  bounds live QoS 1 traffic to 20 messages per store commit, see docs/BENCHMARKS.md).
+  inspection document, payload timestamp in ms), ``--qos`` 0 or 1, ``points / 5`` messages per
+  interval (or ``--messages`` per second) spread over ``--stations`` (``factory/<station>/
+  inspection``, one template device). The broker gets ``max_inflight_messages --inflight``
+  (default 1,000; mosquitto's own default is 20; 0 is unlimited).
+
+Besides the collector, it reports the CPU % of the side processes over the same window
+(broker, publisher, server) and the rates they reached (messages sent, changes made): when
+those fall short of what was offered, the limit was outside the collector.
 
     .venv/bin/python bench/bench_sizing_protocols.py --protocol opcua --points 10000 50000 100000
     .venv/bin/python bench/bench_sizing_protocols.py --protocol mqtt --points 10000 50000 100000
+    .venv/bin/python bench/bench_sizing_protocols.py --protocol mqtt --messages 10000 50000 --qos 0
 """
 
 from __future__ import annotations
@@ -219,7 +227,7 @@ def run_mqtt(
     def config(port: int, host: str, data_dir: Path) -> str:
         return stock_config(port, host, data_dir) + f"max_inflight_messages {inflight}\n"
 
-    broker_module.mosquitto_config = config  # type: ignore[assignment]
+    broker_module.mosquitto_config = config
 
     async def main() -> dict[str, float]:
         broker = MosquittoBroker()
