@@ -10,6 +10,8 @@ changes/s the server made (when the two are close, the server is the limit, not 
     .venv/bin/python bench/bench_opcua.py                 # 5,000 items, 10 s, 3 runs
     .venv/bin/python bench/bench_opcua.py --runs 5 --seconds 15
     .venv/bin/python bench/bench_opcua.py --stock-server   # the server as first written
+    .venv/bin/python bench/bench_opcua.py --items 50000 --period-ms 1000 --publish-ms 500 \
+        --queue-size 1 --sink queue --prebuilt   # a server that is not the limit (PrebuiltRound)
 
 The gateway process holds nothing but the connector and the drain, so its CPU time over the
 measured window divided by the changes received is the gateway's cost per change (printed as
