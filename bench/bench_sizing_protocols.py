@@ -8,26 +8,34 @@ publisher process). After a warm-up it measures, over ``--seconds``: the collect
 CPU-seconds (all threads) as % of one core and per stored sample, samples stored per second
 (``writer.acked_samples``), the resident memory (max VmRSS) and the queue's drops.
 
-* ``--protocol opcua``: one asyncua server (``bench/bench_opcua.py``'s, ``--direct``: every
-  round's notifications go straight into its subscription queues, so that the server is not
-  the limit) with the points as Double variables, all changing once per interval; one device,
-  one subscription (publishing interval = the interval, queue size 1).
-* ``--protocol mqtt``: a private mosquitto; a raw-socket publisher process sends, every
+* ``--protocol opcua``: one asyncua server in a child process with the points as Double
+  variables, all changing once per interval; one device, one subscription (publishing interval
+  half the interval, ``--publish-ms``, so that no round is replaced before it is published;
+  queue size 1). ``--server prebuilt`` (default): every round's DataChangeNotification bytes are
+  written in place with numpy (``bench/bench_opcua.py``'s ``PrebuiltRound``), so that the
+  server is not the limit; ``direct``: asyncua notification objects put in its queues.
+* ``--protocol mqtt``: a private mosquitto and ``bench/mqtt_loadgen.py`` in a child process
+  (pre-encoded PUBLISH packets on raw sockets, under a microsecond per message) sending, every
   interval, one JSON document per station and tick with 5 points (``bench/bench_mqtt.py``'s
-  inspection document, payload timestamp in ms), QoS 1, ``points / 5`` messages per interval
-  spread over 100 stations (``factory/<station>/inspection``, one template device). The broker
-  gets ``max_inflight_messages --inflight`` (default 1,000; mosquitto's own default, 20,
-  bounds live QoS 1 traffic to 20 messages per store commit, see docs/BENCHMARKS.md).
+  inspection document, payload timestamp in ms), ``--qos`` 0 or 1, ``points / 5`` messages per
+  interval (or ``--messages`` per second) spread over ``--stations`` (``factory/<station>/
+  inspection``, one template device). The broker gets ``max_inflight_messages --inflight``
+  (default 1,000; mosquitto's own default is 20; 0 is unlimited).
+
+Besides the collector, it reports the CPU % of the side processes over the same window
+(broker, publisher, server) and the rates they reached (messages sent, changes made): when
+those fall short of what was offered, the limit was outside the collector.
 
     .venv/bin/python bench/bench_sizing_protocols.py --protocol opcua --points 10000 50000 100000
     .venv/bin/python bench/bench_sizing_protocols.py --protocol mqtt --points 10000 50000 100000
+    .venv/bin/python bench/bench_sizing_protocols.py --protocol mqtt --messages 10000 50000 --qos 0
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import cProfile
 import multiprocessing as mp
 import os
 import platform
@@ -35,7 +43,6 @@ import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -43,16 +50,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_mqtt import POINTS, _remaining, publish_packet
+from bench_mqtt import POINTS
 from bench_opcua import serve as opcua_serve
 from bench_opcua import site_text as opcua_site_text
 from bench_sizing import dir_bytes, rss_mb
+from mqtt_loadgen import publish as mqtt_publish
 
 from config.loader import load_site_text
 from config.models import SiteConfig
 from edge.runtime import Collector
 
 STATIONS = 100
+PROFILE: list[Path] = []  # --profile: a cProfile of the event loop thread over the window
 
 
 def storage_yaml(tmp: Path) -> str:
@@ -62,11 +71,7 @@ def storage_yaml(tmp: Path) -> str:
     )
 
 
-def opcua_site(port: int, points: int, interval_ms: int, tmp: Path) -> SiteConfig:
-    return load_site_text(opcua_site_text(port, points, interval_ms, 1) + storage_yaml(tmp))
-
-
-def mqtt_site(port: int, interval_ms: int, tmp: Path) -> SiteConfig:
+def mqtt_site(port: int, interval_ms: int, tmp: Path, qos: int = 1) -> SiteConfig:
     points = "".join(
         f"      - {{id: {pid}, role: {role}, datatype: {dtype}, mqtt: {{topic: "
         f"'factory/+/inspection', pointer: '{ptr}', ts_pointer: /ts}}}}\n"
@@ -75,73 +80,70 @@ def mqtt_site(port: int, interval_ms: int, tmp: Path) -> SiteConfig:
     text = (
         "version: 1\nsite: {id: sizing, name: sizing}\ndevices:\n"
         "  - id: stations\n    name: quality stations\n"
-        f"    mqtt: {{host: 127.0.0.1, port: {port}, qos: 1, client_id: sizing, "
+        f"    mqtt: {{host: 127.0.0.1, port: {port}, qos: {qos}, client_id: sizing, "
         "clean_session: false, topic_device_level: 1}\n"
         "    points:\n" + points + storage_yaml(tmp)
     )
     return load_site_text(text)
 
 
-def mqtt_publisher(port: int, points: int, interval_ms: int, stop: Any) -> None:
-    """Child process: every interval, ``points / 5`` messages (QoS 1) spread over the
-    stations, each with its own payload time (ms); PUBACKs read and dropped by a thread."""
-    per_tick = max(1, points // len(POINTS))
-    stations = min(STATIONS, per_tick)
-    per_station = per_tick // stations
-    step_ms = max(1, interval_ms // per_station)
-    sock = socket.create_connection(("127.0.0.1", port))
-    connect = b"\x00\x04MQTT\x04\x02\x00\x3c\x00\x00"
-    sock.sendall(b"\x10" + _remaining(len(connect)) + connect)
-    got = b""
-    while len(got) < 4:
-        got += sock.recv(4 - len(got))
-
-    def drain() -> None:
-        while sock.recv(1 << 16):
-            pass
-
-    threading.Thread(target=drain, daemon=True).start()
-    tick = time.time()
-    mid = 0
-    k = 0
-    while not stop.is_set():
-        base_ms = int(tick * 1000)
-        packets = []
-        for j in range(per_station):
-            k += 1
-            for st in range(stations):
-                doc = {
-                    "ts": base_ms + j * step_ms,
-                    "station": f"qs{st}",
-                    "totals": {"inspected": k, "passed": k - 1, "rejected": 1, "reworked": 0},
-                    "measure": {"diameter_mm": 25.0 + (k % 7) / 1000},
-                }
-                mid = mid % 65535 + 1
-                packets.append(
-                    publish_packet(f"factory/qs{st}/inspection", json.dumps(doc).encode(), 1, mid)
-                )
-        sock.sendall(b"".join(packets))
-        tick += interval_ms / 1000
-        time.sleep(max(0.0, tick - time.time()))
-    sock.sendall(b"\xe0\x00")
-    sock.close()
+_TCK = os.sysconf("SC_CLK_TCK")
 
 
-async def measure(site: SiteConfig, tmp: Path, warmup: float, seconds: float) -> dict[str, float]:
+def proc_cpu(pid: int) -> float:
+    """CPU-seconds (user + system, all threads) of process ``pid`` so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TCK
+
+
+async def measure(
+    site: SiteConfig,
+    tmp: Path,
+    warmup: float,
+    seconds: float,
+    others: dict[str, int] | None = None,
+    counters: dict[str, Any] | None = None,
+    settle: int = 0,
+) -> dict[str, float]:
+    """The collector's figures over the window; ``others``: name -> pid of the processes
+    (broker, publisher, server) whose CPU % over the same window is reported as
+    ``cpu_<name>``; ``counters``: name -> shared counter whose rate is reported as
+    ``<name>_s``; ``settle``: the warm-up starts once this many samples are stored (an OPC
+    UA subscription of 50,000 items takes longer than the warm-up to create)."""
+    others = others or {}
+    counters = counters or {}
     col = Collector(site, evidence=True)
     stop = asyncio.Event()
     task = asyncio.create_task(col.run(stop))
     await col.ready.wait()
-    await asyncio.sleep(warmup)
     assert col.writer is not None
+    give_up = time.monotonic() + 600
+    while col.writer.acked_samples < settle and time.monotonic() < give_up:  # noqa: ASYNC110
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(warmup)
     w = col.writer
     s0, t0, c0 = w.acked_samples, time.perf_counter(), time.process_time()
+    o0 = {name: proc_cpu(pid) for name, pid in others.items()}
+    n0 = {name: v.value for name, v in counters.items()}
+    load0 = os.getloadavg()[0]
+    prof = cProfile.Profile() if PROFILE else None
+    if prof is not None:
+        prof.enable()
     rss = rss_mb()
     end = t0 + seconds
     while time.perf_counter() < end:
         await asyncio.sleep(0.5)
         rss = max(rss, rss_mb())
     s1, elapsed, cpu = w.acked_samples, time.perf_counter() - t0, time.process_time() - c0
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(PROFILE[0])
+    o1 = {name: proc_cpu(pid) for name, pid in others.items()}
+    n1 = {name: v.value for name, v in counters.items()}
+    load1 = os.getloadavg()[0]
     drops = col.queue.dropped
     stop.set()
     await task
@@ -156,6 +158,9 @@ async def measure(site: SiteConfig, tmp: Path, warmup: float, seconds: float) ->
         "store_b": dir_bytes(tmp / "store.db") / max(stored, 1),
         "ledger_b": dir_bytes(tmp / "ledger.db") / max(stored, 1),
         "peak_mb": rss_mb("VmHWM"),
+        "load": max(load0, load1),
+        **{f"cpu_{name}": (o1[name] - o0[name]) / elapsed * 100 for name in others},
+        **{f"{name}_s": (n1[name] - n0[name]) / elapsed for name in counters},
     }
 
 
@@ -165,23 +170,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_opcua(points: int, interval_ms: int, warmup: float, seconds: float) -> dict[str, float]:
+def run_opcua(
+    points: int,
+    interval_ms: int,
+    warmup: float,
+    seconds: float,
+    publish_ms: int,
+    prebuilt: bool = True,
+) -> dict[str, float]:
     ctx = mp.get_context("spawn")
     ready, stop = ctx.Event(), ctx.Event()
     made, overruns = ctx.Value("q", 0), ctx.Value("q", 0)
     port = free_port()
-    args = (port, points, False, ready, stop, made, interval_ms / 1000, True, overruns)
+    args = (port, points, False, ready, stop, made, interval_ms / 1000, True, overruns, prebuilt)
     proc = ctx.Process(target=opcua_serve, args=args, daemon=True)
     proc.start()
     try:
         if not ready.wait(900):
             raise SystemExit("the OPC UA server did not start")
+        assert proc.pid is not None
         with tempfile.TemporaryDirectory() as d:
             tmp = Path(d)
-            r = asyncio.run(
-                measure(opcua_site(port, points, interval_ms, tmp), tmp, warmup, seconds)
-            )
-        r["overruns"] = float(overruns.value)
+            site = load_site_text(opcua_site_text(port, points, publish_ms, 1) + storage_yaml(tmp))
+            counters = {"made": made, "overruns": overruns}
+            pids = {"server": proc.pid}
+            r = asyncio.run(measure(site, tmp, warmup, seconds, pids, counters, 2 * points))
+        r["overruns"] = r["overruns_s"] * seconds  # rounds overrun in the window
         return r
     finally:
         stop.set()
@@ -191,35 +205,50 @@ def run_opcua(points: int, interval_ms: int, warmup: float, seconds: float) -> d
 
 
 def run_mqtt(
-    points: int, interval_ms: int, warmup: float, seconds: float, inflight: int = 1000
+    rate: float,
+    interval_ms: int,
+    warmup: float,
+    seconds: float,
+    inflight: int = 1000,
+    qos: int = 1,
+    connections: int = 1,
+    stations: int = STATIONS,
 ) -> dict[str, float]:
+    """``rate`` messages/s of 5 points each through a private mosquitto."""
     from connectors.simulators import broker as broker_module
     from connectors.simulators.broker import MosquittoBroker
 
     # live QoS 1 traffic to the gateway is bounded by the broker's unacknowledged messages per
     # client divided by the time to store them (a PUBACK waits for the commit); mosquitto's
     # default, 20, caps it below these rates: the broker is configured as a site would be
+    # (its max_queued_messages is 100,000 in the simulator's configuration)
     stock_config = broker_module.mosquitto_config
 
     def config(port: int, host: str, data_dir: Path) -> str:
         return stock_config(port, host, data_dir) + f"max_inflight_messages {inflight}\n"
 
-    broker_module.mosquitto_config = config  # type: ignore[assignment]
+    broker_module.mosquitto_config = config
 
     async def main() -> dict[str, float]:
         broker = MosquittoBroker()
         await broker.start()
         ctx = mp.get_context("spawn")
         stop = ctx.Event()
+        sent, acked = ctx.Value("q", 0), ctx.Value("q", 0)
         proc = ctx.Process(
-            target=mqtt_publisher, args=(broker.port, points, interval_ms, stop), daemon=True
+            target=mqtt_publish,
+            args=(broker.port, rate, interval_ms, qos, stop, sent, acked, stations, connections),
+            daemon=True,
         )
         try:
             with tempfile.TemporaryDirectory() as d:
                 tmp = Path(d)
-                site = mqtt_site(broker.port, interval_ms, tmp)
+                site = mqtt_site(broker.port, interval_ms, tmp, qos)
                 proc.start()
-                return await measure(site, tmp, warmup, seconds)
+                assert proc.pid is not None
+                assert broker._proc is not None
+                pids = {"broker": broker._proc.pid, "publisher": proc.pid}
+                return await measure(site, tmp, warmup, seconds, pids, {"sent": sent})
         finally:
             stop.set()
             await asyncio.to_thread(proc.join, 10)
@@ -236,6 +265,12 @@ def main() -> None:
     )
     ap.add_argument("--protocol", choices=("opcua", "mqtt"), required=True)
     ap.add_argument("--points", type=int, nargs="+", default=[10_000, 50_000, 100_000])
+    ap.add_argument(
+        "--messages",
+        type=int,
+        nargs="+",
+        help="(mqtt) messages per second offered instead of --points (5 points each)",
+    )
     ap.add_argument("--interval-ms", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=5.0)
@@ -246,34 +281,87 @@ def main() -> None:
         default=1000,
         help="(mqtt) the broker's max_inflight_messages (mosquitto's default is 20)",
     )
+    ap.add_argument("--qos", type=int, choices=(0, 1), default=1, help="(mqtt) QoS")
+    ap.add_argument("--connections", type=int, default=1, help="(mqtt) publisher sockets")
+    ap.add_argument("--stations", type=int, default=STATIONS, help="(mqtt) stations (topics)")
+    ap.add_argument(
+        "--publish-ms",
+        type=int,
+        help="(opcua) publishing interval (default: half the interval, so that no round is "
+        "replaced before it is published)",
+    )
+    ap.add_argument(
+        "--server",
+        choices=("prebuilt", "direct"),
+        default="prebuilt",
+        help="(opcua) prebuilt: every round's DataChangeNotification bytes written in place "
+        "with numpy (the server is not the limit); direct: asyncua notification objects "
+        "injected into its queues (asyncua's own encoding, about 20-30k changes/s here)",
+    )
+    ap.add_argument("--profile", type=Path, help="cProfile of the event loop thread (window)")
     args = ap.parse_args()
+    if args.profile:
+        PROFILE.append(args.profile)
     print(
         f"bench_sizing_protocols: {args.protocol}, interval {args.interval_ms} ms, store + "
         f"ledger (synchronous=FULL); python {platform.python_version()}, "
         f"{os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}"
     )
-    for points in args.points:
+    per_msg = len(POINTS)
+    sizes = (
+        [m * per_msg * args.interval_ms // 1000 for m in args.messages]
+        if args.messages
+        else args.points
+    )
+    for points in sizes:
         results = []
+        offered = points * 1000 / args.interval_ms
         for i in range(args.runs):
             if args.protocol == "opcua":
-                r = run_opcua(points, args.interval_ms, args.warmup, args.seconds)
+                publish_ms = args.publish_ms or max(1, args.interval_ms // 2)
+                r = run_opcua(
+                    points,
+                    args.interval_ms,
+                    args.warmup,
+                    args.seconds,
+                    publish_ms,
+                    args.server == "prebuilt",
+                )
+                extra = (
+                    f"; server made {r['made_s']:,.0f} changes/s, overran {r['overruns']:.0f} "
+                    f"rounds, server CPU {r['cpu_server']:.0f} %"
+                )
             else:
-                r = run_mqtt(points, args.interval_ms, args.warmup, args.seconds, args.inflight)
+                r = run_mqtt(
+                    offered / per_msg,
+                    args.interval_ms,
+                    args.warmup,
+                    args.seconds,
+                    args.inflight,
+                    args.qos,
+                    args.connections,
+                    args.stations,
+                )
+                extra = (
+                    f"; messages sent {r['sent_s']:,.0f}/s (offered {offered / per_msg:,.0f}/s), "
+                    f"stored {r['samples_s'] / per_msg:,.0f} msgs/s; CPU broker "
+                    f"{r['cpu_broker']:.0f} %, publisher {r['cpu_publisher']:.0f} %"
+                )
             results.append(r)
             print(
                 f"  {points:,} points run {i + 1}: {r['samples_s']:,.0f} samples/s stored "
-                f"(offered {points * 1000 / args.interval_ms:,.0f}/s), CPU {r['cpu_pct']:.1f} % "
+                f"(offered {offered:,.0f}/s), collector CPU {r['cpu_pct']:.1f} % "
                 f"of a core, {r['cpu_us_per_sample']:.2f} us CPU per sample, RSS "
                 f"{r['rss_mb']:.0f} MB (process peak {r['peak_mb']:.0f} MB), drops "
-                f"{r['drops']:.0f}"
-                + (f", server rounds overrun {r['overruns']:.0f}" if "overruns" in r else "")
-                + f"; load {os.getloadavg()[0]:.2f}"
+                f"{r['drops']:.0f}" + extra + f"; load {r['load']:.2f}",
+                flush=True,
             )
         med = {k: statistics.median(r[k] for r in results) for k in results[0]}
         print(
             f"{args.protocol} {points:,} points @ {args.interval_ms} ms: median "
             f"{med['samples_s']:,.0f} samples/s, CPU {med['cpu_pct']:.1f} %, "
-            f"{med['cpu_us_per_sample']:.2f} us/sample, RSS {med['rss_mb']:.0f} MB"
+            f"{med['cpu_us_per_sample']:.2f} us/sample, RSS {med['rss_mb']:.0f} MB",
+            flush=True,
         )
 
 
