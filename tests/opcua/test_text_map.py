@@ -93,7 +93,7 @@ def test_text_is_only_for_protocols_that_map_it() -> None:
             }
         ],
     }
-    with pytest.raises(ValidationError, match="'text' is read from opcua, mqtt, mtconnect points"):
+    with pytest.raises(ValidationError, match="'text' is read from opcua, mqtt, mtconnect, sparkplug points"):
         site([d])
 
 
