@@ -93,7 +93,8 @@ def test_text_is_only_for_protocols_that_map_it() -> None:
             }
         ],
     }
-    with pytest.raises(ValidationError, match="'text' is read from opcua, mqtt, mtconnect, sparkplug points"):
+    only = "'text' is read from opcua, mqtt, mtconnect, sparkplug points"
+    with pytest.raises(ValidationError, match=only):
         site([d])
 
 
