@@ -16,7 +16,7 @@ from config.markers import GATEWAY_DOWN, is_marker
 from config.models import Device
 from config.opcua import OpcUaConnection
 from connectors.base import NAN, ConnectorError, Quality, Sample, Sink, now_ns
-from connectors.opcua.convert import sample_of, status_name
+from connectors.opcua.convert import status_name
 from connectors.opcua.fastpublish import install as install_fast_publish
 from connectors.opcua.follow import Following, new_session, poll_followed
 from connectors.opcua.history import backfill, mark_historizing
@@ -450,22 +450,7 @@ class OpcUaConnector:
                 params.NodesToRead.append(rv)
             results = await client.uaclient.read(params)
             now = now_ns()
-            samples = [
-                (
-                    r,
-                    sample_of(
-                        r.device,
-                        r.point.id,
-                        dv,
-                        now,
-                        r.scale,
-                        r.offset,
-                        enum=r.point.enum,
-                        select=r.select,
-                    ),
-                )
-                for r, dv in zip(part, results, strict=True)
-            ]
+            samples = [(r, r.sample(dv, now)) for r, dv in zip(part, results, strict=True)]
             self._store_polled(sink, samples)
 
     def _store_polled(self, sink: Sink, samples: Sequence[tuple[PointRef, Sample]]) -> None:

@@ -145,20 +145,7 @@ async def poll_followed(
     for (ref, f), dv in zip(ready, values, strict=True):
         counter = ref.point.role in COUNTER_ROLES
         if not counter:
-            out.append(
-                (
-                    ref,
-                    sample_of(
-                        ref.device,
-                        ref.point.id,
-                        dv,
-                        now,
-                        ref.scale,
-                        ref.offset,
-                        enum=ref.point.enum,
-                    ),
-                )
-            )
+            out.append((ref, ref.sample(dv, now)))
             continue
         s = sample_of(ref.device, ref.point.id, dv, now)
         if s.quality is Quality.BAD:

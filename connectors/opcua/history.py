@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from asyncua import Client, ua
 
 from connectors.base import Quality, Sample, Sink
-from connectors.opcua.convert import sample_of
 from connectors.opcua.session import chunks
 from connectors.opcua.subscription import PointRef
 
@@ -186,19 +185,7 @@ async def _read_window(
                     got[i] = None
                     continue
                 values = res.HistoryData.DataValues if res.HistoryData is not None else []
-                samples = [
-                    sample_of(
-                        ref.device,
-                        ref.point.id,
-                        dv,
-                        end,
-                        ref.scale,
-                        ref.offset,
-                        enum=ref.point.enum,
-                        select=ref.select,
-                    )
-                    for dv in values or ()
-                ]
+                samples = [ref.sample(dv, end) for dv in values or ()]
                 acc = got[i]
                 assert acc is not None
                 acc.extend(samples)

@@ -65,6 +65,21 @@ class PointRef:
     def key(self) -> tuple[str, str]:
         return (self.device, self.point.id)
 
+    def sample(self, dv: ua.DataValue, now: int) -> Sample:
+        """The sample of a DataValue read for this point (:func:`sample_of` with the point's
+        scale, offset, text dictionary and selection); ``now`` stamps a value without
+        timestamps."""
+        return sample_of(
+            self.device,
+            self.point.id,
+            dv,
+            now,
+            self.scale,
+            self.offset,
+            enum=self.point.enum,
+            select=self.select,
+        )
+
 
 class _NoHandler:
     """asyncua wants a handler object; ours is the subscription itself."""
@@ -212,19 +227,7 @@ def notification_samples(
                 if kept is not None:
                     append(kept)
                 continue
-        kept = keep(
-            ref,
-            sample_of(
-                ref.device,
-                ref.point.id,
-                dv,
-                now,
-                ref.scale,
-                ref.offset,
-                enum=ref.point.enum,
-                select=ref.select,
-            ),
-        )
+        kept = keep(ref, ref.sample(dv, now))
         if kept is not None:
             append(kept)
     return out
