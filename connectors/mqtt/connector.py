@@ -146,6 +146,19 @@ _Fast = tuple[int, tuple[tuple["_Key", Callable[[Any], tuple[Any, ...]]], ...]]
 _SCAN: Callable[[str, int], tuple[Any, int]] = JSON_DECODER.scan_once  # type: ignore[attr-defined]
 
 
+def _fast_rows(fast: _Fast, payload: bytes) -> list[tuple[_Key, tuple[Any, ...]]] | None:
+    """The rows of one message on the columnar path, or None when it needs a reason (not
+    UTF-8, not one JSON document, a field missing...): the per-message path reports it."""
+    try:
+        text = payload.decode("utf-8")
+        doc, end = _SCAN(text, 0)
+        if end != len(text) and text[end:].strip(" \t\n\r"):  # JSON white space only
+            return None
+        return [(key, extract(doc)) for key, extract in fast[1]]
+    except Exception:
+        return None
+
+
 _ONE_BY_ONE = 8  # a run this short with a reason in it is decoded message by message
 
 
@@ -182,29 +195,21 @@ class _Batch:
     def add(self, topic: str, payload: bytes, received: int, retained: bool) -> None:
         conn = self.conn
         fast = None if retained else (conn._fast_routes.get(topic) or self._fast(topic))
-        if fast is not None and len(payload) <= fast[0]:
-            try:
-                text = payload.decode("utf-8")
-                doc, end = _SCAN(text, 0)
-                if end != len(text) and text[end:].strip(" \t\n\r"):  # JSON white space only
-                    raise ValueError("extra data")
-                got = [(key, extract(doc)) for key, extract in fast[1]]
-            except Exception:  # not UTF-8, not JSON, a field missing...: reported one by one
-                pass
-            else:
-                conn.messages += 1
-                if self.samples:
-                    self.sink.put_many(self.samples)
-                    self.samples = []
-                rows = self.rows
-                for key, row in got:
-                    entry = rows.get(key)
-                    if entry is None:
-                        entry = rows[key] = ([], [], [])
-                    entry[0].append(row)
-                    entry[1].append(received)
-                    entry[2].append((topic, payload))
-                return
+        got = None if fast is None or len(payload) > fast[0] else _fast_rows(fast, payload)
+        if got is not None:
+            conn.messages += 1
+            if self.samples:
+                self.sink.put_many(self.samples)
+                self.samples = []
+            rows = self.rows
+            for key, row in got:
+                entry = rows.get(key)
+                if entry is None:
+                    entry = rows[key] = ([], [], [])
+                entry[0].append(row)
+                entry[1].append(received)
+                entry[2].append((topic, payload))
+            return
         if self.rows:
             self._flush_rows()
         try:
