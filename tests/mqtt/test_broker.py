@@ -47,7 +47,10 @@ async def test_embedded_amqtt_fallback_starts_and_carries_a_message(
         await _carries_a_message(b.port)
     finally:
         await b.stop()
-    with socket.socket() as s:  # the port is released
+    # the listener is released: a listening socket still blocks a bind with SO_REUSEADDR on
+    # Linux, a connection of the test lingering in TIME_WAIT does not (it failed the bind alone)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", b.port))
 
 
