@@ -15,9 +15,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from edge.cli.keys import CliFail, load_site_or_fail
-
-EXIT_USAGE = 2
+from edge.cli.keys import CliFail, guarded, load_site_or_fail
 
 
 def _iso(ns: int) -> str:
@@ -94,18 +92,6 @@ class _closing:
         self.box.close()
 
 
-def _guard(func: Any) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            code: int = func(args)
-            return code
-        except CliFail as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-
-    return run
-
-
 def register(sub: Any) -> None:
     p = sub.add_parser("outbox", help="list, show and re-send batches InfluxDB refused")
     p.add_argument("-c", "--config", required=True, help="site file")
@@ -113,11 +99,11 @@ def register(sub: Any) -> None:
     actions.required = True
     ls = actions.add_parser("list", help="the quarantined batches and the pending count")
     ls.add_argument("--json", action="store_true", help="as JSON")
-    ls.set_defaults(func=_guard(_list))
+    ls.set_defaults(func=guarded(_list))
     sh = actions.add_parser("show", help="print the line protocol of a quarantined batch")
     sh.add_argument("id", type=int)
-    sh.set_defaults(func=_guard(_show))
+    sh.set_defaults(func=guarded(_show))
     rs = actions.add_parser("resend", help="move quarantined batches back to the outbox")
     rs.add_argument("--id", dest="ids", type=int, action="append", default=[], help="batch id")
     rs.add_argument("--all", action="store_true", help="every quarantined batch")
-    rs.set_defaults(func=_guard(_resend))
+    rs.set_defaults(func=guarded(_resend))

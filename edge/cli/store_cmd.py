@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from edge.cli.keys import CliFail, load_site_or_fail
-
-EXIT_USAGE = 2
+from edge.cli.keys import CliFail, guarded, load_site_or_fail
 
 
 def _iso(ns: int) -> str:
@@ -64,18 +61,6 @@ def _retain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guard(func: Any) -> Any:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            code: int = func(args)
-            return code
-        except CliFail as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-
-    return run
-
-
 def register(sub: Any) -> None:
     p = sub.add_parser("store", help="the embedded store's lifecycle (retention)")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
@@ -84,4 +69,4 @@ def register(sub: Any) -> None:
     r.add_argument("-c", "--config", required=True, help="site file")
     r.add_argument("--dry-run", action="store_true", help="only count what would be removed")
     r.add_argument("--json", action="store_true", help="as JSON")
-    r.set_defaults(func=_guard(_retain))
+    r.set_defaults(func=guarded(_retain))
