@@ -217,6 +217,7 @@ async def one_run(
         await asyncio.sleep(warmup)
         pids = worker_pids(col)
         s0, t0, c0 = w.acked_samples, time.perf_counter(), time.process_time()
+        sys0 = os.times().system
         d0 = col.queue.dropped  # drops of the start-up (first writes create every series)
         wc0 = proc_cpu_s(pids)
         rss = rss_mb() + proc_rss_mb(pids)
@@ -225,6 +226,7 @@ async def one_run(
             await asyncio.sleep(0.5)
             rss = max(rss, rss_mb() + proc_rss_mb(pids))
         s1, elapsed, cpu = w.acked_samples, time.perf_counter() - t0, time.process_time() - c0
+        sys_s = os.times().system - sys0  # the kernel's share (sockets, fsync) of this process
         cpu += proc_cpu_s(pids) - wc0
         if TRACE[0]:
             print_allocations(TRACE[0], points)
@@ -244,6 +246,7 @@ async def one_run(
         "samples_s": n / elapsed,
         "cpu_pct": cpu / elapsed * 100,
         "cpu_us_per_sample": cpu / max(n, 1) * 1e6,
+        "sys_pct": sys_s / max(cpu, 1e-9) * 100,
         "rss_mb": rss,
         "drops": drops,
         "drops_startup": drops_startup,
@@ -374,7 +377,8 @@ def main() -> None:
                 print(
                     f"  {points:,} points run {i + 1}: {r['samples_s']:,.0f} samples/s stored, "
                     f"CPU {r['cpu_pct']:.1f} % of a core, {r['cpu_us_per_sample']:.2f} us CPU per "
-                    f"sample, RSS {r['rss_mb']:.0f} MB (process peak so far "
+                    f"sample ({r['sys_pct']:.0f} % in the kernel), RSS {r['rss_mb']:.0f} MB "
+                    f"(process peak so far "
                     f"{r['peak_mb']:.0f} MB; {r['kb_per_point']:.2f} KB per point above the "
                     f"{BASE_MB[0]:.0f} MB of the bare process), drops {r['drops']:.0f} "
                     f"(start-up {r['drops_startup']:.0f}), store "
@@ -383,8 +387,9 @@ def main() -> None:
             med = {k: statistics.median(r[k] for r in results) for k in results[0]}
             print(
                 f"{points:,} points @ {interval} ms: median {med['samples_s']:,.0f} samples/s, "
-                f"CPU {med['cpu_pct']:.1f} %, {med['cpu_us_per_sample']:.2f} us/sample, "
-                f"RSS {med['rss_mb']:.0f} MB ({med['kb_per_point']:.2f} KB/point), "
+                f"CPU {med['cpu_pct']:.1f} %, {med['cpu_us_per_sample']:.2f} us/sample "
+                f"({med['sys_pct']:.0f} % kernel), RSS {med['rss_mb']:.0f} MB "
+                f"({med['kb_per_point']:.2f} KB/point), "
                 f"peak {med['peak_mb']:.0f} MB, store {med['store_b']:.1f} B/sample, "
                 f"ledger {med['ledger_b']:.1f} B/sample; load {os.getloadavg()[0]:.2f}"
             )

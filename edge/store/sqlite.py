@@ -22,7 +22,8 @@ Layout (one file):
   recorded at a 200 ms flush interval reads as few large rows, each holding its samples grouped
   by series (each series in time order, one contiguous range per series);
 - ``batches(source, seq, first_ts, last_ts, count, written_ts)``: one row per acknowledged batch;
-- ``latest(device, points)``: the newest sample of every point of a device (JSON), written with
+- ``latest(device, points)``: the newest sample of every point of a device (binary columns by
+  series id, :mod:`edge.store.latest_row`; JSON text in files of schema 1), written with
   the batches at most every ``latest_interval_s`` (0.5 s; longer for a large table, so that
   rendering it takes at most 5 % of the time, up to 5 s) and on ``latest()``/``close()``;
 - ``health(device, ...)``: the last health record of every device.
@@ -43,6 +44,7 @@ columns)`` is the same write from the writer's :class:`~metrics.evidence.canonic
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -55,13 +57,15 @@ import numpy as np
 import numpy.typing as npt
 
 from connectors.base import Quality, Sample, SampleBlock, now_ns
+from edge.store import latest_row
 from edge.store.base import Batch, DeviceHealth, Newest
 from metrics.series import Series
 
 if TYPE_CHECKING:  # the writer's columns (only their attributes are used here)
     from metrics.evidence.canonical import SampleColumns
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: binary latest rows (edge.store.latest_row)
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -169,8 +173,8 @@ _RANGES_PER_QUERY = 4000
 LATEST_COST_SHARE = 20.0
 LATEST_MAX_WAIT_S = 5.0
 
-# a point's latest: [ts, value or None (NaN), quality, status]
-LatestEntry = list[Any]
+# a point's latest entry by name (rows of older files): [ts, value or None, quality, status]
+LatestEntry = latest_row.NamedEntry
 
 
 def _sample_columns(blocks: Sequence[SampleBlock]) -> SampleColumns:
@@ -245,6 +249,20 @@ class _LatestColumns:
         self.ts[sid], self.val[sid], self.qual[sid] = ts, value, quality
         if status:
             self.status[sid] = status
+
+    def load_columns(
+        self,
+        sids: npt.NDArray[np.int64],
+        ts: npt.NDArray[np.int64],
+        val: npt.NDArray[np.float64],
+        qual: npt.NDArray[np.uint8],
+        status: dict[int, str],
+    ) -> None:
+        """Set these series' newest samples (a stored latest row, at open)."""
+        if sids.shape[0]:
+            self._grow(int(sids.max()) + 1)
+            self.ts[sids], self.val[sids], self.qual[sids] = ts, val, qual
+        self.status.update(status)
 
     def update(
         self,
@@ -367,8 +385,8 @@ class SqliteStore:
             + _SCHEMA
             + f"INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}'); COMMIT;"
         )
-        row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        self._check_version(int(row[0]))
+        row_v = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        self._check_version(int(row_v[0]))
         if not self._chunks_have_sidx():
             # a store written before the series index: new rows get one, old rows stay NULL
             db.execute("ALTER TABLE chunks ADD COLUMN sidx BLOB")
@@ -381,7 +399,11 @@ class SqliteStore:
         for dev, span in db.execute("SELECT device, max_span FROM devices"):
             self._spans[dev] = span
         for dev, points in db.execute("SELECT device, points FROM latest"):
-            for point, entry in json.loads(points).items():
+            row = self._latest_row(dev, points)
+            if row is None:
+                continue
+            self._lat.load_columns(row.sid, row.ts, row.val, row.qual, row.status)
+            for point, entry in row.named.items():
                 t, v, q, st = entry
                 sid = self._sids.get((dev, point))
                 if sid is not None:
@@ -389,6 +411,19 @@ class SqliteStore:
                 else:
                     self._latest_orphans.setdefault(dev, {})[point] = entry
         self._lat.dirty[:] = False
+        if int(row_v[0]) < SCHEMA_VERSION:
+            # schema 2: latest rows are binary (edge.store.latest_row); older rows are read
+            # as they are and rewritten when their device is next written
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+
+    def _latest_row(self, device: str, stored: bytes | str) -> latest_row.LatestRow | None:
+        """A latest row decoded; an unreadable row is logged and skipped (the chunks hold every
+        sample: the row is only the newest of each, rewritten by the next write)."""
+        try:
+            return latest_row.decode(stored)
+        except (ValueError, UnicodeDecodeError) as exc:
+            log.warning("%s: latest row of %s unreadable (%s); skipped", self.path, device, exc)
+            return None
 
     def _chunks_have_sidx(self) -> bool:
         cols = {str(r[1]) for r in self._db.execute("PRAGMA table_info(chunks)")}
@@ -585,10 +620,10 @@ class SqliteStore:
         self._lat.dirty[:] = False
         self._latest_written = time.monotonic()
 
-    def _latest_rows(self) -> dict[str, dict[str, LatestEntry]]:
-        """The latest table's new content of the devices with series written since the last
-        flush: every point of such a device, rendered from the columns (at most every
-        ``latest_interval_s``; no per-series Python state between flushes)."""
+    def _latest_rows(self) -> dict[str, bytes]:
+        """The latest table's new rows (:mod:`edge.store.latest_row`) of the devices with series
+        written since the last flush: every point of such a device, straight from the columns
+        (at most every ``latest_interval_s``; no per-series Python step)."""
         lat = self._lat
         changed = np.flatnonzero(lat.dirty)
         if not changed.shape[0]:
@@ -596,25 +631,29 @@ class SqliteStore:
         sid_dev = self._sid_dev()
         order, cuts = self._series_by_device()
         names = self._names
-        status = lat.status
-        out: dict[str, dict[str, LatestEntry]] = {}
+        status_by_dev: dict[int, dict[int, str]] = {}
+        for k, text in lat.status.items():
+            if k < sid_dev.shape[0]:
+                status_by_dev.setdefault(int(sid_dev[k]), {})[k] = text
+        out: dict[str, bytes] = {}
         for k in np.unique(sid_dev[changed]).tolist():
             sids = order[cuts[k] : cuts[k + 1]]
             sids = sids[lat.ts[sids] != _NO_TS]
-            ids = sids.tolist()
-            if not ids:
+            if not sids.shape[0]:
                 continue
-            device = names[ids[0]][0]
-            points = dict(self._latest_orphans.get(device, {}))
-            for s_id, t, v, q in zip(
-                ids,
-                lat.ts[sids].tolist(),
-                lat.val[sids].tolist(),
-                lat.qual[sids].tolist(),
-                strict=True,
-            ):
-                points[names[s_id][1]] = [t, None if v != v else v, q, status.get(s_id, "")]
-            out[device] = points
+            device = names[int(sids[0])][0]
+            psids = self._psids.get(device, {})
+            named = {
+                p: e for p, e in self._latest_orphans.get(device, {}).items() if p not in psids
+            }
+            out[device] = latest_row.encode(
+                sids,
+                lat.ts[sids],
+                lat.val[sids],
+                lat.qual[sids],
+                status_by_dev.get(k, {}),
+                named,
+            )
         return out
 
     def _series_by_device(self) -> tuple[npt.NDArray[np.int64], list[int]]:
@@ -786,11 +825,8 @@ class SqliteStore:
             st = {int(sid[p]): text for p, text in status_at.items() if chosen[p]}
         return sids, ts[sel], val[sel], qual[sel], st
 
-    def _write_latest(self, touched: dict[str, dict[str, LatestEntry]]) -> None:
-        self._db.executemany(
-            "INSERT OR REPLACE INTO latest VALUES (?, ?)",
-            [(d, json.dumps(p, ensure_ascii=False)) for d, p in touched.items()],
-        )
+    def _write_latest(self, touched: dict[str, bytes]) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO latest VALUES (?, ?)", touched.items())
 
     def last_seq(self, source: str) -> int:
         with self._lock:
@@ -860,11 +896,38 @@ class SqliteStore:
         with self._lock:
             self._flush_latest()
             rows = self._db.execute(sql + " ORDER BY device", args).fetchall()
+            decoded = [(dev, self._latest_row(dev, points)) for dev, points in rows]
+            names = self._series_names(
+                [int(k) for _, r in decoded if r is not None for k in r.sid.tolist()]
+            )
         out: list[Sample] = []
-        for dev, points in rows:
-            for point, (t, v, q, st) in sorted(json.loads(points).items()):
+        for dev, row in decoded:
+            if row is None:
+                continue
+            entries: dict[str, LatestEntry] = dict(row.named)
+            for k, t, v, q in zip(
+                row.sid.tolist(), row.ts.tolist(), row.val.tolist(), row.qual.tolist(), strict=True
+            ):
+                name = names.get(k)
+                if name is not None and name[0] == dev:
+                    entries[name[1]] = [t, v, q, row.status.get(k, "")]
+            for point, (t, v, q, st) in sorted(entries.items()):
                 out.append(Sample(dev, point, t, float("nan") if v is None else v, Quality(q), st))
         return out
+
+    def _series_names(self, sids: list[int]) -> dict[int, tuple[str, str]]:
+        """(device, point) of these series ids; a read-only view loads the series another
+        process added since it last looked (ids only grow; committed series never change)."""
+        names = self._names
+        if self.readonly and any(k not in names for k in sids):
+            rows = self._db.execute(
+                "SELECT id, device, point FROM series WHERE id > ?",
+                (self._max_sid if names else -1,),
+            )
+            for k, dev, pt in rows:
+                names[int(k)] = (str(dev), str(pt))
+                self._max_sid = max(self._max_sid, int(k))
+        return names
 
     def series(self) -> list[tuple[str, str]]:
         """Every (device, point) with stored samples, sorted."""
