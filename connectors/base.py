@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import operator
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -128,7 +129,7 @@ class SampleBlock:
             )
         return cls(
             blocks[0].device,
-            tuple(itertools.chain.from_iterable(b.points for b in blocks)),
+            _joined_points([b.points for b in blocks]),
             np.concatenate([b.ts for b in blocks]),
             np.concatenate([b.values for b in blocks]),
             np.concatenate([b.quality for b in blocks]),
@@ -199,3 +200,22 @@ class Connector(Protocol):
     async def run(self, sink: Sink) -> None:
         """Connect, push samples until cancelled; raise ConnectorError on link loss."""
         ...
+
+
+# concatenated points tuples by the identities of their parts: a device's reads hand the same
+# tuples every poll, so their concatenation is the same object too (consumers that cache by a
+# points tuple's identity, the store's series ids and the deduplicator's positions, then hit)
+_JOINED: dict[tuple[int, ...], tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]] = {}
+_JOINED_MAX = 4096
+
+
+def _joined_points(parts: list[tuple[str, ...]]) -> tuple[str, ...]:
+    key = tuple(map(id, parts))
+    got = _JOINED.get(key)
+    if got is not None and all(map(operator.is_, got[0], parts)):
+        return got[1]
+    joined = tuple(itertools.chain.from_iterable(parts))
+    if len(_JOINED) >= _JOINED_MAX:
+        _JOINED.clear()
+    _JOINED[key] = (tuple(parts), joined)
+    return joined

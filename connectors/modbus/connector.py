@@ -533,13 +533,14 @@ class ModbusConnector:
             dev.requests += 1
             sent = time.monotonic()
             try:
-                async with asyncio.timeout(conn.timeout_s):
-                    if lean:
-                        words: Words | int = await client.read(
-                            req.function_code, req.address, req.count, req.unit
-                        )
-                    else:
+                if lean:
+                    words: Words | int = await client.read(
+                        req.function_code, req.address, req.count, req.unit, conn.timeout_s
+                    )
+                else:
+                    async with asyncio.timeout(conn.timeout_s):
                         words = await _pymodbus_read(client, req)
+                    _reraise_lost_cancellation()
             except TimeoutError:
                 self.stats.timeouts += 1
                 continue
@@ -557,7 +558,6 @@ class ModbusConnector:
                     raise ConnectorError(f"Modbus {self.endpoint}: {exc}") from exc
                 self.stats.timeouts += 1
                 continue
-            _reraise_lost_cancellation()
             self._last_response = time.monotonic()
             self.stats.responses += 1
             dev.responses += 1

@@ -211,24 +211,29 @@ class LeanTcpClient(asyncio.Protocol):
 
     # -- reads --------------------------------------------------------------------------------
     async def read(
-        self, function: int, address: int, count: int, unit: int
+        self, function: int, address: int, count: int, unit: int, timeout_s: float | None = None
     ) -> npt.NDArray[np.uint16] | npt.NDArray[np.bool_]:
         """Registers (big-endian ``uint16``) or bits of one read; raises
         :class:`ExceptionResponse` (the device's exception code), :class:`WireError`
-        (connection lost, or a frame that is not an answer: the connection is closed) or is
-        cancelled by the caller's timeout (the transaction is then forgotten: a late answer is
-        dropped by its transaction id)."""
+        (connection lost, or a frame that is not an answer: the connection is closed),
+        ``TimeoutError`` after ``timeout_s`` without an answer, or is cancelled by the caller
+        (either way the transaction is forgotten: a late answer is dropped by its transaction
+        id). The timeout is one timer on the loop (cheaper than ``asyncio.timeout`` per read)."""
         transport = self._transport
         if transport is None or transport.is_closing():
             raise self._error or WireError("not connected")
         self._tid = tid = (self._tid + 1) & 0xFFFF
-        fut: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Frame] = loop.create_future()
         self._waiting = (tid, fut)
+        timer = None if timeout_s is None else loop.call_later(timeout_s, _time_out, fut)
         try:
             transport.write(request_frame(tid, unit, function, address, count))
             frame = await fut
         finally:
             self._waiting = None
+            if timer is not None:
+                timer.cancel()
         try:
             return parse_read(frame, unit, function, count)
         except FrameError as exc:
@@ -236,3 +241,8 @@ class LeanTcpClient(asyncio.Protocol):
             transport.abort()
             raise
         # UnitMismatch / ExceptionResponse: an answer in step, the connection stays
+
+
+def _time_out(fut: asyncio.Future[Frame]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())

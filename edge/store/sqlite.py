@@ -165,6 +165,8 @@ _CHUNK_INSERT = (
     "INSERT INTO chunks (device, first_ts, last_ts, count, source, seq, sorted, sid, ts, val, "
     "qual, status, sidx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# points tuples whose series ids are cached (a site's reads: a few per device)
+_SID_CACHE_MAX = 65536
 # chunks per read query of series ranges (4 parameters each, below SQLite's variable limit)
 _RANGES_PER_QUERY = 4000
 
@@ -350,6 +352,8 @@ class SqliteStore:
         self._closed = False
         self._spans: dict[str, int] = {}
         self._added: list[tuple[str, str]] = []  # series ids added by the open transaction
+        # series ids of blocks' points tuples, by the tuple's identity (see _block_sids)
+        self._sid_cache: dict[int, tuple[tuple[str, ...], str, npt.NDArray[np.uint32]]] = {}
         # latest-table points without a series (not written by this code; kept as they are)
         self._latest_orphans: dict[str, dict[str, LatestEntry]] = {}
         self._has_sidx = False
@@ -549,6 +553,7 @@ class SqliteStore:
                         self._names.pop(sid_, None)
                         self._psids.get(key[0], {}).pop(key[1], None)
                 self._added = []
+                self._sid_cache.clear()
                 self._spans = spans_before
                 # series ids of the undone transaction may come back for other series
                 self._sid_dev_table = np.empty(0, dtype=np.int64)
@@ -679,6 +684,12 @@ class SqliteStore:
             if a == z:
                 continue
             d0 = devs[a]
+            block = batches[i].block if batches[i].columnar else None
+            if block is not None and block.device == d0:
+                # a block (one device): series ids cached by its points tuple (the same
+                # object every poll of the same reads)
+                sid[a:z] = self._block_sids(d0, block.points)
+                continue
             if devs[a:z].count(d0) == z - a:
                 # one device (the collector's batches): one look-up per point; its new series
                 # (a device's first write: up to thousands) created with one statement
@@ -770,6 +781,21 @@ class SqliteStore:
             )
             spans.update(span_updates)
         return self._newest(sid, ts, val, qual, status_at)
+
+    def _block_sids(self, device: str, points: tuple[str, ...]) -> npt.NDArray[np.uint32]:
+        """Series ids of a block's points (new series created), cached by the identity of the
+        points tuple (cleared when a transaction is undone: its ids may be given again)."""
+        got = self._sid_cache.get(id(points))
+        if got is not None and got[0] is points and got[1] == device:
+            return got[2]
+        by_point = self._psids.get(device)
+        if by_point is None or not all(map(by_point.__contains__, points)):
+            by_point = self._new_sids(device, list(points))
+        sids = np.fromiter(map(by_point.__getitem__, points), _U32, len(points))
+        if len(self._sid_cache) >= _SID_CACHE_MAX:
+            self._sid_cache.clear()
+        self._sid_cache[id(points)] = (points, device, sids)
+        return sids
 
     def _sid_dev(self) -> npt.NDArray[np.int64]:
         """Device index of every series id (rebuilt when series were added)."""
@@ -1490,6 +1516,10 @@ def series_index(sids: npt.NDArray[np.uint32]) -> bytes:
     s0 = sids[0]
     if bool((sids == s0).all()):
         return np.array([s0, 0, n, n], dtype=_U32).tobytes()
+    if bool((sids[1:] > sids[:-1]).all()):
+        # one sample per series, ascending (a poll of a device): nothing to sort
+        pos = np.arange(n, dtype=_U32)
+        return np.stack((sids, pos, pos + 1, np.ones(n, dtype=_U32)), axis=1).astype(_U32).tobytes()
     order = np.argsort(sids, kind="stable")
     ordered = sids[order]
     starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))

@@ -539,6 +539,7 @@ def _ranks(names: list[str], ordered: list[str]) -> npt.NDArray[np.int64]:
     return np.fromiter(map(pos.__getitem__, names), np.int64, len(names))
 
 
+@functools.lru_cache(maxsize=65536)
 def _str_bytes(text: str) -> bytes:
     """u16 length + UTF-8 of ``text``, as :func:`_put_str` writes it."""
     raw = text.encode("utf-8")

@@ -232,6 +232,26 @@ async def test_a_late_answer_after_a_timeout_is_not_taken_for_the_next_request()
         client.close()
 
 
+async def test_the_reads_own_timeout_forgets_the_transaction() -> None:
+    async def script(tid: int, req: bytes, w: asyncio.StreamWriter) -> None:
+        if tid == 1:
+            await asyncio.sleep(0.2)  # answered after the read's own timer gave up
+        w.write(response(tid, 1, 3, regs(tid)))
+
+    async with scripted(script) as port:
+        client = await connected(port)
+        began = asyncio.get_running_loop().time()
+        with pytest.raises(TimeoutError):
+            await client.read(3, 0, 1, 1, timeout_s=0.05)
+        assert asyncio.get_running_loop().time() - began < 0.15
+        assert (await client.read(3, 0, 1, 1, timeout_s=1.0)).tolist() == [2]
+        assert client.dropped == 1
+        assert not asyncio.get_running_loop()._scheduled or all(  # type: ignore[attr-defined]
+            h.cancelled() for h in asyncio.get_running_loop()._scheduled  # type: ignore[attr-defined]
+        )
+        client.close()
+
+
 async def test_exception_response_from_the_server() -> None:
     async def script(tid: int, req: bytes, w: asyncio.StreamWriter) -> None:
         w.write(exception(tid, req[6], req[7], 2))
