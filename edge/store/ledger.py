@@ -110,6 +110,7 @@ class HandoffStats:
     max_pending_samples: int = 0  # high-water mark of samples waiting or being appended
     cpu_s: float = 0.0  # CPU time of the ledger thread's appends
     compressed_later: int = 0  # stored copies compressed while idle
+    compressed_inline: int = 0  # stored copies compressed as appended (nothing else pending)
 
 
 @dataclass(frozen=True)
@@ -373,7 +374,11 @@ class Ledger:
             for batches, columns, _, _ in parts:
                 group.extend(batches)
                 encoded += self._encode(batches, columns)
-            self._append_batches(group, parts[0][3], encoded)
+            # nothing else waiting: compress the stored copies now (one write each); behind:
+            # store them raw and compress when idle (the hand-off keeps up at the ceiling)
+            with self._cond:
+                inline = not self._pending
+            self._append_batches(group, parts[0][3], encoded, compress_now=inline)
             self.handoff.appended_groups += 1
         except Exception:
             # rolled back: these batches are not logged; the next batch of each source is
@@ -513,10 +518,20 @@ class Ledger:
 
     # --- appending ----------------------------------------------------------------------
 
-    def _append(self, items: Sequence[tuple[Mapping[str, Any], bytes | None]]) -> list[int]:
-        """Append records (and their sample bytes) in one transaction; return their indexes."""
+    def _append(
+        self,
+        items: Sequence[tuple[Mapping[str, Any], bytes | None]],
+        *,
+        compress_now: bool = False,
+    ) -> list[int]:
+        """Append records (and their sample bytes) in one transaction; return their indexes.
+        The stored copies are compressed now without a background thread or with
+        ``compress_now``, else stored raw and compressed when the thread is idle."""
         if self.readonly:
             raise LedgerError("the ledger is open read-only")
+        zip_now = self.compress and (not self._thread or compress_now)
+        if zip_now:  # zlib outside the lock
+            items = [(rec, None if d is None else zlib.compress(d, 1)) for rec, d in items]
         with self._lock:
             frontier = dict(self._frontier)
             size = self._size
@@ -534,6 +549,7 @@ class Ledger:
                     )
                 leaf_rows: list[tuple[Any, ...]] = []
                 data_rows: list[tuple[int, bytes]] = []
+                raw_rows: list[int] = []  # indexes of copies stored raw (compressed later)
                 nodes: list[tuple[int, int, bytes]] = []
                 for rec, data in items:
                     raw = canonical.record_bytes(rec)
@@ -554,8 +570,8 @@ class Ledger:
                         ),
                     )
                     if data is not None:
-                        if self.compress and not self._thread:
-                            data = zlib.compress(data, 1)
+                        if not zip_now:
+                            raw_rows.append(idx)
                         data_rows.append((idx, data))
                     nodes.append((0, idx, h))
                     level, j, acc = 0, idx, h
@@ -578,10 +594,11 @@ class Ledger:
                     self._db.execute("ROLLBACK")
                 raise
             self._frontier, self._size, self._last_seq = frontier, size, last_seq
-            if self._thread is not None and self.compress and data_rows:
+            if self._thread is not None and self.compress and raw_rows:
                 if self._raw_lo == self._raw_hi:
-                    self._raw_lo = data_rows[0][0]
-                self._raw_hi = data_rows[-1][0] + 1
+                    self._raw_lo = raw_rows[0]
+                self._raw_hi = raw_rows[-1] + 1
+            self.handoff.compressed_inline += len(data_rows) - len(raw_rows) if zip_now else 0
             return out
 
     def _compress_some(self, limit: int = 64) -> int:
@@ -683,13 +700,16 @@ class Ledger:
         batches: Sequence[Batch],
         now_ns: int | None = None,
         encoded: Sequence[Encoded] | None = None,
+        *,
+        compress_now: bool = False,
     ) -> list[int]:
         with self._lock:
             if not self.readonly:
                 row = self._db.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves").fetchone()
                 if int(row[0]) != self._size:
                     self._load()
-            return self._append(self._batch_items(batches, now_ns or time.time_ns(), encoded))
+            items = self._batch_items(batches, now_ns or time.time_ns(), encoded)
+            return self._append(items, compress_now=compress_now)
 
     def append_import(
         self, batches: Sequence[Batch], fields: Mapping[str, Any], now_ns: int | None = None
