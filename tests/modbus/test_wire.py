@@ -247,7 +247,8 @@ async def test_the_reads_own_timeout_forgets_the_transaction() -> None:
         assert (await client.read(3, 0, 1, 1, timeout_s=1.0)).tolist() == [2]
         assert client.dropped == 1
         assert not asyncio.get_running_loop()._scheduled or all(  # type: ignore[attr-defined]
-            h.cancelled() for h in asyncio.get_running_loop()._scheduled  # type: ignore[attr-defined]
+            h.cancelled()
+            for h in asyncio.get_running_loop()._scheduled  # type: ignore[attr-defined]
         )
         client.close()
 
