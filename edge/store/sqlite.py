@@ -175,6 +175,7 @@ _RANGES_PER_QUERY = 4000
 LATEST_COST_SHARE = 20.0
 LATEST_MAX_WAIT_S = 5.0
 
+_QUALITY = {int(q): q for q in Quality}
 # a point's latest entry by name (rows of older files): [ts, value or None, quality, status]
 LatestEntry = latest_row.NamedEntry
 
@@ -927,18 +928,27 @@ class SqliteStore:
                 [int(k) for _, r in decoded if r is not None for k in r.sid.tolist()]
             )
         out: list[Sample] = []
+        nan = float("nan")
         for dev, row in decoded:
             if row is None:
                 continue
-            entries: dict[str, LatestEntry] = dict(row.named)
+            status = row.status
+            items: list[tuple[str, int, float, int, str]] = []
             for k, t, v, q in zip(
                 row.sid.tolist(), row.ts.tolist(), row.val.tolist(), row.qual.tolist(), strict=True
             ):
                 name = names.get(k)
                 if name is not None and name[0] == dev:
-                    entries[name[1]] = [t, v, q, row.status.get(k, "")]
-            for point, (t, v, q, st) in sorted(entries.items()):
-                out.append(Sample(dev, point, t, float("nan") if v is None else v, Quality(q), st))
+                    items.append((name[1], t, v, q, status.get(k, "") if status else ""))
+            if row.named:
+                have = {it[0] for it in items}
+                items += [
+                    (p, t, nan if v is None else v, q, st)
+                    for p, (t, v, q, st) in row.named.items()
+                    if p not in have
+                ]
+            items.sort(key=itemgetter(0))
+            out += [Sample(dev, p, t, v, _QUALITY[q], st) for p, t, v, q, st in items]
         return out
 
     def _series_names(self, sids: list[int]) -> dict[int, tuple[str, str]]:
