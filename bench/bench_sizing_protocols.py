@@ -5,7 +5,8 @@ The same shape as ``bench/bench_sizing.py`` (Modbus TCP): the real
 ``synchronous=FULL``, evidence ledger) holds ``--points`` points that all change every
 ``--interval-ms``, fed by a simulator in a child process (or, for MQTT, a broker process and a
 publisher process). After a warm-up it measures, over ``--seconds``: the collector process's
-CPU-seconds (all threads) as % of one core and per stored sample, samples stored per second
+CPU-seconds (all threads) as % of one core and per stored sample (and the event loop's
+thread alone: the connectors' decoding), samples stored per second
 (``writer.acked_samples``), the resident memory (max VmRSS) and the queue's drops.
 
 * ``--protocol opcua``: one asyncua server in a child process with the points as Double
@@ -126,6 +127,7 @@ async def measure(
     await asyncio.sleep(warmup)
     w = col.writer
     s0, t0, c0 = w.acked_samples, time.perf_counter(), time.process_time()
+    l0 = time.thread_time()  # this coroutine runs on the event loop's thread
     o0 = {name: proc_cpu(pid) for name, pid in others.items()}
     n0 = {name: v.value for name, v in counters.items()}
     load0 = os.getloadavg()[0]
@@ -138,6 +140,7 @@ async def measure(
         await asyncio.sleep(0.5)
         rss = max(rss, rss_mb())
     s1, elapsed, cpu = w.acked_samples, time.perf_counter() - t0, time.process_time() - c0
+    loop_cpu = time.thread_time() - l0
     if prof is not None:
         prof.disable()
         prof.dump_stats(PROFILE[0])
@@ -153,6 +156,8 @@ async def measure(
         "samples_s": n / elapsed,
         "cpu_pct": cpu / elapsed * 100,
         "cpu_us_per_sample": cpu / max(n, 1) * 1e6,
+        "loop_pct": loop_cpu / elapsed * 100,
+        "loop_us_per_sample": loop_cpu / max(n, 1) * 1e6,
         "rss_mb": rss,
         "drops": float(drops),
         "store_b": dir_bytes(tmp / "store.db") / max(stored, 1),
@@ -351,7 +356,8 @@ def main() -> None:
             print(
                 f"  {points:,} points run {i + 1}: {r['samples_s']:,.0f} samples/s stored "
                 f"(offered {offered:,.0f}/s), collector CPU {r['cpu_pct']:.1f} % "
-                f"of a core, {r['cpu_us_per_sample']:.2f} us CPU per sample, RSS "
+                f"of a core, {r['cpu_us_per_sample']:.2f} us CPU per sample (event loop "
+                f"thread {r['loop_pct']:.1f} %, {r['loop_us_per_sample']:.2f} us), RSS "
                 f"{r['rss_mb']:.0f} MB (process peak {r['peak_mb']:.0f} MB), drops "
                 f"{r['drops']:.0f}" + extra + f"; load {r['load']:.2f}",
                 flush=True,
@@ -360,7 +366,8 @@ def main() -> None:
         print(
             f"{args.protocol} {points:,} points @ {args.interval_ms} ms: median "
             f"{med['samples_s']:,.0f} samples/s, CPU {med['cpu_pct']:.1f} %, "
-            f"{med['cpu_us_per_sample']:.2f} us/sample, RSS {med['rss_mb']:.0f} MB",
+            f"{med['cpu_us_per_sample']:.2f} us/sample (event loop {med['loop_pct']:.1f} %, "
+            f"{med['loop_us_per_sample']:.2f} us), RSS {med['rss_mb']:.0f} MB",
             flush=True,
         )
 
