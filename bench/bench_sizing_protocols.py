@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_mqtt import POINTS
 from bench_opcua import serve as opcua_serve
 from bench_opcua import site_text as opcua_site_text
-from bench_sizing import dir_bytes, rss_mb
+from bench_sizing import dir_bytes, print_allocations, rss_mb
 from mqtt_loadgen import publish as mqtt_publish
 
 from config.loader import load_site_text
@@ -63,6 +63,7 @@ from edge.runtime import Collector
 
 STATIONS = 100
 PROFILE: list[Path] = []  # --profile: a cProfile of the event loop thread over the window
+TRACE = [0]  # --tracemalloc: how many allocation sites to print at the window's end (0: none)
 
 
 def storage_yaml(tmp: Path) -> str:
@@ -108,12 +109,14 @@ async def measure(
     others: dict[str, int] | None = None,
     counters: dict[str, Any] | None = None,
     settle: int = 0,
+    points: int = 1,
 ) -> dict[str, float]:
     """The collector's figures over the window; ``others``: name -> pid of the processes
     (broker, publisher, server) whose CPU % over the same window is reported as
     ``cpu_<name>``; ``counters``: name -> shared counter whose rate is reported as
     ``<name>_s``; ``settle``: the warm-up starts once this many samples are stored (an OPC
-    UA subscription of 50,000 items takes longer than the warm-up to create)."""
+    UA subscription of 50,000 items takes longer than the warm-up to create); ``points``: the
+    configured points (``--tracemalloc`` prints bytes per point)."""
     others = others or {}
     counters = counters or {}
     col = Collector(site, evidence=True)
@@ -148,6 +151,8 @@ async def measure(
     n1 = {name: v.value for name, v in counters.items()}
     load1 = os.getloadavg()[0]
     drops = col.queue.dropped
+    if TRACE[0]:
+        print_allocations(TRACE[0], points)
     stop.set()
     await task
     stored = w.acked_samples
@@ -199,7 +204,7 @@ def run_opcua(
             site = load_site_text(opcua_site_text(port, points, publish_ms, 1) + storage_yaml(tmp))
             counters = {"made": made, "overruns": overruns}
             pids = {"server": proc.pid}
-            r = asyncio.run(measure(site, tmp, warmup, seconds, pids, counters, 2 * points))
+            r = asyncio.run(measure(site, tmp, warmup, seconds, pids, counters, 2 * points, points))
         r["overruns"] = r["overruns_s"] * seconds  # rounds overrun in the window
         return r
     finally:
@@ -253,7 +258,10 @@ def run_mqtt(
                 assert proc.pid is not None
                 assert broker._proc is not None
                 pids = {"broker": broker._proc.pid, "publisher": proc.pid}
-                return await measure(site, tmp, warmup, seconds, pids, {"sent": sent})
+                points = int(rate * len(POINTS) * interval_ms / 1000)
+                return await measure(
+                    site, tmp, warmup, seconds, pids, {"sent": sent}, points=points
+                )
         finally:
             stop.set()
             await asyncio.to_thread(proc.join, 10)
@@ -304,9 +312,22 @@ def main() -> None:
         "injected into its queues (asyncua's own encoding, about 20-30k changes/s here)",
     )
     ap.add_argument("--profile", type=Path, help="cProfile of the event loop thread (window)")
+    ap.add_argument(
+        "--tracemalloc",
+        type=int,
+        default=0,
+        metavar="N",
+        help="trace Python allocations of the collector's process (slow; started before the "
+        "site is loaded) and print the N largest live sites at the window's end, per point",
+    )
     args = ap.parse_args()
     if args.profile:
         PROFILE.append(args.profile)
+    TRACE[0] = args.tracemalloc
+    if args.tracemalloc:
+        import tracemalloc
+
+        tracemalloc.start()
     print(
         f"bench_sizing_protocols: {args.protocol}, interval {args.interval_ms} ms, store + "
         f"ledger (synchronous=FULL); python {platform.python_version()}, "

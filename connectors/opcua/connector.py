@@ -79,7 +79,8 @@ class OpcUaConnector:
         self.name = f"opcua:{conn.endpoint}"
         self.devices = tuple(d.id for d in devices)
         self.pki_dir = pki_dir
-        self.refs = [PointRef(d.id, p) for d in devices for p in d.points]
+        # lean refs: the point models stay in the devices' columns (PointRef.of)
+        self.refs = [PointRef.of(d.id, d.points, i) for d in devices for i in range(len(d.points))]
         self._publishing = {
             d.id: float(d.opcua.publishing_interval_ms if d.opcua else 500) for d in devices
         }
@@ -131,7 +132,7 @@ class OpcUaConnector:
         for s in samples:
             r = by_key.get((s.device, s.point))
             if r is not None:
-                r.markers.append(s.ts)
+                r.markers = [*r.markers, s.ts]
 
     def _write_down(self, sink: Sink, refs: Iterable[PointRef]) -> None:
         """The pending gateway_down markers of ``refs`` (now outstanding)."""
@@ -139,9 +140,9 @@ class OpcUaConnector:
         for r in refs:
             if r.pending_down is not None:
                 out.append(
-                    Sample(r.device, r.point.id, r.pending_down, NAN, Quality.BAD, GATEWAY_DOWN)
+                    Sample(r.device, r.point_id, r.pending_down, NAN, Quality.BAD, GATEWAY_DOWN)
                 )
-                r.markers.append(r.pending_down)
+                r.markers = [*r.markers, r.pending_down]
                 r.pending_down = None
         if out:
             sink.put_many(out)
@@ -216,22 +217,14 @@ class OpcUaConnector:
         backfilling = self.conn.history_backfill and any(r.last_ts is not None for r in self.refs)
         if backfilling:
             # a follow point's node is the pointer, not the value: no history of it
-            plain = [r for r in self.refs if not r.point.opcua or not r.point.opcua.follow]
+            plain = [r for r in self.refs if not r.follows]
             await mark_historizing(client, plain, self.limits.max_nodes_per_read)
         self._backfilling = backfilling
         # the points the server cannot give back: their gateway_down marker now (before their
         # re-sent value, which then re-establishes them)
         self._write_down(sink, [r for r in self.refs if not self._backfills(r)])
-        subscribed = [
-            r
-            for r in self.refs
-            if r.node_id is not None and r.point.opcua.mode == "subscribe"  # type: ignore[union-attr]
-        ]
-        polled = [
-            r
-            for r in self.refs
-            if r.node_id is not None and r.point.opcua.mode == "poll"  # type: ignore[union-attr]
-        ]
+        subscribed = [r for r in self.refs if r.node_id is not None and not r.polled]
+        polled = [r for r in self.refs if r.node_id is not None and r.polled]
         await self._eu_ranges(client, subscribed)
         await self._subscribe(client, sink, subscribed)
         groups = self._poll_groups(polled)
@@ -246,6 +239,10 @@ class OpcUaConnector:
             self.backfilled += n
             log.info("%s: backfilled %d samples of the outage from history", self.name, n)
             self._after_backfill(sink, restored)
+        # a monitored item's node id is not read again in this session (the next one resolves
+        # it again): not kept per item (~220 bytes each)
+        for r in subscribed:
+            r.node_id = None
         await self._loop(client, sink, groups)
 
     def _after_backfill(self, sink: Sink, restored: set[tuple[str, str]]) -> None:
@@ -265,6 +262,7 @@ class OpcUaConnector:
             if value is not None and r.markers and value.ts <= max(r.markers):
                 resent.append(self._reestablish(r, value))
             r.resent = None
+            r.first = None  # the backfill is over: not read again this session
         if resent:
             sink.put_many(resent)
 
@@ -298,6 +296,7 @@ class OpcUaConnector:
     # ----------------------------------------------------------------- resolution
     async def _resolve(self, client: Client, sink: Sink) -> None:
         by_path: list[PointRef] = []
+        paths: list[str] = []
         now = now_ns()
         for ref in self.refs:
             # resolved again at every session: a restarted server may number its nodes anew
@@ -313,9 +312,9 @@ class OpcUaConnector:
                     self._bad(sink, ref, "BadNodeIdInvalid", now)
             else:
                 by_path.append(ref)
+                paths.append(addr.browse_path or "")
         if not by_path:
             return
-        paths = [r.point.opcua.browse_path or "" for r in by_path]  # type: ignore[union-attr]
         results = await translate(client, paths, self.limits.max_nodes_per_translate)
         for ref, res in zip(by_path, results, strict=True):
             if isinstance(res, ua.NodeId):
@@ -327,9 +326,7 @@ class OpcUaConnector:
         pct = [
             r
             for r in refs
-            if r.point.deadband is not None
-            and r.point.deadband.kind == "percent"
-            and r.eu_range is None
+            if r.eu_range is None and (db := r.point.deadband) is not None and db.kind == "percent"
         ]
         if not pct:
             return
@@ -380,7 +377,8 @@ class OpcUaConnector:
             return s
         backfills = self._backfills(ref)
         if first:
-            ref.first = s
+            if self._backfilling:  # read by the backfill only (history.heal, _after_backfill)
+                ref.first = s
             if ref.markers and not backfills and s.ts <= max(ref.markers):
                 # re-sent on (re)connect with an outage outstanding: it re-establishes the state
                 return self._reestablish(ref, s)
@@ -429,9 +427,9 @@ class OpcUaConnector:
         return groups
 
     async def _poll(self, client: Client, sink: Sink, refs: Sequence[PointRef]) -> None:
-        followed = [r for r in refs if r.point.opcua and r.point.opcua.follow]
+        followed = [r for r in refs if r.follows]
         if followed:
-            refs = [r for r in refs if not (r.point.opcua and r.point.opcua.follow)]
+            refs = [r for r in refs if not r.follows]
             got = await poll_followed(
                 client,
                 followed,
@@ -466,7 +464,7 @@ class OpcUaConnector:
             sink.put_many(out)
 
     def _bad(self, sink: Sink, ref: PointRef, status: str, now: int) -> None:
-        log.warning("%s/%s: %s", ref.device, ref.point.id, status)
+        log.warning("%s/%s: %s", ref.device, ref.point_id, status)
         ref.status = status
-        sink.put(Sample(ref.device, ref.point.id, now, NAN, Quality.BAD, status))
+        sink.put(Sample(ref.device, ref.point_id, now, NAN, Quality.BAD, status))
         sink.error(ref.device, status)

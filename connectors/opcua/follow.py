@@ -89,7 +89,7 @@ async def _read(client: Client, nodes: Sequence[ua.NodeId], limit: int) -> list[
 
 
 def _bad(ref: PointRef, ts: int, status: str) -> Sample:
-    return Sample(ref.device, ref.point.id, ts, NAN, Quality.BAD, status)
+    return Sample(ref.device, ref.point_id, ts, NAN, Quality.BAD, status)
 
 
 async def poll_followed(
@@ -118,7 +118,7 @@ async def poll_followed(
             f.pointer = f.target = f.prev = None
             if ref.point.role in COUNTER_ROLES and f.total is not None:
                 # nothing pointed to (no active job): nothing is being counted
-                out.append((ref, Sample(ref.device, ref.point.id, ts, f.total, Quality.GOOD, "")))
+                out.append((ref, Sample(ref.device, ref.point_id, ts, f.total, Quality.GOOD, "")))
             else:
                 out.append((ref, _bad(ref, ts, NO_TARGET)))
             continue
@@ -147,12 +147,12 @@ async def poll_followed(
         if not counter:
             out.append((ref, ref.sample(dv, now)))
             continue
-        s = sample_of(ref.device, ref.point.id, dv, now)
+        s = sample_of(ref.device, ref.point_id, dv, now)
         if s.quality is Quality.BAD:
             if s.status == "BadNodeIdUnknown":  # the object is gone: look it up again
                 f.target = f.prev = None
             out.append((ref, s))
             continue
         total = count_step(f, s.value, ref.scale)
-        out.append((ref, Sample(ref.device, ref.point.id, s.ts, total, s.quality, s.status)))
+        out.append((ref, Sample(ref.device, ref.point_id, s.ts, total, s.quality, s.status)))
     return out

@@ -78,7 +78,7 @@ def heal(ref: PointRef, values: Sequence[Sample], end: int) -> list[Sample]:
         if value is None:
             keep.append(m)
             continue
-        out.append(Sample(ref.device, ref.point.id, m, value))
+        out.append(Sample(ref.device, ref.point_id, m, value))
     ref.markers = keep
     return out
 
@@ -180,7 +180,7 @@ async def _read_window(
                 ref = group[i]
                 if not res.StatusCode.is_good():
                     log.info(
-                        "%s/%s: no history (%s)", ref.device, ref.point.id, res.StatusCode.name
+                        "%s/%s: no history (%s)", ref.device, ref.point_id, res.StatusCode.name
                     )
                     got[i] = None
                     continue

@@ -13,7 +13,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -31,39 +30,98 @@ from connectors.opcua.session import chunks
 log = logging.getLogger("shopfloor.opcua")
 
 
-@dataclass(slots=True)
 class PointRef:
-    """One configured point and where it lives on the server."""
+    """One configured point and where it lives on the server.
 
-    device: str
-    point: Point
-    node_id: ua.NodeId | None = None
-    status: str = ""  # why the node could not be resolved
-    eu_range: float | None = None
-    first_ts: int | None = None  # first sample seen in the current session
-    last_ts: int | None = None  # newest sample seen or stored (kept across sessions)
-    last_value: float | None = None  # the good value in force at last_ts
-    since: int | None = None  # last_ts when the current session began (the backfill's start)
-    since_value: float | None = None  # last_value when the current session began
-    historizing: bool = False
-    # outage markers written for this point and not yet superseded by a good sample (ts)
-    markers: list[int] = field(default_factory=list)
-    pending_down: int | None = None  # the gateway_down marker to write unless restored
-    first: Sample | None = None  # first good sample of the current session
-    resent: Sample | None = None  # a stale re-sent value held back for the backfill
-    handle: int = 0
-    scale: float = field(init=False, default=1.0)
-    offset: float = field(init=False, default=0.0)
-    select: Selector | None = field(init=False, default=None)  # a field / element of the value
+    Lean per point (issue 16 item 4, 100,000 monitored items): the point's model is not held
+    when the ref is made from the device's points (:meth:`of`): ``point`` reads it again from
+    the device's :class:`config.models.PointTable` (columns; the same object while it is
+    referenced elsewhere), and the fields read per sample or per session (id, scale, offset,
+    text dictionary, selection, mode, follow) are kept here. A ref made from a ``Point``
+    (``PointRef(device, point)``) holds it.
+    """
 
-    def __post_init__(self) -> None:
-        self.scale = self.point.scale
-        self.offset = self.point.offset
-        self.select = Selector.of(self.point.opcua)
+    __slots__ = (
+        "_index",
+        "_source",
+        "device",
+        "enum",
+        "eu_range",
+        "first",
+        "first_ts",
+        "follows",
+        "handle",
+        "historizing",
+        "last_ts",
+        "last_value",
+        "markers",
+        "node_id",
+        "offset",
+        "pending_down",
+        "point_id",
+        "polled",
+        "resent",
+        "scale",
+        "select",
+        "since",
+        "since_value",
+        "status",
+    )
+
+    def __init__(
+        self,
+        device: str,
+        point: Point,
+        node_id: ua.NodeId | None = None,
+        *,
+        points: Sequence[Point] | None = None,
+        index: int = 0,
+    ) -> None:
+        self.device = device
+        # the model itself, or the device's points it is read again from (``points[index]``)
+        self._source: Point | Sequence[Point] = point if points is None else points
+        self._index = index
+        # resolved at each session; a subscribed point drops it once its item exists
+        self.node_id = node_id
+        self.status = ""  # why the node could not be resolved
+        self.eu_range: float | None = None
+        self.first_ts: int | None = None  # first sample seen in the current session
+        self.last_ts: int | None = None  # newest sample seen or stored (kept across sessions)
+        self.last_value: float | None = None  # the good value in force at last_ts
+        self.since: int | None = None  # last_ts when the current session began (backfill start)
+        self.since_value: float | None = None  # last_value when the current session began
+        self.historizing = False
+        # outage markers written for this point and not yet superseded by a good sample (ts);
+        # a shared empty tuple until there is one (replaced, never appended to in place)
+        self.markers: Sequence[int] = ()
+        self.pending_down: int | None = None  # the gateway_down marker to write unless restored
+        self.first: Sample | None = None  # first good sample of the session (while backfilling)
+        self.resent: Sample | None = None  # a stale re-sent value held back for the backfill
+        self.handle = 0
+        self.point_id = point.id
+        self.scale = point.scale
+        self.offset = point.offset
+        self.enum = point.enum  # the text dictionary (equal ones are one object in the columns)
+        addr = point.opcua
+        self.select = Selector.of(addr)  # a field / element of the value
+        self.polled = addr is not None and addr.mode == "poll"
+        self.follows = addr is not None and addr.follow is not None
+
+    @classmethod
+    def of(cls, device: str, points: Sequence[Point], index: int) -> PointRef:
+        """The ref of ``points[index]`` that reads the model from ``points`` when needed."""
+        return cls(device, points[index], points=points, index=index)
+
+    @property
+    def point(self) -> Point:
+        source = self._source
+        if isinstance(source, Point):
+            return source
+        return source[self._index]
 
     @property
     def key(self) -> tuple[str, str]:
-        return (self.device, self.point.id)
+        return (self.device, self.point_id)
 
     def sample(self, dv: ua.DataValue, now: int) -> Sample:
         """The sample of a DataValue read for this point (:func:`sample_of` with the point's
@@ -71,14 +129,20 @@ class PointRef:
         timestamps."""
         return sample_of(
             self.device,
-            self.point.id,
+            self.point_id,
             dv,
             now,
             self.scale,
             self.offset,
-            enum=self.point.enum,
+            enum=self.enum,
             select=self.select,
         )
+
+
+#: the most monitored items created per CreateMonitoredItems call (a server's
+#: MaxMonitoredItemsPerCall lower than it is kept): bounds the transient request and result
+#: objects of a large subscription (one call for 100,000 items held ~1 KB per item at once)
+ITEMS_PER_CALL = 2000
 
 
 class _NoHandler:
@@ -131,8 +195,12 @@ class SampleSubscription(Subscription):  # type: ignore[misc]
     async def add_points(
         self, refs: Sequence[PointRef], publishing_ms: float, limit: int
     ) -> list[tuple[PointRef, ua.StatusCode]]:
-        """Create monitored items (batched to MaxMonitoredItemsPerCall); returns failures."""
+        """Create monitored items (batched to MaxMonitoredItemsPerCall, and to at most
+        :data:`ITEMS_PER_CALL` a call: a server without a limit does not get 100,000 items'
+        requests in one message, whose objects, bytes and results would all be alive at once);
+        returns failures."""
         failures: list[tuple[PointRef, ua.StatusCode]] = []
+        limit = min(limit, ITEMS_PER_CALL) if limit > 0 else ITEMS_PER_CALL
         for part in chunks(refs, limit):
             requests = [self._request(ref, publishing_ms) for ref in part]
             params = ua.CreateMonitoredItemsParameters()
@@ -151,7 +219,8 @@ class SampleSubscription(Subscription):  # type: ignore[misc]
         return failures
 
     def _request(self, ref: PointRef, publishing_ms: float) -> ua.MonitoredItemCreateRequest:
-        addr = ref.point.opcua
+        point = ref.point  # read once (rebuilt from the device's columns)
+        addr = point.opcua
         assert addr is not None
         assert ref.node_id is not None
         self._client_handle += 1
@@ -163,13 +232,13 @@ class SampleSubscription(Subscription):  # type: ignore[misc]
         mp.ClientHandle = ref.handle
         if addr.sampling_ms is not None:
             mp.SamplingInterval = addr.sampling_ms
-        elif ref.point.interval_ms is not None:
-            mp.SamplingInterval = float(ref.point.interval_ms)
+        elif point.interval_ms is not None:
+            mp.SamplingInterval = float(point.interval_ms)
         else:
             mp.SamplingInterval = float(publishing_ms)
         mp.QueueSize = addr.queue_size
         mp.DiscardOldest = True
-        flt = deadband_filter(ref)
+        flt = deadband_filter(ref, point)
         if flt is not None:
             mp.Filter = flt
         req = ua.MonitoredItemCreateRequest()
@@ -212,7 +281,7 @@ def notification_samples(
             and moment is not None
             and type(raw := variant.Value) in _PLAIN
             and raw == raw  # NaN: the general path
-            and ref.point.enum is None  # a text point: the general path (numbers refused)
+            and ref.enum is None  # a text point: the general path (numbers refused)
             and ref.select is None  # a part of a structure or array: the general path
         ):
             try:
@@ -223,7 +292,7 @@ def notification_samples(
                 value = float(raw)
                 if ref.scale != 1.0 or ref.offset != 0.0:
                     value = value * ref.scale + ref.offset
-                kept = keep(ref, Sample(ref.device, ref.point.id, ts, value, good, ""))
+                kept = keep(ref, Sample(ref.device, ref.point_id, ts, value, good, ""))
                 if kept is not None:
                     append(kept)
                 continue
@@ -247,7 +316,7 @@ class _Table:
         self.position = np.full(top + 1, -1, dtype=np.int64)
         self.position[np.asarray(handles, dtype=np.int64)] = np.arange(len(handles))
         self.points = np.empty(len(handles), dtype=object)
-        self.points[:] = [r.point.id for r in self.refs]
+        self.points[:] = [r.point_id for r in self.refs]
         devices = sorted({r.device for r in self.refs})
         self.devices = devices
         index = {d: i for i, d in enumerate(devices)}
@@ -256,7 +325,7 @@ class _Table:
         self.offset = np.asarray([r.offset for r in self.refs], dtype=np.float64)
         self.scaled = (self.scale != 1.0) | (self.offset != 0.0)
         self.any_scaled = bool(self.scaled.any())
-        self.text = np.asarray([r.point.enum is not None for r in self.refs], dtype=bool)
+        self.text = np.asarray([r.enum is not None for r in self.refs], dtype=bool)
         self.any_text = bool(self.text.any())
         # points that select a part of the value (a structure field, an array element)
         self.selects = np.asarray([r.select is not None for r in self.refs], dtype=bool)
@@ -375,7 +444,7 @@ def columnar_blocks(
                 ref,
                 Sample(
                     ref.device,
-                    ref.point.id,
+                    ref.point_id,
                     ts_list[i],
                     value_list[i],
                     Quality(quality_list[i]),
@@ -443,14 +512,14 @@ def _per_device(
     return out
 
 
-def deadband_filter(ref: PointRef) -> ua.DataChangeFilter | None:
+def deadband_filter(ref: PointRef, point: Point | None = None) -> ua.DataChangeFilter | None:
     """The server-side DataChangeFilter of a point's deadband.
 
     A percent deadband needs the node's EURange: used as Percent when the server has one;
     otherwise it falls back to an absolute deadband of ``value% x deadband.range`` (from the
     site file), or to none, with a clear log line in both cases.
     """
-    db = ref.point.deadband
+    db = (point or ref.point).deadband
     if db is None or db.value == 0:
         return None
     flt = ua.DataChangeFilter()
@@ -469,7 +538,7 @@ def deadband_filter(ref: PointRef) -> ua.DataChangeFilter | None:
             "%s/%s: the server gives no EURange for a percent deadband; using an absolute "
             "deadband of %g (%g%% of the configured range %g)",
             ref.device,
-            ref.point.id,
+            ref.point_id,
             absolute,
             db.value,
             db.range,
@@ -481,7 +550,7 @@ def deadband_filter(ref: PointRef) -> ua.DataChangeFilter | None:
         "%s/%s: the server gives no EURange and the site file no deadband.range: percent "
         "deadband not applied (every change is delivered)",
         ref.device,
-        ref.point.id,
+        ref.point_id,
     )
     return None
 

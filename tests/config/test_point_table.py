@@ -98,3 +98,47 @@ def test_point_by_id() -> None:
         dev.point("nope")
     one = Device.model_validate(_device(1))  # a short table keeps its models as they are
     assert one.point("r0") == one.points[0]
+
+
+def test_the_parsed_strings_are_not_kept() -> None:
+    """Point ids and OPC UA node ids vary on every point: the table keeps them as one text
+    each (config.columns.Texts), not the string objects of the parse (scattered among the
+    parse's transient objects, they kept its memory pages resident), and reads them back
+    equal."""
+    import gc
+
+    from config.loader import load_site_text
+
+    n = 3000
+    lines = [
+        "version: 1",
+        "site: {id: s, name: s}",
+        "devices:",
+        "  - id: m",
+        "    name: m",
+        "    opcua: {endpoint: 'opc.tcp://127.0.0.1:4840/x'}",
+        "    points:",
+        *(
+            f"      - {{id: v{i}, datatype: float64, opcua: {{node_id: 'ns=2;s=B.v{i}'}}}}"
+            for i in range(n)
+        ),
+    ]
+    site = load_site_text("\n".join(lines) + "\n")
+    points = site.devices[0].points
+    assert isinstance(points, PointTable)
+    gc.collect()
+    seen: set[int] = set()
+    strings = 0
+    todo: list[object] = [points._columns]
+    while todo:  # every object the columns hold (not the classes and their definitions)
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, type) or callable(obj):
+            continue
+        seen.add(id(obj))
+        strings += type(obj) is str
+        todo.extend(gc.get_referents(obj))
+    assert strings < 100, strings  # 2 a point (6,000) as lists of strings
+    assert [p.id for p in points] == [f"v{i}" for i in range(n)]
+    assert points[1234].opcua is not None
+    assert points[1234].opcua.node_id == "ns=2;s=B.v1234"
+    assert points.position("v2999") == 2999

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from asyncua.server.internal_session import InternalSession
 
 from connectors.base import ConnectorError, Quality
 from connectors.opcua import OpcUaConnector, build
-from tests.opcua.helpers import PlainServer, RecordingSink, device, running, site_of
+from tests.opcua.helpers import PlainServer, RecordingSink, device, dv, running, site_of
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -335,3 +335,101 @@ async def test_steady_changes_arrive_as_blocks_of_the_columnar_decoder(server: P
     assert block.points == ("temp",)
     assert block.ts.tolist() == [int(source.timestamp()) * 1_000_000_000 + 250_000_000]
     assert block.quality.tolist() == [0]
+
+
+async def test_monitored_items_are_created_in_bounded_calls_without_a_server_limit(
+    server: PlainServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server without MaxMonitoredItemsPerCall (0) does not get every item in one call: at
+    most ITEMS_PER_CALL a call (here 2), and every point still arrives."""
+    from connectors.opcua import subscription
+
+    sizes: list[int] = []
+    orig_create = InternalSession.create_monitored_items
+
+    async def create(self: InternalSession, params: ua.CreateMonitoredItemsParameters) -> Any:
+        sizes.append(len(params.ItemsToCreate))
+        return await orig_create(self, params)
+
+    monkeypatch.setattr(InternalSession, "create_monitored_items", create)
+    monkeypatch.setattr(subscription, "ITEMS_PER_CALL", 2)
+    await server.set_limits(per_read=10000, per_call=0)
+    try:
+        points = [
+            {"id": name.lower(), "opcua": {"browse_path": f"{PLANT}/2:{name}"}}
+            for name in ("Temp", "Flag", "Count", "Level", "Pressure")
+        ]
+        sink = RecordingSink()
+        connector = _connector(server, points)
+        async with running(connector, sink):
+            await sink.wait(lambda: len({s.point for s in sink.samples}) == 5, what="all five")
+        assert connector.limits.max_monitored_items_per_call == 0
+        assert sizes == [2, 2, 1]
+    finally:
+        await server.set_limits(per_read=10000, per_call=10000)
+
+
+async def test_the_point_models_are_not_held_and_a_new_session_subscribes_again(
+    server: PlainServer,
+) -> None:
+    """The connector keeps no point model per point (they stay in the device's columns and
+    are read again when needed), and what it drops after a session is not needed by the next
+    one: run again (as the supervisor does after a lost link), it resolves, subscribes (by
+    node id, by browse path, a percent deadband on the EURange) and polls again, and
+    the values that change meanwhile arrive."""
+    import gc
+    import weakref
+
+    points = [
+        {"id": "temp", "opcua": {"node_id": "ns=2;s=Plant.Temp"}, "datatype": "float64"},
+        {"id": "count", "opcua": {"browse_path": f"{PLANT}/2:Count"}, "datatype": "uint32"},
+        {
+            "id": "level",
+            "opcua": {"browse_path": f"{PLANT}/2:Level"},
+            "deadband": {"kind": "percent", "value": 5},
+        },
+        {"id": "x0", "opcua": {"node_id": "ns=2;s=Plant.X0", "mode": "poll"}, "interval_ms": 50},
+    ]
+    connector = _connector(server, points)
+
+    def held() -> list[str]:
+        """The points whose model is alive beyond a read of it."""
+        refs = [weakref.ref(r.point) for r in connector.refs]
+        gc.collect()
+        return [r.key[1] for r, w in zip(connector.refs, refs, strict=True) if w() is not None]
+
+    def seen(sink: RecordingSink, point: str, value: float) -> Callable[[], bool]:
+        return lambda: any(s.value == value for s in sink.of("m1", point))
+
+    async def session(temp: float, count: int, level: float) -> RecordingSink:
+        before = set(_subscriptions(server))
+        sink = RecordingSink()
+        async with running(connector, sink):
+            await server.write("Level", level)  # before or after the item's creation
+            await sink.wait(seen(sink, "level", level))
+            await server.write("Temp", temp)
+            await server.write("Count", count)
+            x0 = dv(float(count), ua.VariantType.Double)
+            await server.server.write_attribute_value(server.extra[0], x0)
+            for point, value in (("temp", temp), ("count", count), ("x0", count)):
+                await sink.wait(seen(sink, point, value), what=point)
+            assert held() == []
+            filters = [
+                (int(m.filter.DeadbandType), m.filter.DeadbandValue)
+                for k, sub in _subscriptions(server).items()
+                if k not in before
+                for m in sub.monitored_item_srv._monitored_items.values()
+                if hasattr(m.filter, "DeadbandType")
+            ]
+        assert filters == [(int(ua.DeadbandType.Percent), 5.0)]  # the EURange read again
+        return sink
+
+    assert held() == []
+    await server.write("Level", 100.0)
+    for round_, (temp, count, level) in enumerate([(31.5, 7, 120.0), (32.5, 8, 150.0)]):
+        sink = await session(temp, count, level)
+        assert connector.sessions == round_ + 1
+        assert all(s.quality is Quality.GOOD for s in sink.samples)
+        # kept only while backfilling (the second session backfills: nothing historized)
+        assert all(r.first is None for r in connector.refs)
+        assert sink.errors == []
