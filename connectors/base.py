@@ -115,9 +115,11 @@ class SampleBlock:
         )
 
     @classmethod
-    def concat(cls, blocks: Sequence[SampleBlock]) -> SampleBlock:
+    def concat(
+        cls, blocks: Sequence[SampleBlock], joined: JoinedPoints | None = None
+    ) -> SampleBlock:
         """The rows of ``blocks`` (all of one device) one after the other (``blocks[0]`` itself
-        when there is one)."""
+        when there is one); ``joined`` gives the same points tuple for the same parts."""
         if len(blocks) == 1:
             return blocks[0]
         statuses: tuple[str, ...] | None = None
@@ -129,7 +131,9 @@ class SampleBlock:
             )
         return cls(
             blocks[0].device,
-            _joined_points([b.points for b in blocks]),
+            joined([b.points for b in blocks])
+            if joined is not None
+            else tuple(itertools.chain.from_iterable(b.points for b in blocks)),
             np.concatenate([b.ts for b in blocks]),
             np.concatenate([b.values for b in blocks]),
             np.concatenate([b.quality for b in blocks]),
@@ -202,20 +206,28 @@ class Connector(Protocol):
         ...
 
 
-# concatenated points tuples by the identities of their parts: a device's reads hand the same
-# tuples every poll, so their concatenation is the same object too (consumers that cache by a
-# points tuple's identity, the store's series ids and the deduplicator's positions, then hit)
-_JOINED: dict[tuple[int, ...], tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]] = {}
-_JOINED_MAX = 4096
+class JoinedPoints:
+    """Concatenations of points tuples, kept by the identities of their parts: a device's
+    reads hand the same tuples every poll, so their concatenation is the same object too, and
+    consumers that cache by a points tuple's identity (the store's series ids, the
+    deduplicator's positions) hit. Owned by its user (the writer), so that it goes with it;
+    holds at most ``max_rows`` names (then starts again)."""
 
+    def __init__(self, max_rows: int = 1_000_000) -> None:
+        self.max_rows = max_rows
+        self._rows = 0
+        self._cache: dict[tuple[int, ...], tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]]
+        self._cache = {}
 
-def _joined_points(parts: list[tuple[str, ...]]) -> tuple[str, ...]:
-    key = tuple(map(id, parts))
-    got = _JOINED.get(key)
-    if got is not None and all(map(operator.is_, got[0], parts)):
-        return got[1]
-    joined = tuple(itertools.chain.from_iterable(parts))
-    if len(_JOINED) >= _JOINED_MAX:
-        _JOINED.clear()
-    _JOINED[key] = (tuple(parts), joined)
-    return joined
+    def __call__(self, parts: Sequence[tuple[str, ...]]) -> tuple[str, ...]:
+        key = tuple(map(id, parts))
+        got = self._cache.get(key)
+        if got is not None and all(map(operator.is_, got[0], parts)):
+            return got[1]
+        joined = tuple(itertools.chain.from_iterable(parts))
+        if self._rows + len(joined) > self.max_rows:
+            self._cache.clear()
+            self._rows = 0
+        self._cache[key] = (tuple(parts), joined)
+        self._rows += len(joined)
+        return joined

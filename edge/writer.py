@@ -46,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar, cast
 
 from config.markers import HEARTBEAT_DEVICE
-from connectors.base import Sample, SampleBlock
+from connectors.base import JoinedPoints, Sample, SampleBlock
 from edge.dedupe import Deduplicator
 from edge.health import HealthTracker
 from edge.queue import SampleQueue
@@ -133,6 +133,9 @@ class Writer:
         self.recorder = recorder or Recorder({})
         self.health = health
         self.observers = list(observers)
+        # a device's reads joined into one points tuple, the same object every poll (the store
+        # and the deduplicator cache by its identity)
+        self._joined = JoinedPoints()
         self.batch_max_samples = batch_max_samples
         self.flush_s = flush_interval_ms / 1000.0
         self.retry_initial_s = retry_initial_s
@@ -166,6 +169,7 @@ class Writer:
         """Each group without the samples already stored (imports are not checked), as the
         content of a batch (columns when the group is blocks); empty groups left out."""
         dedupe = self.dedupe
+        joined = self._joined
         out: list[tuple[str, Batch]] = []
         for source, content in groups:
             if not content:
@@ -177,7 +181,7 @@ class Writer:
                     assert dedupe is not None
                     blocks = [k for b in blocks if (k := dedupe.filter_block(b)) is not None]
                 if blocks:
-                    out.append((source, Batch(source, 0, block=SampleBlock.concat(blocks))))
+                    out.append((source, Batch(source, 0, block=SampleBlock.concat(blocks, joined))))
             else:
                 samples = cast(Sequence[Sample], content)
                 if check:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from connectors.base import SampleBlock
+from connectors.base import JoinedPoints, SampleBlock
 from edge.store.base import Batch
 from edge.store.sqlite import BatchConflict, SqliteStore, series_index
 
@@ -58,17 +58,30 @@ def test_cached_ids_are_dropped_when_a_transaction_is_undone(tmp_path: Path) -> 
 
 def test_concatenated_reads_share_one_points_tuple() -> None:
     r1, r2 = ("a", "b"), ("c",)
-    one = SampleBlock.concat([_block("m", r1, 1, 0.0), _block("m", r2, 1, 0.0)])
-    two = SampleBlock.concat([_block("m", r1, 2, 0.0), _block("m", r2, 2, 0.0)])
+    joined = JoinedPoints()
+    one = SampleBlock.concat([_block("m", r1, 1, 0.0), _block("m", r2, 1, 0.0)], joined)
+    two = SampleBlock.concat([_block("m", r1, 2, 0.0), _block("m", r2, 2, 0.0)], joined)
     assert one.points == ("a", "b", "c")
     assert two.points is one.points
-    other = SampleBlock.concat([_block("m", ("a", "b"), 3, 0.0), _block("m", r2, 3, 0.0)])
+    other = SampleBlock.concat([_block("m", tuple("ab"), 3, 0.0), _block("m", r2, 3, 0.0)], joined)
     assert other.points == one.points  # equal parts that are other objects: a new tuple
-    assert SampleBlock.concat([_block("m", r2, 4, 0.0), _block("m", r1, 4, 0.0)]).points == (
-        "c",
-        "a",
-        "b",
-    )
+    assert other.points is not one.points
+    back = SampleBlock.concat([_block("m", r2, 4, 0.0), _block("m", r1, 4, 0.0)], joined)
+    assert back.points == ("c", "a", "b")
+    plain = SampleBlock.concat([_block("m", r1, 5, 0.0), _block("m", r2, 5, 0.0)])
+    assert plain.points == one.points  # without a cache: equal, a new tuple
+    assert plain.points is not one.points
+
+
+def test_the_joined_cache_holds_a_bounded_number_of_names() -> None:
+    joined = JoinedPoints(max_rows=10)
+    parts = [(f"p{i}", f"q{i}") for i in range(20)]
+    first = joined([parts[0], parts[1]])
+    assert joined([parts[0], parts[1]]) is first
+    for i in range(2, 20, 2):  # 4 names each: the cache starts again when over 10
+        joined([parts[i], parts[i + 1]])
+    assert joined._rows <= 10
+    assert joined([parts[0], parts[1]]) is not first  # forgotten, joined again
 
 
 def _series_index_sorted(sids: np.ndarray) -> bytes:
