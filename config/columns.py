@@ -113,8 +113,9 @@ class Texts(Sequence[str]):
     One allocation instead of a ``str`` object a row; above all, the strings a site file's
     parser made are not kept: they lie scattered among the parse's and the validation's
     transient objects, and a few kept on each of the allocator's pages kept the pages (100,000
-    OPC UA points: ~90 MB of resident memory left after loading the site). A row read is a
-    new ``str`` equal to the validated one."""
+    OPC UA points: ~90 MB of resident memory left after loading the site). A row read is the
+    interned ``str`` equal to the validated one (a point id repeated on every device is one
+    object in the store's, the deduplicator's and the plans' maps)."""
 
     __slots__ = ("_ends", "_text")
 
@@ -143,7 +144,8 @@ class Texts(Sequence[str]):
         end = ends[index]  # IndexError out of range; negative indexes as a list's
         if index < 0:
             index += len(ends)
-        return self._text[ends[index - 1] if index else 0 : end]
+        # interned: the equal ids of many devices ('r0' on each) are one object wherever kept
+        return sys.intern(self._text[ends[index - 1] if index else 0 : end])
 
 
 class ModelColumns(Generic[M]):
