@@ -55,6 +55,7 @@ from edge.runtime import Collector
 
 PER_UNIT = 1000
 TRACE = [0]  # --tracemalloc: how many allocation sites to print (0: not traced)
+THREADS = [False]  # --threads: print each thread's CPU over the window
 BASE_MB = [0.0]  # the process's resident memory before any site (interpreter, libraries)
 
 
@@ -162,6 +163,25 @@ def worker_pids(col: Collector) -> list[int]:
     return [c.pid for c in conns if isinstance(c, WorkerConnector) and c.pid is not None]
 
 
+def thread_cpu_s() -> dict[str, float]:
+    """CPU-seconds (user + system) of each thread of this process by its Python name (from
+    /proc/self/task; threads of one name, the store's pool, summed; unnamed ones as 'other')."""
+    import threading
+
+    tick = os.sysconf("SC_CLK_TCK")
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, float] = {}
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        name = names.get(int(task), "other").rstrip("_0123456789")
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def proc_cpu_s(pids: list[int]) -> float:
     """CPU-seconds (user + system) of the processes ``pids`` (from /proc; 0 for one gone)."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -218,6 +238,7 @@ async def one_run(
         pids = worker_pids(col)
         s0, t0, c0 = w.acked_samples, time.perf_counter(), time.process_time()
         sys0 = os.times().system
+        th0 = thread_cpu_s()
         d0 = col.queue.dropped  # drops of the start-up (first writes create every series)
         wc0 = proc_cpu_s(pids)
         rss = rss_mb() + proc_rss_mb(pids)
@@ -227,6 +248,11 @@ async def one_run(
             rss = max(rss, rss_mb() + proc_rss_mb(pids))
         s1, elapsed, cpu = w.acked_samples, time.perf_counter() - t0, time.process_time() - c0
         sys_s = os.times().system - sys0  # the kernel's share (sockets, fsync) of this process
+        th1 = thread_cpu_s()
+        threads_pct = {k: (v - th0.get(k, 0.0)) / elapsed * 100 for k, v in th1.items()}
+        if THREADS[0]:
+            busy = sorted(threads_pct.items(), key=lambda kv: -kv[1])
+            print("  threads: " + ", ".join(f"{k} {v:.1f} %" for k, v in busy if v >= 0.05))
         cpu += proc_cpu_s(pids) - wc0
         if TRACE[0]:
             print_allocations(TRACE[0], points)
@@ -306,6 +332,11 @@ def main() -> None:
     ap.add_argument("--units-per-port", type=int, default=10)
     ap.add_argument("--profile", type=Path, help="write a cProfile of the (last) run here")
     ap.add_argument(
+        "--threads",
+        action="store_true",
+        help="print each thread's CPU (% of a core) over the window (event loop, store, ledger)",
+    )
+    ap.add_argument(
         "--tracemalloc",
         type=int,
         default=0,
@@ -318,6 +349,7 @@ def main() -> None:
 
     BASE_MB[0] = rss_mb()
     TRACE[0] = args.tracemalloc
+    THREADS[0] = args.threads
     if args.tracemalloc:
         import tracemalloc
 
